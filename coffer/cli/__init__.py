@@ -1,0 +1,25 @@
+"""The `coffer` command: serve, admin (works on the store), keys (talks HTTP)."""
+
+from __future__ import annotations
+
+import click
+
+from coffer import __version__
+from coffer.cli.admin import admin
+from coffer.cli.keys import keys
+from coffer.cli.serve import serve
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="coffer")
+def cli() -> None:
+    """Coffer: an S3-compatible object store with CoreWeave-style access control."""
+
+
+cli.add_command(serve)
+cli.add_command(admin)
+cli.add_command(keys)
+
+
+def main() -> None:
+    cli(prog_name="coffer")

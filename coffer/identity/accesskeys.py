@@ -1,0 +1,423 @@
+"""Access keys: minting, inventory, suspension, revocation, and the hot-path lookup.
+
+The S3 face resolves every request's access key through `credentials()`, which serves
+from memory and is flushed whenever the change counter moves (see store.changes), so
+a revoke or suspend is refused by the very next request.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from coffer.errors import InvalidArgument, NotFound
+from coffer.identity import ids
+from coffer.identity.models import (
+    AccessKey,
+    KeyCredentials,
+    KeySource,
+    KeyStatus,
+    MintedKey,
+    as_utc,
+    utcnow,
+)
+from coffer.identity.secretbox import SecretBox
+from coffer.store.changes import ChangeWatcher
+from coffer.store.db import Database
+from coffer.store.schema import access_keys, principal_suspensions
+
+UINT32_MAX = 2**32 - 1
+MAX_ATTRIBUTES = 15
+_ATTR_KEY = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_ATTR_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+_RESERVED_ATTR_PREFIXES = ("cw-", "role", "groups")
+
+# Both spellings CoreWeave's docs have used, mapped to one meaning.
+_STATUS_ALIASES = {
+    "ACTIVE": KeyStatus.ACTIVE,
+    "ACCESS_KEY_STATUS_ACTIVE": KeyStatus.ACTIVE,
+    "SUSPENDED": KeyStatus.FULL_SUSPENDED,
+    "FULL_SUSPENDED": KeyStatus.FULL_SUSPENDED,
+    "ACCESS_KEY_STATUS_SUSPENDED": KeyStatus.FULL_SUSPENDED,
+    "ACCESS_KEY_STATUS_FULL_SUSPENDED": KeyStatus.FULL_SUSPENDED,
+    "EXPIRED": KeyStatus.EXPIRED,
+    "ACCESS_KEY_STATUS_EXPIRED": KeyStatus.EXPIRED,
+    "REVOKED": KeyStatus.REVOKED,
+    "ACCESS_KEY_STATUS_REVOKED": KeyStatus.REVOKED,
+}
+_SETTABLE = {KeyStatus.ACTIVE, KeyStatus.FULL_SUSPENDED}
+
+
+def parse_status(value: object, *, settable: bool = False) -> KeyStatus:
+    status = _STATUS_ALIASES.get(value) if isinstance(value, str) else None
+    if status is None or (settable and status not in _SETTABLE):
+        allowed = (
+            "ACCESS_KEY_STATUS_ACTIVE, ACCESS_KEY_STATUS_SUSPENDED (or ACTIVE, SUSPENDED)"
+            if settable
+            else "ACTIVE, SUSPENDED, EXPIRED, REVOKED (or their ACCESS_KEY_STATUS_ forms)"
+        )
+        raise InvalidArgument.field("status", f"must be one of {allowed}; got {value!r}")
+    return status
+
+
+def parse_duration(value: object, *, field: str = "durationSeconds") -> int:
+    """A proto3 uint32: a JSON integer or a decimal string; presence is checked by the caller."""
+    if isinstance(value, bool) or value is None:
+        raise InvalidArgument.field(field, "must be an integer number of seconds")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise InvalidArgument.field(field, "must be a whole number of seconds")
+        value = int(value)
+    if isinstance(value, str):
+        if not re.fullmatch(r"-?[0-9]+", value.strip()):
+            raise InvalidArgument.field(field, "must be an integer number of seconds")
+        value = int(value)
+    if not isinstance(value, int):
+        raise InvalidArgument.field(field, "must be an integer number of seconds")
+    if value < 0:
+        raise InvalidArgument.field(field, "must be >= 0 (0 makes a permanent key)")
+    if value > UINT32_MAX:
+        raise InvalidArgument.field(field, "must fit in an unsigned 32-bit integer")
+    return value
+
+
+def validate_attributes(value: object) -> dict[str, str]:
+    """CoreWeave's rules: at most 15, DNS-label keys not reserved, label-like values."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidArgument.field("attributes", "must be an object mapping strings to strings")
+    if len(value) > MAX_ATTRIBUTES:
+        raise InvalidArgument.field("attributes", f"at most {MAX_ATTRIBUTES} entries are allowed")
+    out: dict[str, str] = {}
+    for key, val in value.items():
+        if not isinstance(key, str) or not (1 <= len(key) <= 63) or not _ATTR_KEY.match(key):
+            raise InvalidArgument.field(
+                f"attributes.{key}", "keys must be lower-case DNS labels (a-z, 0-9, '-'), 1-63 characters"
+            )
+        if key.startswith(_RESERVED_ATTR_PREFIXES):
+            raise InvalidArgument.field(
+                f"attributes.{key}", "keys must not start with 'cw-', 'role' or 'groups' (reserved)"
+            )
+        if not isinstance(val, str) or len(val) > 63 or not _ATTR_VALUE.match(val):
+            raise InvalidArgument.field(
+                f"attributes.{key}",
+                "values must be strings of at most 63 characters: alphanumerics, '-', '_', '.',"
+                " starting and ending alphanumeric",
+            )
+        out[key] = val
+    return out
+
+
+@dataclass(frozen=True)
+class Page:
+    offset: int
+    limit: int
+
+
+def parse_page(offset: object, limit: object, *, default_limit: int = 100) -> Page:
+    def uint(name: str, raw: object, default: int) -> int:
+        if raw is None or raw == "":
+            return default
+        text = str(raw).strip()
+        if not re.fullmatch(r"[0-9]+", text):
+            raise InvalidArgument.field(name, "must be a non-negative integer")
+        number = int(text)
+        if number > UINT32_MAX:
+            raise InvalidArgument.field(name, "must fit in an unsigned 32-bit integer")
+        return number
+
+    off = uint("offset", offset, 0)
+    lim = uint("limit", limit, default_limit)
+    if not 1 <= lim <= 1000:
+        raise InvalidArgument.field("limit", "must be between 1 and 1000")
+    return Page(off, lim)
+
+
+class AccessKeyService:
+    def __init__(
+        self, db: Database, changes: ChangeWatcher, box: SecretBox, *, max_duration: int = 43200
+    ) -> None:
+        self.db = db
+        self.changes = changes
+        self.box = box
+        self.max_duration = max_duration
+        self._cache: dict[str, KeyCredentials | None] = {}
+        self._cache_token: tuple[int, int] | None = None
+
+    # minting ---------------------------------------------------------------------------
+    def mint(
+        self,
+        *,
+        org_id: str,
+        principal_name: str,
+        duration_seconds: int,
+        source: KeySource,
+        user_id: str | None = None,
+        role: str | None = None,
+        attributes: dict[str, str] | None = None,
+        multi_attributes: dict[str, list[str]] | None = None,
+        with_session_token: bool = False,
+        max_duration: int | None = None,
+        not_after: datetime | None = None,
+    ) -> MintedKey:
+        """Create a key. 0 seconds means permanent; a positive lifetime is capped.
+
+        `not_after` clips the expiry (a federated key never outlives its assertion).
+        """
+        cap = self.max_duration if max_duration is None else max_duration
+        if duration_seconds > cap:
+            raise InvalidArgument.field(
+                "durationSeconds", f"must be at most {cap} seconds (0 makes a permanent key)"
+            )
+        now = utcnow()
+        expires_at = now + timedelta(seconds=duration_seconds) if duration_seconds else None
+        if not_after is not None and (expires_at is None or expires_at > not_after):
+            expires_at = not_after
+        secret = ids.new_secret_key()
+        session_token = ids.new_session_token() if with_session_token else None
+        attrs = dict(attributes or {})
+        multi = {k: list(v) for k, v in (multi_attributes or {}).items()}
+        with self.db.write() as conn:
+            for _ in range(5):
+                key_id = ids.new_access_key_id()
+                taken = conn.execute(
+                    sa.select(access_keys.c.access_key_id).where(access_keys.c.access_key_id == key_id)
+                ).first()
+                if not taken:
+                    break
+            else:  # pragma: no cover - 26**14 ids make this unreachable in practice
+                raise RuntimeError("could not allocate an access key id")
+            conn.execute(
+                access_keys.insert().values(
+                    access_key_id=key_id,
+                    org_id=org_id,
+                    principal_name=principal_name,
+                    user_id=user_id,
+                    secret_ciphertext=self.box.seal(secret, key_id),
+                    session_token_hash=ids.hash_token(session_token) if session_token else None,
+                    source=source.value,
+                    role=role,
+                    attributes=attrs,
+                    multi_attributes=multi,
+                    created_at=now,
+                    expires_at=expires_at,
+                )
+            )
+            suspended = self._is_suspended(conn, org_id, principal_name)
+            self.db.bump_changes(conn)
+        self.changes.changed()
+        key = AccessKey(
+            key_id,
+            org_id,
+            principal_name,
+            user_id,
+            source,
+            role,
+            attrs,
+            multi,
+            now,
+            expires_at,
+            None,
+            suspended,
+            session_token is not None,
+        )
+        return MintedKey(key, secret, session_token)
+
+    # reading ---------------------------------------------------------------------------
+    @staticmethod
+    def _is_suspended(conn: Connection, org_id: str, principal: str) -> bool:
+        return (
+            conn.execute(
+                sa.select(principal_suspensions.c.principal_name).where(
+                    principal_suspensions.c.org_id == org_id,
+                    principal_suspensions.c.principal_name == principal,
+                )
+            ).first()
+            is not None
+        )
+
+    @staticmethod
+    def _key(r: Row[Any], suspended: bool) -> AccessKey:
+        return AccessKey(
+            access_key_id=r.access_key_id,
+            org_id=r.org_id,
+            principal_name=r.principal_name,
+            user_id=r.user_id,
+            source=KeySource(r.source),
+            role=r.role,
+            attributes=dict(r.attributes or {}),
+            multi_attributes={k: list(v) for k, v in (r.multi_attributes or {}).items()},
+            created_at=as_utc(r.created_at) or utcnow(),
+            expires_at=as_utc(r.expires_at),
+            revoked_at=as_utc(r.revoked_at),
+            suspended=suspended,
+            has_session_token=r.session_token_hash is not None,
+        )
+
+    def _select(self) -> sa.Select[Any]:
+        suspended = (
+            sa.select(sa.literal(1))
+            .where(
+                principal_suspensions.c.org_id == access_keys.c.org_id,
+                principal_suspensions.c.principal_name == access_keys.c.principal_name,
+            )
+            .exists()
+        )
+        return sa.select(access_keys, suspended.label("suspended"))
+
+    def get(self, org_id: str, access_key_id: str) -> AccessKey:
+        with self.db.read() as conn:
+            r = conn.execute(
+                self._select().where(
+                    access_keys.c.access_key_id == access_key_id, access_keys.c.org_id == org_id
+                )
+            ).first()
+        if r is None:
+            raise NotFound.resource("access key", access_key_id)
+        return self._key(r, bool(r.suspended))
+
+    def list(
+        self, org_id: str, page: Page, status: KeyStatus | None = None, now: datetime | None = None
+    ) -> list[AccessKey]:
+        now = now or utcnow()
+        q = self._select().where(access_keys.c.org_id == org_id)
+        live = sa.and_(
+            access_keys.c.revoked_at.is_(None),
+            sa.or_(access_keys.c.expires_at.is_(None), access_keys.c.expires_at > now),
+        )
+        suspended_col = q.selected_columns.suspended
+        if status is KeyStatus.ACTIVE:
+            q = q.where(live, sa.not_(suspended_col))
+        elif status is KeyStatus.FULL_SUSPENDED:
+            q = q.where(live, suspended_col)
+        elif status is KeyStatus.EXPIRED:
+            q = q.where(access_keys.c.revoked_at.is_(None), access_keys.c.expires_at <= now)
+        elif status is KeyStatus.REVOKED:
+            q = q.where(access_keys.c.revoked_at.is_not(None))
+        q = q.order_by(access_keys.c.created_at, access_keys.c.access_key_id)
+        q = q.offset(page.offset).limit(page.limit)
+        with self.db.read() as conn:
+            return [self._key(r, bool(r.suspended)) for r in conn.execute(q).all()]
+
+    # changing state ----------------------------------------------------------------------
+    def _principal_known(self, conn: Connection, org_id: str, principal: str) -> bool:
+        from coffer.store.schema import users
+
+        if (
+            conn.execute(
+                sa.select(access_keys.c.access_key_id)
+                .where(access_keys.c.org_id == org_id, access_keys.c.principal_name == principal)
+                .limit(1)
+            ).first()
+            is not None
+        ):
+            return True
+        if principal.startswith("coreweave/"):
+            uid = principal.removeprefix("coreweave/")
+            return (
+                conn.execute(sa.select(users.c.id).where(users.c.id == uid, users.c.org_id == org_id)).first()
+                is not None
+            )
+        return False
+
+    def set_principal_status(self, org_id: str, principal: str, status: KeyStatus) -> None:
+        """Suspend or reactivate every key of a principal, including keys minted later."""
+        with self.db.write() as conn:
+            if not self._principal_known(conn, org_id, principal):
+                raise NotFound.resource("principal", principal)
+            conn.execute(
+                principal_suspensions.delete().where(
+                    principal_suspensions.c.org_id == org_id,
+                    principal_suspensions.c.principal_name == principal,
+                )
+            )
+            if status is KeyStatus.FULL_SUSPENDED:
+                conn.execute(
+                    principal_suspensions.insert().values(
+                        org_id=org_id, principal_name=principal, suspended_at=utcnow()
+                    )
+                )
+            self.db.bump_changes(conn)
+        self.changes.changed()
+
+    def revoke_key(self, org_id: str, access_key_id: str) -> AccessKey:
+        with self.db.write() as conn:
+            r = conn.execute(
+                sa.select(access_keys.c.access_key_id, access_keys.c.revoked_at).where(
+                    access_keys.c.access_key_id == access_key_id, access_keys.c.org_id == org_id
+                )
+            ).first()
+            if r is None:
+                raise NotFound.resource("access key", access_key_id)
+            if r.revoked_at is None:
+                conn.execute(
+                    access_keys.update()
+                    .where(access_keys.c.access_key_id == access_key_id)
+                    .values(revoked_at=utcnow())
+                )
+                self.db.bump_changes(conn)
+        self.changes.changed()
+        return self.get(org_id, access_key_id)
+
+    def revoke_principal(self, org_id: str, principal: str) -> int:
+        with self.db.write() as conn:
+            if not self._principal_known(conn, org_id, principal):
+                raise NotFound.resource("principal", principal)
+            count = conn.execute(
+                access_keys.update()
+                .where(
+                    access_keys.c.org_id == org_id,
+                    access_keys.c.principal_name == principal,
+                    access_keys.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=utcnow())
+            ).rowcount
+            self.db.bump_changes(conn)
+        self.changes.changed()
+        return int(count or 0)
+
+    # the hot path ----------------------------------------------------------------------
+    def credentials(self, access_key_id: str) -> KeyCredentials | None:
+        """The key and its plain secret, or None if no such key was ever minted.
+
+        The caller checks status (expiry, suspension, revocation) on every request.
+        """
+        token = self.changes.token()
+        if token != self._cache_token:
+            self._cache = {}
+            self._cache_token = token
+        try:
+            return self._cache[access_key_id]
+        except KeyError:
+            pass
+        creds: KeyCredentials | None = None
+        if len(access_key_id) <= 32:
+            with self.db.read() as conn:
+                r = conn.execute(self._select().where(access_keys.c.access_key_id == access_key_id)).first()
+            if r is not None:
+                creds = KeyCredentials(
+                    key=self._key(r, bool(r.suspended)),
+                    secret_key=self.box.open(bytes(r.secret_ciphertext), r.access_key_id),
+                    session_token_hash=bytes(r.session_token_hash) if r.session_token_hash else None,
+                )
+        if len(self._cache) > 100_000:
+            self._cache.clear()
+        self._cache[access_key_id] = creds
+        return creds
+
+    @staticmethod
+    def session_token_matches(creds: KeyCredentials, presented: str | None) -> bool:
+        """Keys minted with a session token need it; keys without one refuse any token."""
+        if creds.session_token_hash is None:
+            return presented is None
+        if presented is None:
+            return False
+        return hmac.compare_digest(creds.session_token_hash, ids.hash_token(presented))

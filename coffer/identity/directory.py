@@ -1,0 +1,208 @@
+"""Organizations, users, groups and API access tokens."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from coffer.errors import AlreadyExists, InvalidArgument, NotFound, Unauthenticated
+from coffer.identity import ids
+from coffer.identity.models import ApiToken, Organization, User, as_utc, utcnow
+from coffer.store.changes import ChangeWatcher
+from coffer.store.db import Database
+from coffer.store.schema import api_tokens, group_members, organizations, users
+
+
+class Directory:
+    def __init__(self, db: Database, changes: ChangeWatcher) -> None:
+        self.db = db
+        self.changes = changes
+        self._token_cache: dict[bytes, tuple[ApiToken, User]] = {}
+        self._token_cache_token: tuple[int, int] | None = None
+
+    # organizations -------------------------------------------------------------------
+    def create_org(self, name: str, org_id: str | None = None) -> Organization:
+        org = Organization(id=org_id or ids.new_org_id(), name=name, created_at=utcnow())
+        with self.db.write() as conn:
+            conn.execute(organizations.insert().values(id=org.id, name=org.name, created_at=org.created_at))
+        return org
+
+    def list_orgs(self) -> list[Organization]:
+        with self.db.read() as conn:
+            rows = conn.execute(sa.select(organizations).order_by(organizations.c.created_at)).all()
+        return [Organization(r.id, r.name, as_utc(r.created_at) or utcnow()) for r in rows]
+
+    def get_org(self, org_id: str) -> Organization:
+        with self.db.read() as conn:
+            r = conn.execute(sa.select(organizations).where(organizations.c.id == org_id)).first()
+        if r is None:
+            raise NotFound.resource("organization", org_id)
+        return Organization(r.id, r.name, as_utc(r.created_at) or utcnow())
+
+    def default_org(self) -> Organization:
+        orgs = self.list_orgs()
+        if not orgs:
+            raise NotFound("no organization exists yet; start the server once to bootstrap one")
+        return orgs[0]
+
+    # users ---------------------------------------------------------------------------
+    def create_user(
+        self, org_id: str, name: str, *, storage_admin: bool = False, groups: tuple[str, ...] = ()
+    ) -> User:
+        if not name or len(name) > 255:
+            raise InvalidArgument.field("name", "must be 1-255 characters")
+        user_id = ids.new_user_id()
+        now = utcnow()
+        with self.db.write() as conn:
+            exists = conn.execute(
+                sa.select(users.c.id).where(users.c.org_id == org_id, users.c.name == name)
+            ).first()
+            if exists:
+                raise AlreadyExists(f"user {name!r} already exists")
+            conn.execute(
+                users.insert().values(
+                    id=user_id, org_id=org_id, name=name, is_storage_admin=storage_admin, created_at=now
+                )
+            )
+            for group in sorted(set(groups)):
+                conn.execute(group_members.insert().values(user_id=user_id, group_name=group))
+            self.db.bump_changes(conn)
+        self.changes.changed()
+        return User(user_id, org_id, name, storage_admin, tuple(sorted(set(groups))), now)
+
+    def _user_from_row(self, conn: Connection, r: Row) -> User:
+        groups = conn.execute(
+            sa.select(group_members.c.group_name)
+            .where(group_members.c.user_id == r.id)
+            .order_by(group_members.c.group_name)
+        ).scalars()
+        return User(
+            r.id, r.org_id, r.name, bool(r.is_storage_admin), tuple(groups), as_utc(r.created_at) or utcnow()
+        )
+
+    def get_user(self, user_id: str) -> User:
+        with self.db.read() as conn:
+            r = conn.execute(sa.select(users).where(users.c.id == user_id)).first()
+            if r is None:
+                raise NotFound.resource("user", user_id)
+            return self._user_from_row(conn, r)
+
+    def find_user(self, name_or_id: str, org_id: str | None = None) -> User:
+        with self.db.read() as conn:
+            q = sa.select(users).where(sa.or_(users.c.name == name_or_id, users.c.id == name_or_id))
+            if org_id:
+                q = q.where(users.c.org_id == org_id)
+            rows = conn.execute(q).all()
+            if not rows:
+                raise NotFound.resource("user", name_or_id)
+            if len(rows) > 1:
+                raise InvalidArgument(f"{name_or_id!r} names users in several organizations; pass --org")
+            return self._user_from_row(conn, rows[0])
+
+    def list_users(self, org_id: str | None = None) -> list[User]:
+        with self.db.read() as conn:
+            q = sa.select(users).order_by(users.c.created_at, users.c.name)
+            if org_id:
+                q = q.where(users.c.org_id == org_id)
+            return [self._user_from_row(conn, r) for r in conn.execute(q).all()]
+
+    def set_groups(self, user_id: str, groups: tuple[str, ...]) -> User:
+        with self.db.write() as conn:
+            conn.execute(group_members.delete().where(group_members.c.user_id == user_id))
+            for group in sorted(set(groups)):
+                conn.execute(group_members.insert().values(user_id=user_id, group_name=group))
+            self.db.bump_changes(conn)
+        self.changes.changed()
+        return self.get_user(user_id)
+
+    # API access tokens -----------------------------------------------------------------
+    def create_token(
+        self, user_id: str, *, name: str = "", ttl: timedelta | None = None
+    ) -> tuple[str, ApiToken]:
+        """Mint a token. The plain value is returned once and only its hash is stored."""
+        self.get_user(user_id)
+        plain = ids.new_api_token()
+        now = utcnow()
+        token = ApiToken(ids.new_id(), user_id, name, now, now + ttl if ttl else None, None)
+        with self.db.write() as conn:
+            conn.execute(
+                api_tokens.insert().values(
+                    id=token.id,
+                    user_id=user_id,
+                    token_hash=ids.hash_token(plain),
+                    name=name,
+                    created_at=now,
+                    expires_at=token.expires_at,
+                )
+            )
+        return plain, token
+
+    def list_tokens(self, user_id: str | None = None) -> list[ApiToken]:
+        with self.db.read() as conn:
+            q = sa.select(api_tokens).order_by(api_tokens.c.created_at)
+            if user_id:
+                q = q.where(api_tokens.c.user_id == user_id)
+            return [self._token(r) for r in conn.execute(q).all()]
+
+    def revoke_token(self, token_id: str) -> ApiToken:
+        with self.db.write() as conn:
+            r = conn.execute(sa.select(api_tokens).where(api_tokens.c.id == token_id)).first()
+            if r is None:
+                raise NotFound.resource("api token", token_id)
+            if r.revoked_at is None:
+                conn.execute(
+                    api_tokens.update().where(api_tokens.c.id == token_id).values(revoked_at=utcnow())
+                )
+                self.db.bump_changes(conn)
+        self.changes.changed()
+        return self.list_token(token_id)
+
+    def list_token(self, token_id: str) -> ApiToken:
+        with self.db.read() as conn:
+            r = conn.execute(sa.select(api_tokens).where(api_tokens.c.id == token_id)).first()
+        if r is None:
+            raise NotFound.resource("api token", token_id)
+        return self._token(r)
+
+    @staticmethod
+    def _token(r: Row) -> ApiToken:
+        return ApiToken(
+            r.id,
+            r.user_id,
+            r.name,
+            as_utc(r.created_at) or utcnow(),
+            as_utc(r.expires_at),
+            as_utc(r.revoked_at),
+        )
+
+    def authenticate_token(self, plain: str, now: datetime | None = None) -> tuple[ApiToken, User]:
+        """Resolve a bearer token to its user; cached until any auth state changes."""
+        now = now or utcnow()
+        digest = ids.hash_token(plain)
+        gen = self.changes.token()
+        if gen != self._token_cache_token:
+            self._token_cache = {}
+            self._token_cache_token = gen
+        hit = self._token_cache.get(digest)
+        if hit is None:
+            with self.db.read() as conn:
+                r = conn.execute(sa.select(api_tokens).where(api_tokens.c.token_hash == digest)).first()
+                if r is None or not hmac.compare_digest(bytes(r.token_hash), digest):
+                    raise Unauthenticated("the API access token is not valid")
+                token = self._token(r)
+                ur = conn.execute(sa.select(users).where(users.c.id == token.user_id)).first()
+                if ur is None:
+                    raise Unauthenticated("the API access token is not valid")
+                hit = (token, self._user_from_row(conn, ur))
+            if len(self._token_cache) > 10_000:
+                self._token_cache.clear()
+            self._token_cache[digest] = hit
+        token, user = hit
+        if token.revoked_at is not None:
+            raise Unauthenticated("the API access token has been revoked")
+        if token.expires_at is not None and token.expires_at <= now:
+            raise Unauthenticated("the API access token has expired")
+        return token, user

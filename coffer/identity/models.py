@@ -1,0 +1,150 @@
+"""Typed records that travel through the core."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+PERMANENT_EXPIRY = datetime(1970, 1, 1, tzinfo=UTC)
+ADMIN_GROUP = "admin"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every one Coffer stores is UTC."""
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def user_principal(user_id: str) -> str:
+    return f"coreweave/{user_id}"
+
+
+@dataclass(frozen=True)
+class Organization:
+    id: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    org_id: str
+    name: str
+    is_storage_admin: bool
+    groups: tuple[str, ...]
+    created_at: datetime
+
+    @property
+    def principal_name(self) -> str:
+        return user_principal(self.id)
+
+    @property
+    def has_storage_admin(self) -> bool:
+        """Object Storage Admin, held directly or through the legacy `admin` group."""
+        return self.is_storage_admin or ADMIN_GROUP in self.groups
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    id: str
+    user_id: str
+    name: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class KeyStatus(enum.Enum):
+    ACTIVE = "ACTIVE"
+    EXPIRED = "EXPIRED"
+    FULL_SUSPENDED = "FULL_SUSPENDED"
+    REVOKED = "REVOKED"
+
+
+class KeySource(enum.Enum):
+    JWT = "jwt"
+    API_TOKEN = "api-token"  # noqa: S105 - a source label
+    SAML = "saml"
+    OIDC = "oidc"
+
+
+@dataclass(frozen=True)
+class AccessKey:
+    """An access key as stored, without its secret."""
+
+    access_key_id: str
+    org_id: str
+    principal_name: str
+    user_id: str | None
+    source: KeySource
+    role: str | None
+    attributes: dict[str, str]
+    multi_attributes: dict[str, list[str]]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    suspended: bool
+    has_session_token: bool = False
+
+    @property
+    def permanent(self) -> bool:
+        return self.expires_at is None
+
+    def status(self, now: datetime | None = None) -> KeyStatus:
+        now = now or utcnow()
+        if self.revoked_at is not None:
+            return KeyStatus.REVOKED
+        if self.expires_at is not None and self.expires_at <= now:
+            return KeyStatus.EXPIRED
+        if self.suspended:
+            return KeyStatus.FULL_SUSPENDED
+        return KeyStatus.ACTIVE
+
+    @property
+    def expiry_for_api(self) -> datetime:
+        return self.expires_at or PERMANENT_EXPIRY
+
+    @property
+    def groups(self) -> list[str]:
+        return list(self.multi_attributes.get("groups", []))
+
+
+@dataclass(frozen=True)
+class MintedKey:
+    """The one moment a secret is visible: the answer to a mint."""
+
+    key: AccessKey
+    secret_key: str
+    session_token: str | None = None
+
+
+@dataclass(frozen=True)
+class KeyCredentials:
+    """What the S3 face needs to check a signature; lives in the in-memory key cache."""
+
+    key: AccessKey
+    secret_key: str
+    session_token_hash: bytes | None
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated control-plane caller."""
+
+    user: User
+    token_id: str | None = None
+    org_id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "org_id", self.user.org_id)
+
+    @property
+    def principal_name(self) -> str:
+        return self.user.principal_name

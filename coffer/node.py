@@ -1,0 +1,52 @@
+"""A Coffer node: the store, the caches and the services, wired once per process.
+
+Faces (API, S3, console) and the CLI all drive the core through one of these.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from coffer.config import Settings
+from coffer.identity.accesskeys import AccessKeyService
+from coffer.identity.directory import Directory
+from coffer.identity.secretbox import SecretBox, load_master_key
+from coffer.store.changes import ChangeWatcher
+from coffer.store.db import Database
+
+log = logging.getLogger("coffer.node")
+
+
+@dataclass
+class Node:
+    settings: Settings
+    db: Database
+    changes: ChangeWatcher
+    directory: Directory
+    keys: AccessKeyService
+
+    @classmethod
+    def open(cls, settings: Settings, *, migrate: bool = True) -> Node:
+        data = settings.data_path
+        data.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.effective_database_url)
+        if migrate:
+            db.migrate()
+        changes = ChangeWatcher(db, data / "run", settings.cache_poll_seconds)
+        box = SecretBox(load_master_key(settings.master_key, data))
+        directory = Directory(db, changes)
+        keys = AccessKeyService(db, changes, box, max_duration=settings.max_key_duration)
+        return cls(settings, db, changes, directory, keys)
+
+    @property
+    def data_path(self) -> Path:
+        return self.settings.data_path
+
+    def start_background(self) -> None:
+        self.changes.start()
+
+    def close(self) -> None:
+        self.changes.stop()
+        self.db.dispose()

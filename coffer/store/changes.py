@@ -1,0 +1,104 @@
+"""Cache invalidation across processes and nodes.
+
+Every change to cached auth state (keys, tokens, suspensions, policies) bumps a counter
+in the metadata store inside its own transaction. After the commit:
+
+* the writer bumps a shared memory-mapped counter in the data directory, which every
+  worker process on the same host reads on each request (a memory read, no syscall);
+* on PostgreSQL it also sends NOTIFY, which a listener thread in every node turns into a
+  local bump, and a poll of the stored counter every `cache_poll_seconds` covers a lost
+  notification.
+
+So a revoke is seen by the next request on the same host, and by other nodes within
+the notification delay (milliseconds), bounded by the poll interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import struct
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from coffer.store.db import Database
+
+log = logging.getLogger("coffer.changes")
+
+CHANNEL = "coffer_changes"
+_COUNTER = struct.Struct("<Q")
+
+
+class ChangeWatcher:
+    def __init__(self, db: Database, run_dir: Path, poll_seconds: float = 1.0) -> None:
+        self._db = db
+        run_dir.mkdir(parents=True, exist_ok=True)
+        path = run_dir / "changes"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_size < _COUNTER.size:
+                os.ftruncate(fd, mmap.PAGESIZE)
+            self._map = mmap.mmap(fd, mmap.PAGESIZE)
+        finally:
+            os.close(fd)
+        self._remote = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._poll_seconds = poll_seconds
+        self._thread: threading.Thread | None = None
+
+    def token(self) -> tuple[int, int]:
+        """A value that differs whenever anything cached may be stale."""
+        return (_COUNTER.unpack_from(self._map, 0)[0], self._remote)
+
+    def changed(self) -> None:
+        """Call after a committed change: wake this host's workers and the other nodes."""
+        with self._lock:
+            (value,) = _COUNTER.unpack_from(self._map, 0)
+            _COUNTER.pack_into(self._map, 0, value + 1)
+        if self._db.dialect == "postgresql":
+            try:
+                with self._db.engine.connect() as conn:
+                    conn.exec_driver_sql(f"NOTIFY {CHANNEL}")
+                    conn.commit()
+            except Exception:  # the poll covers a lost notification
+                log.warning("NOTIFY failed; other nodes will see the change at their next poll")
+
+    def start(self) -> None:
+        """Listen for other nodes' changes (PostgreSQL only; SQLite is single-host)."""
+        if self._db.dialect != "postgresql" or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._listen, name="coffer-changes", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _bump_remote(self) -> None:
+        with self._lock:
+            self._remote += 1
+
+    def _listen(self) -> None:
+        import psycopg
+
+        url = self._db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        last_seen = -1
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    while not self._stop.is_set():
+                        got = False
+                        for _ in conn.notifies(timeout=self._poll_seconds, stop_after=1):
+                            got = True
+                        stored = self._db.read_changes()
+                        if got or stored != last_seen:
+                            last_seen = stored
+                            self._bump_remote()
+            except Exception:
+                log.warning("change listener lost its connection; retrying")
+                self._bump_remote()
+                self._stop.wait(self._poll_seconds)

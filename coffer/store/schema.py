@@ -1,0 +1,173 @@
+"""The one schema both dialects share. Migrations in `migrations/versions` create it.
+
+Object keys use the C collation on PostgreSQL so that ORDER BY matches S3's UTF-8
+byte order; SQLite's default BINARY collation already does.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# Object keys sort by UTF-8 bytes on every dialect.
+KeyText = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
+Timestamp = sa.DateTime(timezone=True)
+
+organizations = sa.Table(
+    "organizations",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),  # the UID; principal coreweave/<UID>
+    sa.Column("org_id", sa.String(32), sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("is_storage_admin", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("org_id", "name", name="uq_users_org_name"),
+)
+
+group_members = sa.Table(
+    "group_members",
+    metadata,
+    sa.Column("user_id", sa.String(32), sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("group_name", sa.Text, primary_key=True),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("user_id", sa.String(32), sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("token_hash", sa.LargeBinary(32), nullable=False, unique=True),
+    sa.Column("name", sa.Text, nullable=False, default=""),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=True),
+    sa.Column("revoked_at", Timestamp, nullable=True),
+)
+
+access_keys = sa.Table(
+    "access_keys",
+    metadata,
+    sa.Column("access_key_id", sa.String(32), primary_key=True),
+    sa.Column("org_id", sa.String(32), sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("principal_name", sa.Text, nullable=False, index=True),
+    sa.Column("user_id", sa.String(32), nullable=True),
+    sa.Column("secret_ciphertext", sa.LargeBinary, nullable=False),
+    # Set only for keys handed out with a session token (container credentials).
+    sa.Column("session_token_hash", sa.LargeBinary(32), nullable=True),
+    sa.Column("source", sa.String(16), nullable=False),  # jwt | api-token | saml | oidc
+    sa.Column("role", sa.Text, nullable=True),  # role/<...> usable as a policy principal
+    sa.Column("attributes", sa.JSON, nullable=False),
+    sa.Column("multi_attributes", sa.JSON, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=True),  # NULL = permanent
+    sa.Column("revoked_at", Timestamp, nullable=True),
+    sa.Index("ix_access_keys_org_created", "org_id", "created_at"),
+)
+
+principal_suspensions = sa.Table(
+    "principal_suspensions",
+    metadata,
+    sa.Column("org_id", sa.String(32), primary_key=True),
+    sa.Column("principal_name", sa.Text, primary_key=True),
+    sa.Column("suspended_at", Timestamp, nullable=False),
+)
+
+buckets = sa.Table(
+    "buckets",
+    metadata,
+    sa.Column("name", sa.String(63), primary_key=True),  # globally unique, as on CoreWeave
+    sa.Column("org_id", sa.String(32), sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("owner_principal", sa.Text, nullable=False),
+    sa.Column("zone", sa.String(32), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("versioning", sa.String(16), nullable=False, default=""),  # "" | Enabled | Suspended
+    sa.Column("policy", sa.Text, nullable=True),
+    sa.Column("tags", sa.JSON, nullable=True),
+    sa.Column("cors", sa.Text, nullable=True),
+    sa.Column("settings", sa.JSON, nullable=False),
+)
+
+# Every version of every object. version_id is "null" for the null version.
+objects = sa.Table(
+    "objects",
+    metadata,
+    sa.Column("bucket", sa.String(63), primary_key=True),
+    sa.Column("key", KeyText, primary_key=True),
+    sa.Column("version_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
+    sa.Column("is_latest", sa.Boolean, nullable=False),
+    sa.Column("is_delete_marker", sa.Boolean, nullable=False, default=False),
+    sa.Column("size", sa.BigInteger, nullable=False, default=0),
+    sa.Column("etag", sa.Text, nullable=False, default=""),
+    sa.Column("last_modified", Timestamp, nullable=False),
+    sa.Column("owner_principal", sa.Text, nullable=False, default=""),
+    sa.Column("storage_class", sa.String(32), nullable=False, default="STANDARD"),
+    # Content-Type, Content-Encoding, ... and x-amz-meta-* as sent.
+    sa.Column("headers", sa.JSON, nullable=False),
+    sa.Column("checksums", sa.JSON, nullable=False),  # {"CRC32": "...", ...} plus "type"
+    # [{"blob": id, "size": n, "etag": "...", "checksums": {...}}]; one entry per part.
+    sa.Column("parts", sa.JSON, nullable=False),
+    sa.Column("tags", sa.JSON, nullable=True),
+    # Only the latest version is listed; the partial index keeps pages O(page).
+    sa.Index(
+        "ix_objects_latest",
+        "bucket",
+        "key",
+        sqlite_where=sa.text("is_latest"),
+        postgresql_where=sa.text("is_latest"),
+    ),
+    sa.Index("ix_objects_seq", "bucket", "key", "seq"),
+)
+
+multipart_uploads = sa.Table(
+    "multipart_uploads",
+    metadata,
+    sa.Column("upload_id", sa.String(64), primary_key=True),
+    sa.Column("bucket", sa.String(63), nullable=False),
+    sa.Column("key", KeyText, nullable=False),
+    sa.Column("initiated", Timestamp, nullable=False),
+    sa.Column("owner_principal", sa.Text, nullable=False, default=""),
+    sa.Column("storage_class", sa.String(32), nullable=False, default="STANDARD"),
+    sa.Column("headers", sa.JSON, nullable=False),
+    sa.Column("checksum_algorithm", sa.String(16), nullable=True),
+    sa.Column("checksum_type", sa.String(16), nullable=True),
+    sa.Column("tags", sa.JSON, nullable=True),
+    sa.Index("ix_uploads_bucket_key", "bucket", "key", "initiated"),
+)
+
+multipart_parts = sa.Table(
+    "multipart_parts",
+    metadata,
+    sa.Column("upload_id", sa.String(64), primary_key=True),
+    sa.Column("part_number", sa.Integer, primary_key=True),
+    sa.Column("blob", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("etag", sa.Text, nullable=False),
+    sa.Column("checksums", sa.JSON, nullable=False),
+    sa.Column("last_modified", Timestamp, nullable=False),
+)
+
+# Blobs whose metadata row was removed; the collector unlinks them after a grace period,
+# so a GET that is still streaming one is never cut short.
+dead_blobs = sa.Table(
+    "dead_blobs",
+    metadata,
+    sa.Column("blob", sa.String(64), primary_key=True),
+    sa.Column("dead_since", Timestamp, nullable=False),
+)
+
+# A counter bumped by every change that cached state depends on (keys, tokens, policies).
+change_counter = sa.Table(
+    "change_counter",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
