@@ -1,0 +1,213 @@
+"""Starts real Coffer server processes for end-to-end tests and drives its CLI."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+PG_ADMIN_DSN = os.environ.get("COFFER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def postgres_available() -> str | None:
+    """None when reachable, else the reason it is not."""
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_DSN, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+        return None
+    except Exception as exc:
+        return f"PostgreSQL at {PG_ADMIN_DSN} is not reachable: {exc}"
+
+
+def create_pg_database() -> str:
+    """A fresh database per server, so parallel test workers never share state."""
+    import psycopg
+
+    name = "coffer_t_" + secrets.token_hex(6)
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0]
+    return f"{base}/{name}"
+
+
+def drop_pg_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with contextlib.suppress(Exception), psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def coffer_cmd() -> list[str]:
+    return [sys.executable, "-m", "coffer"]
+
+
+@dataclass
+class CofferServer:
+    data_dir: Path
+    database_url: str = ""
+    workers: int = 1
+    extra_args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    api_port: int = 0
+    s3_port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def s3_url(self) -> str:
+        return f"http://127.0.0.1:{self.s3_port}"
+
+    @property
+    def store_args(self) -> list[str]:
+        args = ["--data-dir", str(self.data_dir)]
+        if self.database_url:
+            args += ["--database-url", self.database_url]
+        return args
+
+    @property
+    def admin_token(self) -> str:
+        return (self.data_dir / "admin-token").read_text().strip()
+
+    def start(self, timeout: float = 60) -> CofferServer:
+        for _attempt in range(5):
+            if not self.api_port or _attempt:
+                self.api_port, self.s3_port = free_port(), free_port()
+            self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+            args = [
+                *coffer_cmd(),
+                "serve",
+                *self.store_args,
+                "--host",
+                "127.0.0.1",
+                "--api-port",
+                str(self.api_port),
+                "--s3-port",
+                str(self.s3_port),
+                "--workers",
+                str(self.workers),
+                *self.extra_args,
+            ]
+            env = {**os.environ, **self.env}
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+            if self._wait_ready(timeout):
+                return self
+            self.stop()
+            if "address already in use" not in self.log().lower():
+                break
+        raise RuntimeError(f"coffer did not start; log:\n{self.log()[-4000:]}")
+
+    def _wait_ready(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                return False
+            try:
+                a = httpx.get(self.api_url + "/healthz", timeout=1)
+                b = httpx.get(self.s3_url + "/healthz", timeout=1)
+                if a.status_code == 200 and b.status_code == 200:
+                    return True
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        return False
+
+    def log(self) -> str:
+        if self.log_path and self.log_path.exists():
+            return self.log_path.read_text(errors="replace")
+        return ""
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def kill(self) -> None:
+        """SIGKILL: the crash tests' way of pulling the plug."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def cli(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run `coffer <args>`; store-level commands get this server's --data-dir/--database-url."""
+        store_cmds = {"admin", "policy", "federation"}
+        argv = [*coffer_cmd(), *args]
+        if args and args[0] in store_cmds:
+            argv += self.store_args
+        result = subprocess.run(argv, capture_output=True, text=True, input=input, timeout=120, check=False)
+        if check and result.returncode != 0:
+            raise AssertionError(f"coffer {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        return result
+
+    def create_user(self, name: str, *, admin: bool = False, groups: tuple[str, ...] = ()) -> tuple[str, str]:
+        """Create a user and an API token for it; returns (principal name, token)."""
+        args = ["admin", "user", "create", name, "--json"]
+        if admin:
+            args.append("--admin")
+        for g in groups:
+            args += ["--group", g]
+        import json
+
+        created = json.loads(self.cli(*args).stdout)
+        token = self.cli("admin", "token", "create", "--user", name).stdout.strip()
+        return created["principalName"], token
+
+    def api(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token or self.admin_token}"}
+        return httpx.Client(base_url=self.api_url, headers=headers, timeout=30)
+
+    def mint_key(self, token: str | None = None, duration: int = 0, **attributes: str) -> dict[str, Any]:
+        with self.api(token) as c:
+            body: dict[str, Any] = {"durationSeconds": duration}
+            if attributes:
+                body["attributes"] = attributes
+            r = c.post("/v1/cwobject/access-key", json=body)
+            r.raise_for_status()
+            data: dict[str, Any] = r.json()
+            return data
+
+
+def start_server(tmp: Path, backend: str, **kw: Any) -> CofferServer:
+    url = create_pg_database() if backend == "postgres" else ""
+    server = CofferServer(data_dir=tmp / "data", database_url=url, **kw)
+    try:
+        return server.start()
+    except Exception:
+        if url:
+            drop_pg_database(url)
+        raise
+
+
+def stop_server(server: CofferServer) -> None:
+    server.stop()
+    if server.database_url:
+        drop_pg_database(server.database_url)
