@@ -1,0 +1,32 @@
+"""Federation failures: each names the check that failed, never the token or assertion content.
+
+A verifier that explains *which* rule refused a credential makes IdP misconfiguration debuggable
+(peers log a bare "auth error"), while echoing attacker-supplied bytes back would reflect input
+into logs and responses and could leak assertion contents; so messages carry only the check
+name and a fixed description, plus values taken from Coffer's own configuration where useful.
+"""
+
+from __future__ import annotations
+
+from coffer.errors import CofferError, InvalidArgument, Unauthenticated, Unavailable
+
+
+class FederationError(CofferError):
+    """A refused federated credential. `check` is a stable short name (e.g. ``audience``)."""
+
+    def __init__(self, check: str, message: str) -> None:
+        super().__init__(f"{check}: {message}")
+        self.check = check
+        self.reason = message
+
+
+class FederationRejected(FederationError, Unauthenticated):
+    """The credential is well-formed but not trustworthy (signature, issuer, time, replay, ...)."""
+
+
+class FederationMalformed(FederationError, InvalidArgument):
+    """The credential cannot even be parsed as what it claims to be (bad base64, XML, JWT syntax)."""
+
+
+class FederationUnavailable(FederationError, Unavailable):
+    """The IdP's keys could not be fetched; the caller may retry, nothing was decided."""
