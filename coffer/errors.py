@@ -198,6 +198,7 @@ S3_ERRORS: dict[str, tuple[int, str, Kind]] = {
         Kind.INVALID_ARGUMENT,
     ),
     "InvalidRange": (416, "The requested range is not satisfiable", Kind.OUT_OF_RANGE),
+    "InvalidPartNumber": (416, "The requested partnumber is not satisfiable", Kind.OUT_OF_RANGE),
     "InvalidRequest": (400, "Invalid Request", Kind.INVALID_ARGUMENT),
     "InvalidStorageClass": (400, "The storage class you specified is not valid.", Kind.INVALID_ARGUMENT),
     "InvalidTag": (400, "The tag provided was not a valid tag.", Kind.INVALID_ARGUMENT),

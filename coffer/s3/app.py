@@ -1,37 +1,211 @@
-"""Placeholder S3 application until the S3 endpoint lands: health and NotImplemented."""
+"""The S3 endpoint: parse, authenticate, route, authorize, handle, respond — in that order.
+
+A plain ASGI callable rather than a Starlette router: S3 routing is by method, bucket/key
+presence and sub-resource, which `coffer.s3.router` does in one table, and the hot path
+stays a handful of awaits. Every outcome — success, S3 error, unexpected exception —
+leaves through `responses.send`, which stamps x-amz-request-id and x-amz-id-2.
+
+Health: `/_coffer/healthz` always answers (no bucket can be called `_coffer`); the
+legacy `/healthz` answers only to an unsigned GET while no bucket named `healthz`
+exists, so it never shadows a real bucket.
+"""
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+import logging
+import time
 
+from starlette.types import Message, Receive, Scope, Send
+
+from coffer.authz import authorize_s3
+from coffer.errors import CofferError, S3Error
 from coffer.node import Node
+from coffer.s3.context import Context
+from coffer.s3.handlers import HANDLERS
+from coffer.s3.request import ClientDisconnected, S3Request
+from coffer.s3.responses import S3Response, as_s3_error, error_response, new_request_id, send
+from coffer.s3.router import Operation, route
+from coffer.s3.sigv4 import AuthResult, authenticate
+
+log = logging.getLogger("coffer.s3")
+access_log = logging.getLogger("coffer.s3.access")
+
+HEALTH_PATH = "/_coffer/healthz"
+LEGACY_HEALTH_PATH = "/healthz"
+_HEALTH = S3Response(200, [("content-type", "application/json")], b'{"status":"ok"}')
+PATH_STYLE_REFUSED = (
+    "Path-style requests are not supported: address the bucket as <bucket>.{domain} (virtual-hosted style)."
+)
 
 
-def build_app(node: Node) -> ASGIApp:
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+class S3App:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.settings = node.settings
+        self.lookup = node.keys.credentials
+
+    async def __call__(self, scope: Scope, receive: Receive, send_: Send) -> None:
         if scope["type"] != "http":
             return
-        if scope["path"] == "/healthz":
-            body = b'{"status":"ok"}'
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [(b"content-type", b"application/json")],
-                }
-            )
-        else:
-            body = (
-                b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NotImplemented</Code>'
-                b"<Message>The S3 endpoint is not built yet.</Message></Error>"
-            )
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 501,
-                    "headers": [(b"content-type", b"application/xml")],
-                }
-            )
-        await send({"type": "http.response.body", "body": body})
+        started = time.perf_counter()
+        request_id, host_id = new_request_id()
+        head = scope["method"] == "HEAD"
+        req: S3Request | None = None
+        op: Operation | None = None
+        auth: AuthResult | None = None
+        response_started = False
 
-    return app
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send_(message)
+
+        try:
+            if scope["path"] == HEALTH_PATH:
+                response = _HEALTH
+            else:
+                req = S3Request(scope, receive, self.settings, request_id)
+                if self._legacy_health(req):
+                    response = _HEALTH
+                else:
+                    op, auth, response = await self._handle(req)
+        except ClientDisconnected:
+            log.info("client disconnected", extra={"request_id": request_id})
+            return
+        except CofferError as exc:
+            response = self._error(exc, req, scope, request_id, host_id, head)
+        except Exception:
+            log.exception("unhandled error", extra={"request_id": request_id, "method": scope["method"]})
+            response = self._error(S3Error("InternalError"), req, scope, request_id, host_id, head)
+        sent = 0
+        try:
+            sent = await send(response, tracking_send, request_id, host_id, head=head)
+        except Exception as exc:
+            # Headers are out (a body read failed mid-stream): all we can do is cut the
+            # connection so the client sees a short body rather than a wrong one.
+            log.error(
+                "response failed after it started: %s",
+                type(exc).__name__,
+                exc_info=not isinstance(exc, OSError),
+                extra={"request_id": request_id},
+            )
+            if not response_started:
+                fallback = self._error(S3Error("InternalError"), req, scope, request_id, host_id, head)
+                await send(fallback, send_, request_id, host_id, head=head)
+                response = fallback
+        if self.settings.access_log:
+            self._log_access(scope, req, op, auth, response, sent, started, request_id)
+
+    # ---------------------------------------------------------------------------------
+    async def _handle(self, req: S3Request) -> tuple[Operation | None, AuthResult | None, S3Response]:
+        settings = self.settings
+        if settings.strict_coreweave and req.path_style and req.bucket is not None:
+            domain = settings.s3_domain or "<s3-domain>"
+            raise S3Error("InvalidRequest", PATH_STYLE_REFUSED.format(domain=domain))
+        signed = req.signed()
+        auth = authenticate(signed, self.lookup, allow_sigv2=settings.sigv2)
+        copy_source = None
+        has_copy_source = (
+            req.method == "PUT" and req.key is not None and req.header("x-amz-copy-source") is not None
+        )
+        if has_copy_source:
+            copy_source = req.copy_source()
+        op = route(
+            req.method,
+            req.bucket,
+            req.key,
+            req.query,
+            flags=req.flags,
+            copy_source=copy_source,
+            has_copy_source=has_copy_source,
+        )
+        if not op.implemented:
+            raise S3Error("NotImplemented", f"{op.name} is not implemented by Coffer yet.")
+        storage = self.node.storage
+        key = auth.credentials.key if auth else None
+        # Bucket lookups are served from the storage layer's in-memory cache.
+        bucket = (
+            storage.get_bucket(op.bucket) if op.bucket is not None and op.name != "CreateBucket" else None
+        )
+        authorize_s3(key, op, bucket)
+        source_bucket = None
+        if op.source is not None:
+            source_bucket = storage.get_bucket(op.source.bucket)
+            read = op.derive(
+                "GetObject", bucket=op.source.bucket, key=op.source.key, version_id=op.source.version_id
+            )
+            authorize_s3(key, read, source_bucket)
+        ctx = Context(self.node, req, signed, op, auth, bucket, source_bucket)
+        return op, auth, await HANDLERS[op.name](ctx)
+
+    def _legacy_health(self, req: S3Request) -> bool:
+        if req.method != "GET" or req.path != LEGACY_HEALTH_PATH or req.raw_query or req.has_credentials:
+            return False
+        try:
+            self.node.storage.get_bucket("healthz")
+        except S3Error as exc:
+            return exc.code == "NoSuchBucket"
+        except Exception:
+            return True  # the store is not answering; the process still is
+        return False
+
+    def _error(
+        self,
+        exc: CofferError,
+        req: S3Request | None,
+        scope: Scope,
+        request_id: str,
+        host_id: str,
+        head: bool,
+    ) -> S3Response:
+        err = as_s3_error(exc)
+        if req is not None:
+            if (
+                err.code in ("NoSuchBucket", "NoSuchBucketPolicy")
+                and req.bucket
+                and "BucketName" not in err.fields
+            ):
+                err.fields["BucketName"] = req.bucket
+            if err.code == "NoSuchKey" and req.key and "Key" not in err.fields:
+                err.fields["Key"] = req.key
+            resource = req.resource
+        else:
+            resource = scope.get("path", "/")
+        if err.status >= 500:
+            log.warning("S3 %s: %s", err.code, err.message, extra={"request_id": request_id})
+        return error_response(err, resource=resource, request_id=request_id, host_id=host_id, head=head)
+
+    def _log_access(
+        self,
+        scope: Scope,
+        req: S3Request | None,
+        op: Operation | None,
+        auth: AuthResult | None,
+        response: S3Response,
+        sent: int,
+        started: float,
+        request_id: str,
+    ) -> None:
+        """One structured line; never the query string (presigned URLs carry signatures)."""
+        client = scope.get("client")
+        access_log.info(
+            "s3 request",
+            extra={
+                "request_id": request_id,
+                "method": scope["method"],
+                "bucket": req.bucket if req else None,
+                "key": req.key if req else None,
+                "operation": op.name if op else None,
+                "status": response.status,
+                "error_code": response.code or None,
+                "bytes_sent": sent,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                "access_key_id": auth.access_key_id if auth else None,
+                "source_ip": client[0] if client else None,
+            },
+        )
+
+
+def build_app(node: Node) -> S3App:
+    return S3App(node)

@@ -1,0 +1,41 @@
+"""S3 operation handlers, one module per group; `HANDLERS` maps operation names to them.
+
+A handler turns a routed, authenticated, authorized request into a call on the core and
+the core's answer into an `S3Response`. It never checks permissions itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from coffer.s3.context import Context
+from coffer.s3.handlers import bucket, copy, delete, listing, multipart, objects, service
+from coffer.s3.responses import S3Response
+
+Handler = Callable[[Context], Awaitable[S3Response]]
+
+HANDLERS: dict[str, Handler] = {
+    "ListBuckets": service.list_buckets,
+    "CreateBucket": bucket.create_bucket,
+    "HeadBucket": bucket.head_bucket,
+    "DeleteBucket": bucket.delete_bucket,
+    "GetBucketLocation": bucket.get_bucket_location,
+    "GetBucketPolicy": bucket.get_bucket_policy,
+    "PutBucketPolicy": bucket.put_bucket_policy,
+    "DeleteBucketPolicy": bucket.delete_bucket_policy,
+    "PutObject": objects.put_object,
+    "GetObject": objects.get_object,
+    "HeadObject": objects.head_object,
+    "DeleteObject": objects.delete_object,
+    "CopyObject": copy.copy_object,
+    "UploadPartCopy": copy.upload_part_copy,
+    "DeleteObjects": delete.delete_objects,
+    "ListObjects": listing.list_objects,
+    "ListObjectsV2": listing.list_objects_v2,
+    "CreateMultipartUpload": multipart.create_upload,
+    "UploadPart": multipart.upload_part,
+    "CompleteMultipartUpload": multipart.complete_upload,
+    "AbortMultipartUpload": multipart.abort_upload,
+    "ListParts": multipart.list_parts,
+    "ListMultipartUploads": multipart.list_uploads,
+}

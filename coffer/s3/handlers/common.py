@@ -1,0 +1,210 @@
+"""Helpers several handler groups share: object headers in and out, preconditions, numbers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import quote
+
+from coffer.errors import S3Error
+from coffer.s3 import xml
+from coffer.s3.request import S3Request, parse_query
+from coffer.storage.models import ObjectVersion
+
+# Headers stored with an object and echoed on GET/HEAD.
+STORED_HEADERS = (
+    "content-type",
+    "content-encoding",
+    "content-disposition",
+    "content-language",
+    "cache-control",
+    "expires",
+    "x-amz-website-redirect-location",
+)
+STORAGE_CLASSES = frozenset({"STANDARD", "STANDARD_IA"})
+MAX_METADATA = 2048  # bytes of x-amz-meta-* names and values, as AWS limits user metadata
+MAX_KEY_BYTES = 1024
+DEFAULT_CONTENT_TYPE = "binary/octet-stream"
+
+
+def object_headers_from_request(req: S3Request) -> dict[str, str]:
+    """Standard headers and x-amz-meta-* to store; aws-chunked is transport, not content."""
+    headers: dict[str, str] = {}
+    for name in STORED_HEADERS:
+        value = req.header(name)
+        if value is not None:
+            headers[name] = value
+    encoding = headers.get("content-encoding")
+    if encoding is not None:
+        kept = [e.strip() for e in encoding.split(",") if e.strip() and e.strip().lower() != "aws-chunked"]
+        if kept:
+            headers["content-encoding"] = ",".join(kept)
+        else:
+            del headers["content-encoding"]
+    meta = req.headers_with_prefix("x-amz-meta-")
+    size = sum(len(k) - len("x-amz-meta-") + len(v) for k, v in meta.items())
+    if size > MAX_METADATA:
+        raise S3Error("MetadataTooLarge", fields={"Size": str(size), "MaxSizeAllowed": str(MAX_METADATA)})
+    headers.update(meta)
+    return headers
+
+
+def storage_class(req: S3Request) -> str:
+    value = req.header("x-amz-storage-class")
+    if value is None:
+        return "STANDARD"
+    value = value.strip().upper()
+    if value not in STORAGE_CLASSES:
+        raise S3Error("InvalidStorageClass", fields={"StorageClassRequested": value})
+    return value
+
+
+def tagging_header(req: S3Request) -> dict[str, str] | None:
+    """x-amz-tagging: a URL query string of tags (at most 10, keys ≤128, values ≤256)."""
+    raw = req.header("x-amz-tagging")
+    if raw is None:
+        return None
+    tags, flags = parse_query(raw)
+    for flag in flags:
+        tags[flag] = ""
+    if len(tags) > 10:
+        raise S3Error("InvalidTag", "Object tags cannot be greater than 10")
+    for k, v in tags.items():
+        if not k or len(k) > 128 or len(v) > 256:
+            raise S3Error("InvalidTag", "The TagKey or TagValue you have provided is invalid.")
+    return tags
+
+
+def check_key(key: str) -> None:
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        raise S3Error("KeyTooLongError", fields={"Size": str(len(key.encode())), "MaxSizeAllowed": "1024"})
+
+
+def parse_int(value: str | None, name: str, *, default: int, lo: int = 0, hi: int | None = None) -> int:
+    """A bounded integer query argument; InvalidArgument names it, as S3 does."""
+    if value is None:
+        return default
+    text = value.strip()
+    try:
+        number = int(text)
+    except ValueError:
+        raise S3Error(
+            "InvalidArgument",
+            f"Provided {name} not an integer or within integer range",
+            fields={"ArgumentName": name, "ArgumentValue": value},
+        ) from None
+    if number < lo:
+        raise S3Error(
+            "InvalidArgument",
+            f"Argument {name} must be an integer between {lo} and {hi if hi is not None else 2147483647}",
+            fields={"ArgumentName": name, "ArgumentValue": value},
+        )
+    if hi is not None and number > hi:
+        number = hi
+    return number
+
+
+def parse_part_number(value: str | None) -> int:
+    try:
+        number = int(value or "")
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 10000:
+        raise S3Error(
+            "InvalidArgument",
+            "Part number must be an integer between 1 and 10000, inclusive",
+            fields={"ArgumentName": "partNumber", "ArgumentValue": value or ""},
+        )
+    return number
+
+
+def parse_http_date(value: str | None) -> datetime | None:
+    """An HTTP date, or None when absent or unparseable (S3 ignores bad dates)."""
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed is None:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _etags(value: str) -> list[str]:
+    return [t.strip().removeprefix("W/").strip('"') for t in value.split(",") if t.strip()]
+
+
+def etag_matches(header: str, etag: str) -> bool:
+    bare = etag.strip('"')
+    return any(t == "*" or t == bare for t in _etags(header))
+
+
+def _seconds(value: datetime) -> datetime:
+    value = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return value.replace(microsecond=0)
+
+
+def check_preconditions(req: S3Request, obj: ObjectVersion, *, prefix: str = "") -> bool:
+    """Evaluate If-* headers in AWS order; True means 304 Not Modified.
+
+    If-Match beats If-Unmodified-Since and If-None-Match beats If-Modified-Since (RFC
+    7232 §6). For a copy source (`prefix` "x-amz-copy-source-") every failure is 412.
+    """
+    modified = _seconds(obj.last_modified)
+    if_match = req.header(prefix + "if-match")
+    if if_match is not None:
+        if not etag_matches(if_match, obj.etag):
+            raise S3Error("PreconditionFailed", fields={"Condition": "If-Match"})
+    else:
+        since = parse_http_date(req.header(prefix + "if-unmodified-since"))
+        if since is not None and modified > since:
+            raise S3Error("PreconditionFailed", fields={"Condition": "If-Unmodified-Since"})
+    if_none = req.header(prefix + "if-none-match")
+    not_modified = False
+    if if_none is not None:
+        not_modified = etag_matches(if_none, obj.etag)
+    else:
+        since = parse_http_date(req.header(prefix + "if-modified-since"))
+        not_modified = since is not None and modified <= since
+    if not_modified and prefix:
+        condition = (
+            "x-amz-copy-source-If-None-Match"
+            if if_none is not None
+            else "x-amz-copy-source-If-Modified-Since"
+        )
+        raise S3Error("PreconditionFailed", fields={"Condition": condition})
+    return not_modified
+
+
+def owner(principal: str) -> list[xml.Node]:
+    return [("ID", principal), ("DisplayName", principal)]
+
+
+def checksum_nodes(checksums: dict[str, str]) -> list[xml.Node]:
+    """<ChecksumCRC32>... elements (and ChecksumType) for result documents."""
+    nodes: list[xml.Node] = [(f"Checksum{alg}", value) for alg, value in checksums.items() if alg != "type"]
+    if nodes and checksums.get("type"):
+        nodes.append(("ChecksumType", checksums["type"]))
+    return nodes
+
+
+def url_encode(value: str | None, enabled: bool) -> str | None:
+    """encoding-type=url: keys and prefixes percent-encoded (safe: '/' kept, as S3 does)."""
+    if value is None or not enabled:
+        return value
+    return quote(value, safe="/")
+
+
+def encoding_type(query: Mapping[str, str]) -> bool:
+    value = query.get("encoding-type")
+    if value is None:
+        return False
+    if value.lower() != "url":
+        raise S3Error(
+            "InvalidArgument",
+            "Invalid Encoding Method specified in Request",
+            fields={"ArgumentName": "encoding-type", "ArgumentValue": value},
+        )
+    return True

@@ -1,0 +1,136 @@
+"""ListObjects (v1) and ListObjectsV2.
+
+Both read one page from the core (`Storage.list_objects`, which rolls common prefixes
+up itself); they differ only in how the page is addressed (marker vs an opaque
+continuation token) and rendered.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from coffer.errors import S3Error
+from coffer.s3 import xml
+from coffer.s3.context import Context, run
+from coffer.s3.handlers.common import encoding_type, owner, parse_int, url_encode
+from coffer.s3.responses import S3Response
+from coffer.storage.models import ObjectListing
+
+MAX_KEYS = 1000
+
+
+def _max_keys(ctx: Context) -> int:
+    return parse_int(ctx.op.query.get("max-keys"), "max-keys", default=MAX_KEYS, lo=0, hi=MAX_KEYS)
+
+
+async def _page(ctx: Context, prefix: str, delimiter: str, after: str, max_keys: int) -> ObjectListing:
+    if max_keys == 0:
+        return ObjectListing(contents=[], common_prefixes=[], is_truncated=False, next_marker=None)
+    bucket = ctx.require_bucket()
+    return await run(
+        ctx.node.storage.list_objects,
+        bucket.name,
+        prefix=prefix,
+        delimiter=delimiter,
+        after=after,
+        max_keys=max_keys,
+    )
+
+
+def _entries(listing: ObjectListing, encode: bool, with_owner: bool) -> list[xml.Node]:
+    nodes: list[xml.Node] = []
+    for obj in listing.contents:
+        entry: list[xml.Node] = [
+            ("Key", url_encode(obj.key, encode)),
+            ("LastModified", obj.last_modified),
+            ("ETag", obj.etag),
+            ("Size", obj.size),
+        ]
+        if obj.checksum_algorithm:
+            entry.append(("ChecksumAlgorithm", obj.checksum_algorithm))
+        if with_owner:
+            entry.append(("Owner", owner(obj.owner_principal)))
+        entry.append(("StorageClass", obj.storage_class or "STANDARD"))
+        nodes.append(("Contents", entry))
+    for prefix in listing.common_prefixes:
+        nodes.append(("CommonPrefixes", [("Prefix", url_encode(prefix, encode))]))
+    return nodes
+
+
+async def list_objects(ctx: Context) -> S3Response:
+    query = ctx.op.query
+    encode = encoding_type(query)
+    prefix, delimiter, marker = query.get("prefix", ""), query.get("delimiter", ""), query.get("marker", "")
+    max_keys = _max_keys(ctx)
+    listing = await _page(ctx, prefix, delimiter, marker, max_keys)
+    body: list[xml.Node] = [
+        ("Name", ctx.require_bucket().name),
+        ("Prefix", url_encode(prefix, encode)),
+        ("Marker", url_encode(marker, encode)),
+        ("MaxKeys", max_keys),
+    ]
+    if delimiter:
+        body.append(("Delimiter", url_encode(delimiter, encode)))
+    body.append(("IsTruncated", listing.is_truncated))
+    if listing.is_truncated and delimiter and listing.next_marker:
+        body.append(("NextMarker", url_encode(listing.next_marker, encode)))
+    if encode:
+        body.append(("EncodingType", "url"))
+    body += _entries(listing, encode, with_owner=True)
+    return S3Response.xml("ListBucketResult", body)
+
+
+def _decode_token(token: str) -> str:
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        after = base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8")
+    except (binascii.Error, ValueError, UnicodeError):
+        after = ""
+    if not token or not after:
+        raise S3Error(
+            "InvalidArgument",
+            "The continuation token provided is incorrect",
+            fields={"ArgumentName": "continuation-token"},
+        )
+    return after
+
+
+def _encode_token(last: str) -> str:
+    return base64.urlsafe_b64encode(last.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+async def list_objects_v2(ctx: Context) -> S3Response:
+    query = ctx.op.query
+    if query.get("list-type") != "2":
+        raise S3Error(
+            "InvalidArgument",
+            "Invalid List Type specified in Request",
+            fields={"ArgumentName": "list-type", "ArgumentValue": query.get("list-type", "")},
+        )
+    encode = encoding_type(query)
+    prefix, delimiter = query.get("prefix", ""), query.get("delimiter", "")
+    start_after = query.get("start-after", "")
+    token = query.get("continuation-token")
+    after = _decode_token(token) if token is not None else start_after
+    fetch_owner = query.get("fetch-owner", "").lower() == "true"
+    max_keys = _max_keys(ctx)
+    listing = await _page(ctx, prefix, delimiter, after, max_keys)
+    body: list[xml.Node] = [
+        ("Name", ctx.require_bucket().name),
+        ("Prefix", url_encode(prefix, encode)),
+    ]
+    if token is not None:
+        body.append(("ContinuationToken", token))
+    if "start-after" in query:
+        body.append(("StartAfter", url_encode(start_after, encode)))
+    body += [("KeyCount", len(listing.contents) + len(listing.common_prefixes)), ("MaxKeys", max_keys)]
+    if delimiter:
+        body.append(("Delimiter", url_encode(delimiter, encode)))
+    body.append(("IsTruncated", listing.is_truncated))
+    if listing.is_truncated and listing.next_marker:
+        body.append(("NextContinuationToken", _encode_token(listing.next_marker)))
+    if encode:
+        body.append(("EncodingType", "url"))
+    body += _entries(listing, encode, with_owner=fetch_owner)
+    return S3Response.xml("ListBucketResult", body)

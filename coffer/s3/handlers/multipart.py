@@ -1,0 +1,230 @@
+"""Multipart uploads: create, upload a part, complete, abort, list parts and uploads."""
+
+from __future__ import annotations
+
+from coffer.errors import S3Error
+from coffer.s3 import xml
+from coffer.s3.context import Context, run
+from coffer.s3.handlers.common import (
+    check_key,
+    checksum_nodes,
+    encoding_type,
+    object_headers_from_request,
+    owner,
+    parse_int,
+    parse_part_number,
+    storage_class,
+    tagging_header,
+    url_encode,
+)
+from coffer.s3.handlers.objects import version_headers
+from coffer.s3.payload import CHECKSUMS, StoredBody, checksum_spec, read_small_body, store_body
+from coffer.s3.responses import S3Response
+from coffer.storage.models import Part, Upload
+from coffer.storage.service import CompletedPart
+
+MAX_COMPLETE_BODY = 4 * 1024 * 1024  # 10,000 <Part> entries with checksums fit comfortably
+CHECKSUM_TYPES = ("COMPOSITE", "FULL_OBJECT")
+
+
+async def _upload(ctx: Context) -> Upload:
+    bucket, key = ctx.require_bucket(), ctx.require_key()
+    return await run(ctx.node.storage.get_upload, bucket.name, key, ctx.op.query.get("uploadId", ""))
+
+
+async def create_upload(ctx: Context) -> S3Response:
+    bucket, key = ctx.require_bucket(), ctx.require_key()
+    req = ctx.request
+    check_key(key)
+    algorithm = req.header("x-amz-checksum-algorithm")
+    if algorithm is not None:
+        algorithm = algorithm.strip().upper()
+        if algorithm.lower() not in CHECKSUMS:
+            raise S3Error("InvalidRequest", "Checksum algorithm provided is unsupported.")
+    checksum_type = req.header("x-amz-checksum-type")
+    if checksum_type is not None:
+        checksum_type = checksum_type.strip().upper()
+        if checksum_type not in CHECKSUM_TYPES:
+            raise S3Error("InvalidRequest", "Value for x-amz-checksum-type header is invalid.")
+        if algorithm is None:
+            raise S3Error(
+                "InvalidRequest",
+                "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.",
+            )
+    upload = await run(
+        ctx.node.storage.create_upload,
+        bucket.name,
+        key,
+        owner=ctx.principal,
+        headers=object_headers_from_request(req),
+        storage_class=storage_class(req),
+        checksum_algorithm=algorithm,
+        checksum_type=checksum_type,
+        tags=tagging_header(req),
+    )
+    response = S3Response.xml(
+        "InitiateMultipartUploadResult",
+        [("Bucket", bucket.name), ("Key", key), ("UploadId", upload.upload_id)],
+    )
+    if upload.checksum_algorithm:
+        response.headers.append(("x-amz-checksum-algorithm", upload.checksum_algorithm))
+    if upload.checksum_type:
+        response.headers.append(("x-amz-checksum-type", upload.checksum_type))
+    return response
+
+
+async def upload_part(ctx: Context) -> S3Response:
+    number = parse_part_number(ctx.op.query.get("partNumber"))
+    upload = await _upload(ctx)
+    spec = checksum_spec(ctx)
+    expected = (upload.checksum_algorithm or "").lower()
+    if expected and spec.algorithm and spec.algorithm != expected:
+        raise S3Error(
+            "InvalidRequest",
+            f"Checksum Type mismatch occurred, expected checksum Type: {expected}, "
+            f"actual checksum Type: {spec.algorithm}",
+        )
+    if expected and not spec.algorithm:
+        spec.algorithm = expected
+    storage = ctx.node.storage
+
+    def commit(stored: StoredBody) -> Part:
+        sums = {k: v for k, v in stored.checksums.items() if k != "type"}
+        if not spec.requested and not expected:
+            sums = {}
+        return storage.put_part(upload, number, stored.blob, etag=stored.etag, checksums=sums)
+
+    stored, part = await store_body(ctx, commit, spec=spec)
+    headers = [("etag", part.etag)]
+    if spec.algorithm and (spec.requested or expected):
+        headers.append((spec.header, stored.checksums[spec.s3_name]))
+    return S3Response(200, headers)
+
+
+def _completed_parts(raw: bytes) -> list[CompletedPart]:
+    root = xml.parse(raw, "CompleteMultipartUpload")
+    parts: list[CompletedPart] = []
+    for element in xml.children(root, "Part"):
+        number_text = xml.child_text(element, "PartNumber")
+        etag = xml.child_text(element, "ETag")
+        if number_text is None or etag is None:
+            raise S3Error("MalformedXML")
+        try:
+            number = int(number_text.strip())
+        except ValueError:
+            raise S3Error("MalformedXML") from None
+        sums = {}
+        for alg in CHECKSUMS.values():
+            value = xml.child_text(element, f"Checksum{alg[1]}")
+            if value is not None:
+                sums[alg[1]] = value.strip()
+        parts.append(CompletedPart(part_number=number, etag=etag.strip(), checksums=sums))
+    if not parts:
+        raise S3Error("MalformedXML")
+    return parts
+
+
+async def complete_upload(ctx: Context) -> S3Response:
+    bucket, key = ctx.require_bucket(), ctx.require_key()
+    upload = await _upload(ctx)
+    parts = _completed_parts(await read_small_body(ctx, MAX_COMPLETE_BODY))
+    if_none_match = ctx.request.header("if-none-match")
+    obj = await run(ctx.node.storage.complete_upload, upload, parts, if_none_match=if_none_match)
+    host = ctx.request.host or "localhost"
+    location = f"{ctx.request.scheme}://{host}/{bucket.name}/{key}"
+    body: list[xml.Node] = [("Location", location), ("Bucket", bucket.name), ("Key", key), ("ETag", obj.etag)]
+    body += checksum_nodes(obj.checksums)
+    response = S3Response.xml("CompleteMultipartUploadResult", body)
+    response.headers += version_headers(ctx, obj.version_id)
+    return response
+
+
+async def abort_upload(ctx: Context) -> S3Response:
+    upload = await _upload(ctx)
+    await run(ctx.node.storage.abort_upload, upload)
+    return S3Response(204)
+
+
+async def list_parts(ctx: Context) -> S3Response:
+    bucket, key = ctx.require_bucket(), ctx.require_key()
+    query = ctx.op.query
+    max_parts = parse_int(query.get("max-parts"), "max-parts", default=1000, lo=0, hi=1000)
+    marker = parse_int(query.get("part-number-marker"), "part-number-marker", default=0, lo=0)
+    upload = await _upload(ctx)
+    listing = await run(ctx.node.storage.list_parts, upload, marker=marker, max_parts=max_parts)
+    body: list[xml.Node] = [
+        ("Bucket", bucket.name),
+        ("Key", key),
+        ("UploadId", upload.upload_id),
+        ("Initiator", owner(upload.owner_principal)),
+        ("Owner", owner(upload.owner_principal)),
+        ("StorageClass", upload.storage_class or "STANDARD"),
+        ("PartNumberMarker", marker),
+    ]
+    if listing.next_part_number_marker is not None:
+        body.append(("NextPartNumberMarker", listing.next_part_number_marker))
+    body += [("MaxParts", max_parts), ("IsTruncated", listing.is_truncated)]
+    if upload.checksum_algorithm:
+        body.append(("ChecksumAlgorithm", upload.checksum_algorithm))
+    if upload.checksum_type:
+        body.append(("ChecksumType", upload.checksum_type))
+    for part in listing.parts:
+        entry: list[xml.Node] = [
+            ("PartNumber", part.part_number),
+            ("LastModified", part.last_modified),
+            ("ETag", part.etag),
+            ("Size", part.size),
+        ]
+        entry += [(f"Checksum{alg}", value) for alg, value in part.checksums.items() if alg != "type"]
+        body.append(("Part", entry))
+    return S3Response.xml("ListPartsResult", body)
+
+
+async def list_uploads(ctx: Context) -> S3Response:
+    bucket = ctx.require_bucket()
+    query = ctx.op.query
+    encode = encoding_type(query)
+    prefix, delimiter = query.get("prefix", ""), query.get("delimiter", "")
+    key_marker, id_marker = query.get("key-marker", ""), query.get("upload-id-marker", "")
+    max_uploads = parse_int(query.get("max-uploads"), "max-uploads", default=1000, lo=0, hi=1000)
+    listing = await run(
+        ctx.node.storage.list_uploads,
+        bucket.name,
+        prefix=prefix,
+        delimiter=delimiter,
+        key_marker=key_marker,
+        upload_id_marker=id_marker if key_marker else "",
+        max_uploads=max_uploads,
+    )
+    body: list[xml.Node] = [
+        ("Bucket", bucket.name),
+        ("KeyMarker", url_encode(key_marker, encode)),
+        ("UploadIdMarker", id_marker),
+    ]
+    if listing.next_key_marker is not None:
+        body.append(("NextKeyMarker", url_encode(listing.next_key_marker, encode)))
+    if listing.next_upload_id_marker is not None:
+        body.append(("NextUploadIdMarker", listing.next_upload_id_marker))
+    if delimiter:
+        body.append(("Delimiter", url_encode(delimiter, encode)))
+    body += [("Prefix", url_encode(prefix, encode)), ("MaxUploads", max_uploads)]
+    body.append(("IsTruncated", listing.is_truncated))
+    if encode:
+        body.append(("EncodingType", "url"))
+    for up in listing.uploads:
+        entry: list[xml.Node] = [
+            ("Key", url_encode(up.key, encode)),
+            ("UploadId", up.upload_id),
+            ("Initiator", owner(up.owner_principal)),
+            ("Owner", owner(up.owner_principal)),
+            ("StorageClass", up.storage_class or "STANDARD"),
+            ("Initiated", up.initiated),
+        ]
+        if up.checksum_algorithm:
+            entry.append(("ChecksumAlgorithm", up.checksum_algorithm))
+        if up.checksum_type:
+            entry.append(("ChecksumType", up.checksum_type))
+        body.append(("Upload", entry))
+    for p in listing.common_prefixes:
+        body.append(("CommonPrefixes", [("Prefix", url_encode(p, encode))]))
+    return S3Response.xml("ListMultipartUploadsResult", body)

@@ -1,0 +1,212 @@
+"""PutObject, GetObject, HeadObject, DeleteObject."""
+
+from __future__ import annotations
+
+from coffer.errors import S3Error
+from coffer.s3.context import Context, run
+from coffer.s3.handlers.common import (
+    DEFAULT_CONTENT_TYPE,
+    STORED_HEADERS,
+    check_key,
+    check_preconditions,
+    object_headers_from_request,
+    parse_part_number,
+    storage_class,
+    tagging_header,
+)
+from coffer.s3.payload import StoredBody, store_body
+from coffer.s3.responses import S3Response, http_date
+from coffer.storage.models import ObjectVersion
+
+# response-* query parameters and the header each one overrides.
+RESPONSE_OVERRIDES = {
+    "response-content-type": "content-type",
+    "response-content-language": "content-language",
+    "response-expires": "expires",
+    "response-cache-control": "cache-control",
+    "response-content-disposition": "content-disposition",
+    "response-content-encoding": "content-encoding",
+}
+
+
+def version_headers(ctx: Context, version_id: str | None) -> list[tuple[str, str]]:
+    """x-amz-version-id, for buckets that have ever had versioning turned on."""
+    if version_id and ctx.versioned:
+        return [("x-amz-version-id", version_id)]
+    return []
+
+
+async def put_object(ctx: Context) -> S3Response:
+    bucket, key = ctx.require_bucket(), ctx.require_key()
+    req = ctx.request
+    check_key(key)
+    headers = object_headers_from_request(req)
+    sclass = storage_class(req)
+    tags = tagging_header(req)
+    if_match, if_none_match = req.header("if-match"), req.header("if-none-match")
+    if if_none_match is not None and if_none_match.strip() != "*":
+        raise S3Error(
+            "NotImplemented", "A header you provided implies functionality that is not implemented."
+        )
+    storage = ctx.node.storage
+
+    def commit(stored: StoredBody) -> ObjectVersion:
+        return storage.put_object(
+            bucket.name,
+            key,
+            stored.blob,
+            etag=stored.etag,
+            headers=headers,
+            checksums=stored.checksums,
+            owner=ctx.principal,
+            storage_class=sclass,
+            tags=tags,
+            if_match=if_match,
+            if_none_match=if_none_match,
+        )
+
+    stored, obj = await store_body(ctx, commit)
+    return S3Response(200, stored.response_headers + version_headers(ctx, obj.version_id))
+
+
+def _parse_range(value: str | None, size: int) -> tuple[int, int] | None:
+    """A single `bytes=` range as inclusive (start, end); None = serve the whole object.
+
+    Malformed and multi-range headers are ignored, as S3 does; a syntactically valid but
+    unsatisfiable range is InvalidRange (416) with `Content-Range: bytes */size`.
+    """
+    if not value:
+        return None
+    unit, _, spec = value.strip().partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    first, last = first.strip(), last.strip()
+    if not dash or (first and not first.isdigit()) or (last and not last.isdigit()) or not (first or last):
+        return None
+    unsatisfiable = S3Error(
+        "InvalidRange",
+        fields={"RangeRequested": value.strip(), "ActualObjectSize": str(size)},
+        headers={"content-range": f"bytes */{size}"},
+    )
+    if not first:  # suffix: the last n bytes
+        n = int(last)
+        if n == 0 or size == 0:
+            raise unsatisfiable
+        return max(size - n, 0), size - 1
+    start = int(first)
+    end = int(last) if last else size - 1
+    if last and end < start:
+        return None
+    if start >= size:
+        raise unsatisfiable
+    return start, min(end, size - 1)
+
+
+def _part_span(obj: ObjectVersion, number: int) -> tuple[int, int]:
+    """Byte span (inclusive) of part `number` of `obj`."""
+    count = obj.parts_count
+    if count is None:
+        if number != 1:
+            raise S3Error("InvalidPartNumber", "The requested partnumber is not satisfiable")
+        return 0, obj.size - 1
+    if number > count:
+        raise S3Error("InvalidPartNumber", "The requested partnumber is not satisfiable")
+    start = sum(p.size for p in obj.parts[: number - 1])
+    return start, start + obj.parts[number - 1].size - 1
+
+
+def _object_headers(ctx: Context, obj: ObjectVersion) -> list[tuple[str, str]]:
+    headers = [
+        ("etag", obj.etag),
+        ("last-modified", http_date(obj.last_modified)),
+        ("accept-ranges", "bytes"),
+    ]
+    stored = obj.headers
+    headers.append(("content-type", stored.get("content-type") or DEFAULT_CONTENT_TYPE))
+    for name in STORED_HEADERS[1:]:
+        if name in stored:
+            headers.append((name, stored[name]))
+    headers.extend((k, v) for k, v in stored.items() if k.startswith("x-amz-meta-"))
+    if obj.storage_class and obj.storage_class != "STANDARD":
+        headers.append(("x-amz-storage-class", obj.storage_class))
+    if obj.tags:
+        headers.append(("x-amz-tagging-count", str(len(obj.tags))))
+    headers += version_headers(ctx, obj.version_id)
+    return headers
+
+
+def _apply_overrides(ctx: Context, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    query = ctx.op.query
+    overrides = {header: query[param] for param, header in RESPONSE_OVERRIDES.items() if param in query}
+    if not overrides:
+        return headers
+    if ctx.anonymous:
+        raise S3Error(
+            "InvalidRequest", "Request specific response headers cannot be used for anonymous GET requests."
+        )
+    kept = [(k, v) for k, v in headers if k not in overrides]
+    return kept + list(overrides.items())
+
+
+async def get_object(ctx: Context, *, head: bool = False) -> S3Response:
+    bucket, key = ctx.require_bucket(), ctx.require_key()
+    req, query = ctx.request, ctx.op.query
+    part_number = parse_part_number(query["partNumber"]) if "partNumber" in query else None
+    range_header = req.header("range")
+    if part_number is not None and range_header:
+        raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter.")
+    obj = await run(ctx.node.storage.get_object, bucket.name, key, ctx.op.version_id)
+    headers = _object_headers(ctx, obj)
+    if check_preconditions(req, obj):
+        keep = {"etag", "last-modified", "x-amz-version-id", "cache-control", "expires"}
+        return S3Response(304, [(k, v) for k, v in headers if k in keep])
+    headers = _apply_overrides(ctx, headers)
+    status = 200
+    span: tuple[int, int] | None
+    if part_number is not None:
+        span = _part_span(obj, part_number)
+        if obj.parts_count is not None:
+            headers.append(("x-amz-mp-parts-count", str(obj.parts_count)))
+    else:
+        span = _parse_range(range_header, obj.size)
+    checksum_mode = (req.header("x-amz-checksum-mode") or "").upper() == "ENABLED"
+    if checksum_mode:
+        if part_number is not None and obj.parts_count is not None:
+            sums = dict(obj.parts[part_number - 1].checksums)
+        elif span is None or part_number is not None:
+            sums = dict(obj.checksums)
+        else:
+            sums = {}
+        for alg, value in sums.items():
+            if alg == "type":
+                headers.append(("x-amz-checksum-type", value))
+            else:
+                headers.append((f"x-amz-checksum-{alg.lower()}", value))
+    if span is not None and (
+        span[0] != 0 or span[1] != obj.size - 1 or part_number is not None or range_header
+    ):
+        status = 206
+        headers.append(("content-range", f"bytes {span[0]}-{span[1]}/{obj.size}"))
+    start, end = span if span is not None else (0, obj.size - 1)
+    length = max(end - start + 1, 0)
+    headers.append(("content-length", str(length)))
+    if head or length == 0:
+        return S3Response(status, headers, b"")
+    body = ctx.node.blobs.read(obj.parts, start, end)
+    return S3Response(status, headers, body, length=length)
+
+
+async def head_object(ctx: Context) -> S3Response:
+    return await get_object(ctx, head=True)
+
+
+async def delete_object(ctx: Context) -> S3Response:
+    bucket, key = ctx.require_bucket(), ctx.require_key()
+    result = await run(ctx.node.storage.delete_object, bucket.name, key, ctx.op.version_id)
+    headers: list[tuple[str, str]] = []
+    if result.delete_marker:
+        headers.append(("x-amz-delete-marker", "true"))
+    if result.version_id and (ctx.versioned or ctx.op.version_id):
+        headers.append(("x-amz-version-id", result.version_id))
+    return S3Response(204, headers)

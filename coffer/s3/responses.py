@@ -1,0 +1,106 @@
+"""S3 responses: one small value type, the error document, and the ASGI send.
+
+Every response — success, error, HEAD, 304 — carries `x-amz-request-id` and
+`x-amz-id-2`, added in exactly one place (`send`), so no path can forget them.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+
+from starlette.types import Send
+
+from coffer.errors import CofferError, Kind, S3Error
+from coffer.s3 import xml
+
+XML_TYPE = "application/xml"
+
+# Domain errors the core raises without an S3 code, mapped onto the closest S3 one.
+_KIND_TO_CODE = {
+    Kind.INVALID_ARGUMENT: "InvalidArgument",
+    Kind.FAILED_PRECONDITION: "InvalidRequest",
+    Kind.OUT_OF_RANGE: "InvalidRange",
+    Kind.UNAUTHENTICATED: "AccessDenied",
+    Kind.PERMISSION_DENIED: "AccessDenied",
+    Kind.NOT_FOUND: "NoSuchKey",
+    Kind.ALREADY_EXISTS: "InvalidRequest",
+    Kind.RESOURCE_EXHAUSTED: "SlowDown",
+    Kind.UNIMPLEMENTED: "NotImplemented",
+    Kind.INTERNAL: "InternalError",
+    Kind.UNAVAILABLE: "ServiceUnavailable",
+}
+
+
+@dataclass
+class S3Response:
+    status: int = 200
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes | AsyncIterator[bytes] = b""
+    length: int | None = None  # Content-Length of a streamed body
+    code: str = ""  # the S3 error code, for the access log
+
+    @classmethod
+    def xml(cls, root: str, children: list[xml.Node] | str, status: int = 200) -> S3Response:
+        return cls(status, [("content-type", XML_TYPE)], xml.render(root, children))
+
+
+def new_request_id() -> tuple[str, str]:
+    """(x-amz-request-id, x-amz-id-2): 16 upper-case hex characters and an opaque host id."""
+    raw = os.urandom(32)
+    return raw[:8].hex().upper(), base64.b64encode(raw[8:]).decode("ascii")
+
+
+def http_date(value: datetime) -> str:
+    """RFC 7231 IMF-fixdate (Last-Modified, Expires)."""
+    return format_datetime(value.astimezone(UTC), usegmt=True)
+
+
+def as_s3_error(exc: CofferError) -> S3Error:
+    if isinstance(exc, S3Error):
+        return exc
+    return S3Error(_KIND_TO_CODE.get(exc.kind, "InternalError"), exc.message)
+
+
+def error_response(exc: S3Error, *, resource: str, request_id: str, host_id: str, head: bool) -> S3Response:
+    """The S3 error document; HEAD responses carry the status and headers only."""
+    headers = list(exc.headers.items())
+    if head:
+        return S3Response(exc.status, headers, b"", code=exc.code)
+    children: list[xml.Node] = [("Code", exc.code), ("Message", exc.message)]
+    children.extend(exc.fields.items())
+    children += [("Resource", resource), ("RequestId", request_id), ("HostId", host_id)]
+    body = xml.render("Error", children, namespace=False)
+    headers.append(("content-type", XML_TYPE))
+    return S3Response(exc.status, headers, body, code=exc.code)
+
+
+async def send(response: S3Response, send: Send, request_id: str, host_id: str, *, head: bool) -> int:
+    """Send `response`; returns the number of body bytes sent."""
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    headers.append((b"x-amz-request-id", request_id.encode()))
+    headers.append((b"x-amz-id-2", host_id.encode()))
+    body = response.body
+    if isinstance(body, bytes):
+        if not any(k == b"content-length" for k, _ in headers):
+            headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        if head or response.status == 304:
+            await send({"type": "http.response.body", "body": b""})
+            return 0
+        await send({"type": "http.response.body", "body": body})
+        return len(body)
+    if response.length is not None and not any(k == b"content-length" for k, _ in headers):
+        headers.append((b"content-length", str(response.length).encode()))
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    sent = 0
+    async for chunk in body:
+        if chunk:
+            sent += len(chunk)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+    return sent
