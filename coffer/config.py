@@ -1,12 +1,16 @@
 """Settings: one definition, read from flags, COFFER_* environment variables and a TOML file.
 
 Precedence is flag > environment > config file > default, so a deployment can keep
-a file under version control and override single values per node.
+a file under version control and override single values per node. Every field of
+`Settings` is at once a flag (`--api-port`), an environment variable (`COFFER_API_PORT`)
+and a config-file key (`api_port` or `api-port`, at top level or under `[coffer]`);
+`docs/configuration.md` lists them all and `tests/test_docs.py` keeps it honest.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -14,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "COFFER_"
+CONFIG_ENV = ENV_PREFIX + "CONFIG"
+UINT32_MAX = 2**32 - 1
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def _setting(default: Any, help: str, flag: str | None = None) -> Any:
@@ -50,12 +57,22 @@ class Settings:
     master_key: str = _setting(
         "", "Base64 32-byte key that encrypts access-key secrets; empty uses <data-dir>/master.key."
     )
-    log_level: str = _setting("info", "Log level: debug, info, warning, error.")
+    log_level: str = _setting("info", "Log level: debug, info, warning, error, critical.")
     access_log: bool = _setting(False, "Log one structured line per HTTP request.")
+    audit_file: str = _setting(
+        "audit.log",
+        "File the audit trail is appended to as JSON lines (relative paths are under the data dir); "
+        "empty keeps it in the server log only.",
+    )
     sigv2: bool = _setting(True, "Accept legacy AWS Signature Version 2 on the S3 endpoint.")
     cache_poll_seconds: float = _setting(
         1.0, "How often a node re-reads the change counter when notifications may be missed."
     )
+
+    def __post_init__(self) -> None:
+        problems = validate(self)
+        if problems:
+            raise ValueError("; ".join(problems))
 
     @property
     def data_path(self) -> Path:
@@ -67,8 +84,44 @@ class Settings:
             return normalize_database_url(self.database_url)
         return f"sqlite:///{self.data_path / 'coffer.db'}"
 
+    @property
+    def audit_path(self) -> Path | None:
+        """Where audit lines are appended, or None when they only go to the server log."""
+        if not self.audit_file:
+            return None
+        path = Path(self.audit_file).expanduser()
+        return path if path.is_absolute() else self.data_path / path
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+def validate(s: Settings) -> list[str]:
+    """Range checks that turn a typo into a start-up error instead of odd behaviour later."""
+    problems: list[str] = []
+    if not s.data_dir:
+        problems.append("data_dir: must not be empty")
+    if not s.host:
+        problems.append("host: must not be empty")
+    for name in ("api_port", "s3_port"):
+        port = getattr(s, name)
+        if not 0 <= port <= 65535:
+            problems.append(f"{name}: must be between 0 and 65535, got {port}")
+    if s.api_port and s.api_port == s.s3_port:
+        problems.append("api_port and s3_port must differ")
+    if not 1 <= s.workers <= 256:
+        problems.append(f"workers: must be between 1 and 256, got {s.workers}")
+    if not 1 <= s.max_key_duration <= UINT32_MAX:
+        problems.append(f"max_key_duration: must be between 1 and {UINT32_MAX} seconds")
+    if not 60 <= s.api_token_key_duration <= UINT32_MAX:
+        problems.append("api_token_key_duration: must be at least 60 seconds")
+    if s.log_level.lower() not in LOG_LEVELS:
+        problems.append(f"log_level: must be one of {', '.join(LOG_LEVELS)}, got {s.log_level!r}")
+    if not (math.isfinite(s.cache_poll_seconds) and 0.05 <= s.cache_poll_seconds <= 60):
+        problems.append("cache_poll_seconds: must be between 0.05 and 60")
+    if s.database_url and not s.database_url.startswith(("postgresql", "postgres://", "sqlite")):
+        problems.append("database_url: must start with postgresql:// (or sqlite:///)")
+    return problems
 
 
 def normalize_database_url(url: str) -> str:
@@ -87,19 +140,67 @@ def env_name(name: str) -> str:
     return ENV_PREFIX + name.upper()
 
 
-def _coerce(f: dataclasses.Field[Any], value: Any) -> Any:
-    kind = type(f.default)
-    if kind is bool and isinstance(value, str):
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _kind(f: dataclasses.Field[Any]) -> type:
+    return type(f.default)
+
+
+def _coerce_text(f: dataclasses.Field[Any], value: str) -> Any:
+    """Parse a flag or environment value (always text) into the field's type."""
+    kind = _kind(f)
+    if kind is bool:
         lowered = value.strip().lower()
         if lowered in {"1", "true", "yes", "on"}:
             return True
         if lowered in {"0", "false", "no", "off", ""}:
             return False
-        raise ValueError(f"{f.name}: expected a boolean, got {value!r}")
+        raise ValueError(f"{f.name}: expected a boolean (true/false), got {value!r}")
+    if kind is str:
+        return value
     try:
-        return kind(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{f.name}: expected {kind.__name__}, got {value!r}") from exc
+        return kind(value.strip())
+    except ValueError:
+        raise ValueError(
+            f"{f.name}: expected {'an integer' if kind is int else 'a number'}, got {value!r}"
+        ) from None
+
+
+def _coerce_toml(f: dataclasses.Field[Any], value: Any, origin: str) -> Any:
+    """TOML values are typed already; refuse a mismatch rather than guess (1.5 is not a port)."""
+    kind = _kind(f)
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise ValueError(f"{origin}: {f.name} must be a {kind.__name__}, got {value!r}")
+    return kind(value)
+
+
+def _coerce_override(f: dataclasses.Field[Any], value: Any) -> Any:
+    return _coerce_text(f, value) if isinstance(value, str) and _kind(f) is not str else value
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    """The settings a TOML file names, at top level or in a `[coffer]` table."""
+    with open(path, "rb") as fh:
+        data = tomllib.load(fh)
+    section = data.get("coffer", data) if isinstance(data.get("coffer"), dict) else data
+    known = {f.name: f for f in setting_fields()}
+    values: dict[str, Any] = {}
+    for key, value in section.items():
+        name = key.replace("-", "_")
+        if name not in known:
+            raise ValueError(f"{path}: unknown setting {key!r}")
+        values[name] = _coerce_toml(known[name], value, path)
+    return values
 
 
 def load_settings(
@@ -107,25 +208,23 @@ def load_settings(
     config_file: str | None = None,
     environ: dict[str, str] | None = None,
 ) -> Settings:
-    """Merge default < file < environment < explicit overrides (None values are ignored)."""
+    """Merge default < file < environment < explicit overrides (None values are ignored).
+
+    Raises ValueError (or OSError for an unreadable file) with a message fit for a user.
+    """
     environ = dict(os.environ) if environ is None else environ
-    config_file = config_file or environ.get(env_name("config"))
-    values: dict[str, Any] = {}
+    config_file = config_file or environ.get(CONFIG_ENV) or None
     known = {f.name: f for f in setting_fields()}
+    values: dict[str, Any] = {}
     if config_file:
-        with open(config_file, "rb") as fh:
-            data = tomllib.load(fh)
-        section = data.get("coffer", data)
-        for key, value in section.items():
-            name = key.replace("-", "_")
-            if name not in known:
-                raise ValueError(f"unknown setting {key!r} in {config_file}")
-            values[name] = _coerce(known[name], value)
+        values.update(read_config_file(config_file))
     for name, f in known.items():
         raw = environ.get(env_name(name))
         if raw is not None:
-            values[name] = _coerce(f, raw)
+            values[name] = _coerce_text(f, raw)
     for name, value in (overrides or {}).items():
+        if name not in known:
+            raise ValueError(f"unknown setting {name!r}")
         if value is not None:
-            values[name] = _coerce(known[name], value)
+            values[name] = _coerce_override(known[name], value)
     return Settings(**values)

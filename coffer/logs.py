@@ -1,14 +1,41 @@
-"""Structured (JSON-lines) logging for the server, the audit trail and access logs."""
+"""Structured (JSON-lines) logging for the server, the audit trail and access logs.
+
+Three loggers matter:
+
+* everything goes to stderr as one JSON object per line (`configure`);
+* `coffer.audit` lines (key minted, suspended, revoked, token created, call denied) also go
+  to the audit file when one is configured, so the CLI's actions land in the same trail
+  as the server's;
+* `coffer.access` lines (one per HTTP request) only when `access_log` is on.
+
+No line ever carries a secret: callers of `audit()` pass ids and principals only, the
+access log records the path without its query string (presigned URLs carry signatures
+there) and never a header.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+# The ASGI shapes, spelled out so that logging does not depend on a web framework.
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+audit_log = logging.getLogger("coffer.audit")
+access_log = logging.getLogger("coffer.access")
 
 
 class JsonFormatter(logging.Formatter):
@@ -27,12 +54,35 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, separators=(",", ":"))
 
 
-def configure(level: str = "info") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+class _PrivateFileHandler(logging.FileHandler):
+    """Appends to a file created with mode 0600: the trail names principals and key ids."""
+
+    def _open(self) -> Any:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        return os.fdopen(fd, "a", encoding=self.encoding or "utf-8")
+
+
+def _audit_file_handler(path: Path) -> logging.Handler:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = _PrivateFileHandler(str(path), encoding="utf-8")
     handler.setFormatter(JsonFormatter())
+    handler.setLevel(logging.INFO)
+    handler.set_name("coffer-audit-file")
+    return handler
+
+
+def configure(level: str = "info", *, audit_path: Path | None = None, to_stderr: bool = True) -> None:
+    """Route every logger to JSON lines on stderr, and audit events to `audit_path` too.
+
+    The CLI passes `to_stderr=False`: its stdout and stderr are for people, and its audit
+    events only need to reach the trail.
+    """
     root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    if to_stderr:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        root.handlers[:] = [handler]
+        root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         lg = logging.getLogger(name)
         lg.handlers[:] = []
@@ -40,11 +90,57 @@ def configure(level: str = "info") -> None:
     # uvicorn's own access log would duplicate ours and print raw query strings,
     # which for presigned URLs carry signatures.
     logging.getLogger("uvicorn.access").disabled = True
-
-
-audit_log = logging.getLogger("coffer.audit")
+    # Alembic announces every migration step at INFO; one line from us is enough.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    audit_log.handlers[:] = [h for h in audit_log.handlers if h.get_name() != "coffer-audit-file"]
+    audit_log.setLevel(logging.INFO)
+    if audit_path is not None:
+        audit_log.addHandler(_audit_file_handler(audit_path))
 
 
 def audit(event: str, **fields: Any) -> None:
     """One JSON line per security-relevant event. Callers never pass secrets."""
     audit_log.info(event, extra={"event": event, **fields})
+
+
+class AccessLog:
+    """ASGI middleware: one `coffer.access` line per HTTP request, without query or headers."""
+
+    def __init__(self, app: ASGIApp, plane: str) -> None:
+        self.app = app
+        self.plane = plane
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+        sent = 0
+
+        async def counting_send(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            state: MutableMapping[str, Any] = scope.get("state") or {}
+            client = scope.get("client")
+            access_log.info(
+                "request",
+                extra={
+                    "plane": self.plane,
+                    "method": scope.get("method", ""),
+                    "path": scope.get("path", ""),
+                    "status": status or 500,
+                    "bytes": sent,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                    "client": client[0] if client else None,
+                    "principal": state.get("principal"),
+                },
+            )

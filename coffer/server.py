@@ -53,12 +53,16 @@ class PortDispatch:
 def create_app() -> PortDispatch:
     """uvicorn factory, called once in every worker process."""
     settings = Settings(**json.loads(os.environ[_SETTINGS_ENV]))
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, audit_path=settings.audit_path)
     node = Node.open(settings, migrate=False)
     from coffer.api.app import build_app as build_api
     from coffer.s3.app import build_app as build_s3
 
-    return PortDispatch(build_api(node), build_s3(node), settings.api_port, node)
+    api: ASGIApp = build_api(node)
+    s3: ASGIApp = build_s3(node)
+    if settings.access_log:
+        api, s3 = logs.AccessLog(api, "api"), logs.AccessLog(s3, "s3")
+    return PortDispatch(api, s3, settings.api_port, node)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -75,6 +79,7 @@ def prepare(settings: Settings) -> dict[str, Any]:
     """Migrate and bootstrap once, in the parent, before any worker starts."""
     node = Node.open(settings, migrate=True)
     try:
+        node.keys.verify_master_key()
         boot = bootstrap(node.directory, settings.data_path)
     finally:
         node.close()
@@ -82,7 +87,7 @@ def prepare(settings: Settings) -> dict[str, Any]:
 
 
 def serve(settings: Settings) -> None:
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, audit_path=settings.audit_path)
     info = prepare(settings)
     if info["token_path"]:
         log.info(
@@ -119,7 +124,6 @@ def serve(settings: Settings) -> None:
     if settings.workers > 1:
         from uvicorn.supervisors import Multiprocess
 
-        server = uvicorn.Server(config)
-        Multiprocess(config, target=server.run, sockets=sockets).run()
+        Multiprocess(config, sockets=sockets).run()
     else:
         uvicorn.Server(config).run(sockets=sockets)

@@ -1,19 +1,31 @@
-"""Access-key routes: CreateAccessKeyFromJWT, List/Get, status, revoke, api-token exchange."""
+"""Access-key operations: CreateAccessKeyFromJWT, List/Get, status, revoke, api-token exchange.
+
+Field names, shapes and status strings follow CoreWeave's API (reference §2.3); where
+its documentation leaves room, docs/api.md records what Coffer chose.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
-from coffer.api.http import authenticate, call, json_body, node_of, require_string, rfc3339
-from coffer.authz import authorize_control
+from coffer.api.http import Call, Operation, call, json_body, require_string, rfc3339
 from coffer.errors import InvalidArgument
-from coffer.identity.accesskeys import parse_duration, parse_page, parse_status, validate_attributes
-from coffer.identity.models import AccessKey, KeySource, MintedKey
+from coffer.identity.accesskeys import (
+    parse_duration,
+    parse_page,
+    parse_status,
+    validate_attributes,
+    validate_principal,
+)
+from coffer.identity.models import AccessKey, KeySource, KeyStatus, MintedKey
 from coffer.logs import audit
+
+
+def _multi(key: AccessKey) -> dict[str, Any]:
+    """multiAttributes as proto3 JSON renders map<string, AttributeList>."""
+    return {k: {"values": v} for k, v in key.multi_attributes.items()}
 
 
 def key_info(key: AccessKey) -> dict[str, Any]:
@@ -25,7 +37,7 @@ def key_info(key: AccessKey) -> dict[str, Any]:
         "attributes": key.attributes,
         "expiry": rfc3339(key.expiry_for_api),
         "orgId": key.org_id,
-        "multiAttributes": {k: {"values": v} for k, v in key.multi_attributes.items()},
+        "multiAttributes": _multi(key),
     }
 
 
@@ -47,11 +59,11 @@ def container_credentials_json(minted: MintedKey) -> dict[str, Any]:
         "Token": minted.session_token or "",
         "Expiration": rfc3339(minted.key.expiry_for_api),
         "attributes": minted.key.attributes,
-        "multiAttributes": {k: {"values": v} for k, v in minted.key.multi_attributes.items()},
+        "multiAttributes": _multi(minted.key),
     }
 
 
-def audit_mint(minted: MintedKey, actor: str, action: str) -> None:
+def audit_mint(minted: MintedKey, actor: str, action: str, duration: int) -> None:
     audit(
         "access_key_minted",
         action=action,
@@ -60,145 +72,162 @@ def audit_mint(minted: MintedKey, actor: str, action: str) -> None:
         actor=actor,
         org_id=minted.key.org_id,
         source=minted.key.source.value,
+        duration_seconds=duration,
         expiry=rfc3339(minted.key.expiry_for_api),
+        suspended=minted.key.suspended,
     )
 
 
-async def create_access_key(request: Request) -> JSONResponse:
-    caller = await authenticate(request)
-    authorize_control(caller, "cwobject:CreateAccessKey")
-    body = await json_body(request)
-    if "durationSeconds" not in body:
-        raise InvalidArgument.field("durationSeconds", "is required (0 makes a permanent key)")
-    duration = parse_duration(body["durationSeconds"])
+def _groups(c: Call) -> dict[str, list[str]] | None:
+    """The caller's groups travel with its keys (multiAttributes.groups), for policy conditions."""
+    groups = list(c.caller.user.groups)
+    return {"groups": groups} if groups else None
+
+
+async def create_access_key(c: Call) -> JSONResponse:
+    body = await json_body(c.request)
+    duration = parse_duration(body.get("durationSeconds"))
     attributes = validate_attributes(body.get("attributes"))
-    node = node_of(request)
     minted = await call(
-        node.keys.mint,
-        org_id=caller.org_id,
-        principal_name=caller.principal_name,
-        user_id=caller.user.id,
+        c.node.keys.mint,
+        org_id=c.caller.org_id,
+        principal_name=c.caller.principal_name,
+        user_id=c.caller.user.id,
         duration_seconds=duration,
         source=KeySource.JWT,
         attributes=attributes,
-        multi_attributes={"groups": list(caller.user.groups)} if caller.user.groups else None,
+        multi_attributes=_groups(c),
     )
-    audit_mint(minted, caller.principal_name, "cwobject:CreateAccessKey")
+    audit_mint(minted, c.caller.principal_name, "cwobject:CreateAccessKey", duration)
     return JSONResponse(minted_json(minted))
 
 
-async def list_access_keys(request: Request) -> JSONResponse:
-    caller = await authenticate(request)
-    authorize_control(caller, "cwobject:ListAccessKeyInfo")
-    q = request.query_params
+async def list_access_keys(c: Call) -> JSONResponse:
+    q = c.request.query_params
     page = parse_page(q.get("offset"), q.get("limit"))
     status = parse_status(q["status"]) if q.get("status") else None
-    keys = await call(node_of(request).keys.list, caller.org_id, page, status)
+    keys = await call(c.node.keys.list, c.caller.org_id, page, status)
     return JSONResponse({"info": [key_info(k) for k in keys]})
 
 
-async def get_access_key(request: Request) -> JSONResponse:
-    caller = await authenticate(request)
-    authorize_control(caller, "cwobject:GetAccessKeyInfo")
-    key = await call(node_of(request).keys.get, caller.org_id, request.path_params["access_key_id"])
+async def get_access_key(c: Call) -> JSONResponse:
+    key = await call(c.node.keys.get, c.caller.org_id, c.request.path_params["accessKeyId"])
     return JSONResponse({"info": key_info(key)})
 
 
-async def update_access_key_status(request: Request) -> JSONResponse:
-    caller = await authenticate(request)
-    authorize_control(caller, "cwobject:UpdateAccessKeyStatus")
-    body = await json_body(request)
-    principal = require_string(body, "principalName")
-    if "status" not in body:
-        raise InvalidArgument.field("status", "is required")
+async def update_access_key_status(c: Call) -> JSONResponse:
+    body = await json_body(c.request)
+    principal = validate_principal(body.get("principalName"))
+    if body.get("status") is None:
+        raise InvalidArgument.field(
+            "status", "is required: ACCESS_KEY_STATUS_ACTIVE or ACCESS_KEY_STATUS_SUSPENDED"
+        )
     status = parse_status(body["status"], settable=True)
-    await call(node_of(request).keys.set_principal_status, caller.org_id, principal, status)
+    await call(c.node.keys.set_principal_status, c.caller.org_id, principal, status)
     audit(
-        "access_keys_status_changed",
+        "access_keys_suspended" if status is KeyStatus.FULL_SUSPENDED else "access_keys_reactivated",
+        action="cwobject:UpdateAccessKeyStatus",
         principal=principal,
         status=status.value,
-        actor=caller.principal_name,
-        org_id=caller.org_id,
+        actor=c.caller.principal_name,
+        org_id=c.caller.org_id,
     )
     return JSONResponse({})
 
 
-async def revoke_access_key(request: Request) -> JSONResponse:
-    caller = await authenticate(request)
-    authorize_control(caller, "cwobject:RevokeAccessKeyByAccessKey")
-    body = await json_body(request)
+async def revoke_access_key(c: Call) -> JSONResponse:
+    body = await json_body(c.request)
     key_id = require_string(body, "accessKey")
-    await call(node_of(request).keys.revoke_key, caller.org_id, key_id)
-    audit("access_key_revoked", access_key_id=key_id, actor=caller.principal_name, org_id=caller.org_id)
+    key, changed = await call(c.node.keys.revoke_key, c.caller.org_id, key_id)
+    audit(
+        "access_key_revoked",
+        action="cwobject:RevokeAccessKeyByAccessKey",
+        access_key_id=key.access_key_id,
+        principal=key.principal_name,
+        already_revoked=not changed,
+        actor=c.caller.principal_name,
+        org_id=c.caller.org_id,
+    )
     return JSONResponse({})
 
 
-async def revoke_principal_keys(request: Request) -> JSONResponse:
-    caller = await authenticate(request)
-    authorize_control(caller, "cwobject:RevokeAccessKeysByPrincipal")
-    body = await json_body(request)
-    principal = require_string(body, "principalName")
-    count = await call(node_of(request).keys.revoke_principal, caller.org_id, principal)
+async def revoke_principal_keys(c: Call) -> JSONResponse:
+    body = await json_body(c.request)
+    principal = validate_principal(body.get("principalName"))
+    count = await call(c.node.keys.revoke_principal, c.caller.org_id, principal)
     audit(
-        "access_keys_revoked",
+        "principal_keys_revoked",
+        action="cwobject:RevokeAccessKeysByPrincipal",
         principal=principal,
         count=count,
-        actor=caller.principal_name,
-        org_id=caller.org_id,
+        actor=c.caller.principal_name,
+        org_id=c.caller.org_id,
     )
     return JSONResponse({})
 
 
-async def credentials_from_api_token(request: Request) -> JSONResponse:
-    caller = await authenticate(request)
-    authorize_control(caller, "cwobject:CreateAccessKey")
-    node = node_of(request)
+async def credentials_from_api_token(c: Call) -> JSONResponse:
+    settings = c.node.settings
+    duration = settings.api_token_key_duration
     minted = await call(
-        node.keys.mint,
-        org_id=caller.org_id,
-        principal_name=caller.principal_name,
-        user_id=caller.user.id,
-        duration_seconds=node.settings.api_token_key_duration,
-        max_duration=max(node.settings.api_token_key_duration, node.settings.max_key_duration),
+        c.node.keys.mint,
+        org_id=c.caller.org_id,
+        principal_name=c.caller.principal_name,
+        user_id=c.caller.user.id,
+        duration_seconds=duration,
+        max_duration=max(duration, settings.max_key_duration),
         source=KeySource.API_TOKEN,
-        multi_attributes={"groups": list(caller.user.groups)} if caller.user.groups else None,
+        multi_attributes=_groups(c),
         with_session_token=True,
     )
-    audit_mint(minted, caller.principal_name, "cwobject:CreateAccessKeyFromApiToken")
+    audit_mint(minted, c.caller.principal_name, "cwobject:CreateAccessKeyFromApiToken", duration)
     return JSONResponse(container_credentials_json(minted))
 
 
-routes = [
-    Route("/v1/cwobject/access-key", create_access_key, methods=["POST"], name="CreateAccessKeyFromJWT"),
-    Route("/v1/cwobject/access-key", list_access_keys, methods=["GET"], name="ListAccessKeyInfo"),
-    Route(
-        "/v1/cwobject/access-key/{access_key_id}",
+operations = [
+    Operation(
+        "CreateAccessKeyFromJWT",
+        "POST",
+        "/v1/cwobject/access-key",
+        "cwobject:CreateAccessKey",
+        create_access_key,
+    ),
+    Operation(
+        "ListAccessKeyInfo", "GET", "/v1/cwobject/access-key", "cwobject:ListAccessKeyInfo", list_access_keys
+    ),
+    Operation(
+        "GetAccessKeyInfo",
+        "GET",
+        "/v1/cwobject/access-key/{accessKeyId}",
+        "cwobject:GetAccessKeyInfo",
         get_access_key,
-        methods=["GET"],
-        name="GetAccessKeyInfo",
     ),
-    Route(
+    Operation(
+        "UpdateAccessKeyStatus",
+        "PUT",
         "/v1/cwobject/access-key-status",
+        "cwobject:UpdateAccessKeyStatus",
         update_access_key_status,
-        methods=["PUT"],
-        name="UpdateAccessKeyStatus",
     ),
-    Route(
+    Operation(
+        "RevokeAccessKeyByAccessKey",
+        "POST",
         "/v1/cwobject/revoke-access-key/access-key",
+        "cwobject:RevokeAccessKeyByAccessKey",
         revoke_access_key,
-        methods=["POST"],
-        name="RevokeAccessKeyByAccessKey",
     ),
-    Route(
+    Operation(
+        "RevokeAccessKeysByPrincipal",
+        "POST",
         "/v1/cwobject/revoke-access-key/principal",
+        "cwobject:RevokeAccessKeysByPrincipal",
         revoke_principal_keys,
-        methods=["POST"],
-        name="RevokeAccessKeysByPrincipal",
     ),
-    Route(
+    Operation(
+        "CreateAccessKeyFromApiToken",
+        "GET",
         "/v1/cwobject/temporary-credentials/api-token",
+        "cwobject:CreateAccessKey",
         credentials_from_api_token,
-        methods=["GET"],
-        name="CreateAccessKeyFromApiToken",
     ),
 ]

@@ -1,4 +1,10 @@
-"""The control-plane ASGI application."""
+"""The control-plane ASGI application.
+
+Every answer is JSON; every failure is google.rpc.Status JSON ({code, message, details})
+with the HTTP status gRPC-gateway gives its code, including unknown routes (404, NOT_FOUND),
+wrong methods (405, UNIMPLEMENTED) and, should a bug slip through, 500 INTERNAL without
+a traceback.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +16,17 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coffer.api import accesskeys
-from coffer.api.http import error_response, status_json
+from coffer.api.http import Operation, error_response, node_of, routes, status_json
 from coffer.api.openapi import build_spec
 from coffer.errors import CofferError, Kind
 from coffer.node import Node
 
 log = logging.getLogger("coffer.api")
+
+OPERATIONS: list[Operation] = [*accesskeys.operations]
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -26,7 +34,9 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def openapi(request: Request) -> JSONResponse:
-    return JSONResponse(build_spec(request.app.router.routes))
+    server_url = str(request.base_url).rstrip("/") or "/"
+    spec = build_spec(OPERATIONS, server_url, node_of(request).settings.max_key_duration)
+    return JSONResponse(spec)
 
 
 async def on_coffer_error(request: Request, exc: Exception) -> Response:
@@ -35,25 +45,27 @@ async def on_coffer_error(request: Request, exc: Exception) -> Response:
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (no route, bad method on a plain route) in status-JSON form."""
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
+        allow = (exc.headers or {}).get("Allow", "")
         resp = status_json(
-            Kind.UNIMPLEMENTED, f"method {request.method} is not allowed on {request.url.path}"
+            Kind.UNIMPLEMENTED,
+            f"method {request.method} is not allowed on {request.url.path}; allowed: {allow}",
+            http_status=405,
         )
-        resp.status_code = 405
+        if allow:
+            resp.headers["Allow"] = allow
         return resp
     if exc.status_code == 404:
         return status_json(Kind.NOT_FOUND, f"no route for {request.method} {request.url.path}")
-    return JSONResponse({"code": 2, "message": str(exc.detail), "details": []}, status_code=exc.status_code)
-
-
-async def on_unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return status_json(Kind.INTERNAL, "internal error")
+    if exc.status_code == 400:
+        return status_json(Kind.INVALID_ARGUMENT, str(exc.detail))
+    return status_json(Kind.INTERNAL, str(exc.detail), http_status=exc.status_code)
 
 
 class CatchAll:
-    """Last line of defence: no traceback ever reaches a client."""
+    """Last line of defence: an unexpected exception is logged and answered 500 INTERNAL, no traceback."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -61,7 +73,7 @@ class CatchAll:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
-        async def tracking_send(message: dict) -> None:  # type: ignore[type-arg]
+        async def tracking_send(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
@@ -70,25 +82,22 @@ class CatchAll:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception:
-            log.exception("unhandled error")
+            log.exception("unhandled error on %s %s", scope.get("method", ""), scope.get("path", ""))
             if not started and scope["type"] == "http":
                 await status_json(Kind.INTERNAL, "internal error")(scope, receive, send)
 
 
 def build_app(node: Node) -> Starlette:
-    routes = [
-        Route("/healthz", healthz, methods=["GET"], include_in_schema=False),
-        Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
-        *accesskeys.routes,
-    ]
     app = Starlette(
-        routes=routes,
-        exception_handlers={
-            CofferError: on_coffer_error,
-            HTTPException: on_http_error,
-            Exception: on_unexpected,
-        },
+        routes=[
+            Route("/healthz", healthz, methods=["GET"], include_in_schema=False),
+            Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
+            *routes(OPERATIONS),
+        ],
+        exception_handlers={CofferError: on_coffer_error, HTTPException: on_http_error},
         middleware=[Middleware(CatchAll)],
     )
+    # gRPC-gateway has no trailing-slash redirects; a stray slash is an unknown route (404 JSON).
+    app.router.redirect_slashes = False
     app.state.node = node
     return app

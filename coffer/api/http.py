@@ -1,33 +1,46 @@
-"""Request and response plumbing shared by every control-plane route."""
+"""Request and response plumbing shared by every control-plane route.
+
+Each control-plane RPC is one `Operation`: its gRPC method name, HTTP method and path,
+and the policy action it needs. `routes()` groups operations by path into Starlette
+routes whose endpoint is the one door every call passes: authenticate the bearer token,
+authorize the action, then hand the handler a `Call`. Handlers never check permissions.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
+from coffer.authz import authorize_control
 from coffer.errors import CofferError, InvalidArgument, Kind, Unauthenticated
 from coffer.identity.models import Caller
+from coffer.logs import audit
 from coffer.node import Node
 
 T = TypeVar("T")
-MAX_JSON_BODY = 1 << 20
+MAX_JSON_BODY = 1 << 20  # control-plane bodies are a few hundred bytes; 1 MiB is generous
 
 
 def rfc3339(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def status_json(kind: Kind, message: str, details: list[dict[str, Any]] | None = None) -> JSONResponse:
-    """google.rpc.Status as gRPC-gateway renders it."""
+def status_json(
+    kind: Kind, message: str, details: list[dict[str, Any]] | None = None, *, http_status: int | None = None
+) -> JSONResponse:
+    """google.rpc.Status as gRPC-gateway renders it: {code, message, details}."""
     return JSONResponse(
         {"code": kind.grpc_code, "message": message, "details": details or []},
-        status_code=kind.http_status,
+        status_code=http_status or kind.http_status,
     )
 
 
@@ -35,6 +48,22 @@ def error_response(exc: CofferError) -> JSONResponse:
     resp = status_json(exc.kind, exc.message, exc.details)
     if exc.kind is Kind.UNAUTHENTICATED:
         resp.headers["WWW-Authenticate"] = 'Bearer realm="coffer"'
+    return resp
+
+
+def method_not_allowed(method: str, path: str, allow: Iterable[str]) -> JSONResponse:
+    """HTTP 405 carrying gRPC UNIMPLEMENTED (12), the code gRPC-gateway gives a method it has no binding for.
+
+    gRPC-gateway itself answers 501 here; Coffer keeps the code but uses the status HTTP
+    defines for the case, with the Allow header (see docs/api.md).
+    """
+    allowed = sorted(set(allow))
+    resp = status_json(
+        Kind.UNIMPLEMENTED,
+        f"method {method} is not allowed on {path}; allowed: {', '.join(allowed)}",
+        http_status=405,
+    )
+    resp.headers["Allow"] = ", ".join(allowed)
     return resp
 
 
@@ -48,39 +77,137 @@ async def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await run_in_threadpool(fn, *args, **kwargs)
 
 
+def _too_large() -> InvalidArgument:
+    return InvalidArgument(f"request body is larger than {MAX_JSON_BODY} bytes")
+
+
 async def json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_JSON_BODY:
-        raise InvalidArgument("request body is larger than 1 MiB")
+    """The body as a JSON object; absent means {}. Any Content-Type is read as JSON, as gRPC-gateway does."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_JSON_BODY:
+        raise _too_large()
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_JSON_BODY:
+            raise _too_large()
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidArgument(f"request body is not valid JSON: {exc}") from None
+        data = json.loads(bytes(raw))
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        reason = str(exc) if isinstance(exc, json.JSONDecodeError) else "it could not be decoded"
+        raise InvalidArgument(f"request body is not valid JSON: {reason}") from None
     if not isinstance(data, dict):
-        raise InvalidArgument("request body must be a JSON object")
+        raise InvalidArgument(f"request body must be a JSON object, not {type(data).__name__}")
     return data
 
 
 def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
+    scheme, _, value = header.strip().partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         raise Unauthenticated("an API access token is required: send 'Authorization: Bearer <token>'")
     return value.strip()
 
 
-async def authenticate(request: Request) -> Caller:
-    token = bearer_token(request)
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+async def authenticate(request: Request, action: str) -> Caller:
+    """The caller behind the bearer token; a failure is audited (without the token) and is a 401."""
     node = node_of(request)
-    api_token, user = await call(node.directory.authenticate_token, token)
+    try:
+        token = bearer_token(request)
+        api_token, user = await call(node.directory.authenticate_token, token)
+    except Unauthenticated as exc:
+        audit(
+            "denied",
+            plane="control",
+            action=action,
+            method=request.method,
+            path=request.url.path,
+            client=_client(request),
+            reason=exc.message,
+            status=401,
+        )
+        raise
     caller = Caller(user=user, token_id=api_token.id)
-    request.state.caller = caller
+    request.state.principal = caller.principal_name
     return caller
 
 
-Handler = Callable[[Request], Awaitable[Any]]
+@dataclass(frozen=True)
+class Call:
+    """What a handler gets: the request, this node, and the authenticated caller."""
+
+    request: Request
+    node: Node
+    caller_or_none: Caller | None
+
+    @property
+    def caller(self) -> Caller:
+        if self.caller_or_none is None:  # pragma: no cover - only anonymous operations lack one
+            raise Unauthenticated("this operation needs an authenticated caller")
+        return self.caller_or_none
+
+
+Handler = Callable[[Call], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One control-plane RPC: `CWObject_<name>` in the OpenAPI, `action` in policies."""
+
+    name: str
+    method: str
+    path: str
+    action: str
+    handler: Handler
+    anonymous: bool = False
+
+
+class _Dispatch:
+    """The ASGI endpoint of one path: picks the operation by method, authenticates, authorizes.
+
+    A plain ASGI app rather than a function so Starlette routes every method here and the
+    405 answer (and its Allow header) comes from the operation table.
+    """
+
+    def __init__(self, path: str, by_method: dict[str, Operation]) -> None:
+        self.path = path
+        self.by_method = by_method
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        response = await self.dispatch(request)
+        await response(scope, receive, send)
+
+    async def dispatch(self, request: Request) -> Response:
+        op = self.by_method.get(request.method)
+        if op is None:
+            return method_not_allowed(request.method, self.path, self.by_method)
+        request.state.operation = op.name
+        caller = None
+        if not op.anonymous:
+            caller = await authenticate(request, op.action)
+            authorize_control(caller, op.action)
+        return await op.handler(Call(request, node_of(request), caller))
+
+
+def routes(operations: Iterable[Operation]) -> list[Route]:
+    """One Starlette route per path; the method is dispatched here so a 405 can list every allowed one."""
+    by_path: dict[str, dict[str, Operation]] = {}
+    for op in operations:
+        methods = by_path.setdefault(op.path, {})
+        if op.method in methods:
+            raise ValueError(f"two operations for {op.method} {op.path}")
+        methods[op.method] = op
+    return [
+        Route(path, _Dispatch(path, ops), name="+".join(o.name for o in ops.values()))
+        for path, ops in by_path.items()
+    ]
 
 
 def require_string(body: dict[str, Any], name: str) -> str:

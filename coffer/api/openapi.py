@@ -1,168 +1,240 @@
-"""OpenAPI 3.0 description of the control plane, built from the live routes.
+"""OpenAPI 3.0 description of the control plane, built from the same operation table the router uses.
 
-Operation ids follow CoreWeave's `CWObject_<Method>`; the route name is the method.
+Operation ids follow CoreWeave's `CWObject_<Method>`. The schemas here are what Coffer
+accepts and answers, so a schema-driven fuzzer can check the server against them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from starlette.routing import BaseRoute, Route
-
 from coffer import __version__
+from coffer.api.http import Operation
+from coffer.identity.models import KeyStatus
 
 _STATUS = {
     "type": "object",
+    "required": ["code", "message", "details"],
     "properties": {
         "code": {"type": "integer", "description": "gRPC status code"},
         "message": {"type": "string"},
-        "details": {"type": "array", "items": {"type": "object"}},
+        "details": {
+            "type": "array",
+            "items": {"type": "object", "properties": {"@type": {"type": "string"}}},
+            "description": "google.rpc error details: BadRequest, ResourceInfo",
+        },
     },
 }
-_ATTRS = {"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": 15}
+_ATTRS = {
+    "type": "object",
+    "description": "Up to 15 entries; keys are lower-case DNS labels not starting with cw-, role or groups",
+    "additionalProperties": {
+        "type": "string",
+        "maxLength": 63,
+        "pattern": "^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$",
+    },
+    "maxProperties": 15,
+}
+_MULTI = {
+    "type": "object",
+    "additionalProperties": {
+        "type": "object",
+        "properties": {"values": {"type": "array", "items": {"type": "string"}}},
+    },
+}
+_DATE = {"type": "string", "format": "date-time"}
 _KEY_INFO = {
     "type": "object",
+    "required": ["accessKeyId", "status", "principalName", "attributes", "expiry", "orgId"],
     "properties": {
         "accessKeyId": {"type": "string"},
-        "status": {"type": "string", "description": "ACTIVE, EXPIRED, FULL_SUSPENDED or REVOKED"},
+        "status": {"type": "string", "enum": [s.value for s in KeyStatus]},
         "principalName": {"type": "string"},
         "attributes": _ATTRS,
-        "expiry": {"type": "string", "format": "date-time"},
+        "expiry": {**_DATE, "description": "1970-01-01T00:00:00Z for a permanent key"},
         "orgId": {"type": "string"},
-        "multiAttributes": {"type": "object"},
+        "multiAttributes": _MULTI,
     },
 }
 _MINTED = {
     "type": "object",
+    "required": ["accessKeyId", "secretKey", "principalName", "expiry", "attributes"],
     "properties": {
-        "accessKeyId": {"type": "string"},
-        "secretKey": {"type": "string"},
+        "accessKeyId": {"type": "string", "pattern": "^CW[A-Z]{14}$"},
+        "secretKey": {"type": "string", "pattern": "^cwo[a-z0-9]{40}$"},
         "principalName": {"type": "string"},
-        "expiry": {"type": "string", "format": "date-time"},
+        "expiry": _DATE,
         "attributes": _ATTRS,
     },
 }
 _CONTAINER = {
     "type": "object",
+    "required": ["AccessKeyId", "SecretAccessKey", "Token", "Expiration"],
     "properties": {
         "AccessKeyId": {"type": "string"},
         "SecretAccessKey": {"type": "string"},
         "Token": {"type": "string"},
-        "Expiration": {"type": "string", "format": "date-time"},
+        "Expiration": _DATE,
         "attributes": _ATTRS,
-        "multiAttributes": {"type": "object"},
+        "multiAttributes": _MULTI,
     },
 }
-_EMPTY: dict[str, Any] = {"type": "object"}
+_EMPTY: dict[str, Any] = {"type": "object", "additionalProperties": False}
+_SETTABLE = ["ACCESS_KEY_STATUS_ACTIVE", "ACCESS_KEY_STATUS_SUSPENDED", "ACTIVE", "SUSPENDED"]
+_FILTERS = [
+    *_SETTABLE,
+    "FULL_SUSPENDED",
+    "EXPIRED",
+    "REVOKED",
+    "ACCESS_KEY_STATUS_EXPIRED",
+    "ACCESS_KEY_STATUS_REVOKED",
+]
+_PRINCIPAL = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 512,
+    "example": "coreweave/ueqXfgRCYGqptEXAMPLE1",
+}
 
 
 def _obj(required: list[str], **props: Any) -> dict[str, Any]:
     return {"type": "object", "required": required, "properties": props}
 
 
-# Request body, response body and query parameters per operation.
-OPERATIONS: dict[str, dict[str, Any]] = {
-    "CreateAccessKeyFromJWT": {
-        "summary": "Mint an access key for the caller (0 seconds makes a permanent key)",
-        "body": _obj(
-            ["durationSeconds"], durationSeconds={"type": "integer", "minimum": 0}, attributes=_ATTRS
-        ),
-        "response": _MINTED,
-    },
-    "ListAccessKeyInfo": {
-        "summary": "List the organization's access keys",
-        "query": {
-            "offset": {"type": "integer", "minimum": 0},
-            "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
-            "status": {
-                "type": "string",
-                "enum": ["ACCESS_KEY_STATUS_ACTIVE", "ACCESS_KEY_STATUS_SUSPENDED", "ACTIVE", "SUSPENDED"],
+def _operations_meta(max_duration: int) -> dict[str, dict[str, Any]]:
+    """Request body, response body and query parameters per operation."""
+    return {
+        "CreateAccessKeyFromJWT": {
+            "summary": "Mint an access key for the caller (0 seconds makes a permanent key)",
+            "body": _obj(
+                ["durationSeconds"],
+                durationSeconds={
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": max_duration,
+                    "description": f"0 = permanent, else the lifetime in seconds, at most {max_duration}",
+                },
+                attributes=_ATTRS,
+            ),
+            "response": _MINTED,
+        },
+        "ListAccessKeyInfo": {
+            "summary": "List the organization's access keys",
+            "query": {
+                "offset": {"type": "integer", "minimum": 0, "maximum": 2**32 - 1},
+                "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+                "status": {"type": "string", "enum": _FILTERS},
+            },
+            "response": {
+                "type": "object",
+                "required": ["info"],
+                "properties": {"info": {"type": "array", "items": _KEY_INFO}},
             },
         },
-        "response": {"type": "object", "properties": {"info": {"type": "array", "items": _KEY_INFO}}},
-    },
-    "GetAccessKeyInfo": {
-        "summary": "Describe one access key",
-        "response": {"type": "object", "properties": {"info": _KEY_INFO}},
-    },
-    "UpdateAccessKeyStatus": {
-        "summary": "Suspend or reactivate every key of a principal",
-        "body": _obj(
-            ["principalName", "status"],
-            principalName={"type": "string"},
-            status={
-                "type": "string",
-                "enum": ["ACCESS_KEY_STATUS_ACTIVE", "ACCESS_KEY_STATUS_SUSPENDED", "ACTIVE", "SUSPENDED"],
-            },
-        ),
-        "response": _EMPTY,
-    },
-    "RevokeAccessKeyByAccessKey": {
-        "summary": "Revoke one access key",
-        "body": _obj(["accessKey"], accessKey={"type": "string", "description": "the access key id"}),
-        "response": _EMPTY,
-    },
-    "RevokeAccessKeysByPrincipal": {
-        "summary": "Revoke every access key of a principal",
-        "body": _obj(["principalName"], principalName={"type": "string"}),
-        "response": _EMPTY,
-    },
-    "CreateAccessKeyFromApiToken": {
-        "summary": "Exchange the API token for short-lived credentials (container-credentials shape)",
-        "response": _CONTAINER,
-    },
+        "GetAccessKeyInfo": {
+            "summary": "Describe one access key (revoked and expired keys included)",
+            "response": {"type": "object", "required": ["info"], "properties": {"info": _KEY_INFO}},
+        },
+        "UpdateAccessKeyStatus": {
+            "summary": "Suspend or reactivate every key of a principal, including keys minted later",
+            "body": _obj(
+                ["principalName", "status"],
+                principalName=_PRINCIPAL,
+                status={"type": "string", "enum": _SETTABLE},
+            ),
+            "response": _EMPTY,
+        },
+        "RevokeAccessKeyByAccessKey": {
+            "summary": "Revoke one access key",
+            "body": _obj(
+                ["accessKey"],
+                accessKey={"type": "string", "minLength": 1, "description": "the access key id"},
+            ),
+            "response": _EMPTY,
+        },
+        "RevokeAccessKeysByPrincipal": {
+            "summary": "Revoke every access key of a principal",
+            "body": _obj(["principalName"], principalName=_PRINCIPAL),
+            "response": _EMPTY,
+        },
+        "CreateAccessKeyFromApiToken": {
+            "summary": "Exchange the API token for short-lived credentials (container-credentials shape)",
+            "response": _CONTAINER,
+        },
+    }
+
+
+OPERATIONS = _operations_meta(43200)  # the names and shapes, for callers that only need those
+
+_STATUS_REF = {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}
+_ERRORS = {
+    "400": "INVALID_ARGUMENT (3): a malformed body, a wrong type, a value out of range",
+    "401": "UNAUTHENTICATED (16): no bearer token, or an unknown, expired or revoked one",
+    "403": "PERMISSION_DENIED (7): the caller may not perform this action",
+    "404": "NOT_FOUND (5): no such access key or principal in the caller's organization",
+    "405": "UNIMPLEMENTED (12): the path exists but not with this method",
 }
 
-ANONYMOUS: set[str] = set()
 
-
-def build_spec(routes: list[BaseRoute]) -> dict[str, Any]:
-    paths: dict[str, dict[str, Any]] = {}
-    for route in routes:
-        if not isinstance(route, Route) or not route.include_in_schema or route.name not in OPERATIONS:
+def _operation(op: Operation, meta: dict[str, Any]) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        "200": {
+            "description": "OK",
+            "content": {"application/json": {"schema": meta.get("response", _EMPTY)}},
+        }
+    }
+    for status, description in _ERRORS.items():
+        if status == "401" and op.anonymous:
             continue
-        meta = OPERATIONS[route.name]
-        for method in sorted((route.methods or set()) - {"HEAD"}):
-            op: dict[str, Any] = {
-                "operationId": f"CWObject_{route.name}",
-                "summary": meta.get("summary", route.name),
-                "tags": ["CWObject"],
-                "responses": {
-                    "200": {
-                        "description": "OK",
-                        "content": {"application/json": {"schema": meta.get("response", _EMPTY)}},
-                    },
-                    "default": {
-                        "description": "An error",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}},
-                    },
-                },
-            }
-            params = [
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                for name in route.param_convertors
-            ]
-            params += [
-                {"name": name, "in": "query", "required": False, "schema": schema}
-                for name, schema in meta.get("query", {}).items()
-            ]
-            if params:
-                op["parameters"] = params
-            if "body" in meta:
-                op["requestBody"] = {
-                    "required": True,
-                    "content": {"application/json": {"schema": meta["body"]}},
-                }
-            if route.name in ANONYMOUS:
-                op["security"] = []
-            paths.setdefault(route.path_format, {})[method.lower()] = op
+        responses[status] = {"description": description, "content": _STATUS_REF}
+    out: dict[str, Any] = {
+        "operationId": f"CWObject_{op.name}",
+        "summary": meta.get("summary", op.name),
+        "description": f"Needs `{op.action}` (Object Storage Admin holds every cwobject: action).",
+        "tags": ["CWObject"],
+        "responses": responses,
+    }
+    params = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in _path_params(op.path)
+    ]
+    params += [
+        {"name": name, "in": "query", "required": False, "schema": schema}
+        for name, schema in meta.get("query", {}).items()
+    ]
+    if params:
+        out["parameters"] = params
+    if "body" in meta:
+        out["requestBody"] = {"required": True, "content": {"application/json": {"schema": meta["body"]}}}
+    if op.anonymous:
+        out["security"] = []
+    return out
+
+
+def _path_params(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{") and part.endswith("}")]
+
+
+def build_spec(
+    operations: Iterable[Operation], server_url: str = "/", max_duration: int = 43200
+) -> dict[str, Any]:
+    """The OpenAPI document for `operations`; every operation must have an entry in the metadata."""
+    meta = _operations_meta(max_duration)
+    paths: dict[str, dict[str, Any]] = {}
+    for op in operations:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, meta[op.name])
     return {
         "openapi": "3.0.3",
         "info": {
             "title": "CoreWeave AI Object Storage API (Coffer)",
             "version": __version__,
-            "description": "Coffer's wire-compatible implementation of CoreWeave's /v1/cwobject API.",
+            "description": (
+                "Coffer's wire-compatible implementation of CoreWeave's /v1/cwobject API: mint and revoke "
+                "access keys and inspect the access-key inventory. Errors are google.rpc.Status JSON."
+            ),
         },
+        "servers": [{"url": server_url, "description": "this Coffer node"}],
         "security": [{"TokenAuth": []}],
         "tags": [
             {

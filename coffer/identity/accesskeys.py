@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,6 +36,8 @@ from coffer.store.schema import access_keys, principal_suspensions
 
 UINT32_MAX = 2**32 - 1
 MAX_ATTRIBUTES = 15
+MAX_PRINCIPAL = 512
+_KEY_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _ATTR_KEY = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _ATTR_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 _RESERVED_ATTR_PREFIXES = ("cw-", "role", "groups")
@@ -67,16 +70,46 @@ def parse_status(value: object, *, settable: bool = False) -> KeyStatus:
     return status
 
 
+def _shown(value: str, limit: int = 64) -> str:
+    """A caller-supplied string as it may appear in an error message: short and printable."""
+    text = value if len(value) <= limit else value[:limit] + "..."
+    return text.encode("unicode_escape").decode("ascii")
+
+
+def plausible_key_id(value: str) -> bool:
+    """Could this ever name a key? Anything else is answered NOT_FOUND without a query."""
+    return bool(_KEY_ID.fullmatch(value))
+
+
+def key_not_found(access_key_id: str) -> NotFound:
+    return NotFound.resource("access key", _shown(access_key_id))
+
+
+def validate_principal(value: object, field: str = "principalName") -> str:
+    """A principal as policies name it (`coreweave/<UID>`, `role/...`): printable text, bounded."""
+    if value is None or value == "":
+        raise InvalidArgument.field(field, "is required")
+    if not isinstance(value, str):
+        raise InvalidArgument.field(field, "must be a string")
+    if len(value) > MAX_PRINCIPAL or not value.isprintable():
+        raise InvalidArgument.field(
+            field, f"must be at most {MAX_PRINCIPAL} printable characters, such as coreweave/<UID>"
+        )
+    return value
+
+
 def parse_duration(value: object, *, field: str = "durationSeconds") -> int:
-    """A proto3 uint32: a JSON integer or a decimal string; presence is checked by the caller."""
-    if isinstance(value, bool) or value is None:
+    """A proto3 uint32: a JSON integer or a decimal string. JSON null counts as absent."""
+    if value is None:
+        raise InvalidArgument.field(field, "is required (0 makes a permanent key)")
+    if isinstance(value, bool):
         raise InvalidArgument.field(field, "must be an integer number of seconds")
     if isinstance(value, float):
         if not value.is_integer():
             raise InvalidArgument.field(field, "must be a whole number of seconds")
         value = int(value)
-    if isinstance(value, str):
-        if not re.fullmatch(r"-?[0-9]+", value.strip()):
+    if isinstance(value, str):  # proto3 JSON lets 64-bit-safe integers travel as strings
+        if not re.fullmatch(r"-?[0-9]{1,20}", value):
             raise InvalidArgument.field(field, "must be an integer number of seconds")
         value = int(value)
     if not isinstance(value, int):
@@ -98,17 +131,18 @@ def validate_attributes(value: object) -> dict[str, str]:
         raise InvalidArgument.field("attributes", f"at most {MAX_ATTRIBUTES} entries are allowed")
     out: dict[str, str] = {}
     for key, val in value.items():
-        if not isinstance(key, str) or not (1 <= len(key) <= 63) or not _ATTR_KEY.match(key):
+        shown = f"attributes.{_shown(str(key))}"
+        if not isinstance(key, str) or not (1 <= len(key) <= 63) or not _ATTR_KEY.fullmatch(key):
             raise InvalidArgument.field(
-                f"attributes.{key}", "keys must be lower-case DNS labels (a-z, 0-9, '-'), 1-63 characters"
+                shown, "keys must be lower-case DNS labels (a-z, 0-9, '-'), 1-63 characters"
             )
         if key.startswith(_RESERVED_ATTR_PREFIXES):
             raise InvalidArgument.field(
-                f"attributes.{key}", "keys must not start with 'cw-', 'role' or 'groups' (reserved)"
+                shown, "keys must not start with 'cw-', 'role' or 'groups' (reserved)"
             )
-        if not isinstance(val, str) or len(val) > 63 or not _ATTR_VALUE.match(val):
+        if not isinstance(val, str) or len(val) > 63 or not _ATTR_VALUE.fullmatch(val):
             raise InvalidArgument.field(
-                f"attributes.{key}",
+                shown,
                 "values must be strings of at most 63 characters: alphanumerics, '-', '_', '.',"
                 " starting and ending alphanumeric",
             )
@@ -126,9 +160,9 @@ def parse_page(offset: object, limit: object, *, default_limit: int = 100) -> Pa
     def uint(name: str, raw: object, default: int) -> int:
         if raw is None or raw == "":
             return default
-        text = str(raw).strip()
-        if not re.fullmatch(r"[0-9]+", text):
-            raise InvalidArgument.field(name, "must be a non-negative integer")
+        text = str(raw)
+        if not re.fullmatch(r"[0-9]{1,20}", text):
+            raise InvalidArgument.field(name, f"must be a non-negative integer, got {_shown(text, 32)!r}")
         number = int(text)
         if number > UINT32_MAX:
             raise InvalidArgument.field(name, "must fit in an unsigned 32-bit integer")
@@ -151,6 +185,7 @@ class AccessKeyService:
         self.max_duration = max_duration
         self._cache: dict[str, KeyCredentials | None] = {}
         self._cache_token: tuple[int, int] | None = None
+        self._lock = threading.Lock()
 
     # minting ---------------------------------------------------------------------------
     def mint(
@@ -274,6 +309,9 @@ class AccessKeyService:
         return sa.select(access_keys, suspended.label("suspended"))
 
     def get(self, org_id: str, access_key_id: str) -> AccessKey:
+        """A key of this organization, in any state; another org's key is as unknown as a made-up id."""
+        if not plausible_key_id(access_key_id):
+            raise key_not_found(access_key_id)
         with self.db.read() as conn:
             r = conn.execute(
                 self._select().where(
@@ -281,7 +319,7 @@ class AccessKeyService:
                 )
             ).first()
         if r is None:
-            raise NotFound.resource("access key", access_key_id)
+            raise key_not_found(access_key_id)
         return self._key(r, bool(r.suspended))
 
     def list(
@@ -332,7 +370,7 @@ class AccessKeyService:
         """Suspend or reactivate every key of a principal, including keys minted later."""
         with self.db.write() as conn:
             if not self._principal_known(conn, org_id, principal):
-                raise NotFound.resource("principal", principal)
+                raise NotFound.resource("principal", _shown(principal))
             conn.execute(
                 principal_suspensions.delete().where(
                     principal_suspensions.c.org_id == org_id,
@@ -348,7 +386,11 @@ class AccessKeyService:
             self.db.bump_changes(conn)
         self.changes.changed()
 
-    def revoke_key(self, org_id: str, access_key_id: str) -> AccessKey:
+    def revoke_key(self, org_id: str, access_key_id: str) -> tuple[AccessKey, bool]:
+        """Revoke one key; idempotent. Returns the key and whether this call revoked it."""
+        if not plausible_key_id(access_key_id):
+            raise key_not_found(access_key_id)
+        changed = False
         with self.db.write() as conn:
             r = conn.execute(
                 sa.select(access_keys.c.access_key_id, access_keys.c.revoked_at).where(
@@ -356,7 +398,7 @@ class AccessKeyService:
                 )
             ).first()
             if r is None:
-                raise NotFound.resource("access key", access_key_id)
+                raise key_not_found(access_key_id)
             if r.revoked_at is None:
                 conn.execute(
                     access_keys.update()
@@ -364,13 +406,19 @@ class AccessKeyService:
                     .values(revoked_at=utcnow())
                 )
                 self.db.bump_changes(conn)
-        self.changes.changed()
-        return self.get(org_id, access_key_id)
+                changed = True
+        if changed:
+            self.changes.changed()
+        return self.get(org_id, access_key_id), changed
 
     def revoke_principal(self, org_id: str, principal: str) -> int:
+        """Revoke every live key of a principal; returns how many this call revoked.
+
+        Keys minted later are not affected (unlike a suspension): revocation acts on keys.
+        """
         with self.db.write() as conn:
             if not self._principal_known(conn, org_id, principal):
-                raise NotFound.resource("principal", principal)
+                raise NotFound.resource("principal", _shown(principal))
             count = conn.execute(
                 access_keys.update()
                 .where(
@@ -390,16 +438,13 @@ class AccessKeyService:
 
         The caller checks status (expiry, suspension, revocation) on every request.
         """
-        token = self.changes.token()
-        if token != self._cache_token:
-            self._cache = {}
-            self._cache_token = token
+        cache = self._current_cache()
         try:
-            return self._cache[access_key_id]
+            return cache[access_key_id]
         except KeyError:
             pass
         creds: KeyCredentials | None = None
-        if len(access_key_id) <= 32:
+        if plausible_key_id(access_key_id):
             with self.db.read() as conn:
                 r = conn.execute(self._select().where(access_keys.c.access_key_id == access_key_id)).first()
             if r is not None:
@@ -408,10 +453,43 @@ class AccessKeyService:
                     secret_key=self.box.open(bytes(r.secret_ciphertext), r.access_key_id),
                     session_token_hash=bytes(r.session_token_hash) if r.session_token_hash else None,
                 )
-        if len(self._cache) > 100_000:
-            self._cache.clear()
-        self._cache[access_key_id] = creds
+        if len(cache) > 100_000:
+            cache.clear()
+        # `cache` belongs to the generation read before the query: if anything changed
+        # meanwhile, this entry lands in a dict that is already (or about to be) discarded.
+        cache[access_key_id] = creds
         return creds
+
+    def _current_cache(self) -> dict[str, KeyCredentials | None]:
+        """The cache of the current change generation, swapped (never cleared in place) on a change."""
+        token = self.changes.token()
+        with self._lock:
+            if token != self._cache_token:
+                self._cache = {}
+                self._cache_token = token
+            return self._cache
+
+    def verify_master_key(self) -> None:
+        """Refuse to start with a master key other than the one that sealed the stored secrets.
+
+        A node with the wrong key would otherwise fail every signature check one request
+        at a time; this says so once, at start-up.
+        """
+        with self.db.read() as conn:
+            r = conn.execute(
+                sa.select(access_keys.c.access_key_id, access_keys.c.secret_ciphertext)
+                .order_by(access_keys.c.created_at)
+                .limit(1)
+            ).first()
+        if r is None:
+            return
+        try:
+            self.box.open(bytes(r.secret_ciphertext), r.access_key_id)
+        except Exception:
+            raise ValueError(
+                "the master key does not decrypt the stored access-key secrets; every node sharing "
+                "this database must use the same master key (master_key setting or <data-dir>/master.key)"
+            ) from None
 
     @staticmethod
     def session_token_matches(creds: KeyCredentials, presented: str | None) -> bool:

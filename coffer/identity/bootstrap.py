@@ -1,16 +1,28 @@
-"""First start: one organization, an admin holding Object Storage Admin, and a token."""
+"""First start: one organization, an admin holding Object Storage Admin, and a token.
+
+Several processes may start at once on one store (workers, nodes, an admin command run
+beside a starting server), so the check-and-create runs under a lock that spans them:
+a PostgreSQL advisory lock, or a file lock in the data directory for SQLite.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from coffer.identity.directory import Directory
 from coffer.identity.models import Organization, User
+from coffer.logs import audit
 
 ADMIN_TOKEN_FILE = "admin-token"  # noqa: S105 - a file name
 BOOTSTRAP_ADMIN = "admin"
+_PG_BOOTSTRAP_LOCK = 0x0C0FFE13
 
 
 @dataclass(frozen=True)
@@ -20,22 +32,73 @@ class Bootstrap:
     token_path: Path | None  # set only on the start that created it
 
 
+@contextlib.contextmanager
+def _exclusive(directory: Directory, data_dir: Path) -> Iterator[None]:
+    """Hold the bootstrap lock: one creator, however many processes start together."""
+    db = directory.db
+    if db.dialect == "postgresql":
+        with db.engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _PG_BOOTSTRAP_LOCK})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_BOOTSTRAP_LOCK})
+                conn.commit()
+        return
+    run = data_dir / "run"
+    run.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run / "bootstrap.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Create `path` readable by its owner only; the content is a credential."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)  # in case a umask or an old file got in the way
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def bootstrap(directory: Directory, data_dir: Path) -> Bootstrap:
-    """Idempotent: only the first call on an empty store creates anything."""
-    orgs = directory.list_orgs()
-    if orgs:
-        org = orgs[0]
-        admins = [u for u in directory.list_users(org.id) if u.has_storage_admin]
-        admin = admins[0] if admins else directory.list_users(org.id)[0]
-        return Bootstrap(org, admin, None)
-    org = directory.create_org("default")
-    admin = directory.create_user(org.id, BOOTSTRAP_ADMIN, storage_admin=True)
-    plain, _ = directory.create_token(admin.id, name="bootstrap")
-    path = data_dir / ADMIN_TOKEN_FILE
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(plain + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(path, 0o600)
-    return Bootstrap(org, admin, path)
+    """Idempotent: only the first call on an empty store creates anything.
+
+    Resumes a bootstrap that a crash interrupted (an organization without its admin).
+    """
+    with _exclusive(directory, data_dir):
+        orgs = directory.list_orgs()
+        org = orgs[0] if orgs else directory.create_org("default")
+        users = directory.list_users(org.id)
+        existing = [u for u in users if u.name == BOOTSTRAP_ADMIN] or [
+            u for u in users if u.has_storage_admin
+        ]
+        if existing:
+            return Bootstrap(org, existing[0], None)
+        admin = directory.create_user(org.id, BOOTSTRAP_ADMIN, storage_admin=True)
+        plain, token = directory.create_token(admin.id, name="bootstrap")
+        path = data_dir / ADMIN_TOKEN_FILE
+        data_dir.mkdir(parents=True, exist_ok=True)
+        _write_private(path, plain + "\n")
+        audit(
+            "api_token_created",
+            token_id=token.id,
+            user=admin.name,
+            principal=admin.principal_name,
+            org_id=org.id,
+            actor="bootstrap",
+            expires_at=None,
+        )
+        return Bootstrap(org, admin, path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import threading
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -16,15 +17,23 @@ from coffer.store.db import Database
 from coffer.store.schema import api_tokens, group_members, organizations, users
 
 
+def _check_name(field: str, value: str) -> None:
+    """Names are shown in tables and stored as text: 1-255 printable characters."""
+    if not value or len(value) > 255 or not value.isprintable():
+        raise InvalidArgument.field(field, "must be 1-255 printable characters")
+
+
 class Directory:
     def __init__(self, db: Database, changes: ChangeWatcher) -> None:
         self.db = db
         self.changes = changes
         self._token_cache: dict[bytes, tuple[ApiToken, User]] = {}
         self._token_cache_token: tuple[int, int] | None = None
+        self._lock = threading.Lock()
 
     # organizations -------------------------------------------------------------------
     def create_org(self, name: str, org_id: str | None = None) -> Organization:
+        _check_name("name", name)
         org = Organization(id=org_id or ids.new_org_id(), name=name, created_at=utcnow())
         with self.db.write() as conn:
             conn.execute(organizations.insert().values(id=org.id, name=org.name, created_at=org.created_at))
@@ -52,8 +61,9 @@ class Directory:
     def create_user(
         self, org_id: str, name: str, *, storage_admin: bool = False, groups: tuple[str, ...] = ()
     ) -> User:
-        if not name or len(name) > 255:
-            raise InvalidArgument.field("name", "must be 1-255 characters")
+        _check_name("name", name)
+        for group in groups:
+            _check_name("group", group)
         user_id = ids.new_user_id()
         now = utcnow()
         with self.db.write() as conn:
@@ -123,6 +133,10 @@ class Directory:
         self, user_id: str, *, name: str = "", ttl: timedelta | None = None
     ) -> tuple[str, ApiToken]:
         """Mint a token. The plain value is returned once and only its hash is stored."""
+        if name:
+            _check_name("name", name)
+        if ttl is not None and ttl.total_seconds() <= 0:
+            raise InvalidArgument.field("expires_in", "must be a positive number of seconds")
         self.get_user(user_id)
         plain = ids.new_api_token()
         now = utcnow()
@@ -158,9 +172,9 @@ class Directory:
                 )
                 self.db.bump_changes(conn)
         self.changes.changed()
-        return self.list_token(token_id)
+        return self.get_token(token_id)
 
-    def list_token(self, token_id: str) -> ApiToken:
+    def get_token(self, token_id: str) -> ApiToken:
         with self.db.read() as conn:
             r = conn.execute(sa.select(api_tokens).where(api_tokens.c.id == token_id)).first()
         if r is None:
@@ -183,10 +197,14 @@ class Directory:
         now = now or utcnow()
         digest = ids.hash_token(plain)
         gen = self.changes.token()
-        if gen != self._token_cache_token:
-            self._token_cache = {}
-            self._token_cache_token = gen
-        hit = self._token_cache.get(digest)
+        with self._lock:
+            if gen != self._token_cache_token:
+                # Swap, never clear in place: a lookup that started before the change
+                # then writes its (possibly stale) answer into the discarded dict.
+                self._token_cache = {}
+                self._token_cache_token = gen
+            cache = self._token_cache
+        hit = cache.get(digest)
         if hit is None:
             with self.db.read() as conn:
                 r = conn.execute(sa.select(api_tokens).where(api_tokens.c.token_hash == digest)).first()
@@ -197,9 +215,9 @@ class Directory:
                 if ur is None:
                     raise Unauthenticated("the API access token is not valid")
                 hit = (token, self._user_from_row(conn, ur))
-            if len(self._token_cache) > 10_000:
-                self._token_cache.clear()
-            self._token_cache[digest] = hit
+            if len(cache) > 10_000:
+                cache.clear()
+            cache[digest] = hit
         token, user = hit
         if token.revoked_at is not None:
             raise Unauthenticated("the API access token has been revoked")

@@ -8,6 +8,8 @@ copied onto another key's row does not decrypt.
 from __future__ import annotations
 
 import base64
+import binascii
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -38,7 +40,10 @@ class SecretBox:
 def load_master_key(configured: str, data_dir: Path) -> bytes:
     """The configured key, else <data_dir>/master.key, created once with mode 0600."""
     if configured:
-        key = base64.b64decode(configured, validate=True)
+        try:
+            key = base64.b64decode(configured, validate=True)
+        except (ValueError, binascii.Error):
+            key = b""
         if len(key) != 32:
             raise ValueError("master_key must be 32 bytes, base64-encoded")
         return key
@@ -46,17 +51,23 @@ def load_master_key(configured: str, data_dir: Path) -> bytes:
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
         encoded = base64.b64encode(secrets.token_bytes(32))
-        # O_EXCL: two processes starting at once must not both write a key.
+        # Write a private temp file, then link it into place: link() fails if another
+        # process got there first, and nobody ever reads a half-written key.
+        tmp = data_dir / f".master.key.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(encoded + b"\n")
                 fh.flush()
                 os.fsync(fh.fileno())
-    key = base64.b64decode(path.read_bytes().strip(), validate=True)
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
+    try:
+        key = base64.b64decode(path.read_bytes().strip(), validate=True)
+    except (ValueError, binascii.Error):
+        key = b""
     if len(key) != 32:
         raise ValueError(f"{path} does not hold a 32-byte base64 key")
     return key
