@@ -13,6 +13,8 @@ from coffer.config import Settings
 from coffer.identity.accesskeys import AccessKeyService
 from coffer.identity.directory import Directory
 from coffer.identity.secretbox import SecretBox, load_master_key
+from coffer.storage.blobs import BlobStore
+from coffer.storage.service import Storage, parse_zones
 from coffer.store.changes import ChangeWatcher
 from coffer.store.db import Database
 
@@ -26,6 +28,8 @@ class Node:
     changes: ChangeWatcher
     directory: Directory
     keys: AccessKeyService
+    blobs: BlobStore
+    storage: Storage
 
     @classmethod
     def open(cls, settings: Settings, *, migrate: bool = True) -> Node:
@@ -38,7 +42,15 @@ class Node:
         box = SecretBox(load_master_key(settings.master_key, data))
         directory = Directory(db, changes)
         keys = AccessKeyService(db, changes, box, max_duration=settings.max_key_duration)
-        return cls(settings, db, changes, directory, keys)
+        blobs = BlobStore(data / "blobs")
+        storage = Storage(
+            db,
+            blobs,
+            zones=parse_zones(settings.zones, settings.default_zone),
+            default_zone=settings.default_zone,
+            changes=changes,
+        )
+        return cls(settings, db, changes, directory, keys, blobs=blobs, storage=storage)
 
     @property
     def data_path(self) -> Path:
@@ -46,7 +58,10 @@ class Node:
 
     def start_background(self) -> None:
         self.changes.start()
+        self.storage.start_collector()
 
     def close(self) -> None:
+        self.storage.stop_collector()
         self.changes.stop()
+        self.blobs.close()
         self.db.dispose()

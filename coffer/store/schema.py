@@ -93,6 +93,7 @@ buckets = sa.Table(
     sa.Column("tags", sa.JSON, nullable=True),
     sa.Column("cors", sa.Text, nullable=True),
     sa.Column("settings", sa.JSON, nullable=False),
+    sa.Index("ix_buckets_org", "org_id", "name"),
 )
 
 # Every version of every object. version_id is "null" for the null version.
@@ -116,14 +117,19 @@ objects = sa.Table(
     # [{"blob": id, "size": n, "etag": "...", "checksums": {...}}]; one entry per part.
     sa.Column("parts", sa.JSON, nullable=False),
     sa.Column("tags", sa.JSON, nullable=True),
-    # Only the latest version is listed; the partial index keeps pages O(page).
+    # Exactly one latest row per key (a concurrent second writer gets a unique violation and
+    # retries); lookups and listings of current versions walk this partial index in key order,
+    # so pages cost O(page). The predicate is spelled as each dialect's SQLAlchemy renders
+    # `objects.c.is_latest == true()`, which SQLite needs to match the index to the query.
     sa.Index(
         "ix_objects_latest",
         "bucket",
         "key",
-        sqlite_where=sa.text("is_latest"),
-        postgresql_where=sa.text("is_latest"),
+        unique=True,
+        sqlite_where=sa.text("is_latest = 1"),
+        postgresql_where=sa.text("is_latest = true"),
     ),
+    # Versions of one key newest first (ListObjectVersions, promoting the next latest).
     sa.Index("ix_objects_seq", "bucket", "key", "seq"),
 )
 
@@ -140,7 +146,8 @@ multipart_uploads = sa.Table(
     sa.Column("checksum_algorithm", sa.String(16), nullable=True),
     sa.Column("checksum_type", sa.String(16), nullable=True),
     sa.Column("tags", sa.JSON, nullable=True),
-    sa.Index("ix_uploads_bucket_key", "bucket", "key", "initiated"),
+    # Upload ids start with their creation time, so (key, upload_id) is S3's listing order.
+    sa.Index("ix_uploads_bucket_key", "bucket", "key", "upload_id"),
 )
 
 multipart_parts = sa.Table(
@@ -162,6 +169,7 @@ dead_blobs = sa.Table(
     metadata,
     sa.Column("blob", sa.String(64), primary_key=True),
     sa.Column("dead_since", Timestamp, nullable=False),
+    sa.Index("ix_dead_blobs_since", "dead_since"),
 )
 
 # A counter bumped by every change that cached state depends on (keys, tokens, policies).

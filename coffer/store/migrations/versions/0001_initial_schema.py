@@ -32,6 +32,8 @@ def upgrade() -> None:
         sa.Column("dead_since", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("blob"),
     )
+    with op.batch_alter_table("dead_blobs", schema=None) as batch_op:
+        batch_op.create_index("ix_dead_blobs_since", ["dead_since"], unique=False)
     op.create_table(
         "multipart_parts",
         sa.Column("upload_id", sa.String(length=64), nullable=False),
@@ -58,7 +60,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("upload_id"),
     )
     with op.batch_alter_table("multipart_uploads", schema=None) as batch_op:
-        batch_op.create_index("ix_uploads_bucket_key", ["bucket", "key", "initiated"], unique=False)
+        batch_op.create_index("ix_uploads_bucket_key", ["bucket", "key", "upload_id"], unique=False)
 
     op.create_table(
         "objects",
@@ -83,9 +85,9 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_objects_latest",
             ["bucket", "key"],
-            unique=False,
-            sqlite_where=sa.text("is_latest"),
-            postgresql_where=sa.text("is_latest"),
+            unique=True,
+            sqlite_where=sa.text("is_latest = 1"),
+            postgresql_where=sa.text("is_latest = true"),
         )
         batch_op.create_index("ix_objects_seq", ["bucket", "key", "seq"], unique=False)
 
@@ -146,6 +148,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("name"),
     )
+    with op.batch_alter_table("buckets", schema=None) as batch_op:
+        batch_op.create_index("ix_buckets_org", ["org_id", "name"], unique=False)
+
     op.create_table(
         "users",
         sa.Column("id", sa.String(length=32), nullable=False),
@@ -194,6 +199,9 @@ def downgrade() -> None:
     op.drop_table("group_members")
     op.drop_table("api_tokens")
     op.drop_table("users")
+    with op.batch_alter_table("buckets", schema=None) as batch_op:
+        batch_op.drop_index("ix_buckets_org")
+
     op.drop_table("buckets")
     with op.batch_alter_table("access_keys", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_access_keys_principal_name"))
@@ -205,7 +213,9 @@ def downgrade() -> None:
     with op.batch_alter_table("objects", schema=None) as batch_op:
         batch_op.drop_index("ix_objects_seq")
         batch_op.drop_index(
-            "ix_objects_latest", sqlite_where=sa.text("is_latest"), postgresql_where=sa.text("is_latest")
+            "ix_objects_latest",
+            sqlite_where=sa.text("is_latest = 1"),
+            postgresql_where=sa.text("is_latest = true"),
         )
 
     op.drop_table("objects")
@@ -214,6 +224,9 @@ def downgrade() -> None:
 
     op.drop_table("multipart_uploads")
     op.drop_table("multipart_parts")
+    with op.batch_alter_table("dead_blobs", schema=None) as batch_op:
+        batch_op.drop_index("ix_dead_blobs_since")
+
     op.drop_table("dead_blobs")
     op.drop_table("change_counter")
     # ### end Alembic commands ###
