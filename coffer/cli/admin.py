@@ -1,45 +1,96 @@
-"""`coffer admin`: identity management straight on the store, server running or not."""
+"""`coffer admin`: identity management straight on the store, server running or not.
+
+It takes the same `--data-dir` / `--database-url` (and config file, and COFFER_*
+variables) as `coffer serve`. Changes go through the same core and the same change
+counter as the API's, so a running server sees a revoked token on its next request.
+Every change is appended to the audit trail.
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator
+import getpass
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
+import sqlalchemy.exc
 
+from coffer import logs
 from coffer.cli.options import STORE_FIELDS, pop_settings, settings_options
+from coffer.cli.output import json_option, print_json, print_table
 from coffer.errors import CofferError
 from coffer.identity.bootstrap import BOOTSTRAP_ADMIN, bootstrap
+from coffer.identity.models import ApiToken, User
+from coffer.logs import audit
 from coffer.node import Node
 
-out = Console()
 store_options = settings_options(STORE_FIELDS)
+
+
+def _db_problem(exc: sqlalchemy.exc.SQLAlchemyError) -> str:
+    """The driver's first line (host, port, reason), never the URL, which may hold a password."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig) if orig is not None else type(exc).__name__
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
 @contextmanager
 def opened(kwargs: dict[str, Any]) -> Iterator[Node]:
+    """The store named by the options, bootstrapped; every failure becomes one clean line."""
     settings = pop_settings(kwargs)
-    node = Node.open(settings, migrate=True)
+    logs.configure(settings.log_level, audit_path=settings.audit_path, to_stderr=False)
+    node: Node | None = None
     try:
-        bootstrap(node.directory, settings.data_path)
+        node = Node.open(settings, migrate=True)
+        boot = bootstrap(node.directory, settings.data_path)
+        if boot.token_path:
+            click.echo(f"bootstrapped a new store; the admin API token is in {boot.token_path}", err=True)
         yield node
     except CofferError as exc:
         raise click.ClickException(exc.message) from None
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        raise click.ClickException(f"metadata store: {_db_problem(exc)}") from None
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
     finally:
-        node.close()
+        if node is not None:
+            node.close()
 
 
-def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(fn)
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no user name (containers without passwd entries)
+        return "cli"
 
 
 def _org(node: Node, org: str | None) -> str:
-    return org or node.directory.default_org().id
+    return node.directory.get_org(org).id if org else node.directory.default_org().id
+
+
+def _user_json(u: User) -> dict[str, Any]:
+    return {
+        "id": u.id,
+        "orgId": u.org_id,
+        "name": u.name,
+        "principalName": u.principal_name,
+        "objectStorageAdmin": u.has_storage_admin,
+        "groups": list(u.groups),
+    }
+
+
+def _token_json(t: ApiToken, names: dict[str, str]) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "userId": t.user_id,
+        "user": names.get(t.user_id, ""),
+        "name": t.name,
+        "createdAt": t.created_at.isoformat(timespec="seconds"),
+        "expiresAt": t.expires_at.isoformat(timespec="seconds") if t.expires_at else None,
+        "revoked": t.revoked_at is not None,
+    }
 
 
 @click.group()
@@ -47,15 +98,20 @@ def admin() -> None:
     """Manage organizations, users and API tokens directly on the store."""
 
 
+# --- users ---------------------------------------------------------------------------------
+
+
 @admin.group()
 def user() -> None:
-    """Users."""
+    """Users (principal coreweave/<UID>)."""
 
 
 @user.command("create")
 @click.argument("name")
 @click.option("--admin", "is_admin", is_flag=True, help="Grant the Object Storage Admin role.")
-@click.option("--group", "groups", multiple=True, help="Group membership (repeatable).")
+@click.option(
+    "--group", "groups", multiple=True, help="Group membership (repeatable); `admin` is legacy admin."
+)
 @click.option("--org", default=None, help="Organization id (default: the first one).")
 @json_option
 @store_options
@@ -65,14 +121,23 @@ def user_create(
     """Create a user."""
     with opened(kw) as node:
         u = node.directory.create_user(_org(node, org), name, storage_admin=is_admin, groups=groups)
+        audit(
+            "user_created",
+            user=u.name,
+            principal=u.principal_name,
+            org_id=u.org_id,
+            storage_admin=u.is_storage_admin,
+            groups=list(u.groups),
+            actor=_actor(),
+        )
         if as_json:
-            click.echo(json.dumps({"id": u.id, "name": u.name, "principalName": u.principal_name}))
+            print_json(_user_json(u))
         else:
-            out.print(f"created user [bold]{u.name}[/] principal [bold]{u.principal_name}[/]")
+            click.echo(f"created user {u.name} with principal {u.principal_name}")
 
 
 @user.command("list")
-@click.option("--org", default=None)
+@click.option("--org", default=None, help="Only this organization.")
 @json_option
 @store_options
 def user_list(org: str | None, as_json: bool, **kw: Any) -> None:
@@ -80,97 +145,93 @@ def user_list(org: str | None, as_json: bool, **kw: Any) -> None:
     with opened(kw) as node:
         users = node.directory.list_users(org)
         if as_json:
-            click.echo(
-                json.dumps(
-                    [
-                        {
-                            "id": u.id,
-                            "orgId": u.org_id,
-                            "name": u.name,
-                            "principalName": u.principal_name,
-                            "objectStorageAdmin": u.has_storage_admin,
-                            "groups": list(u.groups),
-                        }
-                        for u in users
-                    ]
-                )
-            )
+            print_json([_user_json(u) for u in users])
             return
-        table = Table("Name", "Principal", "Org", "Storage admin", "Groups")
-        for u in users:
-            table.add_row(
-                u.name, u.principal_name, u.org_id, "yes" if u.has_storage_admin else "", ",".join(u.groups)
-            )
-        out.print(table)
+        print_table(
+            ["Name", "Principal", "Org", "Storage admin", "Groups"],
+            [
+                [u.name, u.principal_name, u.org_id, "yes" if u.has_storage_admin else "", ",".join(u.groups)]
+                for u in users
+            ],
+        )
+
+
+# --- API tokens ----------------------------------------------------------------------------
 
 
 @admin.group()
 def token() -> None:
-    """API access tokens."""
+    """API access tokens (bearer tokens for the control plane)."""
 
 
 @token.command("create")
-@click.option("--user", "user_name", default=None, help=f"User name or id (default: {BOOTSTRAP_ADMIN}).")
+@click.option("--user", "user_name", default=None, help=f"User name or UID (default: {BOOTSTRAP_ADMIN}).")
 @click.option("--name", default="", help="A label for the token.")
 @click.option("--expires-in", type=click.IntRange(min=1), default=None, help="Lifetime in seconds.")
-@click.option("--org", default=None)
+@click.option("--org", default=None, help="Organization of the user, if the name is ambiguous.")
 @store_options
 def token_create(
     user_name: str | None, name: str, expires_in: int | None, org: str | None, **kw: Any
 ) -> None:
-    """Mint an API token and print it, alone, on stdout."""
+    """Mint an API token and print it alone on one line on stdout; it is never shown again."""
     with opened(kw) as node:
         u = node.directory.find_user(user_name or BOOTSTRAP_ADMIN, org)
-        plain, _ = node.directory.create_token(
+        plain, t = node.directory.create_token(
             u.id, name=name, ttl=timedelta(seconds=expires_in) if expires_in else None
+        )
+        audit(
+            "api_token_created",
+            token_id=t.id,
+            user=u.name,
+            principal=u.principal_name,
+            org_id=u.org_id,
+            expires_at=t.expires_at.isoformat() if t.expires_at else None,
+            actor=_actor(),
         )
         click.echo(plain)
 
 
 @token.command("list")
-@click.option("--user", "user_name", default=None)
+@click.option("--user", "user_name", default=None, help="Only this user's tokens.")
 @json_option
 @store_options
 def token_list(user_name: str | None, as_json: bool, **kw: Any) -> None:
-    """List API tokens (ids and state; the tokens themselves are never stored)."""
+    """List API tokens: ids and state (the tokens themselves are stored only as hashes)."""
     with opened(kw) as node:
         uid = node.directory.find_user(user_name).id if user_name else None
-        tokens = node.directory.list_tokens(uid)
-        rows = [
-            {
-                "id": t.id,
-                "userId": t.user_id,
-                "name": t.name,
-                "createdAt": t.created_at.isoformat(),
-                "expiresAt": t.expires_at.isoformat() if t.expires_at else None,
-                "revoked": t.revoked_at is not None,
-            }
-            for t in tokens
-        ]
+        names = {u.id: u.name for u in node.directory.list_users()}
+        rows = [_token_json(t, names) for t in node.directory.list_tokens(uid)]
         if as_json:
-            click.echo(json.dumps(rows))
+            print_json(rows)
             return
-        table = Table("Id", "User", "Name", "Created", "Expires", "Revoked")
-        for r in rows:
-            table.add_row(
-                r["id"],
-                r["userId"],
-                r["name"],
-                r["createdAt"],
-                r["expiresAt"] or "never",
-                "yes" if r["revoked"] else "",
-            )
-        out.print(table)
+        print_table(
+            ["Id", "User", "Name", "Created", "Expires", "Revoked"],
+            [
+                [
+                    r["id"],
+                    r["user"],
+                    r["name"],
+                    r["createdAt"],
+                    r["expiresAt"] or "never",
+                    "yes" if r["revoked"] else "",
+                ]
+                for r in rows
+            ],
+        )
 
 
 @token.command("revoke")
 @click.argument("token_id")
 @store_options
 def token_revoke(token_id: str, **kw: Any) -> None:
-    """Revoke an API token by its id (see `token list`)."""
+    """Revoke an API token by its id (see `token list`); refused from the next request on."""
     with opened(kw) as node:
-        node.directory.revoke_token(token_id)
-        out.print(f"revoked token {token_id}")
+        t = node.directory.revoke_token(token_id)
+        audit("api_token_revoked", token_id=t.id, user_id=t.user_id, actor=_actor())
+        click.echo(f"revoked token {token_id}")
+
+
+# --- organizations -------------------------------------------------------------------------
 
 
 @admin.group()
@@ -186,12 +247,17 @@ def org_list(as_json: bool, **kw: Any) -> None:
     with opened(kw) as node:
         orgs = node.directory.list_orgs()
         if as_json:
-            click.echo(json.dumps([{"id": o.id, "name": o.name} for o in orgs]))
+            print_json(
+                [
+                    {"id": o.id, "name": o.name, "createdAt": o.created_at.isoformat(timespec="seconds")}
+                    for o in orgs
+                ]
+            )
             return
-        table = Table("Id", "Name", "Created")
-        for o in orgs:
-            table.add_row(o.id, o.name, o.created_at.isoformat())
-        out.print(table)
+        print_table(
+            ["Id", "Name", "Created"],
+            [[o.id, o.name, o.created_at.isoformat(timespec="seconds")] for o in orgs],
+        )
 
 
 @org.command("create")
@@ -200,4 +266,6 @@ def org_list(as_json: bool, **kw: Any) -> None:
 def org_create(name: str, **kw: Any) -> None:
     """Create an organization and print its id."""
     with opened(kw) as node:
-        click.echo(node.directory.create_org(name).id)
+        o = node.directory.create_org(name)
+        audit("org_created", org_id=o.id, name=o.name, actor=_actor())
+        click.echo(o.id)

@@ -1,42 +1,84 @@
-"""`coffer keys`: the access-key API over HTTP, for users (no store access needed)."""
+"""`coffer keys`: the access-key API over HTTP, for users (no store access needed).
+
+Every command is one or more calls on the control plane with the caller's API token,
+the same calls `curl` would make against CoreWeave's API, so what works here works there.
+"""
 
 from __future__ import annotations
 
-import json
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import click
 import httpx
-from rich.console import Console
-from rich.table import Table
 
-out = Console()
+from coffer.cli.output import console, json_option, print_details, print_json, print_table
+from coffer.errors import Kind
+
 DEFAULT_ENDPOINT = "http://127.0.0.1:8480"
+PERMANENT_EXPIRY = "1970-01-01T00:00:00Z"
+_CODE_NAMES = {k.grpc_code: k.name for k in Kind}
+
+
+class ApiError(click.ClickException):
+    """A control-plane error, shown as one line: HTTP status, gRPC code name, message."""
+
+    def __init__(self, status: int, data: Any, fallback: str) -> None:
+        code = data.get("code") if isinstance(data, dict) else None
+        message = data.get("message") if isinstance(data, dict) else None
+        name = _CODE_NAMES.get(code, "") if isinstance(code, int) else ""
+        text = str(message) if message else fallback.strip()[:200] or "no details"
+        super().__init__(f"{status} {name}: {text}" if name else f"{status}: {text}")
 
 
 class Api:
-    def __init__(self, endpoint: str, token: str | None) -> None:
+    """A thin client: base URL, bearer token, and errors turned into one-line messages."""
+
+    def __init__(self, endpoint: str, token: str | None, timeout: float) -> None:
         if not token:
             raise click.UsageError("an API token is required: pass --token or set COFFER_API_TOKEN")
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise click.UsageError(f"--endpoint must be an http(s) URL, got {endpoint!r}")
+        self.endpoint = endpoint.rstrip("/")
         self.client = httpx.Client(
-            base_url=endpoint.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=30
+            base_url=self.endpoint, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
         )
 
-    def request(self, method: str, path: str, **kw: Any) -> Any:
+    def request(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
         try:
             resp = self.client.request(method, path, **kw)
         except httpx.HTTPError as exc:
-            raise click.ClickException(f"cannot reach {self.client.base_url}: {exc}") from None
+            raise click.ClickException(f"cannot reach {self.endpoint}: {exc}") from None
         try:
             data = resp.json()
         except ValueError:
-            data = {"message": resp.text}
+            data = None
         if resp.status_code >= 400:
-            raise click.ClickException(f"{resp.status_code}: {data.get('message', resp.text)}")
+            raise ApiError(resp.status_code, data, resp.text)
+        if not isinstance(data, dict):
+            raise click.ClickException(
+                f"{self.endpoint} did not answer with a JSON object; is it a Coffer API?"
+            )
         return data
 
 
-pass_api = click.make_pass_decorator(Api)
+class _Lazy:
+    """Holds the options; the client is built on first use, so `--help` needs no token."""
+
+    def __init__(self, endpoint: str, token: str | None, timeout: float) -> None:
+        self.args = (endpoint, token, timeout)
+        self._api: Api | None = None
+
+    @property
+    def api(self) -> Api:
+        if self._api is None:
+            self._api = Api(*self.args)
+        return self._api
+
+
+def _api() -> Api:
+    return click.get_current_context().find_object(_Lazy).api  # type: ignore[union-attr]
 
 
 @click.group()
@@ -50,24 +92,45 @@ pass_api = click.make_pass_decorator(Api)
 @click.option(
     "--token", envvar="COFFER_API_TOKEN", default=None, help="API access token [env COFFER_API_TOKEN]."
 )
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds.")
 @click.pass_context
-def keys(ctx: click.Context, endpoint: str, token: str | None) -> None:
-    """Mint, list, inspect and revoke access keys."""
-    ctx.obj = Api(endpoint, token)
+def keys(ctx: click.Context, endpoint: str, token: str | None, timeout: float) -> None:
+    """Mint, list, inspect, suspend and revoke access keys."""
+    ctx.obj = _Lazy(endpoint, token, timeout)
 
 
-def _emit_table(infos: list[dict[str, Any]]) -> None:
-    table = Table("Name", "Access Key ID", "Principal", "Status", "Expires")
-    for i in infos:
-        expiry = i.get("expiry", "")
-        table.add_row(
-            i.get("attributes", {}).get("name", ""),
-            i["accessKeyId"],
-            i["principalName"],
-            i["status"],
-            "never" if expiry.startswith("1970-01-01") else expiry,
-        )
-    out.print(table)
+def _expiry(value: str) -> str:
+    return "never" if value in (PERMANENT_EXPIRY, "0001-01-01T00:00:00Z", "") else value
+
+
+def _rows(infos: list[dict[str, Any]]) -> list[list[str]]:
+    return [
+        [
+            (i.get("attributes") or {}).get("name", ""),
+            i.get("accessKeyId", ""),
+            i.get("principalName", ""),
+            i.get("status", ""),
+            _expiry(i.get("expiry", "")),
+        ]
+        for i in infos
+    ]
+
+
+def _default_s3_endpoint(api_endpoint: str) -> str:
+    """The S3 port beside the API's: Coffer's defaults are 8480 and 8490 on one host."""
+    parts = urlsplit(api_endpoint)
+    host = parts.hostname or "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host
+    return urlunsplit((parts.scheme or "http", f"{host}:8490", "", "", ""))
+
+
+def aws_profile_snippet(profile: str, key_id: str, secret: str, s3_endpoint: str) -> str:
+    """What to paste into ~/.aws/credentials and ~/.aws/config to use the key with aws-cli."""
+    return (
+        f"# ~/.aws/credentials\n[{profile}]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n"
+        f"\n# ~/.aws/config\n[profile {profile}]\nendpoint_url = {s3_endpoint}\nregion = us-east-04a\n"
+        "s3 =\n    addressing_style = path\n"
+    )
 
 
 @keys.command("create")
@@ -75,108 +138,152 @@ def _emit_table(infos: list[dict[str, Any]]) -> None:
 @click.option("--permanent", is_flag=True, help="A key that never expires.")
 @click.option("--name", default=None, help="Stored as the key's `name` attribute.")
 @click.option(
+    "--attribute",
+    "attributes",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Another attribute (repeatable).",
+)
+@click.option("--profile", default=None, help="aws-cli profile name in the snippet (default: the name).")
+@click.option(
     "--s3-endpoint",
     envvar="COFFER_S3_ENDPOINT",
-    default="http://127.0.0.1:8490",
-    help="Used in the printed aws-cli profile.",
+    default=None,
+    help="S3 URL for the aws-cli snippet [env COFFER_S3_ENDPOINT; default: the API host, port 8490].",
 )
-@click.option("--json", "as_json", is_flag=True)
-@pass_api
+@json_option
 def create(
-    api: Api, duration: int | None, permanent: bool, name: str | None, s3_endpoint: str, as_json: bool
+    duration: int | None,
+    permanent: bool,
+    name: str | None,
+    attributes: tuple[str, ...],
+    profile: str | None,
+    s3_endpoint: str | None,
+    as_json: bool,
 ) -> None:
-    """Mint a key. The secret is printed once, here, and never again."""
+    """Mint a key for yourself. The secret is printed once, here, and never again."""
     if permanent == (duration is not None):
         raise click.UsageError("pass exactly one of --duration SECONDS or --permanent")
+    attrs: dict[str, str] = {}
+    for item in attributes:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"--attribute takes KEY=VALUE, got {item!r}")
+        attrs[key] = value
+    if name is not None:
+        attrs["name"] = name
     body: dict[str, Any] = {"durationSeconds": 0 if permanent else duration}
-    if name:
-        body["attributes"] = {"name": name}
+    if attrs:
+        body["attributes"] = attrs
+    api = _api()
     data = api.request("POST", "/v1/cwobject/access-key", json=body)
     if as_json:
-        click.echo(json.dumps(data))
+        print_json(data)
         return
-    profile = name or "coffer"
-    expiry = "never" if data["expiry"].startswith("1970-01-01") else data["expiry"]
-    out.print(f"Access Key ID: [bold]{data['accessKeyId']}[/]")
-    out.print(f"Secret:        [bold]{data['secretKey']}[/]")
-    out.print(f"Principal:     {data['principalName']}")
-    out.print(f"Expires:       {expiry}")
-    out.print("[yellow]The secret is shown only now; store it safely.[/]\n")
-    out.print("Add to ~/.aws/credentials and ~/.aws/config:", highlight=False)
+    out = console()
+    print_details(
+        [
+            ("Access key ID", data.get("accessKeyId")),
+            ("Secret key", data.get("secretKey")),
+            ("Principal", data.get("principalName")),
+            ("Expires", _expiry(str(data.get("expiry", "")))),
+        ]
+    )
+    out.print("\nThe secret is shown only now; store it safely.\n")
     click.echo(
-        f"[{profile}]\naws_access_key_id = {data['accessKeyId']}\naws_secret_access_key = {data['secretKey']}\n\n"
-        f"[profile {profile}]\nendpoint_url = {s3_endpoint}\nregion = us-east-04a\n"
-        f"s3 =\n    addressing_style = path"
+        aws_profile_snippet(
+            profile or name or "coffer",
+            str(data.get("accessKeyId")),
+            str(data.get("secretKey")),
+            s3_endpoint or _default_s3_endpoint(api.endpoint),
+        )
     )
 
 
 @keys.command("list")
-@click.option("--status", default=None, help="ACTIVE or SUSPENDED.")
-@click.option("--limit", type=click.IntRange(1, 1000), default=1000)
-@click.option("--json", "as_json", is_flag=True)
-@pass_api
-def list_keys(api: Api, status: str | None, limit: int, as_json: bool) -> None:
-    """List every access key of the organization."""
+@click.option(
+    "--status",
+    default=None,
+    help="Only keys in this state: ACTIVE, SUSPENDED, EXPIRED or REVOKED (ACCESS_KEY_STATUS_* also work).",
+)
+@click.option("--page-size", type=click.IntRange(1, 1000), default=1000, show_default=True)
+@json_option
+def list_keys(status: str | None, page_size: int, as_json: bool) -> None:
+    """List every access key of your organization (pages through all of them)."""
+    api = _api()
     infos: list[dict[str, Any]] = []
     offset = 0
     while True:
-        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        params: dict[str, Any] = {"offset": offset, "limit": page_size}
         if status:
             params["status"] = status
-        batch = api.request("GET", "/v1/cwobject/access-key", params=params)["info"]
+        batch = api.request("GET", "/v1/cwobject/access-key", params=params).get("info") or []
         infos.extend(batch)
-        if len(batch) < limit:
+        if len(batch) < page_size:
             break
-        offset += limit
+        offset += page_size
     if as_json:
-        click.echo(json.dumps(infos))
+        print_json(infos)
     else:
-        _emit_table(infos)
+        print_table(["Name", "Access Key ID", "Principal", "Status", "Expires"], _rows(infos))
 
 
 @keys.command("show")
 @click.argument("access_key_id")
-@click.option("--json", "as_json", is_flag=True)
-@pass_api
-def show(api: Api, access_key_id: str, as_json: bool) -> None:
-    """Show one key."""
-    info = api.request("GET", f"/v1/cwobject/access-key/{access_key_id}")["info"]
+@json_option
+def show(access_key_id: str, as_json: bool) -> None:
+    """Show one key (never its secret)."""
+    info = _api().request("GET", f"/v1/cwobject/access-key/{quote(access_key_id, safe='')}").get("info") or {}
     if as_json:
-        click.echo(json.dumps(info))
-    else:
-        _emit_table([info])
+        print_json(info)
+        return
+    multi = info.get("multiAttributes") or {}
+    print_details(
+        [
+            ("Access key ID", info.get("accessKeyId")),
+            ("Status", info.get("status")),
+            ("Principal", info.get("principalName")),
+            ("Organization", info.get("orgId")),
+            ("Expires", _expiry(str(info.get("expiry", "")))),
+            ("Attributes", ", ".join(f"{k}={v}" for k, v in (info.get("attributes") or {}).items())),
+            ("Multi-attributes", ", ".join(f"{k}={','.join(v.get('values', []))}" for k, v in multi.items())),
+        ]
+    )
 
 
 @keys.command("revoke")
-@click.argument("access_key_id")
-@pass_api
-def revoke(api: Api, access_key_id: str) -> None:
-    """Revoke a key; S3 refuses it from the next request on."""
-    api.request("POST", "/v1/cwobject/revoke-access-key/access-key", json={"accessKey": access_key_id})
-    out.print(f"revoked {access_key_id}")
+@click.argument("access_key_id", required=False)
+@click.option("--principal", default=None, help="Revoke every key of this principal instead.")
+def revoke(access_key_id: str | None, principal: str | None) -> None:
+    """Revoke a key (or all keys of a principal); S3 refuses it from the next request on."""
+    if (access_key_id is None) == (principal is None):
+        raise click.UsageError("pass an ACCESS_KEY_ID or --principal PRINCIPAL")
+    api = _api()
+    if principal is not None:
+        api.request("POST", "/v1/cwobject/revoke-access-key/principal", json={"principalName": principal})
+        console().print(f"revoked every key of {principal}")
+    else:
+        api.request("POST", "/v1/cwobject/revoke-access-key/access-key", json={"accessKey": access_key_id})
+        console().print(f"revoked {access_key_id}")
+
+
+def _set_status(principal: str, status: str) -> None:
+    _api().request(
+        "PUT", "/v1/cwobject/access-key-status", json={"principalName": principal, "status": status}
+    )
 
 
 @keys.command("suspend")
 @click.argument("principal")
-@pass_api
-def suspend(api: Api, principal: str) -> None:
-    """Suspend every key of a principal."""
-    api.request(
-        "PUT",
-        "/v1/cwobject/access-key-status",
-        json={"principalName": principal, "status": "ACCESS_KEY_STATUS_SUSPENDED"},
-    )
-    out.print(f"suspended the keys of {principal}")
+def suspend(principal: str) -> None:
+    """Suspend every key of a principal, including keys minted later, until reactivated."""
+    _set_status(principal, "ACCESS_KEY_STATUS_SUSPENDED")
+    console().print(f"suspended the keys of {principal}")
 
 
 @keys.command("reactivate")
 @click.argument("principal")
-@pass_api
-def reactivate(api: Api, principal: str) -> None:
+def reactivate(principal: str) -> None:
     """Reactivate every key of a principal."""
-    api.request(
-        "PUT",
-        "/v1/cwobject/access-key-status",
-        json={"principalName": principal, "status": "ACCESS_KEY_STATUS_ACTIVE"},
-    )
-    out.print(f"reactivated the keys of {principal}")
+    _set_status(principal, "ACCESS_KEY_STATUS_ACTIVE")
+    console().print(f"reactivated the keys of {principal}")

@@ -7,9 +7,10 @@ from typing import Any
 
 import click
 
-from coffer.config import Settings, env_name, load_settings, setting_fields
+from coffer.config import CONFIG_ENV, Settings, env_name, flag_name, load_settings, setting_fields
 
-STORE_FIELDS = ("data_dir", "database_url", "master_key", "max_key_duration", "log_level")
+# What `coffer admin` needs to open the store and write the audit trail, and nothing else.
+STORE_FIELDS = ("data_dir", "database_url", "master_key", "log_level", "audit_file")
 
 
 def settings_options(
@@ -19,7 +20,7 @@ def settings_options(
         for f in reversed(setting_fields()):
             if only is not None and f.name not in only:
                 continue
-            flag = "--" + f.name.replace("_", "-")
+            flag = flag_name(f.name)
             help_text = f"{f.metadata['help']} [env {env_name(f.name)}; default {f.default!r}]"
             if isinstance(f.default, bool):
                 fn = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None, help=help_text)(fn)
@@ -30,7 +31,7 @@ def settings_options(
             "config_file",
             type=click.Path(exists=True, dir_okay=False),
             default=None,
-            help=f"TOML config file (keys as the flags, with _ or -) [env {env_name('config')}]",
+            help=f"TOML config file (keys as the flags, with _ or -) [env {CONFIG_ENV}]",
         )(fn)
         return fn
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
+import sqlalchemy.exc
 
 from coffer.cli.options import pop_settings, settings_options
 
@@ -12,11 +13,20 @@ from coffer.cli.options import pop_settings, settings_options
 @click.command()
 @settings_options()
 def serve(**kwargs: Any) -> None:
-    """Start the control-plane API (and console) and the S3 endpoint."""
+    """Start the control-plane API (and console) and the S3 endpoint.
+
+    The first start on an empty store creates an organization, an admin user holding
+    Object Storage Admin and an API token for it, written to <data-dir>/admin-token (0600).
+    """
     from coffer import server
+    from coffer.cli.admin import _db_problem
 
     settings = pop_settings(kwargs)
     try:
         server.serve(settings)
     except OSError as exc:
+        raise click.ClickException(f"cannot start: {exc}") from None
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        raise click.ClickException(f"cannot start: metadata store: {_db_problem(exc)}") from None
+    except ValueError as exc:
         raise click.ClickException(f"cannot start: {exc}") from None
