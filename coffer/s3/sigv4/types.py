@@ -12,7 +12,11 @@ from coffer.identity.models import KeyCredentials
 
 @dataclass(frozen=True)
 class SignedRequest:
-    """The parts of an HTTP request that signatures cover, exactly as received."""
+    """The parts of an HTTP request that signatures cover, exactly as received.
+
+    Strings hold the wire bytes decoded as latin-1 (ASGI's convention: one character per
+    byte), so raw UTF-8 in a path or header value reaches the signature checks intact.
+    """
 
     method: str
     raw_path: str  # percent-encoded path as on the wire (scope["raw_path"]), no query
@@ -21,6 +25,9 @@ class SignedRequest:
     host: str = ""  # the Host header (also present in headers)
     secure: bool = False  # arrived over TLS (aws:SecureTransport)
     source_ip: str = ""
+    # The bucket named by the Host header of a virtual-hosted-style request ("" for
+    # path-style). Only Signature V2 needs it: its canonical resource is /bucket/key.
+    vhost_bucket: str = ""
 
     def header(self, name: str) -> str | None:
         """All values of a header joined with ',' (RFC 9110), or None."""
