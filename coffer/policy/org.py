@@ -1,0 +1,277 @@
+"""Organization access policies (CoreWeave `CWObjectPolicy`): parse, validate, compile.
+
+    {"version": "v1alpha1", "name": "...",
+     "statements": [{"name": "...", "effect": "Allow" | "Deny",
+                     "actions": [...], "resources": [...], "principals": [...]}]}
+
+`parse_org_policy` is pure: it turns the JSON object the control plane received into an
+`OrgPolicy` or raises `InvalidArgument` naming the offending field (and statement), so
+EnsureAccessPolicy can answer 400 with a google.rpc.BadRequest. `compile_org_policies`
+turns the policies of one organization into the index the engine evaluates against;
+callers cache that object and rebuild it when a policy changes.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from coffer.errors import InvalidArgument
+from coffer.policy.actions import ActionError, expand
+from coffer.policy.patterns import GlobSet
+from coffer.policy.principals import PrincipalError, check_short_form
+from coffer.policy.resources import ResourceError, check_short_resource
+
+ORG_POLICY_VERSION = "v1alpha1"
+# Policy names appear in URL paths (DELETE /v1/cwobject/access-policy/{name}), so they
+# are restricted to URL- and log-safe characters.
+POLICY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+MAX_STATEMENT_NAME = 128
+MAX_STATEMENTS = 100
+MAX_ENTRIES = 500
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+_POLICY_FIELDS = frozenset({"version", "name", "statements"})
+_STATEMENT_FIELDS = frozenset({"name", "effect", "actions", "resources", "principals"})
+
+
+class Effect(enum.Enum):
+    ALLOW = "Allow"
+    DENY = "Deny"
+
+
+@dataclass(frozen=True, slots=True)
+class OrgStatement:
+    name: str
+    effect: Effect
+    actions: tuple[str, ...]
+    resources: tuple[str, ...]
+    principals: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "effect": self.effect.value,
+            "actions": list(self.actions),
+            "resources": list(self.resources),
+            "principals": list(self.principals),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class OrgPolicy:
+    """A validated organization policy, as stored and as returned by ListAccessPolicies."""
+
+    name: str
+    statements: tuple[OrgStatement, ...]
+    version: str = ORG_POLICY_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "name": self.name,
+            "statements": [s.to_dict() for s in self.statements],
+        }
+
+
+def _fail(path: str, description: str) -> InvalidArgument:
+    return InvalidArgument.field(path, description)
+
+
+def _string_list(raw: Any, path: str, what: str, where: str) -> list[str]:
+    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+        raise _fail(path, f"{where}: {what} must be a list of strings")
+    if not raw:
+        raise _fail(path, f"{where}: {what} must not be empty")
+    if len(raw) > MAX_ENTRIES:
+        raise _fail(path, f"{where}: at most {MAX_ENTRIES} {what} are allowed")
+    return list(raw)
+
+
+def _parse_statement(raw: Any, path: str, index: int) -> OrgStatement:
+    if not isinstance(raw, dict):
+        raise _fail(path, f"statement #{index + 1} must be an object")
+    name = raw.get("name")
+    where = f"statement {name!r}" if isinstance(name, str) and name else f"statement #{index + 1}"
+    unknown = sorted(set(raw) - _STATEMENT_FIELDS)
+    if unknown:
+        raise _fail(f"{path}.{unknown[0]}", f"{where}: unknown field {unknown[0]!r}")
+    if not isinstance(name, str) or not name.strip():
+        raise _fail(f"{path}.name", f"{where}: name is required")
+    if len(name) > MAX_STATEMENT_NAME or _CONTROL_CHARS.search(name):
+        raise _fail(f"{path}.name", f"{where}: name must be 1-{MAX_STATEMENT_NAME} printable characters")
+    effect_raw = raw.get("effect")
+    if effect_raw is None:
+        raise _fail(f"{path}.effect", f"{where}: effect is required")
+    try:
+        effect = Effect(effect_raw)
+    except ValueError:
+        raise _fail(
+            f"{path}.effect",
+            f"{where}: effect must be 'Allow' or 'Deny' (case-sensitive), got {effect_raw!r}",
+        ) from None
+
+    actions = _string_list(raw.get("actions"), f"{path}.actions", "actions", where)
+    for i, action in enumerate(actions):
+        try:
+            expand(action)
+        except ActionError as exc:
+            raise _fail(f"{path}.actions[{i}]", f"{where}: {exc}") from None
+    resources = _string_list(raw.get("resources"), f"{path}.resources", "resources", where)
+    for i, resource in enumerate(resources):
+        try:
+            check_short_resource(resource)
+        except ResourceError as exc:
+            raise _fail(f"{path}.resources[{i}]", f"{where}: {exc}") from None
+    principals = _string_list(raw.get("principals"), f"{path}.principals", "principals", where)
+    for i, principal in enumerate(principals):
+        try:
+            check_short_form(principal)
+        except PrincipalError as exc:
+            raise _fail(f"{path}.principals[{i}]", f"{where}: {exc}") from None
+    return OrgStatement(name, effect, tuple(actions), tuple(resources), tuple(principals))
+
+
+def parse_org_policy(obj: Any, *, field_prefix: str = "policy") -> OrgPolicy:
+    """Validate a CWObjectPolicy JSON object; raises InvalidArgument naming the field.
+
+    Rules (docs/policies.md): version `v1alpha1`; name 1-128 of `[A-Za-z0-9._-]`,
+    starting alphanumeric; 1-100 statements, each with a unique name, an `Allow`/`Deny`
+    effect and non-empty actions, resources and principals in short form; unknown
+    fields are refused so a misspelt key never silently drops a restriction.
+    """
+    p = field_prefix
+    if not isinstance(obj, dict):
+        raise _fail(p, "policy must be an object")
+    unknown = sorted(set(obj) - _POLICY_FIELDS)
+    if unknown:
+        raise _fail(f"{p}.{unknown[0]}", f"unknown field {unknown[0]!r}")
+    version = obj.get("version")
+    if version != ORG_POLICY_VERSION:
+        raise _fail(f"{p}.version", f"version must be {ORG_POLICY_VERSION!r}, got {version!r}")
+    name = obj.get("name")
+    if not isinstance(name, str) or not name:
+        raise _fail(f"{p}.name", "name is required")
+    if not POLICY_NAME.fullmatch(name):
+        raise _fail(
+            f"{p}.name",
+            f"name {name!r} must be 1-128 characters of letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit",
+        )
+    raw_statements = obj.get("statements")
+    if not isinstance(raw_statements, list) or not raw_statements:
+        raise _fail(f"{p}.statements", "at least one statement is required")
+    if len(raw_statements) > MAX_STATEMENTS:
+        raise _fail(f"{p}.statements", f"at most {MAX_STATEMENTS} statements are allowed")
+    statements: list[OrgStatement] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(raw_statements):
+        stmt = _parse_statement(raw, f"{p}.statements[{i}]", i)
+        if stmt.name in seen:
+            raise _fail(f"{p}.statements[{i}].name", f"statement name {stmt.name!r} is used twice")
+        seen.add(stmt.name)
+        statements.append(stmt)
+    return OrgPolicy(name=name, statements=tuple(statements))
+
+
+# --- compiled form -----------------------------------------------------------------------
+
+EVERYONE = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledOrgStatement:
+    """One statement with its actions expanded and its resources compiled."""
+
+    policy: str
+    name: str
+    effect: Effect
+    actions: frozenset[str]  # canonical action keys (lower case)
+    resources: GlobSet
+    principals: frozenset[str]  # short forms; "*" for everyone
+
+    @property
+    def order(self) -> tuple[str, str]:
+        """The tie-break among matching statements: stable whatever the storage order."""
+        return (self.policy, self.name)
+
+
+def compile_org_statement(policy: str, stmt: OrgStatement) -> CompiledOrgStatement:
+    actions: set[str] = set()
+    for action in stmt.actions:
+        actions |= expand(action)
+    return CompiledOrgStatement(
+        policy=policy,
+        name=stmt.name,
+        effect=stmt.effect,
+        actions=frozenset(actions),
+        resources=GlobSet(stmt.resources),
+        principals=frozenset(stmt.principals),
+    )
+
+
+_IndexKey = tuple[Effect, str, str]  # effect, action key, principal short form or "*"
+
+
+class OrgPolicySet:
+    """The compiled organization policies of one organization: what step 1 evaluates.
+
+    Statements are indexed by (effect, action, principal) and each bucket of the index
+    is sorted by (policy name, statement name), so a decision touches only statements
+    that could apply and always names the same deciding statement, whatever order the
+    policies were stored or written in.
+    """
+
+    __slots__ = ("_index", "names", "statements")
+
+    def __init__(self, policies: Iterable[OrgPolicy]) -> None:
+        policies = list(policies)
+        seen: set[str] = set()
+        for policy in policies:
+            if policy.name in seen:  # names are unique per organization; a duplicate is a bug upstream
+                raise ValueError(f"organization policy {policy.name!r} appears twice")
+            seen.add(policy.name)
+        statements = [compile_org_statement(p.name, s) for p in policies for s in p.statements]
+        statements.sort(key=lambda s: s.order)
+        self.names: tuple[str, ...] = tuple(sorted({s.policy for s in statements}))
+        self.statements: tuple[CompiledOrgStatement, ...] = tuple(statements)
+        index: dict[_IndexKey, list[CompiledOrgStatement]] = defaultdict(list)
+        for stmt in statements:
+            for action in stmt.actions:
+                for principal in stmt.principals:
+                    index[(stmt.effect, action, principal)].append(stmt)
+        self._index: Mapping[_IndexKey, tuple[CompiledOrgStatement, ...]] = {
+            k: tuple(v) for k, v in index.items()
+        }
+
+    def __bool__(self) -> bool:
+        return bool(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def first_match(
+        self, effect: Effect, action: str, resource: str, principals: Iterable[str]
+    ) -> CompiledOrgStatement | None:
+        """The lowest-ordered statement of `effect` that matches, or None.
+
+        `principals` are the keys to look up: "*" always, plus the caller's names when
+        the caller is authenticated.
+        """
+        best: CompiledOrgStatement | None = None
+        for principal in principals:
+            for stmt in self._index.get((effect, action, principal), ()):
+                if best is not None and stmt.order >= best.order:
+                    break
+                if stmt.resources.matches(resource):
+                    best = stmt
+                    break
+        return best
+
+
+def compile_org_policies(policies: Iterable[OrgPolicy]) -> OrgPolicySet:
+    """Compile one organization's policies for `engine.evaluate`; cache the result."""
+    return OrgPolicySet(policies)
