@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -26,7 +26,6 @@ from coffer.storage.models import BlobInfo
 T = TypeVar("T")
 
 MAX_PUT_SIZE = 5 * 1024**3  # 5 GiB, the largest single PUT or part
-WRITE_CHUNK = 1 << 20  # coalesce socket reads into 1 MiB writes
 
 # x-amz-checksum-<alg> algorithms: raw digest length, and the S3 spelling.
 CHECKSUMS: dict[str, tuple[int, str]] = {
@@ -179,20 +178,6 @@ def _declared_length(ctx: Context) -> int | None:
     return length
 
 
-async def _coalesce(stream: AsyncIterator[bytes], size: int) -> AsyncIterator[bytes]:
-    buf = bytearray()
-    async for chunk in stream:
-        if not buf and len(chunk) >= size:
-            yield chunk
-            continue
-        buf += chunk
-        if len(buf) >= size:
-            yield bytes(buf)
-            buf.clear()
-    if buf:
-        yield bytes(buf)
-
-
 async def store_body(
     ctx: Context,
     commit: Callable[[StoredBody], T],
@@ -217,7 +202,7 @@ async def store_body(
     writer = ctx.node.blobs.writer(sorted(algorithms))
     try:
         size = 0
-        async for chunk in _coalesce(verifier.stream(ctx.request.body()), WRITE_CHUNK):
+        async for chunk in verifier.stream(ctx.request.body()):
             size += len(chunk)
             if size > max_size:
                 raise S3Error("EntityTooLarge", fields={"MaxSizeAllowed": str(max_size)})
