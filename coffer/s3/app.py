@@ -32,7 +32,12 @@ access_log = logging.getLogger("coffer.s3.access")
 
 HEALTH_PATH = "/_coffer/healthz"
 LEGACY_HEALTH_PATH = "/healthz"
-_HEALTH = S3Response(200, [("content-type", "application/json")], b'{"status":"ok"}')
+
+
+def _health() -> S3Response:
+    return S3Response(200, [("content-type", "application/json")], b'{"status":"ok"}')
+
+
 PATH_STYLE_REFUSED = (
     "Path-style requests are not supported: address the bucket as <bucket>.{domain} (virtual-hosted style)."
 )
@@ -63,11 +68,11 @@ class S3App:
 
         try:
             if scope["path"] == HEALTH_PATH:
-                response = _HEALTH
+                response = _health()
             else:
                 req = S3Request(scope, receive, self.settings, request_id)
                 if self._legacy_health(req):
-                    response = _HEALTH
+                    response = _health()
                 else:
                     op, auth, response = await self._handle(req)
         except ClientDisconnected:
@@ -78,6 +83,8 @@ class S3App:
         except Exception:
             log.exception("unhandled error", extra={"request_id": request_id, "method": scope["method"]})
             response = self._error(S3Error("InternalError"), req, scope, request_id, host_id, head)
+        if req is not None and req.body_pending:
+            response.headers.append(("connection", "close"))
         sent = 0
         try:
             sent = await send(response, tracking_send, request_id, host_id, head=head)

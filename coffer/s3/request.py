@@ -62,6 +62,7 @@ class S3Request:
     """One S3 request, parsed. Built by the app before routing; read by every layer after."""
 
     __slots__ = (
+        "_complete",
         "_consumed",
         "_headers_map",
         "_receive",
@@ -84,6 +85,7 @@ class S3Request:
     def __init__(self, scope: Scope, receive: Receive, settings: Settings, request_id: str) -> None:
         self._receive = receive
         self._consumed = False
+        self._complete = False
         self.request_id = request_id
         self.method: str = scope["method"]
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
@@ -213,11 +215,20 @@ class S3Request:
             if chunk:
                 yield chunk
             if not message.get("more_body", False):
+                self._complete = True
                 return
 
     @property
-    def body_consumed(self) -> bool:
-        return self._consumed
+    def body_pending(self) -> bool:
+        """Body bytes may still be on the wire: answering now means closing the connection,
+        or the next request would be parsed out of them (clients that sent Expect:
+        100-continue never send a body they were refused)."""
+        if self._complete:
+            return False
+        if self.is_chunked_transfer:
+            return True
+        raw = self._headers_map.get("content-length", "0").strip()
+        return not raw.isdigit() or int(raw) > 0
 
 
 def decode_base64(value: str, length: int | None = None) -> bytes | None:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import boto3
 import httpx
 import pytest
-from botocore.auth import SigV4Auth
+from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
@@ -69,13 +69,17 @@ def signed(
     body: bytes = b"",
     headers: dict[str, str] | None = None,
     query: str = "",
+    payload_hash: str | None = None,
 ) -> httpx.Response:
     """A request signed by botocore's SigV4 signer and sent with httpx: for the cases an
     SDK will not produce (missing headers, wrong lengths)."""
     url = server.s3_url + path + (f"?{query}" if query else "")
     request = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
     creds = Credentials(key["accessKeyId"], key["secretKey"])
-    SigV4Auth(creds, "s3", REGION).add_auth(request)
+    signer = S3SigV4Auth(creds, "s3", REGION)
+    if payload_hash is not None:
+        signer.payload = lambda _request: payload_hash  # type: ignore[method-assign]
+    signer.add_auth(request)
     prepared = request.prepare()
     return httpx.request(method, url, content=body, headers=dict(prepared.headers.items()), timeout=30)
 

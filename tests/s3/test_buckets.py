@@ -16,7 +16,11 @@ from tests.s3.conftest import NS, assert_s3_error, client_error, s3_client, sign
 
 
 def other_org_key(server: CofferServer) -> dict[str, Any]:
-    org_id = server.cli("admin", "org", "create", unique("org")).stdout.strip().split()[-1]
+    """A key of an admin in a second organization."""
+    org_name = unique("org")
+    server.cli("admin", "org", "create", org_name, check=False)
+    orgs = json.loads(server.cli("admin", "org", "list", "--json").stdout)
+    org_id = next(o["id"] for o in orgs if o["name"] == org_name)
     name = unique("user")
     server.cli("admin", "user", "create", name, "--org", org_id, "--admin", "--json")
     token = server.cli("admin", "token", "create", "--user", name).stdout.strip()

@@ -151,7 +151,7 @@ def test_wrong_signed_payload_hash(server: CofferServer, key: dict[str, Any], bu
         "PUT",
         f"/{bucket}/sha-mismatch",
         body=b"actual",
-        headers={"x-amz-content-sha256": hashlib.sha256(b"claimed").hexdigest()},
+        payload_hash=hashlib.sha256(b"claimed").hexdigest(),
     )
     assert_s3_error(r, 400, "XAmzContentSHA256Mismatch")
 
