@@ -16,12 +16,16 @@ Both are anonymous, so the JWT is the whole credential. The rules, and why:
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.exceptions import (
     DecodeError,
     InvalidAlgorithmError,
@@ -43,6 +47,7 @@ from coffer.federation.urls import MAX_URL_LENGTH, check_url
 ALLOWED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA")
 MAX_TOKEN_CHARS = 16 * 1024
 MAX_SUBJECT_LENGTH = 255
+MIN_RSA_BITS = 2048
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 _JWT_RE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 _REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat"]
@@ -221,6 +226,18 @@ def _select_key(jwks: dict[str, Any], kid: str | None, alg: str) -> dict[str, An
     return keys[0]
 
 
+def _header(token: str) -> dict[str, Any]:
+    """The JOSE header, parsed here so the algorithm is judged before any library acts on it."""
+    segment = token.split(".", 1)[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, binascii.Error) as exc:
+        raise FederationMalformed("token", "the token's header is not valid base64url JSON") from exc
+    if not isinstance(header, dict):
+        raise FederationMalformed("token", "the token's header is not a JSON object")
+    return header
+
+
 def _number(claims: dict[str, Any], name: str, *, required: bool) -> datetime | None:
     value = claims.get(name)
     if value is None:
@@ -251,11 +268,7 @@ def verify_oidc_token(
         raise FederationMalformed("token", f"the token is longer than {MAX_TOKEN_CHARS} characters")
     if not _JWT_RE.match(token):
         raise FederationMalformed("token", "the token is not a compact JWS (header.payload.signature)")
-    try:
-        header = jwt.get_unverified_header(token)
-        unverified = jwt.decode(token, options={"verify_signature": False})
-    except DecodeError as exc:
-        raise FederationMalformed("token", "the token's header or payload is not valid JSON") from exc
+    header = _header(token)
 
     # --- algorithm: decided before any key is looked at ---------------------------------------
     alg = header.get("alg")
@@ -267,6 +280,12 @@ def verify_oidc_token(
         raise _rejected("algorithm", f"alg must be one of {', '.join(ALLOWED_ALGORITHMS)}")
     if "crit" in header:
         raise _rejected("header", "critical header extensions are not supported")
+    try:
+        unverified = jwt.decode(token, options={"verify_signature": False})
+    except DecodeError as exc:
+        raise FederationMalformed("token", "the token's payload is not a JSON object") from exc
+    except InvalidTokenError as exc:
+        raise _rejected("header", "the token's header is not acceptable") from exc
     kid = header.get("kid")
     if kid is not None and not isinstance(kid, str):
         raise FederationMalformed("token", "the kid header must be a string")
@@ -302,8 +321,10 @@ def verify_oidc_token(
         raise _rejected("kid", "the token is signed with a key the issuer does not publish")
     try:
         public_key = jwt.PyJWK(key, algorithm=alg).key
-    except (PyJWKError, InvalidKeyError, ValueError, TypeError) as exc:
+    except (PyJWKError, InvalidKeyError, ValueError, TypeError, KeyError) as exc:
         raise _rejected("key", "the issuer's key cannot be used") from exc
+    if isinstance(public_key, rsa.RSAPublicKey) and public_key.key_size < MIN_RSA_BITS:
+        raise _rejected("key", f"the issuer's RSA key is shorter than {MIN_RSA_BITS} bits")
 
     # --- signature, iss, aud: PyJWT; times: here, against the injected clock -----------------
     try:
@@ -337,6 +358,8 @@ def verify_oidc_token(
         raise FederationMalformed("token", "the token cannot be decoded") from exc
     except InvalidTokenError as exc:
         raise _rejected("claims", "the token's claims are invalid") from exc
+    except Exception as exc:  # fail closed on anything else hostile input provokes in a library
+        raise _rejected("signature", "the token could not be verified") from exc
 
     expires_at = _number(claims, "exp", required=True)
     issued_at = _number(claims, "iat", required=True)
