@@ -99,8 +99,13 @@ def configure(level: str = "info", *, audit_path: Path | None = None, to_stderr:
 
 
 def audit(event: str, **fields: Any) -> None:
-    """One JSON line per security-relevant event. Callers never pass secrets."""
-    audit_log.info(event, extra={"event": event, **fields})
+    """One JSON line per security-relevant event. Callers never pass secrets.
+
+    A field that collides with a LogRecord attribute (`name`, `msg`, ...) gets a trailing
+    underscore rather than crashing the caller.
+    """
+    extra = {(f"{k}_" if k in _RESERVED else k): v for k, v in fields.items()}
+    audit_log.info(event, extra={"event": event, **extra})
 
 
 class AccessLog:

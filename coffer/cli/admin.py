@@ -267,5 +267,5 @@ def org_create(name: str, **kw: Any) -> None:
     """Create an organization and print its id."""
     with opened(kw) as node:
         o = node.directory.create_org(name)
-        audit("org_created", org_id=o.id, name=o.name, actor=_actor())
+        audit("org_created", org_id=o.id, org_name=o.name, actor=_actor())
         click.echo(o.id)
