@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import base64
 import functools
+import ipaddress
 import json
+import os
+import ssl
+import tempfile
 import threading
 import time
 import uuid
@@ -392,10 +396,92 @@ class Route:
     send_length: bool = True
 
 
+@dataclass(frozen=True)
+class TlsMaterial:
+    """A private CA and a server certificate for 127.0.0.1 signed by it."""
+
+    ca_pem: str
+    cert_file: str
+    key_file: str
+
+
+@functools.cache
+def tls_material() -> TlsMaterial:
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Coffer test CA")])
+    start, end = datetime(2020, 1, 1, tzinfo=UTC), datetime(2040, 1, 1, tzinfo=UTC)
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(leaf_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+        )
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    folder = tempfile.mkdtemp(prefix="coffer-idp-tls-")
+    cert_file, key_file = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
+    with open(cert_file, "wb") as fh:
+        fh.write(leaf.public_bytes(serialization.Encoding.PEM))
+    with open(key_file, "wb") as fh:
+        fh.write(
+            leaf_key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+    return TlsMaterial(ca.public_bytes(serialization.Encoding.PEM).decode(), cert_file, key_file)
+
+
+def client_trusting(material: TlsMaterial) -> ssl.SSLContext:
+    return ssl.create_default_context(cadata=material.ca_pem)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return None  # refused TLS handshakes are expected in tests
+
+
 class IdpServer:
     """Serves `/.well-known/openid-configuration` and `/jwks` from 127.0.0.1 in a thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, tls: bool = False) -> None:
         self.routes: dict[str, Route] = {}
         self.hits: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -427,11 +513,17 @@ class IdpServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return None
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]
-        self.issuer = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        scheme = "http"
+        if tls:
+            material = tls_material()
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(material.cert_file, material.key_file)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+            scheme = "https"
+        self.issuer = f"{scheme}://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
 
     def publish(
         self, keys: list[dict[str, Any]], *, issuer: str | None = None, jwks_path: str = "/jwks"
@@ -453,8 +545,8 @@ class IdpServer:
 
 
 @contextmanager
-def serve_idp() -> Iterator[IdpServer]:
-    server = IdpServer()
+def serve_idp(*, tls: bool = False) -> Iterator[IdpServer]:
+    server = IdpServer(tls=tls)
     server.thread.start()
     try:
         yield server
