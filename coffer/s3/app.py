@@ -38,6 +38,9 @@ def _health() -> S3Response:
     return S3Response(200, [("content-type", "application/json")], b'{"status":"ok"}')
 
 
+# SDKs always send GetBucketLocation path-style (the bucket's region is what they are
+# asking for), so strict mode lets that one through.
+PATH_STYLE_OK = frozenset({"GetBucketLocation"})
 PATH_STYLE_REFUSED = (
     "Path-style requests are not supported: address the bucket as <bucket>.{domain} (virtual-hosted style)."
 )
@@ -107,9 +110,6 @@ class S3App:
     # ---------------------------------------------------------------------------------
     async def _handle(self, req: S3Request) -> tuple[Operation | None, AuthResult | None, S3Response]:
         settings = self.settings
-        if settings.strict_coreweave and req.path_style and req.bucket is not None:
-            domain = settings.s3_domain or "<s3-domain>"
-            raise S3Error("InvalidRequest", PATH_STYLE_REFUSED.format(domain=domain))
         signed = req.signed()
         auth = authenticate(signed, self.lookup, allow_sigv2=settings.sigv2)
         copy_source = None
@@ -127,6 +127,14 @@ class S3App:
             copy_source=copy_source,
             has_copy_source=has_copy_source,
         )
+        if (
+            settings.strict_coreweave
+            and req.path_style
+            and op.bucket is not None
+            and op.name not in PATH_STYLE_OK
+        ):
+            domain = settings.s3_domain or "<s3-domain>"
+            raise S3Error("InvalidRequest", PATH_STYLE_REFUSED.format(domain=domain))
         if not op.implemented:
             raise S3Error("NotImplemented", f"{op.name} is not implemented by Coffer yet.")
         storage = self.node.storage
