@@ -45,6 +45,8 @@ class Hasher(Protocol):
 
     def digest(self) -> bytes: ...
 
+    def copy(self) -> Hasher: ...
+
 
 class _Crc:
     """A running CRC with hashlib's update/digest shape, digest big-endian as S3 shows it."""

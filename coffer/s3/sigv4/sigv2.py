@@ -173,12 +173,15 @@ def sign(secret: str, string: str) -> str:
 
 
 def resource_candidates(raw_path: str, vhost_bucket: str, host: str) -> list[str]:
-    """Canonical-resource paths to try: the bucket the face named, else path-style, then
-    each leading run of host labels as a virtual-hosted bucket."""
+    """Canonical-resource paths to try: the bucket the face named, else path-style (with
+    and without the slash after a bare bucket), then each leading run of host labels as
+    a virtual-hosted bucket."""
     path = raw_path or "/"
     if vhost_bucket:
         return [f"/{vhost_bucket}{path}"]
     candidates = [path]
+    if path.count("/") == 1 and len(path) > 1:
+        candidates.append(path + "/")  # path-style bucket root: botocore signs "/bucket/"
     hostname = host.rsplit(":", 1)[0] if host and not host.startswith("[") else ""
     labels = hostname.split(".") if hostname else []
     for i in range(1, len(labels)):
