@@ -363,3 +363,42 @@ def test_conditional_put(s3: Any, bucket: str) -> None:
         s3.put_object(Bucket=bucket, Key="once", Body=b"2", IfNoneMatch="*")
     assert client_error(err.value)[0] == 412
     assert s3.get_object(Bucket=bucket, Key="once")["Body"].read() == b"1"
+
+
+def _chunked_trailer_body(data: bytes, checksum: str) -> bytes:
+    return (
+        f"{len(data):x}\r\n".encode()
+        + data
+        + b"\r\n0\r\n"
+        + f"x-amz-checksum-crc32:{checksum}\r\n\r\n".encode()
+    )
+
+
+def test_aws_chunked_unsigned_payload_with_trailer(
+    server: CofferServer, key: dict[str, Any], s3: Any, bucket: str
+) -> None:
+    """What SDKs send over TLS by default: aws-chunked framing with a trailing CRC32."""
+    data = b"trailing checksum body" * 100
+    headers = {
+        "Content-Encoding": "aws-chunked",
+        "x-amz-decoded-content-length": str(len(data)),
+        "x-amz-trailer": "x-amz-checksum-crc32",
+        "x-amz-sdk-checksum-algorithm": "CRC32",
+    }
+    ok = signed(
+        server, key, "PUT", f"/{bucket}/trailer", body=_chunked_trailer_body(data, crc32_b64(data)),
+        headers=headers, payload_hash="STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+    )  # fmt: skip
+    assert ok.status_code == 200, ok.text
+    assert ok.headers["x-amz-checksum-crc32"] == crc32_b64(data)
+    got = s3.get_object(Bucket=bucket, Key="trailer", ChecksumMode="ENABLED")
+    assert got["Body"].read() == data and got["ChecksumCRC32"] == crc32_b64(data)
+    assert "ContentEncoding" not in got  # aws-chunked is transport, not content
+    bad = signed(
+        server, key, "PUT", f"/{bucket}/trailer-bad", body=_chunked_trailer_body(data, crc32_b64(b"other")),
+        headers=headers, payload_hash="STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+    )  # fmt: skip
+    assert_s3_error(bad, 400, "BadDigest")
+    with pytest.raises(ClientError) as err:
+        s3.head_object(Bucket=bucket, Key="trailer-bad")
+    assert client_error(err.value)[0] == 404

@@ -23,6 +23,8 @@ HANDLERS: dict[str, Handler] = {
     "GetBucketPolicy": bucket.get_bucket_policy,
     "PutBucketPolicy": bucket.put_bucket_policy,
     "DeleteBucketPolicy": bucket.delete_bucket_policy,
+    "GetBucketVersioning": bucket.get_bucket_versioning,
+    "PutBucketVersioning": bucket.put_bucket_versioning,
     "PutObject": objects.put_object,
     "GetObject": objects.get_object,
     "HeadObject": objects.head_object,

@@ -82,3 +82,22 @@ async def delete_bucket_policy(ctx: Context) -> S3Response:
     bucket = ctx.require_bucket()
     await run(ctx.node.storage.update_bucket, bucket.name, policy=None)
     return S3Response(204)
+
+
+async def get_bucket_versioning(ctx: Context) -> S3Response:
+    bucket = ctx.require_bucket()
+    status: list[xml.Node] = [("Status", bucket.versioning)] if bucket.versioning else []
+    return S3Response.xml("VersioningConfiguration", status)
+
+
+async def put_bucket_versioning(ctx: Context) -> S3Response:
+    """Enabled or Suspended; MFA delete is not offered (no MFA devices in Coffer)."""
+    bucket = ctx.require_bucket()
+    root = xml.parse(await read_small_body(ctx, MAX_CONFIG_BODY), "VersioningConfiguration")
+    status = (xml.child_text(root, "Status") or "").strip()
+    if status not in ("Enabled", "Suspended"):
+        raise S3Error("MalformedXML")
+    if (xml.child_text(root, "MfaDelete") or "Disabled").strip() != "Disabled":
+        raise S3Error("NotImplemented", "MFA delete is not supported.")
+    await run(ctx.node.storage.update_bucket, bucket.name, versioning=status)
+    return S3Response(200)
