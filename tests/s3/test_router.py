@@ -76,7 +76,7 @@ def test_resource_names() -> None:
 def test_every_aws_operation_has_a_name_and_action() -> None:
     for name in (
         "GetBucketLifecycleConfiguration",
-        "PutBucketVersioning",
+        "PutBucketTagging",
         "GetObjectLegalHold",
         "PutObjectRetention",
         "SelectObjectContent",
