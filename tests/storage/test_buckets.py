@@ -1,0 +1,231 @@
+"""Buckets: CoreWeave's name rules, zones, create semantics, the cache and its invalidation."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from coffer.errors import S3Error
+from coffer.storage.service import COREWEAVE_ZONES, Storage, parse_zones, validate_bucket_name
+from tests.storage.conftest import Env, SQLCounter
+
+
+def _name() -> str:
+    return "bk-" + secrets.token_hex(6)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["abc", "a" * 63, "my-bucket-1", "0bucket9", "a-b", "x" + "-" * 61 + "y", "xn-ok", "cwbucket", "integer"],
+)
+def test_valid_names(name: str) -> None:
+    validate_bucket_name(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ab",
+        "a" * 64,
+        "My-bucket",
+        "my.bucket",
+        "-abc",
+        "abc-",
+        "ab_c",
+        "xn--abc",
+        "cw-bucket",
+        "vip-bucket",
+        "log-stitcher-ch-x",
+        "int",
+        "",
+        "abc\n",
+        "ábc",
+    ],
+)
+def test_invalid_names(name: str) -> None:
+    with pytest.raises(S3Error) as err:
+        validate_bucket_name(name)
+    assert err.value.code == "InvalidBucketName" and err.value.status == 400
+
+
+def test_reserved_names_for_coffer_itself() -> None:
+    validate_bucket_name("cw-myorg-audit-logs", allow_reserved=True)
+    with pytest.raises(S3Error):
+        validate_bucket_name("xn--still-bad", allow_reserved=True)
+
+
+def test_zone_list_parsing() -> None:
+    assert parse_zones("") == list(COREWEAVE_ZONES)
+    assert "US-EAST-04A" in COREWEAVE_ZONES and "RNO2A" in COREWEAVE_ZONES and len(COREWEAVE_ZONES) == 25
+    assert parse_zones(" us-east-1a, Lab-2 ,,", "us-east-1a") == ["US-EAST-1A", "LAB-2"]
+    assert parse_zones("lab-1", "lab-2") == ["LAB-1", "LAB-2"]
+
+
+def test_create_and_get(env: Env) -> None:
+    name = _name()
+    b = env.storage.create_bucket(org_id=env.org, owner="coreweave/alice", name=name, zone="us-east-13a")
+    assert (b.name, b.org_id, b.owner_principal, b.zone) == (name, env.org, "coreweave/alice", "US-EAST-13A")
+    assert b.versioning == "" and b.settings == {} and b.policy is None and b.created_at.tzinfo is not None
+    got = env.storage.get_bucket(name)
+    assert got == b
+
+
+def test_default_zone_and_unknown_zone(env: Env) -> None:
+    b = env.storage.create_bucket(org_id=env.org, owner="p", name=_name(), zone=None)
+    assert b.zone == "US-EAST-04A"
+    with pytest.raises(S3Error) as err:
+        env.storage.create_bucket(org_id=env.org, owner="p", name=_name(), zone="mars-01a")
+    assert err.value.code == "InvalidLocationConstraint"
+
+
+def test_create_again_semantics(env: Env) -> None:
+    name = _name()
+    first = env.storage.create_bucket(org_id=env.org, owner="coreweave/alice", name=name, zone="US-EAST-04A")
+    again = env.storage.create_bucket(org_id=env.org, owner="coreweave/bob", name=name, zone="us-east-04a")
+    assert again == first
+    with pytest.raises(S3Error) as err:
+        env.storage.create_bucket(org_id=env.org, owner="p", name=name, zone="US-EAST-13A")
+    assert err.value.code == "BucketAlreadyOwnedByYou" and err.value.status == 409
+    other = env.new_org()
+    for zone in ("US-EAST-04A", "US-EAST-13A"):
+        with pytest.raises(S3Error) as err:
+            env.storage.create_bucket(org_id=other, owner="p", name=name, zone=zone)
+        assert err.value.code == "BucketAlreadyExists"
+
+
+def test_bucket_limit_per_org(env: Env) -> None:
+    org = env.new_org()
+    limited = env.new_storage(max_buckets=2)
+    limited.create_bucket(org_id=org, owner="p", name=_name(), zone=None)
+    limited.create_bucket(org_id=org, owner="p", name=_name(), zone=None)
+    with pytest.raises(S3Error) as err:
+        limited.create_bucket(org_id=org, owner="p", name=_name(), zone=None)
+    assert err.value.code == "TooManyBuckets"
+
+
+def test_list_buckets_per_org_sorted(env: Env) -> None:
+    org = env.new_org()
+    names = sorted(_name() for _ in range(3))
+    for n in reversed(names):
+        env.storage.create_bucket(org_id=org, owner="p", name=n, zone=None)
+    assert [b.name for b in env.storage.list_buckets(org)] == names
+    assert env.storage.list_buckets(env.new_org()) == []
+
+
+def test_get_bucket_is_cached_and_invalidated_across_instances(env: Env) -> None:
+    name = _name()
+    env.storage.create_bucket(org_id=env.org, owner="p", name=name, zone=None)
+    env.storage.get_bucket(name)
+    with SQLCounter(env.db) as sql:
+        for _ in range(5):
+            env.storage.get_bucket(name)
+    assert sql.statements == []
+    # another process (its own Storage, same data dir) changes the bucket
+    other = env.new_storage()
+    other.update_bucket(name, versioning="Enabled", policy='{"Version":"2012-10-17"}')
+    got = env.storage.get_bucket(name)
+    assert got.versioning == "Enabled" and got.policy == '{"Version":"2012-10-17"}'
+    other.delete_bucket(name)
+    with pytest.raises(S3Error) as err:
+        env.storage.get_bucket(name)
+    assert err.value.code == "NoSuchBucket" and err.value.status == 404
+
+
+def test_missing_bucket_is_cached_until_created(env: Env) -> None:
+    name = _name()
+    with pytest.raises(S3Error):
+        env.storage.get_bucket(name)
+    with SQLCounter(env.db) as sql, pytest.raises(S3Error):
+        env.storage.get_bucket(name)
+    assert sql.statements == []
+    env.new_storage().create_bucket(org_id=env.org, owner="p", name=name, zone=None)
+    assert env.storage.get_bucket(name).name == name
+
+
+def test_get_bucket_is_one_indexed_query(env: Env) -> None:
+    name = _name()
+    fresh = env.new_storage()
+    fresh.create_bucket(org_id=env.org, owner="p", name=name, zone=None)
+    fresh.update_bucket(name, tags={"a": "b"})  # flushes the cache
+    with SQLCounter(env.db) as sql:
+        fresh.get_bucket(name)
+    assert len(sql.statements) == 1
+    assert "WHERE buckets.name =" in sql.statements[0][0]
+
+
+def test_update_bucket_fields(env: Env, bucket: str) -> None:
+    s = env.storage
+    b = s.update_bucket(
+        bucket, tags={"team": "ml"}, cors="<CORSConfiguration/>", settings={"auditLoggingEnabled": True}
+    )
+    assert (
+        b.tags == {"team": "ml"}
+        and b.cors == "<CORSConfiguration/>"
+        and b.settings == {"auditLoggingEnabled": True}
+    )
+    b = s.update_bucket(bucket, tags=None, cors=None, settings=None)
+    assert b.tags is None and b.cors is None and b.settings == {}
+    assert s.update_bucket(bucket, versioning="Suspended").versioning == "Suspended"
+    assert s.update_bucket(bucket, versioning="Enabled").versioning == "Enabled"
+    with pytest.raises(S3Error) as err:
+        s.update_bucket(bucket, versioning=None)
+    assert err.value.code == "InvalidBucketState"
+    with pytest.raises(S3Error) as err:
+        s.update_bucket(bucket, versioning="On")
+    assert err.value.code == "MalformedXML"
+    with pytest.raises(TypeError):
+        s.update_bucket(bucket, name="other")
+    with pytest.raises(S3Error) as err:
+        s.update_bucket(_name(), tags=None)
+    assert err.value.code == "NoSuchBucket"
+
+
+def test_delete_bucket_only_when_empty(env: Env, bucket: str) -> None:
+    s = env.storage
+    env.put(bucket, "k", b"data")
+    with pytest.raises(S3Error) as err:
+        s.delete_bucket(bucket)
+    assert err.value.code == "BucketNotEmpty" and err.value.status == 409
+    s.delete_object(bucket, "k")
+    s.delete_bucket(bucket)
+    with pytest.raises(S3Error) as err:
+        s.delete_bucket(bucket)
+    assert err.value.code == "NoSuchBucket"
+
+
+def test_delete_markers_keep_a_bucket_non_empty(env: Env, bucket: str) -> None:
+    s = env.storage
+    s.update_bucket(bucket, versioning="Enabled")
+    s.delete_object(bucket, "ghost")  # only a delete marker
+    with pytest.raises(S3Error) as err:
+        s.delete_bucket(bucket)
+    assert err.value.code == "BucketNotEmpty"
+
+
+def test_delete_bucket_aborts_uploads_and_retires_their_parts(env: Env, bucket: str) -> None:
+    s = env.storage
+    up = s.create_upload(bucket, "big", owner="p", headers={})
+    info = env.blobs.put(b"part one")
+    s.put_part(up, 1, info, etag=info.digests["md5"].hex(), checksums={})
+    s.delete_bucket(bucket)
+    assert info.blob in env.dead()
+    with pytest.raises(S3Error) as err:
+        s.get_upload(bucket, "big", up.upload_id)
+    assert err.value.code == "NoSuchUpload"
+
+
+def test_unknown_org_is_not_a_name_clash(env: Env) -> None:
+    import sqlalchemy as sa
+
+    with pytest.raises(sa.exc.IntegrityError):
+        env.storage.create_bucket(org_id="no-such-org", owner="p", name=_name(), zone=None)
+
+
+def test_storage_without_change_watcher_still_invalidates_its_own_cache(env: Env) -> None:
+    s = Storage(env.db, env.blobs, zones=[], default_zone="US-EAST-04A")
+    name = _name()
+    with pytest.raises(S3Error):
+        s.get_bucket(name)
+    s.create_bucket(org_id=env.org, owner="p", name=name, zone=None)
+    assert s.get_bucket(name).zone == "US-EAST-04A"

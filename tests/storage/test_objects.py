@@ -1,0 +1,289 @@
+"""Objects: put/get/delete, key rules, conditional writes, versions, copies, retirement."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from coffer.errors import S3Error
+from coffer.s3.sigv4 import checksums as cks
+from coffer.storage.models import NULL_VERSION
+from coffer.storage.service import CompletedPart, validate_key
+from coffer.store.schema import objects
+from tests.storage.conftest import Env, SQLCounter, md5_hex
+
+
+def test_put_then_get(env: Env, bucket: str) -> None:
+    v = env.put(
+        bucket,
+        "dir/é/key.txt",
+        b"hello world",
+        headers={"content-type": "text/plain", "x-amz-meta-a": "1"},
+        checksums={"CRC32C": "yZRlqg==", "type": "FULL_OBJECT"},
+        tags={"k": "v"},
+        storage_class="STANDARD",
+    )
+    assert v.version_id == NULL_VERSION and v.is_latest and not v.is_delete_marker
+    assert v.etag == f'"{md5_hex(b"hello world")}"' and v.size == 11 and v.parts_count is None
+    got = env.storage.get_object(bucket, "dir/é/key.txt")
+    assert got == v
+    assert got.headers == {"content-type": "text/plain", "x-amz-meta-a": "1"}
+    assert got.checksums["CRC32C"] == "yZRlqg==" and got.tags == {"k": "v"}
+    assert got.owner_principal == "coreweave/alice" and got.last_modified.tzinfo is not None
+    assert env.read(got.parts) == b"hello world"
+    assert env.storage.get_object(bucket, "dir/é/key.txt", NULL_VERSION) == v
+
+
+def test_empty_object(env: Env, bucket: str) -> None:
+    v = env.put(bucket, "empty", b"")
+    assert v.size == 0 and v.etag == '"d41d8cd98f00b204e9800998ecf8427e"'
+    assert env.read(env.storage.get_object(bucket, "empty").parts) == b""
+
+
+def test_overwrite_retires_old_blob_in_same_transaction(env: Env, bucket: str) -> None:
+    first = env.put(bucket, "k", b"one")
+    with SQLCounter(env.db) as sql:
+        second = env.put(bucket, "k", b"two")
+    assert sql.commits == 1  # one metadata transaction for the whole PUT
+    assert first.parts[0].blob in env.dead()
+    assert second.parts[0].blob not in env.dead()
+    assert env.read(env.storage.get_object(bucket, "k").parts) == b"two"
+    assert second.seq == first.seq + 1
+    with env.db.read() as conn:
+        rows = conn.execute(sa.select(objects.c.version_id).where(objects.c.bucket == bucket)).all()
+    assert rows == [(NULL_VERSION,)]
+
+
+def test_small_put_costs_one_transaction_of_few_statements(env: Env, bucket: str) -> None:
+    info = env.blobs.put(b"x" * 4096)
+    with SQLCounter(env.db) as sql:
+        env.storage.put_object(
+            bucket, "small", info, etag=md5_hex(b"x" * 4096), headers={}, checksums={}, owner="p"
+        )
+    assert sql.commits == 1
+    assert len(sql.statements) <= 4, sql.statements  # bucket row, latest row, insert (+ retire)
+    assert not any("SELECT *" in s for s, _ in sql.statements)
+
+
+def test_object_lookup_is_one_indexed_query(env: Env, bucket: str) -> None:
+    env.put(bucket, "look", b"up")
+    env.storage.get_bucket(bucket)
+    with SQLCounter(env.db) as sql:
+        env.storage.get_object(bucket, "look")
+    assert len(sql.selects()) == 1
+
+
+@pytest.mark.parametrize(
+    ("key", "code"),
+    [
+        ("", "InvalidArgument"),
+        ("a\x00b", "InvalidArgument"),
+        ("k" * 1025, "KeyTooLongError"),
+        ("é" * 513, "KeyTooLongError"),  # 1026 bytes in 513 characters
+        ("\ud800", "InvalidArgument"),  # a lone surrogate is not UTF-8
+    ],
+)
+def test_bad_keys(env: Env, bucket: str, key: str, code: str) -> None:
+    with pytest.raises(S3Error) as err:
+        validate_key(key)
+    assert err.value.code == code
+    info = env.blobs.put(b"body")
+    with pytest.raises(S3Error) as err:
+        env.storage.put_object(bucket, key, info, etag="x", headers={}, checksums={}, owner="p")
+    assert err.value.code == code
+    assert not env.blobs.exists(info.blob)  # the refused body is gone at once
+
+
+def test_longest_keys_are_fine(env: Env, bucket: str) -> None:
+    for key in ("k" * 1024, "é" * 512, "😀" * 256):
+        env.put(bucket, key, b"x")
+        assert env.storage.get_object(bucket, key).key == key
+
+
+def test_missing_things(env: Env, bucket: str) -> None:
+    s = env.storage
+    with pytest.raises(S3Error) as err:
+        s.get_object(bucket, "nope")
+    assert err.value.code == "NoSuchKey" and err.value.status == 404
+    with pytest.raises(S3Error) as err:
+        s.get_object("no-such-bucket-here", "k")
+    assert err.value.code == "NoSuchBucket"
+    with pytest.raises(S3Error) as err:
+        env.put("no-such-bucket-here", "k", b"x")
+    assert err.value.code == "NoSuchBucket"
+    with pytest.raises(S3Error) as err:
+        s.get_object(bucket, "nope", "0" * 32)
+    assert err.value.code == "NoSuchVersion"
+    with pytest.raises(S3Error) as err:
+        s.get_object(bucket, "nope", "not-a-version")
+    assert err.value.code == "InvalidArgument"
+
+
+def test_delete_is_idempotent(env: Env, bucket: str) -> None:
+    v = env.put(bucket, "k", b"x")
+    assert env.storage.delete_object(bucket, "k").delete_marker is False
+    assert env.storage.delete_object(bucket, "k").version_id is None
+    assert v.parts[0].blob in env.dead()
+    with pytest.raises(S3Error):
+        env.storage.get_object(bucket, "k")
+
+
+def test_if_none_match_star(env: Env, bucket: str) -> None:
+    env.put(bucket, "k", b"first", if_none_match="*")
+    info = env.blobs.put(b"second")
+    with pytest.raises(S3Error) as err:
+        env.storage.put_object(
+            bucket, "k", info, etag="e", headers={}, checksums={}, owner="p", if_none_match="*"
+        )
+    assert err.value.code == "PreconditionFailed" and err.value.status == 412
+    assert not env.blobs.exists(info.blob)
+    assert env.read(env.storage.get_object(bucket, "k").parts) == b"first"
+
+
+def test_if_match(env: Env, bucket: str) -> None:
+    v = env.put(bucket, "k", b"v1")
+    with pytest.raises(S3Error) as err:
+        env.put(bucket, "k", b"v2", if_match='"0123"')
+    assert err.value.code == "PreconditionFailed"
+    env.put(bucket, "k", b"v2", if_match=v.etag)  # quoted
+    v2 = env.storage.get_object(bucket, "k")
+    env.put(bucket, "k", b"v3", if_match=v2.etag.strip('"'))  # unquoted
+    env.put(bucket, "k", b"v4", if_match="*")
+    assert env.read(env.storage.get_object(bucket, "k").parts) == b"v4"
+    with pytest.raises(S3Error) as err:
+        env.put(bucket, "absent", b"x", if_match="*")
+    assert err.value.code == "NoSuchKey"
+
+
+def test_enabled_versioning_keeps_versions_and_uses_delete_markers(env: Env, bucket: str) -> None:
+    s = env.storage
+    null = env.put(bucket, "k", b"before versioning")
+    s.update_bucket(bucket, versioning="Enabled")
+    v1 = env.put(bucket, "k", b"one")
+    v2 = env.put(bucket, "k", b"two")
+    assert len({null.version_id, v1.version_id, v2.version_id}) == 3
+    assert v1.version_id != NULL_VERSION and len(v1.version_id) == 32
+    assert null.seq < v1.seq < v2.seq
+    assert env.dead() & {null.parts[0].blob, v1.parts[0].blob} == set()
+    assert env.read(s.get_object(bucket, "k").parts) == b"two"
+    assert env.read(s.get_object(bucket, "k", v1.version_id).parts) == b"one"
+    assert env.read(s.get_object(bucket, "k", NULL_VERSION).parts) == b"before versioning"
+    assert not s.get_object(bucket, "k", v1.version_id).is_latest
+
+    marker = s.delete_object(bucket, "k")
+    assert marker.delete_marker and marker.version_id not in (None, NULL_VERSION)
+    with pytest.raises(S3Error) as err:
+        s.get_object(bucket, "k")
+    assert err.value.code == "NoSuchKey"
+    assert err.value.headers["x-amz-delete-marker"] == "true"
+    assert err.value.headers["x-amz-version-id"] == marker.version_id
+    with pytest.raises(S3Error) as err:
+        s.get_object(bucket, "k", marker.version_id)
+    assert err.value.code == "MethodNotAllowed" and err.value.headers["x-amz-delete-marker"] == "true"
+    assert env.storage.list_objects(bucket).contents == []
+
+    # removing the marker brings v2 back; removing v2 for good makes v1 the latest
+    removed = s.delete_object(bucket, "k", marker.version_id)
+    assert removed == type(removed)(version_id=marker.version_id, delete_marker=True)
+    assert env.read(s.get_object(bucket, "k").parts) == b"two"
+    s.delete_object(bucket, "k", v2.version_id)
+    assert v2.parts[0].blob in env.dead()
+    latest = s.get_object(bucket, "k")
+    assert latest.version_id == v1.version_id and latest.is_latest
+    # a version that does not exist: success, nothing changes
+    assert s.delete_object(bucket, "k", "f" * 32).delete_marker is False
+    assert s.get_object(bucket, "k").version_id == v1.version_id
+
+
+def test_suspended_versioning_replaces_only_the_null_version(env: Env, bucket: str) -> None:
+    s = env.storage
+    s.update_bucket(bucket, versioning="Enabled")
+    v1 = env.put(bucket, "k", b"one")
+    s.update_bucket(bucket, versioning="Suspended")
+    n1 = env.put(bucket, "k", b"null one")
+    n2 = env.put(bucket, "k", b"null two")
+    assert n1.version_id == n2.version_id == NULL_VERSION
+    assert n1.parts[0].blob in env.dead() and v1.parts[0].blob not in env.dead()
+    assert env.read(s.get_object(bucket, "k", v1.version_id).parts) == b"one"
+    # a plain DELETE puts a null delete marker in place of the null version
+    d = s.delete_object(bucket, "k")
+    assert d == type(d)(version_id=NULL_VERSION, delete_marker=True)
+    assert n2.parts[0].blob in env.dead()
+    with pytest.raises(S3Error) as err:
+        s.get_object(bucket, "k")
+    assert err.value.headers.get("x-amz-delete-marker") == "true"
+    # the next suspended PUT replaces that marker
+    env.put(bucket, "k", b"null three")
+    assert env.read(s.get_object(bucket, "k").parts) == b"null three"
+    assert env.read(s.get_object(bucket, "k", v1.version_id).parts) == b"one"
+
+
+def test_enabled_delete_of_missing_key_still_writes_marker(env: Env, bucket: str) -> None:
+    env.storage.update_bucket(bucket, versioning="Enabled")
+    d = env.storage.delete_object(bucket, "never-existed")
+    assert d.delete_marker
+    with pytest.raises(S3Error) as err:
+        env.storage.get_object(bucket, "never-existed")
+    assert err.value.headers["x-amz-delete-marker"] == "true"
+
+
+def test_copy_single_part_keeps_etag_and_checksums(env: Env, bucket: str) -> None:
+    data = b"copy me" * 1000
+    src = env.put(bucket, "src", data, checksums={"CRC32": "abc=", "type": "FULL_OBJECT"})
+    dst = env.storage.copy_object(src, bucket, "dst", headers={"content-type": "a/b"}, owner="coreweave/bob")
+    assert dst.etag == src.etag and dst.checksums == src.checksums
+    assert dst.headers == {"content-type": "a/b"} and dst.owner_principal == "coreweave/bob"
+    assert dst.parts[0].blob != src.parts[0].blob
+    assert env.read(dst.parts) == data
+    env.storage.delete_object(bucket, "src")
+    assert env.read(env.storage.get_object(bucket, "dst").parts) == data
+
+
+def test_copy_multipart_source_becomes_single_part(
+    env: Env, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from coffer.storage import service
+
+    monkeypatch.setattr(service, "MIN_PART_SIZE", 1)
+    s = env.storage
+    up = s.create_upload(bucket, "mp", owner="p", headers={}, checksum_algorithm="CRC32C")
+    done = []
+    for n, piece in enumerate([b"a" * 100, b"b" * 50], start=1):
+        info = env.blobs.put(piece, ["md5", "crc32c"])
+        done.append(
+            CompletedPart(n, s.put_part(up, n, info, etag=info.digests["md5"].hex(), checksums={}).etag, {})
+        )
+    src = s.complete_upload(up, done)
+    assert src.parts_count == 2
+    dst = s.copy_object(src, bucket, "copy", headers={}, owner="p")
+    whole = b"a" * 100 + b"b" * 50
+    assert dst.etag == f'"{md5_hex(whole)}"' and dst.parts_count is None
+    assert dst.checksums == {
+        "CRC32C": cks.to_header_value("crc32c", cks.compute("crc32c", whole)),
+        "type": "FULL_OBJECT",
+    }
+    assert env.read(dst.parts) == whole
+    other = s.copy_object(src, bucket, "copy2", headers={}, owner="p", checksum_algorithm="SHA256")
+    assert other.checksums["SHA256"] == cks.to_header_value("sha256", cks.compute("sha256", whole))
+    with pytest.raises(S3Error) as err:
+        s.copy_object(src, bucket, "copy3", headers={}, owner="p", checksum_algorithm="MD4")
+    assert err.value.code == "InvalidRequest"
+
+
+def test_copy_to_missing_bucket_copies_nothing(env: Env, bucket: str) -> None:
+    src = env.put(bucket, "src", b"data")
+    before = {b for b, _ in env.blobs.iter_blobs()}
+    with pytest.raises(S3Error) as err:
+        env.storage.copy_object(src, "no-such-bucket-zz", "dst", headers={}, owner="p")
+    assert err.value.code == "NoSuchBucket"
+    assert {b for b, _ in env.blobs.iter_blobs()} == before
+
+
+def test_copy_refused_by_precondition_leaves_no_blob(env: Env, bucket: str) -> None:
+    src = env.put(bucket, "src", b"data")
+    env.put(bucket, "dst", b"exists")
+    before = {b for b, _ in env.blobs.iter_blobs()}
+    with pytest.raises(S3Error) as err:
+        env.storage.copy_object(src, bucket, "dst", headers={}, owner="p", if_none_match="*")
+    assert err.value.code == "PreconditionFailed"
+    assert {b for b, _ in env.blobs.iter_blobs()} == before
