@@ -42,7 +42,7 @@ _FULL_DISK = frozenset({errno.ENOSPC, errno.EDQUOT})
 _NO_COPY_FILE_RANGE = frozenset(
     {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EBADF}
 )
-_BLOB_ID = re.compile(r"^[0-9a-f]{32}$")
+_BLOB_ID = re.compile(r"[0-9a-f]{32}")
 _FORGET_DISCARDED = 4096  # unclaimed/discarded blob ids remembered (see BlobStore.claim)
 TMP_DIR = ".tmp"
 
@@ -68,7 +68,7 @@ def new_blob_id() -> str:
 
 
 def is_blob_id(value: str) -> bool:
-    return bool(_BLOB_ID.match(value))
+    return bool(_BLOB_ID.fullmatch(value))
 
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:

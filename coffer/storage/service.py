@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeAlias, TypeVar, Unpack
+from typing import Any, TypeAlias, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
@@ -57,7 +57,7 @@ from coffer.store.schema import buckets, dead_blobs, multipart_parts, multipart_
 log = logging.getLogger("coffer.storage")
 
 T = TypeVar("T")
-AnyRow: TypeAlias = "Row[Unpack[tuple[Any, ...]]]"
+AnyRow: TypeAlias = "Row[*tuple[Any, ...]]"
 
 # CoreWeave AI Object Storage limits (reference §6.5, §6.6).
 MAX_KEY_BYTES = 1024
@@ -103,11 +103,11 @@ ORPHAN_MIN_AGE = timedelta(hours=1)  # a published blob this old and unreference
 GC_INTERVAL = 60.0
 ORPHAN_SCAN_INTERVAL = 6 * 3600.0
 
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 _RESERVED_PREFIXES = ("cw-", "vip-", "log-stitcher-ch-")
 _RESERVED_NAMES = frozenset({"int"})
-_VERSION_ID = re.compile(r"^[0-9a-f]{32}$")
-_UPLOAD_ID = re.compile(r"^[0-9a-f]{48}$")
+_VERSION_ID = re.compile(r"[0-9a-f]{32}")
+_UPLOAD_ID = re.compile(r"[0-9a-f]{48}")
 _VERSIONING = frozenset({"", "Enabled", "Suspended"})
 _BUCKET_FIELDS = frozenset({"policy", "versioning", "tags", "cors", "settings"})
 _RETRIES = 8
@@ -154,7 +154,7 @@ def validate_bucket_name(name: str, *, allow_reserved: bool = False) -> None:
     not a reserved prefix (cw-, vip-, log-stitcher-ch-) and not `int`."""
     bad = (
         not isinstance(name, str)
-        or not _BUCKET_NAME.match(name)
+        or not _BUCKET_NAME.fullmatch(name)
         or name.startswith("xn--")
         or (not allow_reserved and (name.startswith(_RESERVED_PREFIXES) or name in _RESERVED_NAMES))
     )
@@ -177,7 +177,7 @@ def validate_key(key: str) -> None:
 
 
 def _check_version_id(version_id: str) -> None:
-    if version_id != NULL_VERSION and not _VERSION_ID.match(version_id):
+    if version_id != NULL_VERSION and not _VERSION_ID.fullmatch(version_id):
         raise S3Error(
             "InvalidArgument",
             "Invalid version id specified",
@@ -1081,7 +1081,7 @@ class Storage:
     def get_upload(self, bucket: str, key: str, upload_id: str) -> Upload:
         """NoSuchUpload unless the id names an in-progress upload of that bucket and key."""
         row = None
-        if _UPLOAD_ID.match(upload_id):
+        if _UPLOAD_ID.fullmatch(upload_id):
             with self.db.read() as conn:
                 row = conn.execute(
                     sa.select(multipart_uploads).where(multipart_uploads.c.upload_id == upload_id)
