@@ -293,7 +293,7 @@ def sign(
     )
     signed = signer.sign(
         element,
-        key=key.private_pem,
+        key=key.private_key,
         cert=key.cert_pem,
         reference_uri="#" + element.get("ID"),
         id_attribute="ID",
@@ -360,7 +360,7 @@ def mint_jwt(
     hdrs = dict(headers or {})
     if kid is not None:
         hdrs["kid"] = kid
-    return jwt.encode(body, key.private_pem, algorithm=alg, headers=hdrs)
+    return jwt.encode(body, key.private_key, algorithm=alg, headers=hdrs)
 
 
 def b64url(data: bytes) -> str:

@@ -6,6 +6,7 @@ import base64
 import copy
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from lxml import etree
@@ -219,6 +220,14 @@ def test_tampered_response_signed_status_refused() -> None:
     refused("signature", response)
 
 
+def test_both_signed_with_a_bad_assertion_signature_refused() -> None:
+    """A present signature must verify even when the enclosing Response's signature does."""
+    spec = AssertionSpec()
+    assertion = sign(build_assertion(spec), rsa_key("stranger"))
+    response = sign(build_response(spec, assertion), rsa_key("idp"))
+    refused("signature", response)
+
+
 def test_sha1_signature_refused() -> None:
     response = signed_response(
         signature_algorithm=SignatureMethod.RSA_SHA1, digest_algorithm=DigestAlgorithm.SHA1
@@ -377,7 +386,9 @@ def test_comment_split_value_refused(path: str) -> None:
     response = _comment_split(path, "admin@evil.example", 5)
     # The signature really is still valid (exclusive c14n drops comments): the attack is live ...
     result = XMLVerifier().verify(assertion_of(response), x509_cert=rsa_key("idp").cert_pem)
-    assert result.signed_xml is not None
+    assert not isinstance(result, list) and result.signed_xml is not None
+    signed_name = result.signed_xml.find(path)
+    assert signed_name is not None and signed_name.text == "admin@evil.example"
     # ... and a naive reader of the original tree would see a truncated name.
     assert assertion_of(response).find(path).text == "admin"
     error = refused("xml", response)
@@ -416,6 +427,15 @@ def test_dtd_refused_before_parsing(prolog: bytes) -> None:
 
 def test_dtd_in_utf16_refused() -> None:
     raw = ('<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE r>' + "<r/>").encode("utf-16")
+    refused("xml", raw)
+
+
+def test_deeply_nested_document_refused() -> None:
+    """lxml without huge_tree caps nesting depth; a nesting bomb is malformed, not a crash."""
+    ns = b"urn:oasis:names:tc:SAML:2.0:protocol"
+    raw = (
+        b"<samlp:Response xmlns:samlp='" + ns + b"'>" + b"<x>" * 5000 + b"</x>" * 5000 + b"</samlp:Response>"
+    )
     refused("xml", raw)
 
 
@@ -641,7 +661,7 @@ def test_config_round_trips_through_json() -> None:
         ("description", "d" * 1025),
     ],
 )
-def test_invalid_config_refused(field: str, value: object) -> None:
+def test_invalid_config_refused(field: str, value: Any) -> None:
     with pytest.raises(InvalidArgument):
         replace(saml_config(), **{field: value})
 
