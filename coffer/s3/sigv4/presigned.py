@@ -42,6 +42,8 @@ _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 def decode_component(text: str) -> str:
     """A query name or value as the face reads it: '+' is a space, %XX a UTF-8 byte."""
+    if text.isascii() and "%" not in text and "+" not in text:
+        return text
     raw = wire_bytes(text)
     if b"+" in raw:
         raw = raw.replace(b"+", b" ")
