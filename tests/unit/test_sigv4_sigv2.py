@@ -152,6 +152,7 @@ def test_sigv2_skew_and_date(keyring: Keyring, alice: Any) -> None:
     refused(signed, keyring, "RequestTimeTooSkewed", now=datetime.now(UTC) + timedelta(minutes=20))
     refused(replace_header(signed, "date", None), keyring, "AccessDenied")
     refused(replace_header(signed, "date", "yesterday"), keyring, "AccessDenied")
+    refused(replace_header(signed, "date", "Fri, 31 Dec 9999 23:59:59 -2359"), keyring, "AccessDenied")
 
 
 def test_sigv2_x_amz_date_signs_an_empty_date_line(keyring: Keyring, alice: Any) -> None:
