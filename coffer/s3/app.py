@@ -73,7 +73,7 @@ class S3App:
             if scope["path"] == HEALTH_PATH:
                 response = _health()
             else:
-                req = S3Request(scope, receive, self.settings, request_id)
+                req = S3Request(scope, receive, self.settings, request_id, host_id)
                 if self._legacy_health(req):
                     response = _health()
                 else:

@@ -70,6 +70,7 @@ class S3Request:
         "flags",
         "headers",
         "host",
+        "host_id",
         "key",
         "method",
         "path",
@@ -82,11 +83,14 @@ class S3Request:
         "source_ip",
     )
 
-    def __init__(self, scope: Scope, receive: Receive, settings: Settings, request_id: str) -> None:
+    def __init__(
+        self, scope: Scope, receive: Receive, settings: Settings, request_id: str, host_id: str = ""
+    ) -> None:
         self._receive = receive
         self._consumed = False
         self._complete = False
         self.request_id = request_id
+        self.host_id = host_id
         self.method: str = scope["method"]
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
         self.raw_path = raw_path.decode("latin-1")

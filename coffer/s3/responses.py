@@ -6,12 +6,15 @@ Every response — success, error, HEAD, 304 — carries `x-amz-request-id` and
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from typing import TypeVar
 
 from starlette.types import Send
 
@@ -19,6 +22,8 @@ from coffer.errors import CofferError, Kind, S3Error
 from coffer.s3 import xml
 
 XML_TYPE = "application/xml"
+T = TypeVar("T")
+log = logging.getLogger("coffer.s3")
 
 # Domain errors the core raises without an S3 code, mapped onto the closest S3 one.
 _KIND_TO_CODE = {
@@ -66,15 +71,49 @@ def as_s3_error(exc: CofferError) -> S3Error:
     return S3Error(_KIND_TO_CODE.get(exc.kind, "InternalError"), exc.message)
 
 
+def error_document(exc: S3Error, *, resource: str, request_id: str, host_id: str) -> bytes:
+    children: list[xml.Node] = [("Code", exc.code), ("Message", exc.message)]
+    children.extend(exc.fields.items())
+    children += [("Resource", resource), ("RequestId", request_id), ("HostId", host_id)]
+    return xml.render("Error", children, namespace=False)
+
+
+async def keepalive_document(
+    task: asyncio.Future[T],
+    render: Callable[[T], bytes],
+    render_error: Callable[[S3Error], bytes],
+    *,
+    every: float,
+) -> AsyncIterator[bytes]:
+    """The body of a 200 sent before slow work finished, as S3 does for long
+    CompleteMultipartUpload calls: the XML declaration at once, a space every `every`
+    seconds so proxies and clients keep the connection, then the result document — or an
+    <Error> document, which SDKs look for in a 200 to this call."""
+    yield xml.DECLARATION
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=every)
+        if done:
+            break
+        yield b" "
+    skip = len(xml.DECLARATION)
+    try:
+        result = task.result()
+    except CofferError as exc:
+        yield render_error(as_s3_error(exc))[skip:]
+        return
+    except Exception:
+        log.exception("slow operation failed after its response started")
+        yield render_error(S3Error("InternalError"))[skip:]
+        return
+    yield render(result)[skip:]
+
+
 def error_response(exc: S3Error, *, resource: str, request_id: str, host_id: str, head: bool) -> S3Response:
     """The S3 error document; HEAD responses carry the status and headers only."""
     headers = list(exc.headers.items())
     if head:
         return S3Response(exc.status, headers, b"", code=exc.code)
-    children: list[xml.Node] = [("Code", exc.code), ("Message", exc.message)]
-    children.extend(exc.fields.items())
-    children += [("Resource", resource), ("RequestId", request_id), ("HostId", host_id)]
-    body = xml.render("Error", children, namespace=False)
+    body = error_document(exc, resource=resource, request_id=request_id, host_id=host_id)
     headers.append(("content-type", XML_TYPE))
     return S3Response(exc.status, headers, body, code=exc.code)
 

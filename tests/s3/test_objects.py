@@ -402,3 +402,19 @@ def test_aws_chunked_unsigned_payload_with_trailer(
     with pytest.raises(ClientError) as err:
         s3.head_object(Bucket=bucket, Key="trailer-bad")
     assert client_error(err.value)[0] == 404
+
+
+def test_encryption_headers(s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="sse-s3", Body=b"x", ServerSideEncryption="AES256")
+    assert s3.get_object(Bucket=bucket, Key="sse-s3")["Body"].read() == b"x"
+    with pytest.raises(ClientError) as err:
+        s3.put_object(Bucket=bucket, Key="sse-kms", Body=b"x", ServerSideEncryption="aws:kms")
+    assert client_error(err.value) == (501, "NotImplemented")
+    with pytest.raises(ClientError) as err:
+        s3.put_object(
+            Bucket=bucket, Key="sse-c", Body=b"x", SSECustomerAlgorithm="AES256", SSECustomerKey="k" * 32
+        )
+    assert client_error(err.value) == (501, "NotImplemented")
+    with pytest.raises(ClientError) as err:
+        s3.head_object(Bucket=bucket, Key="sse-c")
+    assert client_error(err.value)[0] == 404

@@ -50,6 +50,19 @@ def object_headers_from_request(req: S3Request) -> dict[str, str]:
     return headers
 
 
+def refuse_unsupported_encryption(req: S3Request) -> None:
+    """SSE-KMS and SSE-C promise encryption under a key Coffer does not have: refuse them
+    rather than store data the client believes is encrypted. SSE-S3 (AES256) is accepted."""
+    sse = req.header("x-amz-server-side-encryption")
+    customer = req.header("x-amz-server-side-encryption-customer-algorithm") or req.header(
+        "x-amz-copy-source-server-side-encryption-customer-algorithm"
+    )
+    if customer is not None or (sse is not None and sse.strip().upper() != "AES256"):
+        raise S3Error(
+            "NotImplemented", "Server-side encryption with KMS or customer-provided keys is not supported."
+        )
+
+
 def storage_class(req: S3Request) -> str:
     value = req.header("x-amz-storage-class")
     if value is None:

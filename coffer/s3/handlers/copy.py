@@ -18,6 +18,7 @@ from coffer.s3.handlers.common import (
     checksum_nodes,
     object_headers_from_request,
     parse_part_number,
+    refuse_unsupported_encryption,
     storage_class,
     tagging_header,
 )
@@ -59,6 +60,7 @@ def _source_version_header(source: ObjectVersion, ctx: Context) -> list[tuple[st
 async def copy_object(ctx: Context) -> S3Response:
     bucket, key = ctx.require_bucket(), ctx.require_key()
     req = ctx.request
+    refuse_unsupported_encryption(req)
     check_key(key)
     source = await _source(ctx)
     metadata = _directive(ctx, "x-amz-metadata-directive")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from coffer.errors import S3Error
 from coffer.s3 import xml
 from coffer.s3.context import Context, run
@@ -13,18 +15,21 @@ from coffer.s3.handlers.common import (
     owner,
     parse_int,
     parse_part_number,
+    refuse_unsupported_encryption,
     storage_class,
     tagging_header,
     url_encode,
 )
 from coffer.s3.handlers.objects import version_headers
 from coffer.s3.payload import CHECKSUMS, StoredBody, checksum_spec, read_small_body, store_body
-from coffer.s3.responses import S3Response
-from coffer.storage.models import Part, Upload
+from coffer.s3.responses import XML_TYPE, S3Response, error_document, keepalive_document
+from coffer.storage.models import ObjectVersion, Part, Upload
 from coffer.storage.service import CompletedPart
 
 MAX_COMPLETE_BODY = 4 * 1024 * 1024  # 10,000 <Part> entries with checksums fit comfortably
 CHECKSUM_TYPES = ("COMPOSITE", "FULL_OBJECT")
+KEEPALIVE_AFTER = 2.0  # seconds a complete may take before the 200 starts
+KEEPALIVE_EVERY = 5.0  # seconds between keep-alive spaces
 
 
 async def _upload(ctx: Context) -> Upload:
@@ -35,6 +40,7 @@ async def _upload(ctx: Context) -> Upload:
 async def create_upload(ctx: Context) -> S3Response:
     bucket, key = ctx.require_bucket(), ctx.require_key()
     req = ctx.request
+    refuse_unsupported_encryption(req)
     check_key(key)
     algorithm = req.header("x-amz-checksum-algorithm")
     if algorithm is not None:
@@ -75,6 +81,7 @@ async def create_upload(ctx: Context) -> S3Response:
 
 async def upload_part(ctx: Context) -> S3Response:
     number = parse_part_number(ctx.op.query.get("partNumber"))
+    refuse_unsupported_encryption(ctx.request)
     upload = await _upload(ctx)
     spec = checksum_spec(ctx)
     expected = (upload.checksum_algorithm or "").lower()
@@ -125,16 +132,39 @@ def _completed_parts(raw: bytes) -> list[CompletedPart]:
 
 
 async def complete_upload(ctx: Context) -> S3Response:
+    """Answer at once when the core is quick; otherwise start a 200 and keep the
+    connection alive with whitespace until the object is assembled (as S3 does)."""
     bucket, key = ctx.require_bucket(), ctx.require_key()
+    req = ctx.request
     upload = await _upload(ctx)
     parts = _completed_parts(await read_small_body(ctx, MAX_COMPLETE_BODY))
-    if_none_match = ctx.request.header("if-none-match")
-    obj = await run(ctx.node.storage.complete_upload, upload, parts, if_none_match=if_none_match)
-    host = ctx.request.host or "localhost"
-    location = f"{ctx.request.scheme}://{host}/{bucket.name}/{key}"
-    body: list[xml.Node] = [("Location", location), ("Bucket", bucket.name), ("Key", key), ("ETag", obj.etag)]
-    body += checksum_nodes(obj.checksums)
-    response = S3Response.xml("CompleteMultipartUploadResult", body)
+    if_none_match = req.header("if-none-match")
+    task = asyncio.ensure_future(
+        run(ctx.node.storage.complete_upload, upload, parts, if_none_match=if_none_match)
+    )
+    location = f"{req.scheme}://{req.host or 'localhost'}/{bucket.name}/{key}"
+
+    def render(obj: ObjectVersion) -> bytes:
+        body: list[xml.Node] = [
+            ("Location", location),
+            ("Bucket", bucket.name),
+            ("Key", key),
+            ("ETag", obj.etag),
+        ]
+        body += checksum_nodes(obj.checksums)
+        return xml.render("CompleteMultipartUploadResult", body)
+
+    done, _ = await asyncio.wait({task}, timeout=KEEPALIVE_AFTER)
+    if not done:
+        resource = req.resource
+
+        def render_error(err: S3Error) -> bytes:
+            return error_document(err, resource=resource, request_id=req.request_id, host_id=req.host_id)
+
+        stream = keepalive_document(task, render, render_error, every=KEEPALIVE_EVERY)
+        return S3Response(200, [("content-type", XML_TYPE)], stream)
+    obj = task.result()
+    response = S3Response(200, [("content-type", XML_TYPE)], render(obj))
     response.headers += version_headers(ctx, obj.version_id)
     return response
 

@@ -11,6 +11,7 @@ from coffer.s3.handlers.common import (
     check_preconditions,
     object_headers_from_request,
     parse_part_number,
+    refuse_unsupported_encryption,
     storage_class,
     tagging_header,
 )
@@ -39,6 +40,7 @@ def version_headers(ctx: Context, version_id: str | None) -> list[tuple[str, str
 async def put_object(ctx: Context) -> S3Response:
     bucket, key = ctx.require_bucket(), ctx.require_key()
     req = ctx.request
+    refuse_unsupported_encryption(req)
     check_key(key)
     headers = object_headers_from_request(req)
     sclass = storage_class(req)
