@@ -105,7 +105,7 @@ async def create_access_key(c: Call) -> JSONResponse:
 async def list_access_keys(c: Call) -> JSONResponse:
     q = c.request.query_params
     page = parse_page(q.get("offset"), q.get("limit"))
-    status = parse_status(q["status"]) if q.get("status") else None
+    status = parse_status(q["status"]) if "status" in q else None
     keys = await call(c.node.keys.list, c.caller.org_id, page, status)
     return JSONResponse({"info": [key_info(k) for k in keys]})
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from coffer import __version__
 from coffer.api.http import Operation
+from coffer.identity.accesskeys import MAX_PRINCIPAL, PRINCIPAL_PATTERN
 from coffer.identity.models import KeyStatus
 
 _STATUS = {
@@ -28,6 +29,7 @@ _STATUS = {
 }
 _ATTRS = {
     "type": "object",
+    "nullable": True,
     "description": "Up to 15 entries; keys are lower-case DNS labels not starting with cw-, role or groups",
     "additionalProperties": {
         "type": "string",
@@ -93,7 +95,8 @@ _FILTERS = [
 _PRINCIPAL = {
     "type": "string",
     "minLength": 1,
-    "maxLength": 512,
+    "maxLength": MAX_PRINCIPAL,
+    "pattern": PRINCIPAL_PATTERN,
     "example": "coreweave/ueqXfgRCYGqptEXAMPLE1",
 }
 

@@ -38,6 +38,10 @@ UINT32_MAX = 2**32 - 1
 MAX_ATTRIBUTES = 15
 MAX_PRINCIPAL = 512
 _KEY_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# Control characters (PostgreSQL refuses NUL, logs should not carry the rest) and lone
+# surrogates (not encodable as UTF-8) cannot be part of a name Coffer stores.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+PRINCIPAL_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"  # the same rule, for the OpenAPI
 _ATTR_KEY = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _ATTR_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 _RESERVED_ATTR_PREFIXES = ("cw-", "role", "groups")
@@ -91,9 +95,9 @@ def validate_principal(value: object, field: str = "principalName") -> str:
         raise InvalidArgument.field(field, "is required")
     if not isinstance(value, str):
         raise InvalidArgument.field(field, "must be a string")
-    if len(value) > MAX_PRINCIPAL or not value.isprintable():
+    if len(value) > MAX_PRINCIPAL or _CONTROL.search(value):
         raise InvalidArgument.field(
-            field, f"must be at most {MAX_PRINCIPAL} printable characters, such as coreweave/<UID>"
+            field, f"must be at most {MAX_PRINCIPAL} characters without control characters, such as coreweave/<UID>"
         )
     return value
 
@@ -158,7 +162,7 @@ class Page:
 
 def parse_page(offset: object, limit: object, *, default_limit: int = 100) -> Page:
     def uint(name: str, raw: object, default: int) -> int:
-        if raw is None or raw == "":
+        if raw is None:
             return default
         text = str(raw)
         if not re.fullmatch(r"[0-9]{1,20}", text):

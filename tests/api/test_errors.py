@@ -5,6 +5,7 @@ Also: unknown routes and methods, body limits, content types, and the OpenAPI do
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -172,6 +173,8 @@ BAD_QUERY: list[tuple[dict[str, str], str, str]] = [
     ({"limit": "ten"}, "limit", "must be a non-negative integer, got 'ten'"),
     ({"limit": "1.5"}, "limit", "must be a non-negative integer, got '1.5'"),
     ({"offset": "-1"}, "offset", "must be a non-negative integer, got '-1'"),
+    ({"offset": ""}, "offset", "must be a non-negative integer, got ''"),
+    ({"limit": ""}, "limit", "must be a non-negative integer, got ''"),
     ({"offset": "abc"}, "offset", "must be a non-negative integer, got 'abc'"),
     ({"offset": " 1"}, "offset", "must be a non-negative integer, got ' 1'"),
     ({"offset": "4294967296"}, "offset", "must fit in an unsigned 32-bit integer"),
@@ -185,7 +188,7 @@ def test_list_rejects(c: httpx.Client, params: dict[str, str], field: str, descr
 
 
 @pytest.mark.parametrize(
-    "status", ["garbage", "active", "ACCESS_KEY_STATUS_INVALID", "ACCESS_KEY_STATUS_UNSPECIFIED", "1"]
+    "status", ["", "garbage", "active", "ACCESS_KEY_STATUS_INVALID", "ACCESS_KEY_STATUS_UNSPECIFIED", "1"]
 )
 def test_list_rejects_unknown_status_filters(c: httpx.Client, status: str) -> None:
     err = assert_status(c.get(AK, params={"status": status}), 400, 3)
@@ -249,7 +252,7 @@ def test_unknown_principal(c: httpx.Client, method: str, path: str, body: dict[s
 # --- UpdateAccessKeyStatus and revoke bodies -----------------------------------------------------
 
 SETTABLE = "must be one of ACCESS_KEY_STATUS_ACTIVE, ACCESS_KEY_STATUS_SUSPENDED (or ACTIVE, SUSPENDED)"
-PRINCIPAL = "must be at most 512 printable characters, such as coreweave/<UID>"
+PRINCIPAL = "must be at most 512 characters without control characters, such as coreweave/<UID>"
 
 
 @pytest.mark.parametrize(
@@ -261,6 +264,8 @@ PRINCIPAL = "must be at most 512 printable characters, such as coreweave/<UID>"
         (STATUS, {"principalName": 7, "status": "ACTIVE"}, "principalName", "must be a string"),
         (STATUS, {"principalName": "coreweave/a\u0000", "status": "ACTIVE"}, "principalName", PRINCIPAL),
         (STATUS, {"principalName": "x" * 513, "status": "ACTIVE"}, "principalName", PRINCIPAL),
+        (STATUS, {"principalName": "coreweave/\u009f", "status": "ACTIVE"}, "principalName", PRINCIPAL),
+        (REVOKE_PRINCIPAL, {"principalName": "coreweave/\ud800"}, "principalName", PRINCIPAL),
         (
             STATUS,
             {"principalName": "coreweave/x"},
@@ -297,7 +302,8 @@ def test_status_and_revoke_reject(
     c: httpx.Client, path: str, body: Any, field: str, description: str
 ) -> None:
     method = "PUT" if path == STATUS else "POST"
-    err = assert_status(c.request(method, path, json=body), 400, 3)
+    raw = json.dumps(body).encode()  # ASCII-escaped, so lone surrogates travel as \\udXXX
+    err = assert_status(c.request(method, path, content=raw), 400, 3)
     assert field_violation(err) == {"field": field, "description": description}
 
 
