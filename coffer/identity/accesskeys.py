@@ -97,7 +97,8 @@ def validate_principal(value: object, field: str = "principalName") -> str:
         raise InvalidArgument.field(field, "must be a string")
     if len(value) > MAX_PRINCIPAL or _CONTROL.search(value):
         raise InvalidArgument.field(
-            field, f"must be at most {MAX_PRINCIPAL} characters without control characters, such as coreweave/<UID>"
+            field,
+            f"must be at most {MAX_PRINCIPAL} characters without control characters, such as coreweave/<UID>",
         )
     return value
 
