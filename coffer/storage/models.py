@@ -109,3 +109,34 @@ class ObjectListing:
     common_prefixes: list[str]
     is_truncated: bool
     next_marker: str | None  # the last key or prefix returned, when truncated
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    version_id: str | None  # the version removed, or of the delete marker created
+    delete_marker: bool
+
+
+@dataclass(frozen=True)
+class CompletedPart:
+    """One <Part> of a CompleteMultipartUpload body."""
+
+    part_number: int
+    etag: str  # as sent: quoted or not
+    checksums: dict[str, str]  # {"CRC32C": base64, ...} as sent
+
+
+@dataclass(frozen=True)
+class UploadListing:
+    uploads: list[Upload]
+    common_prefixes: list[str]
+    is_truncated: bool
+    next_key_marker: str | None
+    next_upload_id_marker: str | None
+
+
+@dataclass(frozen=True)
+class PartListing:
+    parts: list[Part]
+    is_truncated: bool
+    next_part_number_marker: int | None

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from coffer.errors import S3Error
-from coffer.storage import service
+from coffer.storage import rules
 from coffer.storage.blobs import BlobStore
 from coffer.storage.models import BlobInfo
 from coffer.storage.service import CompletedPart, Storage, parse_zones
@@ -60,7 +60,7 @@ def one_step(storage: Storage, blobs: BlobStore, bucket: str) -> None:
 
 def main() -> None:
     url, root, *buckets = sys.argv[1:]
-    service.MIN_PART_SIZE = 1  # the test is about atomicity, not part-size limits
+    rules.MIN_PART_SIZE = 1  # the test is about atomicity, not part-size limits
     db = Database(url)
     blobs = BlobStore(Path(root))
     storage = Storage(db, blobs, zones=parse_zones(""), default_zone="US-EAST-04A")

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from coffer.errors import S3Error
 from coffer.storage import blobs as blobs_mod
-from coffer.storage import service
+from coffer.storage import collector
 from coffer.store.schema import dead_blobs
 from tests.storage.conftest import Env
 
@@ -40,7 +40,7 @@ def test_retired_blobs_wait_for_the_grace_period(env: Env, bucket: str) -> None:
 
 
 def test_collection_is_batched_and_tolerates_missing_files(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service, "_GC_BATCH", 3)
+    monkeypatch.setattr(collector, "_GC_BATCH", 3)
     infos = [env.blobs.put(b"%d" % i) for i in range(7)]
     env.blobs.unlink(infos[0].blob)  # already gone (a previous run crashed after unlinking)
     past = datetime.now(UTC) - timedelta(hours=1)
@@ -99,17 +99,17 @@ def test_background_collector_runs_on_start(env: Env) -> None:
         assert not env.blobs.exists(info.blob)
     finally:
         storage.stop_collector()
-    assert storage._gc_thread is None
+    assert not storage.collector.running
 
 
 def test_only_one_collector_per_host_at_a_time(tmp_path: object) -> None:
     from pathlib import Path
 
     lock = Path(str(tmp_path)) / "gc.lock"
-    with service._host_lock(lock) as first:
-        with service._host_lock(lock) as second:
+    with collector.host_lock(lock) as first:
+        with collector.host_lock(lock) as second:
             assert first and not second
-    with service._host_lock(lock) as again:
+    with collector.host_lock(lock) as again:
         assert again
 
 

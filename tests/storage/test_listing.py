@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from coffer.errors import S3Error
 from coffer.storage.models import ObjectListing
-from coffer.storage.service import successor
+from coffer.storage.rules import successor
 from coffer.store.schema import objects
 from tests.storage.conftest import Env, SQLCounter
 

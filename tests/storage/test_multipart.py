@@ -9,16 +9,17 @@ import pytest
 
 from coffer.errors import S3Error
 from coffer.s3.sigv4 import checksums as cks
-from coffer.storage import service
+from coffer.storage import rules
 from coffer.storage.models import BlobInfo, Upload
-from coffer.storage.service import MAX_PART_SIZE, MIN_PART_SIZE, CompletedPart
+from coffer.storage.rules import MAX_PART_SIZE, MIN_PART_SIZE
+from coffer.storage.service import CompletedPart
 from tests.storage.conftest import Env
 
 
 @pytest.fixture
 def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
     """Most tests need not write 5 MiB parts; one test below does, with the real limit."""
-    monkeypatch.setattr(service, "MIN_PART_SIZE", 4)
+    monkeypatch.setattr(rules, "MIN_PART_SIZE", 4)
 
 
 def _part(env: Env, up: Upload, n: int, data: bytes, algs: tuple[str, ...] = ("md5",)) -> CompletedPart:

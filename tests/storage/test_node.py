@@ -17,10 +17,10 @@ def test_node_wires_blobs_and_storage(tmp_path: Path) -> None:
         assert node.storage.zones == ["LAB-1", "LAB-2"] and node.storage.default_zone == "LAB-1"
         assert node.storage.blobs is node.blobs and node.storage.changes is node.changes
         node.start_background()
-        assert node.storage._gc_thread is not None and node.storage._gc_thread.is_alive()
+        assert node.storage.collector.running
     finally:
         node.close()
-    assert node.storage._gc_thread is None
+    assert not node.storage.collector.running
 
 
 def test_node_defaults_to_coreweave_zones(tmp_path: Path) -> None:

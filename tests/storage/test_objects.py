@@ -242,9 +242,9 @@ def test_copy_single_part_keeps_etag_and_checksums(env: Env, bucket: str) -> Non
 def test_copy_multipart_source_becomes_single_part(
     env: Env, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from coffer.storage import service
+    from coffer.storage import rules
 
-    monkeypatch.setattr(service, "MIN_PART_SIZE", 1)
+    monkeypatch.setattr(rules, "MIN_PART_SIZE", 1)
     s = env.storage
     up = s.create_upload(bucket, "mp", owner="p", headers={}, checksum_algorithm="CRC32C")
     done = []
@@ -287,3 +287,36 @@ def test_copy_refused_by_precondition_leaves_no_blob(env: Env, bucket: str) -> N
         env.storage.copy_object(src, bucket, "dst", headers={}, owner="p", if_none_match="*")
     assert err.value.code == "PreconditionFailed"
     assert {b for b, _ in env.blobs.iter_blobs()} == before
+
+
+@pytest.mark.parametrize("versioning", ["", "Enabled"])
+def test_concurrent_writers_on_one_key(env: Env, bucket: str, versioning: str) -> None:
+    """Racing PUTs serialise (PostgreSQL: row locks, the unique latest index and a retry)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if versioning:
+        env.storage.update_bucket(bucket, versioning=versioning)
+
+    def writer(i: int) -> str:
+        return env.put(bucket, "hot", b"writer %d" % i).version_id
+
+    with ThreadPoolExecutor(6) as pool:
+        versions = list(pool.map(writer, range(30)))
+    with env.db.read() as conn:
+        rows = conn.execute(
+            sa.select(objects.c.version_id, objects.c.seq, objects.c.is_latest, objects.c.parts).where(
+                objects.c.bucket == bucket, objects.c.key == "hot"
+            )
+        ).all()
+    latest = [r for r in rows if r.is_latest]
+    assert len(latest) == 1
+    assert latest[0].seq == max(r.seq for r in rows)
+    current = env.storage.get_object(bucket, "hot")
+    assert env.read(current.parts).startswith(b"writer ")
+    if versioning:
+        assert len(rows) == 30 and sorted(r.version_id for r in rows) == sorted(versions)
+        assert len({r.seq for r in rows}) == 30
+    else:
+        assert len(rows) == 1 and set(versions) == {NULL_VERSION}
+        live = {p["blob"] for p in rows[0].parts}
+        assert len(env.dead() & live) == 0

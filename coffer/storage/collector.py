@@ -1,0 +1,159 @@
+"""The garbage collector: the only code that deletes published blobs.
+
+Writes never unlink what they replace; they move it into `dead_blobs` in their own
+transaction. The collector unlinks those after a grace period (a GET that has read the
+metadata opens its files well within it, and an open file survives an unlink), removes
+temp files a dead writer left, and, when asked, scans for orphans: published blobs
+that no row mentions, left by a crash between publishing and committing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from coffer.storage.blobs import BlobStore, is_blob_id
+from coffer.storage.rows import blobs_of
+from coffer.storage.rules import utcnow
+from coffer.store.db import Database
+from coffer.store.schema import dead_blobs, multipart_parts, objects
+
+log = logging.getLogger("coffer.storage.gc")
+
+DEAD_BLOB_GRACE = timedelta(minutes=10)  # a GET that read metadata opens its files well within this
+STALE_TEMP_AGE = timedelta(hours=1)  # a temp file idle this long belongs to a dead writer
+ORPHAN_MIN_AGE = timedelta(hours=1)  # a published blob this old and unreferenced was never committed
+GC_INTERVAL = 60.0
+ORPHAN_SCAN_INTERVAL = 6 * 3600.0
+_GC_BATCH = 500
+
+
+@contextlib.contextmanager
+def host_lock(path: os.PathLike[str] | str) -> Iterator[bool]:
+    """A non-blocking flock: yields whether this process got it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+class Collector:
+    def __init__(self, db: Database, blobs: BlobStore, *, grace: timedelta = DEAD_BLOB_GRACE) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.grace = grace
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def collect(self, *, older_than: datetime | None = None, orphans: bool = False) -> int:
+        """See Storage.collect_garbage."""
+        now = utcnow()
+        removed = self._collect_dead(older_than or now - self.grace)
+        removed += self.blobs.remove_stale_temp((older_than or now - STALE_TEMP_AGE).timestamp())
+        if orphans:
+            removed += self._collect_orphans(older_than or now - ORPHAN_MIN_AGE)
+        return removed
+
+    def _collect_dead(self, cutoff: datetime) -> int:
+        """Unlink first, then forget: a crash in between only means a second, harmless unlink."""
+        removed = 0
+        while True:
+            with self.db.read() as conn:
+                batch = list(
+                    conn.execute(
+                        sa.select(dead_blobs.c.blob)
+                        .where(dead_blobs.c.dead_since < cutoff)
+                        .order_by(dead_blobs.c.dead_since)
+                        .limit(_GC_BATCH)
+                    ).scalars()
+                )
+            if not batch:
+                return removed
+            for blob in batch:
+                if is_blob_id(blob) and self.blobs.unlink(blob):
+                    removed += 1
+            with self.db.write() as conn:
+                conn.execute(dead_blobs.delete().where(dead_blobs.c.blob.in_(batch)))
+            if len(batch) < _GC_BATCH:
+                return removed
+
+    def _collect_orphans(self, cutoff: datetime) -> int:
+        limit = cutoff.timestamp()
+        candidates = {blob for blob, mtime in self.blobs.iter_blobs() if mtime < limit}
+        if not candidates:
+            return 0
+        for blob in self._referenced_blobs():
+            candidates.discard(blob)
+        removed = sum(1 for blob in candidates if self.blobs.unlink(blob))
+        if removed:
+            log.info("removed %d orphaned blob(s)", removed)
+        return removed
+
+    def _referenced_blobs(self) -> Iterator[str]:
+        """Every blob id any row mentions, from one consistent snapshot (so a part moving
+        into an object mid-scan is seen in one place or the other)."""
+        with contextlib.ExitStack() as stack:
+            conn = stack.enter_context(self.db.engine.connect())
+            if self.db.dialect == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            stack.enter_context(conn.begin())
+            streamed = conn.execution_options(yield_per=1000)
+            for (parts,) in streamed.execute(
+                sa.select(objects.c.parts).where(objects.c.is_delete_marker == sa.false())
+            ):
+                yield from blobs_of(parts)
+            yield from streamed.execute(sa.select(multipart_parts.c.blob)).scalars()
+            yield from streamed.execute(sa.select(dead_blobs.c.blob)).scalars()
+
+    # the background thread ------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, interval: float = GC_INTERVAL, orphan_interval: float = ORPHAN_SCAN_INTERVAL) -> None:
+        """Collect now and every `interval` seconds in a daemon thread; scan for orphans on
+        start and every `orphan_interval`. One process per host collects at a time (a lock
+        file beside the blobs); the others skip their turn."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._loop, args=(interval, orphan_interval), name="coffer-gc", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout=30)
+
+    def _loop(self, interval: float, orphan_interval: float) -> None:
+        next_orphan_scan = 0.0
+        while not self._stop.is_set():
+            scan = time.monotonic() >= next_orphan_scan
+            try:
+                with host_lock(self.blobs.root / ".gc.lock") as held:
+                    if held:
+                        removed = self.collect(orphans=scan)
+                        if scan:
+                            next_orphan_scan = time.monotonic() + orphan_interval
+                        if removed:
+                            log.info("garbage collector removed %d file(s)", removed)
+            except Exception:
+                log.exception("garbage collection failed; retrying in %.0fs", interval)
+            self._stop.wait(interval)
