@@ -23,7 +23,8 @@ import stat
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from pathlib import Path
 from typing import TypeVar
 
@@ -110,6 +111,7 @@ class BlobWriter:
         self._buffered = 0
         self._done = False
         self._published = False
+        self._inflight: list[Future[None]] = []
         self.size = 0
 
     # async API (the S3 face) -------------------------------------------------------------
@@ -190,10 +192,15 @@ class BlobWriter:
         return await asyncio.get_running_loop().run_in_executor(self._store.pool, fn, *args)
 
     async def _parallel(self, chunk: bytes) -> None:
-        """Write `chunk` and feed every hasher, each in its own worker thread."""
-        jobs = [self._run(self._write_chunk, chunk)]
-        jobs += [self._run(h.update, chunk) for h in self._hashers.values()]
-        results = await asyncio.gather(*jobs, return_exceptions=True)
+        """Write `chunk` and feed every hasher, each in its own worker thread.
+
+        The futures are kept until they settle: if the request is cancelled mid-flush,
+        `abort` waits for a running write before it closes the file descriptor."""
+        pool = self._store.pool
+        self._inflight = [pool.submit(self._write_chunk, chunk)]
+        self._inflight += [pool.submit(h.update, chunk) for h in self._hashers.values()]
+        results = await asyncio.gather(*map(asyncio.wrap_future, self._inflight), return_exceptions=True)
+        self._inflight = []
         for result in results:
             if isinstance(result, BaseException):
                 raise result
@@ -237,6 +244,9 @@ class BlobWriter:
 
     def _discard(self) -> None:
         self._done = True
+        if self._inflight:  # a cancelled flush: let its threads finish with the descriptor
+            wait_futures(self._inflight)
+            self._inflight = []
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
@@ -358,8 +368,15 @@ class BlobStore:
 
     # ownership hand-over between a writer and the metadata store --------------------------
     def note_unclaimed(self, blob: str) -> None:
+        """A writer published `blob`; until claimed, its writer's abort may remove it."""
         with self._claims_lock:
             self._unclaimed[blob] = True
+            self._forget_oldest()
+
+    def _forget_oldest(self) -> None:
+        # A forgotten entry only means a later abort leaves that blob to the orphan scan.
+        while len(self._unclaimed) > _FORGET_DISCARDED:
+            self._unclaimed.popitem(last=False)
 
     def claim(self, blob: str) -> None:
         """The metadata store takes a published blob over; from now on its writer's abort
@@ -377,8 +394,7 @@ class BlobStore:
             if not self._unclaimed.get(blob):
                 return
             self._unclaimed[blob] = False
-            while len(self._unclaimed) > _FORGET_DISCARDED:
-                self._unclaimed.popitem(last=False)
+            self._forget_oldest()
         self.unlink(blob)
 
     def unlink(self, blob: str) -> bool:

@@ -315,3 +315,44 @@ def test_iter_blobs_lists_published_blobs_only(store: BlobStore) -> None:
     a, b = store.put(b"1"), store.put(b"2")
     (store.tmp_path / ("c" * 32)).write_bytes(b"temp")
     assert {blob for blob, _ in store.iter_blobs()} == {a.blob, b.blob}
+
+
+def test_abort_after_cancelled_flush_waits_for_the_running_write(
+    store: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that disconnects mid-flush: abort must not close the descriptor under a
+    write still running in a worker thread (the number could be reused by another file)."""
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+    real = blobs_mod._write_all
+
+    def slow_write(fd: int, data: bytes | memoryview) -> None:
+        started.set()
+        release.wait(30)
+        try:
+            real(fd, data)
+        except BaseException as exc:
+            errors.append(exc)
+            raise
+
+    monkeypatch.setattr(blobs_mod, "_write_all", slow_write)
+
+    async def go() -> bool:
+        w = store.writer(["md5"])
+        task = asyncio.create_task(w.write(b"q" * (2 << 20)))
+        await asyncio.get_running_loop().run_in_executor(None, started.wait, 30)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        aborting = asyncio.create_task(w.abort())
+        await asyncio.sleep(0.05)
+        waited = not aborting.done()
+        release.set()
+        await aborting
+        return waited
+
+    assert asyncio.run(go()) is True
+    assert errors == []
+    assert list(store.tmp_path.iterdir()) == []
