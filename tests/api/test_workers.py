@@ -1,0 +1,103 @@
+"""Several worker processes: a revoked token is refused by every one of them, next request.
+
+Each worker keeps its own in-memory token cache. The test holds open connections until
+it has some on each worker (it asks the kernel which process owns each connection), warms
+every cache, revokes the token with `coffer admin`, and then sends one more request on
+every connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import psutil
+import pytest
+
+from tests.api.util import assert_status, token_id_of, user_token
+from tests.harness import CofferServer, start_server, stop_server
+
+LIST = "/v1/cwobject/access-key"
+
+
+@pytest.fixture(scope="module")
+def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CofferServer]:
+    srv = start_server(tmp_path_factory.mktemp(f"coffer-workers-{backend}"), backend, workers=2)
+    yield srv
+    stop_server(srv)
+
+
+def workers(server: CofferServer) -> list[psutil.Process]:
+    """The processes holding the API listener: uvicorn's workers, not its supervisor."""
+    assert server.proc is not None
+    found = []
+    for child in psutil.Process(server.proc.pid).children(recursive=True):
+        try:
+            conns = child.net_connections(kind="tcp")
+        except psutil.Error:
+            continue
+        if any(c.status == psutil.CONN_LISTEN and c.laddr.port == server.api_port for c in conns):
+            found.append(child)
+    return found
+
+
+def owner(procs: list[psutil.Process], api_port: int, client_port: int) -> int | None:
+    """Which worker holds the server side of the connection from `client_port`."""
+    for proc in procs:
+        for c in proc.net_connections(kind="tcp"):
+            if c.laddr.port == api_port and c.raddr and c.raddr.port == client_port:
+                return proc.pid
+    return None
+
+
+def test_two_workers_serve(server: CofferServer) -> None:
+    assert len(workers(server)) == 2
+
+
+def test_revoked_token_is_refused_by_every_worker(server: CofferServer) -> None:
+    _, token = user_token(server, "multi-worker", admin=True)
+    procs = workers(server)
+    held: dict[int, list[httpx.Client]] = {p.pid: [] for p in procs}
+    clients: list[httpx.Client] = []
+    try:
+        # Open connections until each worker holds at least three (bounded: 300 tries).
+        for _ in range(300):
+            client = httpx.Client(
+                base_url=server.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+            )
+            clients.append(client)
+            r = client.get(LIST)
+            assert r.status_code == 200, r.text
+            client_port = r.extensions["network_stream"].get_extra_info("client_addr")[1]
+            pid = owner(procs, server.api_port, client_port)
+            assert pid is not None, "no worker owns the connection"
+            held[pid].append(client)
+            if all(len(v) >= 3 for v in held.values()):
+                break
+        assert all(len(v) >= 3 for v in held.values()), {k: len(v) for k, v in held.items()}
+
+        # Every worker has the token cached as valid; revoke it out of band.
+        server.cli("admin", "token", "revoke", token_id_of(server, "multi-worker"))
+
+        for pid, conns in held.items():
+            for client in conns:
+                err = assert_status(client.get(LIST), 401, 16)
+                assert "revoked" in err["message"], (pid, err)
+        for _ in range(20):  # and on fresh connections, wherever they land
+            fresh = httpx.get(server.api_url + LIST, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+            assert_status(fresh, 401, 16)
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_keys_minted_on_one_worker_are_seen_by_all(server: CofferServer) -> None:
+    with server.api() as c:
+        key = c.post(LIST, json={"durationSeconds": 0}).json()["accessKeyId"]
+    for _ in range(20):  # fresh connections, spread over the workers
+        r = httpx.get(
+            f"{server.api_url}{LIST}/{key}",
+            headers={"Authorization": f"Bearer {server.admin_token}"},
+            timeout=30,
+        )
+        assert r.json()["info"]["status"] == "ACTIVE"
