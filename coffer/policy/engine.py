@@ -203,6 +203,8 @@ def evaluate(
     if spec is None:
         return Decision(False, Rule.UNKNOWN_ACTION, f"denied: {action!r} is not a known action")
     name = spec.name
+    # Account-scope actions name no bucket, so like the global ones no bucket policy applies.
+    org_only = spec.is_global or spec.scope is Scope.ACCOUNT
     if spec.scope in (Scope.CONTROL, Scope.ACCOUNT):
         resource = GLOBAL_RESOURCE
     who = _who(ctx)
@@ -213,9 +215,9 @@ def evaluate(
             Rule.ADMIN_CONTROL_PLANE,
             f"allowed: {who} holds Object Storage Admin, which grants every cwobject: action",
         )
-    if spec.is_global and ctx.anonymous:
+    if org_only and ctx.anonymous:
         return Decision(False, Rule.ANONYMOUS_GLOBAL, f"denied: anonymous callers may not perform {name}")
-    if spec.is_global and ctx.foreign:
+    if org_only and ctx.foreign:
         return Decision(
             False,
             Rule.CROSS_ORG_GLOBAL,
@@ -251,7 +253,7 @@ def evaluate(
         )
     granted = f"organization policy {allow.policy!r} statement {allow.name!r}"
 
-    if spec.is_global:
+    if org_only:
         return Decision(
             True,
             Rule.ORG_ALLOW_GLOBAL,
@@ -262,6 +264,21 @@ def evaluate(
 
     # Step 2: the bucket policy.
     bucket = resource.partition("/")[0]
+    if resource == GLOBAL_RESOURCE:  # "on every bucket" (an AuthCanI question): no one policy to ask
+        if ctx.foreign:
+            return Decision(
+                False,
+                Rule.FOREIGN_NO_BUCKET_POLICY,
+                f"denied: no statement allowed it; {who} is not a principal of the organization and "
+                "the request names no bucket whose policy could grant access",
+            )
+        return Decision(
+            True,
+            Rule.NO_BUCKET_POLICY,
+            f"allowed by {granted}; the request names no bucket",
+            allow.policy,
+            allow.name,
+        )
     if bucket_policy is None:
         if ctx.foreign:
             return Decision(
@@ -277,7 +294,7 @@ def evaluate(
             allow.policy,
             allow.name,
         )
-    if resource != GLOBAL_RESOURCE and bucket != bucket_policy.bucket:
+    if bucket != bucket_policy.bucket:
         raise ValueError(f"bucket policy of {bucket_policy.bucket!r} passed for resource {resource!r}")
     label = f"bucket-policy:{bucket_policy.bucket}"
     identity = ctx.bucket_identity()

@@ -22,9 +22,9 @@ from typing import Any
 
 from coffer.errors import InvalidArgument
 from coffer.policy.actions import ActionError, expand
-from coffer.policy.patterns import GlobSet
+from coffer.policy.patterns import GlobSet, literal_prefix
 from coffer.policy.principals import PrincipalError, check_short_form
-from coffer.policy.resources import ResourceError, check_short_resource
+from coffer.policy.resources import ResourceError, bucket_literal, check_short_resource
 
 ORG_POLICY_VERSION = "v1alpha1"
 # Policy names appear in URL paths (DELETE /v1/cwobject/access-policy/{name}), so they
@@ -213,13 +213,58 @@ def compile_org_statement(policy: str, stmt: OrgStatement) -> CompiledOrgStateme
     )
 
 
-_IndexKey = tuple[Effect, str, str]  # effect, action key, principal short form or "*"
+_IndexKey = tuple[bool, str, str]  # is-Deny, action key, principal short form or "*"
+_SMALL_LIST = 8
+
+
+class StatementList:
+    """The statements filed under one index key, as positions in the policy set's order.
+
+    `candidates()` narrows a long list by resource: a pattern whose bucket part is
+    literal (`data/*`, `data/pre*`, `data`) can only match resources in that bucket, so
+    it is filed under the bucket name; a pattern with a wildcard in its bucket part
+    (`*`, `b?/x`, `team-*`) is filed under its literal prefix. Short lists are returned
+    whole; checking them is cheaper than narrowing them.
+    """
+
+    __slots__ = ("_by_bucket", "_wild", "_wild_lengths", "positions")
+
+    def __init__(self, positions: tuple[int, ...], statements: tuple[CompiledOrgStatement, ...]) -> None:
+        self.positions = positions
+        by_bucket: dict[str, set[int]] = defaultdict(set)
+        wild: dict[str, set[int]] = defaultdict(set)
+        if len(positions) > _SMALL_LIST:
+            for position in positions:
+                for pattern in statements[position].resources.patterns:
+                    bucket = bucket_literal(pattern)
+                    if bucket is not None:
+                        by_bucket[bucket].add(position)
+                    else:
+                        wild[literal_prefix(pattern)].add(position)
+        self._by_bucket: dict[str, tuple[int, ...]] = {k: tuple(sorted(v)) for k, v in by_bucket.items()}
+        self._wild: dict[str, tuple[int, ...]] = {k: tuple(sorted(v)) for k, v in wild.items()}
+        self._wild_lengths = tuple(sorted({len(k) for k in wild}))
+
+    def candidates(self, resource: str) -> tuple[int, ...] | set[int]:
+        """Positions whose resource patterns might match `resource` (sorted if a tuple)."""
+        if len(self.positions) <= _SMALL_LIST:
+            return self.positions
+        found = self._by_bucket.get(resource.partition("/")[0], ())
+        if not self._wild_lengths:
+            return found
+        out = set(found)
+        for length in self._wild_lengths:
+            if length > len(resource):
+                break
+            out.update(self._wild.get(resource[:length], ()))
+        return out
 
 
 class OrgPolicySet:
     """The compiled organization policies of one organization: what step 1 evaluates.
 
-    Statements are indexed by (effect, action, principal) and each bucket of the index
+    Statements are indexed by (effect, action, principal), then by resource (see
+    `StatementList`), and each entry of the index
     is sorted by (policy name, statement name), so a decision touches only statements
     that could apply and always names the same deciding statement, whatever order the
     policies were stored or written in.
@@ -238,14 +283,24 @@ class OrgPolicySet:
         statements.sort(key=lambda s: s.order)
         self.names: tuple[str, ...] = tuple(sorted({s.policy for s in statements}))
         self.statements: tuple[CompiledOrgStatement, ...] = tuple(statements)
-        index: dict[_IndexKey, list[CompiledOrgStatement]] = defaultdict(list)
-        for stmt in statements:
+        index: dict[_IndexKey, list[int]] = defaultdict(list)
+        for position, stmt in enumerate(statements):
+            is_deny = stmt.effect is Effect.DENY
+            # "*" already names everyone, so listing a named principal too adds nothing.
+            principals = (EVERYONE,) if EVERYONE in stmt.principals else stmt.principals
             for action in stmt.actions:
-                for principal in stmt.principals:
-                    index[(stmt.effect, action, principal)].append(stmt)
-        self._index: Mapping[_IndexKey, tuple[CompiledOrgStatement, ...]] = {
-            k: tuple(v) for k, v in index.items()
-        }
+                for principal in principals:
+                    index[(is_deny, action, principal)].append(position)
+        # `s3:*` files the same statements under ~170 action keys: build one list for them.
+        shared: dict[tuple[int, ...], StatementList] = {}
+        built: dict[_IndexKey, StatementList] = {}
+        for key, positions in index.items():
+            ident = tuple(positions)
+            found = shared.get(ident)
+            if found is None:
+                found = shared[ident] = StatementList(ident, self.statements)
+            built[key] = found
+        self._index: Mapping[_IndexKey, StatementList] = built
 
     def __bool__(self) -> bool:
         return bool(self.names)
@@ -261,15 +316,23 @@ class OrgPolicySet:
         `principals` are the keys to look up: "*" always, plus the caller's names when
         the caller is authenticated.
         """
-        best: CompiledOrgStatement | None = None
-        for principal in principals:
-            for stmt in self._index.get((effect, action, principal), ()):
-                if best is not None and stmt.order >= best.order:
-                    break
-                if stmt.resources.matches(resource):
-                    best = stmt
-                    break
-        return best
+        is_deny = effect is Effect.DENY
+        lists = [found for p in principals if (found := self._index.get((is_deny, action, p))) is not None]
+        if not lists:
+            return None
+        if len(lists) == 1:
+            candidates = lists[0].candidates(resource)
+            ordered = candidates if isinstance(candidates, tuple) else sorted(candidates)
+        else:  # the caller's name and aliases may file the same statement twice: check it once
+            merged: set[int] = set()
+            for found in lists:
+                merged.update(found.candidates(resource))
+            ordered = sorted(merged)
+        for position in ordered:
+            stmt = self.statements[position]
+            if stmt.resources.matches(resource):
+                return stmt
+        return None
 
 
 def compile_org_policies(policies: Iterable[OrgPolicy]) -> OrgPolicySet:

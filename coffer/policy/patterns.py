@@ -16,6 +16,16 @@ def has_wildcard(pattern: str) -> bool:
     return "*" in pattern or "?" in pattern
 
 
+def literal_prefix(pattern: str) -> str:
+    """The part of a pattern before its first wildcard: every match starts with it."""
+    cut = len(pattern)
+    for wildcard in "*?":
+        found = pattern.find(wildcard)
+        if found != -1:
+            cut = min(cut, found)
+    return pattern[:cut]
+
+
 def glob_source(pattern: str) -> str:
     """The regex source for one pattern; everything but `*` and `?` is literal.
 

@@ -311,3 +311,66 @@ def test_decisions_are_deterministic_and_order_independent(s: Scenario, rnd: Any
         shuffled_bucket = rnd.sample(s.bucket_statements, len(s.bucket_statements))
     other = Scenario(s.action, s.resource, s.ctx, shuffled_docs, shuffled_bucket)
     assert outcome(other.decide()) == outcome(first)
+
+
+# --- the org-policy index agrees with a plain scan ---------------------------------------
+
+INDEX_RESOURCES = [
+    "*",
+    "?",
+    "b1",
+    "b1/*",
+    "b1/a*",
+    "b1/a/?",
+    "b1*",
+    "b?/*",
+    "b?",
+    "*/a*",
+    "*z",
+    "b2/*",
+    "c*/x",
+]
+INDEX_REQUESTS = ["b1", "b1/a", "b1/a/b", "b1/z", "b2", "b2/z", "b10", "c9/x", "*", "zz"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "name": names,
+                "effect": st.sampled_from(["Allow", "Deny"]),
+                "actions": st.just(["s3:*"]),
+                "resources": st.lists(st.sampled_from(INDEX_RESOURCES), min_size=1, max_size=3),
+                "principals": st.lists(st.sampled_from(["*", "coreweave/alice", "role/Admin"]), min_size=1),
+            }
+        ),
+        min_size=1,
+        max_size=40,
+        unique_by=lambda s: s["name"],
+    ),
+    st.sampled_from(INDEX_REQUESTS),
+    st.sampled_from([("*",), ("*", "coreweave/alice"), ("*", "coreweave/alice", "role/Admin")]),
+)
+def test_index_matches_a_linear_scan(
+    statements: list[dict[str, Any]], resource: str, keys: tuple[str, ...]
+) -> None:
+    from coffer.policy.org import Effect
+    from coffer.policy.patterns import glob_match
+
+    policies = compile_org_policies(
+        [parse_org_policy({"version": "v1alpha1", "name": "p", "statements": statements})]
+    )
+    for effect in Effect:
+        expected = next(
+            (
+                s["name"]
+                for s in sorted(statements, key=lambda s: s["name"])
+                if s["effect"] == effect.value
+                and set(s["principals"]) & set(keys)
+                and any(glob_match(r, resource) for r in s["resources"])
+            ),
+            None,
+        )
+        found = policies.first_match(effect, "s3:getobject", resource, keys)
+        assert (found.name if found else None) == expected
