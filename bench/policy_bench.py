@@ -83,7 +83,7 @@ def worst_case(deciding_effect: str) -> list[dict[str, Any]]:
 def realistic() -> list[dict[str, Any]]:
     docs = []
     for p in range(POLICIES):
-        stmts = []
+        stmts: list[dict[str, Any]] = []
         for s in range(STATEMENTS):
             n = p * STATEMENTS + s
             stmts.append(
