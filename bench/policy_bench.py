@@ -56,7 +56,7 @@ def worst_case(deciding_effect: str) -> list[dict[str, Any]]:
     Each miss names the request's bucket and fails only at its last character, so no
     index can rule it out and every one costs a full pattern match.
     """
-    docs = []
+    docs: list[dict[str, Any]] = []
     for p in range(POLICIES):
         stmts = []
         for s in range(STATEMENTS):
@@ -81,7 +81,7 @@ def worst_case(deciding_effect: str) -> list[dict[str, Any]]:
 
 
 def realistic() -> list[dict[str, Any]]:
-    docs = []
+    docs: list[dict[str, Any]] = []
     for p in range(POLICIES):
         stmts: list[dict[str, Any]] = []
         for s in range(STATEMENTS):
