@@ -11,7 +11,7 @@ from __future__ import annotations
 import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -269,3 +269,27 @@ def org_create(name: str, **kw: Any) -> None:
         o = node.directory.create_org(name)
         audit("org_created", org_id=o.id, org_name=o.name, actor=_actor())
         click.echo(o.id)
+
+
+# --- storage -------------------------------------------------------------------------------
+
+
+@admin.command("gc")
+@click.option(
+    "--older-than",
+    "older_than",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Collect what has been dead or idle this many seconds (default: the collector's own "
+    "grace periods, safe while a server is running). 0 takes everything at once: use it only "
+    "while no server is writing to this store.",
+)
+@click.option("--orphans", is_flag=True, help="Also scan for published blobs that no row references.")
+@store_options
+def gc(older_than: int | None, orphans: bool, **kw: Any) -> None:
+    """Run one garbage-collection pass now and print how many files it removed."""
+    with opened(kw) as node:
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than) if older_than is not None else None
+        removed = node.storage.collect_garbage(older_than=cutoff, orphans=orphans)
+        audit("garbage_collected", removed=removed, older_than=older_than, orphans=orphans, actor=_actor())
+        click.echo(removed)
