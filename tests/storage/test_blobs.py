@@ -221,6 +221,11 @@ def _sparse_blob(store: BlobStore, size: int) -> PartRef:
     return PartRef(info.blob, size)
 
 
+# A few chunks in flight (the one yielded, the one being read, a join across parts) and
+# the interpreter's own noise; what matters is that it does not grow with the object.
+FLAT = 8 * READ_CHUNK + (4 << 20)
+
+
 def _streamed_peak(store: BlobStore, parts: list[PartRef]) -> tuple[int, int]:
     async def go() -> int:
         n = 0
@@ -241,7 +246,7 @@ def test_memory_stays_flat_while_streaming(store: BlobStore) -> None:
     parts = [_sparse_blob(store, 40 << 20), _sparse_blob(store, 24 << 20)]
     total, peak = _streamed_peak(store, parts)
     assert total == 64 << 20
-    assert peak < 4 * READ_CHUNK + (2 << 20), peak
+    assert peak < FLAT, peak
 
 
 def test_memory_stays_flat_for_a_5_gib_object(store: BlobStore, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -255,7 +260,7 @@ def test_memory_stays_flat_for_a_5_gib_object(store: BlobStore, monkeypatch: pyt
     monkeypatch.setattr(blobs_mod.os, "pread", pread)
     total, peak = _streamed_peak(store, parts)
     assert total == 5 << 30
-    assert peak < 4 * READ_CHUNK + (2 << 20), peak
+    assert peak < FLAT, peak
 
 
 @pytest.mark.parametrize("kernel_copy", [True, False])
