@@ -27,7 +27,8 @@ class ApiError(click.ClickException):
         code = data.get("code") if isinstance(data, dict) else None
         message = data.get("message") if isinstance(data, dict) else None
         name = _CODE_NAMES.get(code, "") if isinstance(code, int) else ""
-        text = str(message) if message else fallback.strip()[:200] or "no details"
+        # A non-Coffer answer (HTML, XML) is squeezed onto the one line an error gets.
+        text = str(message) if message else " ".join(fallback.split())[:200] or "no details"
         super().__init__(f"{status} {name}: {text}" if name else f"{status}: {text}")
 
 
