@@ -37,12 +37,9 @@ def aws(server: CofferServer, key: dict[str, Any], tmp_path_factory: pytest.Temp
     config, credentials = home / "config", home / "credentials"
     config.write_text(f"[default]\nregion = {REGION}\noutput = json\n")
     credentials.write_text(
-        f"[default]\naws_access_key_id = {key['accessKeyId']}\n"
-        f"aws_secret_access_key = {key['secretKey']}\n"
+        f"[default]\naws_access_key_id = {key['accessKeyId']}\naws_secret_access_key = {key['secretKey']}\n"
     )
-    env = client_env(
-        home / "home", AWS_CONFIG_FILE=str(config), AWS_SHARED_CREDENTIALS_FILE=str(credentials)
-    )
+    env = client_env(home / "home", AWS_CONFIG_FILE=str(config), AWS_SHARED_CREDENTIALS_FILE=str(credentials))
 
     def call(*args: str, check: bool = True, cwd: Path | None = None) -> Any:
         argv = [str(BIN_DIR / "aws"), "--endpoint-url", server.s3_url, *args]
@@ -226,9 +223,7 @@ def test_s3api_objects_listing_multipart_range(aws: Aws, boto: Any, tmp_path: Pa
     )
     assert [(p["PartNumber"], p["ETag"]) for p in listed["Parts"]] == [(1, etags[0]), (2, etags[1])]
     manifest = tmp_path / "parts.json"
-    manifest.write_text(
-        json.dumps({"Parts": [{"PartNumber": n, "ETag": e} for n, e in enumerate(etags, 1)]})
-    )
+    manifest.write_text(json.dumps({"Parts": [{"PartNumber": n, "ETag": e} for n, e in enumerate(etags, 1)]}))
     done = aws(
         "s3api", "complete-multipart-upload", "--bucket", bucket, "--key", "mp/joined.bin",
         "--upload-id", upload_id, "--multipart-upload", f"file://{manifest}",
