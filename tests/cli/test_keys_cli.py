@@ -83,6 +83,18 @@ def test_create_permanent_prints_the_secret_once_with_an_aws_profile(
     assert aws_get("aws_access_key_id") == key_id.group(0)
     assert aws_get("aws_secret_access_key") == secret.group(0)
     assert aws_get("endpoint_url") == server.s3_url
+    # And it works as pasted: the profile alone reaches Coffer's S3 endpoint with the new key.
+    for args in (["s3", "mb", "s3://snippet-bucket"], ["s3", "ls"]):
+        used = subprocess.run(
+            ["aws", "--profile", "laptop", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert used.returncode == 0, used.stderr
+    assert "snippet-bucket" in used.stdout
     # The secret is not retrievable afterwards.
     shown = keys(server, "show", key_id.group(0)).stdout
     assert secret.group(0) not in shown and "laptop" in shown and "ACTIVE" in shown
