@@ -4,11 +4,12 @@ bad key state and malformed header is refused with the code AWS gives."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from botocore.auth import S3SigV4Auth
+from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 
 from coffer.errors import S3Error
@@ -442,6 +443,65 @@ def test_content_sha256_is_required(keyring: Keyring, alice: Any) -> None:
     signed = to_signed(header_signed(alice))
     error = refused(replace_header(signed, "x-amz-content-sha256", None), keyring, "InvalidRequest")
     assert error.message == "Missing required header for this request: x-amz-content-sha256"
+
+
+@pytest.mark.parametrize("method, body", [("GET", b""), ("PUT", b"uploaded with curl -T")])
+def test_content_sha256_neither_sent_nor_signed_is_old_curl(
+    keyring: Keyring, alice: Any, method: str, body: bytes
+) -> None:
+    """curl < 8.1 `--aws-sigv4` signs without the header, over the empty payload's hash
+    (botocore's generic SigV4Auth produces the same shape); the body is then unsigned."""
+    request = AWSRequest(method, "http://s3.test.local/bucket/key", data=body)
+    SigV4Auth(botocreds(alice), "s3", "us-east-04a").add_auth(request)
+    if body:  # curl -T signs the empty hash whatever it uploads
+        request.headers.replace_header("Authorization", _empty_payload_signature(alice, method))
+    signed = to_signed(request)
+    assert signed.header("x-amz-content-sha256") is None
+    result = auth_of(signed, keyring)
+    assert result.payload_mode is PayloadMode.UNSIGNED and result.payload_sha256 is None
+    # Still a signature: tampering with what it covers is refused.
+    for other_method, path in (("DELETE", "/bucket/key"), (method, "/bucket/other")):
+        tampered = SignedRequest(other_method, path, "", signed.headers, host=signed.host)
+        refused(tampered, keyring, "SignatureDoesNotMatch")
+
+
+def _old_curl_signed(creds: Any, raw_query: str, sent_query: str) -> SignedRequest:
+    """A GET signed the way curl < 8.1 does, by hand: the query as sent (not sorted, not
+    re-encoded), no x-amz-content-sha256, the empty payload's hash."""
+    amz_date = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    scope = f"{amz_date[:8]}/us-east-04a/s3/aws4_request"
+    lines = ["GET", "/bucket", raw_query, "host:s3.test.local", f"x-amz-date:{amz_date}", ""]
+    canonical = "\n".join([*lines, "host;x-amz-date", hashlib.sha256(b"").hexdigest()])
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    key = ("AWS4" + creds.secret_key).encode()
+    for part in (amz_date[:8], "us-east-04a", "s3", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    authorization = (
+        f"AWS4-HMAC-SHA256 Credential={creds.key.access_key_id}/{scope}, "
+        f"SignedHeaders=host;x-amz-date, Signature={signature}"
+    )
+    headers = [("host", "s3.test.local"), ("x-amz-date", amz_date), ("authorization", authorization)]
+    return SignedRequest("GET", "/bucket", sent_query, headers, host="s3.test.local")
+
+
+def test_query_signed_verbatim_in_sent_order(keyring: Keyring, alice: Any) -> None:
+    """curl < 8.1 signs the query in the order it sends it; that order is then what is bound."""
+    query = "list-type=2&prefix=dir%2F&max-keys=1"
+    assert auth_of(_old_curl_signed(alice, query, query), keyring).payload_mode is PayloadMode.UNSIGNED
+    reordered = "max-keys=1&list-type=2&prefix=dir%2F"
+    refused(_old_curl_signed(alice, query, reordered), keyring, "SignatureDoesNotMatch")
+    refused(
+        _old_curl_signed(alice, query, "list-type=2&prefix=dir%2F&max-keys=2"),
+        keyring,
+        "SignatureDoesNotMatch",
+    )
+
+
+def _empty_payload_signature(creds: Any, method: str) -> str:
+    request = AWSRequest(method, "http://s3.test.local/bucket/key", data=b"")
+    SigV4Auth(botocreds(creds), "s3", "us-east-04a").add_auth(request)
+    return str(request.headers["Authorization"])
 
 
 @pytest.mark.parametrize("value", ["", "abc", "g" * 64, "UNSIGNED", "STREAMING-AWS4-HMAC-SHA256", "a" * 63])

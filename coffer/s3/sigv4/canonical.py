@@ -85,13 +85,16 @@ def canonical_query(raw_query: str, exclude: str | None = None) -> str:
     return "&".join([f"{name}={value}" for name, value in pairs])
 
 
-def literal_query(raw_query: str, exclude: str | None = None) -> str:
+def literal_query(raw_query: str, exclude: str | None = None, *, ordered: bool = True) -> str:
     """The query sorted but not re-encoded: what signers that hash the URL's own query
-    (botocore, for a URL it did not build) produce. Used only as a second chance."""
+    (botocore, for a URL it did not build) produce. With `ordered=False`, not sorted
+    either: curl before 8.1 signs the query verbatim. Used only as a second chance."""
     if not raw_query:
         return ""
     pairs = [part.partition("=")[::2] for part in raw_query.split("&")]
-    return "&".join(f"{name}={value}" for name, value in sorted(pairs) if name != exclude)
+    if ordered:
+        pairs.sort()
+    return "&".join(f"{name}={value}" for name, value in pairs if name != exclude)
 
 
 def trim_header_value(value: str) -> str:

@@ -12,8 +12,11 @@ Leniencies, each because real clients need it:
   whose token is the empty string, as container credentials may be) counts as none.
 - If the signature over the canonical URI and query fails, the path and query exactly
   as received are tried too: signers that hash a URL they did not build themselves
-  (botocore with a hand-written URL, for one) sign it verbatim. Both forms bind the
-  same bytes, so this widens nothing an attacker controls.
+  (botocore with a hand-written URL, for one) sign it verbatim, sorted or (curl before
+  8.1) in the order sent. Every form binds the same bytes, so this widens nothing an
+  attacker controls.
+- A header-signed request that neither sends nor signs x-amz-content-sha256 (curl
+  before 8.1) is verified over the empty payload's hash, with its body unsigned.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from coffer.identity.models import KeyCredentials, as_utc
 from coffer.s3.sigv4 import checksums, sigv2
 from coffer.s3.sigv4.canonical import (
     ALGORITHM,
+    EMPTY_SHA256,
     canonical_headers,
     canonical_query,
     canonical_request,
@@ -220,8 +224,13 @@ def _verify_v4(
     if signatures_match(expected, provided):
         return expected
     uris = [uri] if not request.raw_path or request.raw_path == uri else [uri, request.raw_path]
-    literal = literal_query(request.raw_query, exclude)
-    queries = [query] if literal == query else [query, literal]
+    queries = [query]
+    for literal in (
+        literal_query(request.raw_query, exclude),
+        literal_query(request.raw_query, exclude, ordered=False),
+    ):
+        if literal not in queries:
+            queries.append(literal)
     for alt_uri in uris:
         for alt_query in queries:
             if alt_uri is uri and alt_query is query:
@@ -312,9 +321,16 @@ def _header_v4(
     _check_skew(request_time, now)
     content_sha256 = _one(headers, "x-amz-content-sha256")
     if content_sha256 is None:
-        raise S3Error("InvalidRequest", "Missing required header for this request: x-amz-content-sha256")
-    content_sha256 = content_sha256.strip()
-    mode = parse_payload_mode(content_sha256)
+        if "x-amz-content-sha256" in auth.signed_headers:
+            raise S3Error("InvalidRequest", "Missing required header for this request: x-amz-content-sha256")
+        # curl before 8.1 (`--aws-sigv4`, still Debian 12's and RHEL 9's) neither sends nor
+        # signs the header and signs over the empty payload's hash whatever it uploads
+        # (`-T`). Accept that shape, as MinIO does, with the body unsigned: the same
+        # protection UNSIGNED-PAYLOAD gives, which newer curl sends for the same command.
+        content_sha256, mode = EMPTY_SHA256, PayloadMode.UNSIGNED
+    else:
+        content_sha256 = content_sha256.strip()
+        mode = parse_payload_mode(content_sha256)
     decoded_length, trailer_names = _body_shape(headers, mode)
     _check_signed_headers(headers, auth.signed_headers)
     creds = _lookup(lookup, credential.access_key_id)
