@@ -68,6 +68,10 @@ class Settings:
     cache_poll_seconds: float = _setting(
         1.0, "How often a node re-reads the change counter when notifications may be missed."
     )
+    console: bool = _setting(True, "Serve the web console under /console on the control-plane port.")
+    console_session_seconds: int = _setting(
+        28800, "Lifetime in seconds of a console sign-in session (its session API token)."
+    )
 
     def __post_init__(self) -> None:
         problems = validate(self)
@@ -117,6 +121,8 @@ def validate(s: Settings) -> list[str]:
         problems.append("api_token_key_duration: must be at least 60 seconds")
     if s.log_level.lower() not in LOG_LEVELS:
         problems.append(f"log_level: must be one of {', '.join(LOG_LEVELS)}, got {s.log_level!r}")
+    if not 60 <= s.console_session_seconds <= 7 * 86400:
+        problems.append("console_session_seconds: must be between 60 and 604800 (7 days)")
     if not (math.isfinite(s.cache_poll_seconds) and 0.05 <= s.cache_poll_seconds <= 60):
         problems.append("cache_poll_seconds: must be between 0.05 and 60")
     if s.database_url and not s.database_url.startswith(("postgresql", "postgres://", "sqlite")):

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from coffer.api import accesskeys
 from coffer.api.http import Operation, error_response, node_of, routes, status_json
 from coffer.api.openapi import build_spec
+from coffer.console.app import routes as console_routes
 from coffer.errors import CofferError, Kind
 from coffer.node import Node
 
@@ -93,6 +94,7 @@ def build_app(node: Node) -> Starlette:
             Route("/healthz", healthz, methods=["GET"], include_in_schema=False),
             Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
             *routes(OPERATIONS),
+            *console_routes(node.settings),
         ],
         exception_handlers={CofferError: on_coffer_error, HTTPException: on_http_error},
         middleware=[Middleware(CatchAll)],

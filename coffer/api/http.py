@@ -21,7 +21,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from coffer.authz import authorize_control
-from coffer.errors import CofferError, InvalidArgument, Kind, Unauthenticated
+from coffer.console.cookies import cookie_session_token
+from coffer.errors import CofferError, InvalidArgument, Kind, PermissionDenied, Unauthenticated
 from coffer.identity.models import Caller
 from coffer.logs import audit
 from coffer.node import Node
@@ -111,17 +112,31 @@ def bearer_token(request: Request) -> str:
     return value.strip()
 
 
+def request_token(request: Request) -> str:
+    """The API token of a request: the bearer token, or else the console's session cookie.
+
+    The cookie counts only without an Authorization header, and on a state-changing
+    method only with a matching X-CSRF-Token (see coffer.console.cookies).
+    """
+    if "authorization" not in request.headers:
+        token = cookie_session_token(request.method, request.cookies, request.headers)
+        if token is not None:
+            return token
+    return bearer_token(request)
+
+
 def _client(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
 async def authenticate(request: Request, action: str) -> Caller:
-    """The caller behind the bearer token; a failure is audited (without the token) and is a 401."""
+    """The caller behind the bearer token (or console session cookie); a failure is audited
+    (without the token) and is a 401, or a 403 for a cookie request without its CSRF token."""
     node = node_of(request)
     try:
-        token = bearer_token(request)
+        token = request_token(request)
         api_token, user = await call(node.directory.authenticate_token, token)
-    except Unauthenticated as exc:
+    except (Unauthenticated, PermissionDenied) as exc:
         audit(
             "denied",
             plane="control",
@@ -130,7 +145,7 @@ async def authenticate(request: Request, action: str) -> Caller:
             path=request.url.path,
             client=_client(request),
             reason=exc.message,
-            status=401,
+            status=exc.kind.http_status,
         )
         raise
     caller = Caller(user=user, token_id=api_token.id)

@@ -1,0 +1,452 @@
+"""/console/api/buckets/...: the Buckets page's calls, each one or a few real S3 requests.
+
+Every handler authenticates the session (cookie plus CSRF header for changes, through
+the control plane's own `authenticate`), checks `cwobject:CreateAccessKey` through the
+control plane's one door (the console needs a temporary key, as CoreWeave's does), and
+then asks the S3 face, signed with that key, which authorizes the operation itself.
+Bodies stream both ways; nothing is buffered but small XML and JSON documents.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote, unquote
+
+import httpx
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from coffer.api.http import authenticate, json_body
+from coffer.authz import authorize_control
+from coffer.console.s3client import (
+    ConsoleS3,
+    S3CallError,
+    console_s3,
+    error_from,
+    parse_xml,
+    xml_children,
+    xml_text,
+)
+from coffer.errors import InvalidArgument, Unavailable
+from coffer.identity.models import Caller
+from coffer.s3.xml import escape
+
+ACTION = "cwobject:CreateAccessKey"
+NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+PAGE_SIZE = 1000
+USAGE_MAX_PAGES = 100  # usage counts at most 100,000 objects, then says "at least"
+MAX_POLICY_JSON = 64 * 1024
+
+
+async def _session(request: Request) -> tuple[Caller, ConsoleS3]:
+    caller = await authenticate(request, ACTION)
+    authorize_control(caller, ACTION)
+    return caller, console_s3(request)
+
+
+def _key(request: Request) -> str:
+    key = request.query_params.get("key", "")
+    if not key:
+        raise InvalidArgument.field("key", "is required: the object key")
+    return key
+
+
+def _bucket(request: Request) -> str:
+    bucket: str = request.path_params["bucket"]
+    return bucket
+
+
+def _json(data: Any, status: int = 200) -> JSONResponse:
+    resp = JSONResponse(data, status_code=status)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def _unavailable(exc: httpx.HTTPError) -> Unavailable:
+    return Unavailable(f"the S3 endpoint did not answer the console: {type(exc).__name__}")
+
+
+# --- buckets -----------------------------------------------------------------------------
+
+
+async def list_buckets(request: Request) -> JSONResponse:
+    caller, s3 = await _session(request)
+    buckets: list[dict[str, str]] = []
+    token = ""
+    try:
+        while True:
+            query = [("max-buckets", "1000")] + ([("continuation-token", token)] if token else [])
+            resp = await s3.call(caller, "GET", query=query)
+            root = parse_xml(resp.content)
+            container = xml_children(root, "Buckets")
+            for entry in xml_children(container[0], "Bucket") if container else []:
+                buckets.append(
+                    {
+                        "name": xml_text(entry, "Name"),
+                        "creationDate": xml_text(entry, "CreationDate"),
+                        "zone": xml_text(entry, "BucketRegion"),
+                    }
+                )
+            token = xml_text(root, "ContinuationToken")
+            if not token:
+                break
+    except httpx.HTTPError as exc:
+        raise _unavailable(exc) from None
+    return _json({"buckets": buckets})
+
+
+async def create_bucket(request: Request) -> JSONResponse:
+    caller, s3 = await _session(request)
+    body = await json_body(request)
+    name = body.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidArgument.field("name", "is required")
+    zone = body.get("zone") or ""
+    if not isinstance(zone, str):
+        raise InvalidArgument.field("zone", "must be a string")
+    versioning = bool(body.get("versioning"))
+    config = b""
+    if zone:
+        config = (
+            f'<CreateBucketConfiguration xmlns="{NS}">'
+            f"<LocationConstraint>{escape(zone)}</LocationConstraint></CreateBucketConfiguration>"
+        ).encode()
+    try:
+        await s3.call(caller, "PUT", name, body=config)
+        if versioning:
+            doc = f'<VersioningConfiguration xmlns="{NS}"><Status>Enabled</Status></VersioningConfiguration>'
+            try:
+                await s3.call(caller, "PUT", name, query=[("versioning", "")], body=doc.encode())
+            except S3CallError as exc:
+                raise S3CallError(
+                    exc.status,
+                    exc.code,
+                    f"the bucket was created, but versioning was not enabled: {exc.message}",
+                ) from None
+    except httpx.HTTPError as exc:
+        raise _unavailable(exc) from None
+    return _json({"name": name, "zone": zone, "versioning": versioning})
+
+
+async def bucket_info(request: Request) -> JSONResponse:
+    caller, s3 = await _session(request)
+    bucket = _bucket(request)
+    try:
+        location = parse_xml((await s3.call(caller, "GET", bucket, query=[("location", "")])).content)
+        versioning = parse_xml((await s3.call(caller, "GET", bucket, query=[("versioning", "")])).content)
+    except httpx.HTTPError as exc:
+        raise _unavailable(exc) from None
+    return _json(
+        {"name": bucket, "zone": location.text or "", "versioning": xml_text(versioning, "Status") or "Off"}
+    )
+
+
+async def delete_bucket(request: Request) -> JSONResponse:
+    caller, s3 = await _session(request)
+    try:
+        await s3.call(caller, "DELETE", _bucket(request))
+    except httpx.HTTPError as exc:
+        raise _unavailable(exc) from None
+    return _json({})
+
+
+async def bucket_usage(request: Request) -> JSONResponse:
+    """Object count and bytes of the current versions, summed from ListObjectsV2 pages."""
+    caller, s3 = await _session(request)
+    bucket = _bucket(request)
+    count = size = 0
+    token = ""
+    complete = False
+    try:
+        for _ in range(USAGE_MAX_PAGES):
+            query = [("list-type", "2"), ("max-keys", str(PAGE_SIZE)), ("encoding-type", "url")]
+            if token:
+                query.append(("continuation-token", token))
+            root = parse_xml((await s3.call(caller, "GET", bucket, query=query)).content)
+            for entry in xml_children(root, "Contents"):
+                count += 1
+                size += int(xml_text(entry, "Size", "0") or 0)
+            token = xml_text(root, "NextContinuationToken")
+            if xml_text(root, "IsTruncated") != "true" or not token:
+                complete = True
+                break
+    except httpx.HTTPError as exc:
+        raise _unavailable(exc) from None
+    return _json({"objects": count, "bytes": size, "complete": complete})
+
+
+# --- objects -----------------------------------------------------------------------------
+
+
+async def list_objects(request: Request) -> JSONResponse:
+    """One page of a 'folder': objects and sub-prefixes directly under `prefix`."""
+    caller, s3 = await _session(request)
+    bucket = _bucket(request)
+    prefix = request.query_params.get("prefix", "")
+    token = request.query_params.get("token", "")
+    query = [
+        ("list-type", "2"),
+        ("delimiter", "/"),
+        ("prefix", prefix),
+        ("max-keys", str(PAGE_SIZE)),
+        ("encoding-type", "url"),
+    ]
+    if token:
+        query.append(("continuation-token", token))
+    try:
+        root = parse_xml((await s3.call(caller, "GET", bucket, query=query)).content)
+    except httpx.HTTPError as exc:
+        raise _unavailable(exc) from None
+    folders = [unquote(xml_text(cp, "Prefix")) for cp in xml_children(root, "CommonPrefixes")]
+    objects = [
+        {
+            "key": unquote(xml_text(entry, "Key")),
+            "size": int(xml_text(entry, "Size", "0") or 0),
+            "lastModified": xml_text(entry, "LastModified"),
+            "etag": xml_text(entry, "ETag"),
+        }
+        for entry in xml_children(root, "Contents")
+    ]
+    truncated = xml_text(root, "IsTruncated") == "true"
+    return _json(
+        {
+            "prefix": prefix,
+            "folders": folders,
+            "objects": objects,
+            "nextToken": xml_text(root, "NextContinuationToken") if truncated else None,
+        }
+    )
+
+
+def _content_disposition(key: str) -> str:
+    name = key.rstrip("/").rsplit("/", 1)[-1] or "download"
+    ascii_name = "".join(c if 32 <= ord(c) < 127 and c not in '"\\;' else "_" for c in name)
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+async def download_object(request: Request) -> Response:
+    caller, s3 = await _session(request)
+    bucket, key = _bucket(request), _key(request)
+    try:
+        resp = await s3.send(caller, "GET", bucket, key)
+    except httpx.HTTPError as exc:
+        raise _unavailable(exc) from None
+    if resp.status_code != 200:
+        try:
+            body = await resp.aread()
+        finally:
+            await resp.aclose()
+        raise error_from(resp.status_code, body)
+    headers = {
+        "Content-Disposition": _content_disposition(key),
+        "Content-Type": resp.headers.get("content-type", "application/octet-stream"),
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox; default-src 'none'",
+        "Cache-Control": "no-store",
+    }
+    for name in ("content-length", "etag", "last-modified"):
+        if name in resp.headers:
+            headers[name] = resp.headers[name]
+    return StreamingResponse(resp.aiter_raw(), headers=headers, background=BackgroundTask(resp.aclose))
+
+
+async def object_info(request: Request) -> JSONResponse:
+    caller, s3 = await _session(request)
+    try:
+        resp = await s3.call(caller, "HEAD", _bucket(request), _key(request))
+    except httpx.HTTPError as exc:
+        raise _unavailable(exc) from None
+    return _json(
+        {
+            "size": int(resp.headers.get("content-length", "0")),
+            "contentType": resp.headers.get("content-type", ""),
+            "etag": resp.headers.get("etag", ""),
+            "lastModified": resp.headers.get("last-modified", ""),
+        }
+    )
+
+
+def _length(request: Request) -> str:
+    raw = request.headers.get("content-length", "").strip()
+    if not raw.isdigit():
+        raise InvalidArgument("an upload needs a Content-Length header")
+    return raw
+
+
+async def _stream(request: Request) -> AsyncIterator[bytes]:
+    async for chunk in request.stream():
+        if chunk:
+            yield chunk
+
+
+async def _put_stream(
+    request: Request, caller: Caller, s3: ConsoleS3, bucket: str, key: str, query: list[tuple[str, str]]
+) -> str:
+    headers = {"content-length": _length(request)}
+    ctype = request.headers.get("content-type")
+    if ctype and not query:
+        headers["content-type"] = ctype
+    try:
+        resp = await s3.send(caller, "PUT", bucket, key, query, headers=headers, content=_stream(request))
+        try:
+            body = await resp.aread()
+        finally:
+            await resp.aclose()
+    except httpx.HTTPError as exc:
+        raise _unavailable(exc) from None
+    if resp.status_code != 200:
+        raise error_from(resp.status_code, body)
+    return resp.headers.get("etag", "")
+
+
+async def upload_object(request: Request) -> JSONResponse:
+    caller, s3 = await _session(request)
+    etag = await _put_stream(request, caller, s3, _bucket(request), _key(request), [])
+    return _json({"etag": etag})
+
+
+async def delete_object(request: Request) -> JSONResponse:
+    caller, s3 = await _session(request)
+    try:
+        await s3.call(caller, "DELETE", _bucket(request), _key(request))
+    except httpx.HTTPError as exc:
+        raise _unavailable(exc) from None
+    return _json({})
+
+
+# --- multipart uploads --------------------------------------------------------------------
+
+
+def _upload_id(request: Request) -> str:
+    upload_id = request.query_params.get("uploadId", "")
+    if not upload_id:
+        raise InvalidArgument.field("uploadId", "is required")
+    return upload_id
+
+
+async def create_upload(request: Request) -> JSONResponse:
+    caller, s3 = await _session(request)
+    bucket, key = _bucket(request), _key(request)
+    ctype = request.query_params.get("contentType", "")
+    headers = {"content-type": ctype} if ctype else None
+    try:
+        resp = await s3.call(caller, "POST", bucket, key, [("uploads", "")], headers=headers)
+    except httpx.HTTPError as exc:
+        raise _unavailable(exc) from None
+    return _json({"uploadId": xml_text(parse_xml(resp.content), "UploadId")})
+
+
+async def upload_part(request: Request) -> JSONResponse:
+    caller, s3 = await _session(request)
+    number = request.query_params.get("partNumber", "")
+    if not number.isdigit():
+        raise InvalidArgument.field("partNumber", "must be a number from 1 to 10000")
+    query = [("partNumber", number), ("uploadId", _upload_id(request))]
+    etag = await _put_stream(request, caller, s3, _bucket(request), _key(request), query)
+    return _json({"etag": etag, "partNumber": int(number)})
+
+
+async def complete_upload(request: Request) -> JSONResponse:
+    caller, s3 = await _session(request)
+    body = await json_body(request)
+    parts = body.get("parts")
+    if not isinstance(parts, list) or not parts:
+        raise InvalidArgument.field("parts", "must list the uploaded parts")
+    xml_parts = []
+    for part in parts:
+        if not isinstance(part, dict) or not isinstance(part.get("partNumber"), int):
+            raise InvalidArgument.field("parts", "each part needs partNumber and etag")
+        xml_parts.append(
+            f"<Part><PartNumber>{part['partNumber']}</PartNumber>"
+            f"<ETag>{escape(str(part.get('etag', '')))}</ETag></Part>"
+        )
+    doc = f'<CompleteMultipartUpload xmlns="{NS}">{"".join(xml_parts)}</CompleteMultipartUpload>'
+    query = [("uploadId", _upload_id(request))]
+    try:
+        resp = await s3.call(caller, "POST", _bucket(request), _key(request), query, body=doc.encode())
+    except httpx.HTTPError as exc:
+        raise _unavailable(exc) from None
+    # S3 may answer 200 and still report an error in the body (keep-alive whitespace first).
+    root = parse_xml(resp.content)
+    if root.tag.endswith("Error"):
+        raise error_from(500, resp.content)
+    return _json({"etag": xml_text(root, "ETag")})
+
+
+async def abort_upload(request: Request) -> JSONResponse:
+    caller, s3 = await _session(request)
+    query = [("uploadId", _upload_id(request))]
+    try:
+        await s3.call(caller, "DELETE", _bucket(request), _key(request), query)
+    except httpx.HTTPError as exc:
+        raise _unavailable(exc) from None
+    return _json({})
+
+
+# --- bucket policy ------------------------------------------------------------------------
+
+
+async def get_policy(request: Request) -> JSONResponse:
+    caller, s3 = await _session(request)
+    try:
+        resp = await s3.call(caller, "GET", _bucket(request), query=[("policy", "")])
+    except S3CallError as exc:
+        if exc.code == "NoSuchBucketPolicy":
+            return _json({"policy": None})
+        raise
+    except httpx.HTTPError as exc:
+        raise _unavailable(exc) from None
+    return _json({"policy": resp.text})
+
+
+async def put_policy(request: Request) -> JSONResponse:
+    caller, s3 = await _session(request)
+    body = await json_body(request)
+    policy = body.get("policy")
+    if isinstance(policy, dict):
+        policy = json.dumps(policy, indent=2)
+    if not isinstance(policy, str) or not policy.strip():
+        raise InvalidArgument.field("policy", "is required: a JSON policy document")
+    if len(policy.encode()) > MAX_POLICY_JSON:
+        raise InvalidArgument.field("policy", "is too large")
+    try:
+        await s3.call(caller, "PUT", _bucket(request), query=[("policy", "")], body=policy.encode())
+    except httpx.HTTPError as exc:
+        raise _unavailable(exc) from None
+    return _json({})
+
+
+async def delete_policy(request: Request) -> JSONResponse:
+    caller, s3 = await _session(request)
+    try:
+        await s3.call(caller, "DELETE", _bucket(request), query=[("policy", "")])
+    except httpx.HTTPError as exc:
+        raise _unavailable(exc) from None
+    return _json({})
+
+
+def routes(prefix: str) -> list[Route]:
+    b = prefix + "/buckets/{bucket}"
+    return [
+        Route(prefix + "/buckets", list_buckets, methods=["GET"]),
+        Route(prefix + "/buckets", create_bucket, methods=["POST"]),
+        Route(b, bucket_info, methods=["GET"]),
+        Route(b, delete_bucket, methods=["DELETE"]),
+        Route(b + "/usage", bucket_usage, methods=["GET"]),
+        Route(b + "/objects", list_objects, methods=["GET"]),
+        Route(b + "/object", download_object, methods=["GET"]),
+        Route(b + "/object", upload_object, methods=["PUT"]),
+        Route(b + "/object", delete_object, methods=["DELETE"]),
+        Route(b + "/object-info", object_info, methods=["GET"]),
+        Route(b + "/multipart", create_upload, methods=["POST"]),
+        Route(b + "/multipart", abort_upload, methods=["DELETE"]),
+        Route(b + "/multipart/part", upload_part, methods=["PUT"]),
+        Route(b + "/multipart/complete", complete_upload, methods=["POST"]),
+        Route(b + "/policy", get_policy, methods=["GET"]),
+        Route(b + "/policy", put_policy, methods=["PUT"]),
+        Route(b + "/policy", delete_policy, methods=["DELETE"]),
+    ]

@@ -1,0 +1,173 @@
+"""Console sign-in, session and sign-out.
+
+Signing in takes an API access token, verifies it, and mints a NEW API token for the
+same user: the session. Like every token it is stored hashed; it lives
+`console_session_seconds` (8 h by default) or until the sign-in token would have
+expired, whichever is sooner; signing out revokes it, together with the temporary S3
+keys the console minted for it. The browser holds the session only in an HttpOnly,
+SameSite=Strict cookie (Secure and `__Host-` prefixed over TLS); the page never sees it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from coffer.api.http import authenticate, call, json_body, node_of, rfc3339
+from coffer.console.cookies import COOKIE, SECURE_COOKIE, cookie_name, csrf_token, session_cookie
+from coffer.console.s3client import console_s3
+from coffer.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from coffer.identity.models import Caller, User, utcnow
+from coffer.logs import audit
+from coffer.policy.actions import names as action_names
+
+SESSION_TOKEN_NAME = "console session"  # noqa: S105 - a label for the token list
+
+
+def is_tls(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def check_same_origin(request: Request) -> None:
+    """Refuse a sign-in posted from another site (login CSRF).
+
+    A cross-site page cannot send `Content-Type: application/json` without a CORS
+    preflight, which this server never grants; browsers also label the request with
+    Origin and Sec-Fetch-Site, which must name this origin when present.
+    """
+    ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if ctype != "application/json":
+        raise InvalidArgument("sign-in takes a JSON body: Content-Type must be application/json")
+    origin = request.headers.get("origin")
+    expected = f"{request.url.scheme}://{request.headers.get('host', '')}"
+    if origin is not None and origin != expected:
+        raise PermissionDenied("sign-in must come from the console's own page")
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        raise PermissionDenied("sign-in must come from the console's own page")
+
+
+def _user_json(user: User) -> dict[str, Any]:
+    return {
+        "name": user.name,
+        "principalName": user.principal_name,
+        "orgId": user.org_id,
+        "storageAdmin": user.has_storage_admin,
+    }
+
+
+def s3_endpoint_hint(request: Request) -> str:
+    """The S3 URL to put in the aws-cli profile the page shows: this host, the S3 port."""
+    node = node_of(request)
+    host = request.url.hostname or "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{request.url.scheme}://{host}:{node.settings.s3_port}"
+
+
+def _info(request: Request, user: User, session_token: str | None, expires_at: str | None) -> dict[str, Any]:
+    node = node_of(request)
+    return {
+        "user": _user_json(user),
+        "csrfToken": csrf_token(session_token) if session_token else None,
+        "expiresAt": expires_at,
+        "zones": list(node.storage.zones),
+        "defaultZone": node.storage.default_zone,
+        "s3Endpoint": s3_endpoint_hint(request),
+        "maxKeyDuration": node.settings.max_key_duration,
+        # Suggestions for the policy builder, from the core's one table of actions.
+        "actions": ["*", "s3:*", "cwobject:*", *action_names()],
+    }
+
+
+async def sign_in(request: Request) -> JSONResponse:
+    check_same_origin(request)
+    node = node_of(request)
+    body = await json_body(request)
+    token = body.get("token")
+    if not isinstance(token, str) or not token.strip():
+        raise InvalidArgument.field("token", "is required: paste an API access token")
+    client = request.client.host if request.client else None
+    try:
+        api_token, user = await call(node.directory.authenticate_token, token.strip())
+    except Unauthenticated as exc:
+        audit(
+            "denied", plane="console", action="console:SignIn", client=client, reason=exc.message, status=401
+        )
+        raise Unauthenticated(
+            "that API access token was not accepted: it is unknown, expired or revoked"
+        ) from None
+    seconds = node.settings.console_session_seconds
+    if api_token.expires_at is not None:
+        seconds = min(seconds, int((api_token.expires_at - utcnow()).total_seconds()))
+    if seconds < 1:
+        raise Unauthenticated("that API access token is about to expire; use another one")
+    plain, session = await call(
+        node.directory.create_token, user.id, name=SESSION_TOKEN_NAME, ttl=timedelta(seconds=seconds)
+    )
+    audit(
+        "console_signed_in",
+        principal=user.principal_name,
+        org_id=user.org_id,
+        token_id=session.id,
+        signed_in_with=api_token.id,
+        expires_at=rfc3339(session.expires_at) if session.expires_at else None,
+        client=client,
+    )
+    expires = rfc3339(session.expires_at) if session.expires_at else None
+    response = JSONResponse(_info(request, user, plain, expires))
+    secure = is_tls(request)
+    response.set_cookie(
+        cookie_name(secure),
+        plain,
+        max_age=seconds,
+        path="/",
+        secure=secure,
+        httponly=True,
+        samesite="strict",
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def session_info(request: Request) -> JSONResponse:
+    caller = await authenticate(request, "console:Session")
+    node = node_of(request)
+    expires = None
+    if caller.token_id:
+        token = await call(node.directory.get_token, caller.token_id)
+        expires = rfc3339(token.expires_at) if token.expires_at else None
+    response = JSONResponse(_info(request, caller.user, session_cookie(request.cookies), expires))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def sign_out(request: Request) -> JSONResponse:
+    if "authorization" in request.headers or session_cookie(request.cookies) is None:
+        # Never revoke a bearer token by accident: only a console session signs out.
+        raise InvalidArgument("sign-out ends a console session, and this request carries none")
+    caller: Caller = await authenticate(request, "console:SignOut")
+    node = node_of(request)
+    revoked_keys = 0
+    if caller.token_id:
+        await call(node.directory.revoke_token, caller.token_id)
+        revoked_keys = await call(
+            console_s3(request).keys.revoke_session_keys, caller.org_id, caller.token_id
+        )
+    audit(
+        "console_signed_out",
+        principal=caller.principal_name,
+        org_id=caller.org_id,
+        token_id=caller.token_id,
+        console_keys_revoked=revoked_keys,
+    )
+    response = JSONResponse({})
+    for name in (COOKIE, SECURE_COOKIE):
+        if name in request.cookies:
+            response.delete_cookie(
+                name, path="/", secure=name == SECURE_COOKIE, httponly=True, samesite="strict"
+            )
+    return response
