@@ -294,6 +294,29 @@ S3_ERRORS: dict[str, tuple[int, str, Kind]] = {
         Kind.RESOURCE_EXHAUSTED,
     ),
     "NotModified": (304, "Not Modified", Kind.FAILED_PRECONDITION),
+    "BadRequest": (400, "Bad Request", Kind.INVALID_ARGUMENT),
+    "AccessForbidden": (
+        403,
+        "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, "
+        "request method / Access-Control-Request-Method or Access-Control-Request-Headers are not "
+        "whitelisted by the resource's CORS spec.",
+        Kind.PERMISSION_DENIED,
+    ),
+    "InvalidBucketAclWithObjectOwnership": (
+        400,
+        "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
+        Kind.INVALID_ARGUMENT,
+    ),
+    "MalformedACLError": (
+        400,
+        "The XML you provided was not well-formed or did not validate against our published schema",
+        Kind.INVALID_ARGUMENT,
+    ),
+    "MaxPostPreDataLengthExceeded": (
+        400,
+        "Your POST request fields preceeding the upload file was too large.",
+        Kind.INVALID_ARGUMENT,
+    ),
 }
 
 

@@ -21,7 +21,7 @@ from coffer.authz import authorize_s3
 from coffer.errors import CofferError, S3Error
 from coffer.node import Node
 from coffer.s3.context import Context
-from coffer.s3.handlers import HANDLERS
+from coffer.s3.handlers import HANDLERS, cors
 from coffer.s3.request import ClientDisconnected, S3Request
 from coffer.s3.responses import S3Response, as_s3_error, error_response, new_request_id, send
 from coffer.s3.router import Operation, route
@@ -41,6 +41,9 @@ def _health() -> S3Response:
 # SDKs always send GetBucketLocation path-style (the bucket's region is what they are
 # asking for), so strict mode lets that one through.
 PATH_STYLE_OK = frozenset({"GetBucketLocation"})
+# Signed inside the body (a POST policy), so the handler authorizes once it knows who
+# signed and which key the form names, through the same authorize_s3.
+SELF_AUTHORIZED = frozenset({"PostObject"})
 PATH_STYLE_REFUSED = (
     "Path-style requests are not supported: address the bucket as <bucket>.{domain} (virtual-hosted style)."
 )
@@ -86,6 +89,8 @@ class S3App:
         except Exception:
             log.exception("unhandled error", extra={"request_id": request_id, "method": scope["method"]})
             response = self._error(S3Error("InternalError"), req, scope, request_id, host_id, head)
+        if req is not None and req.bucket and req.method != "OPTIONS" and req.header("origin"):
+            self._cors(response, req)
         if req is not None and req.body_pending:
             response.headers.append(("connection", "close"))
         sent = 0
@@ -110,6 +115,11 @@ class S3App:
     # ---------------------------------------------------------------------------------
     async def _handle(self, req: S3Request) -> tuple[Operation | None, AuthResult | None, S3Response]:
         settings = self.settings
+        if req.method == "OPTIONS":
+            # A CORS preflight carries no credentials and is answered from the bucket's
+            # CORS configuration alone, as S3 does.
+            op = route(req.method, req.bucket, req.key, req.query, flags=req.flags)
+            return op, None, cors.preflight(req, self.node.storage)
         signed = req.signed()
         auth = authenticate(signed, self.lookup, allow_sigv2=settings.sigv2)
         copy_source = None
@@ -136,14 +146,15 @@ class S3App:
             domain = settings.s3_domain or "<s3-domain>"
             raise S3Error("InvalidRequest", PATH_STYLE_REFUSED.format(domain=domain))
         if not op.implemented:
-            raise S3Error("NotImplemented", f"{op.name} is not implemented by Coffer yet.")
+            raise S3Error("NotImplemented", op.spec.reason or f"{op.name} is not implemented by Coffer yet.")
         storage = self.node.storage
         key = auth.credentials.key if auth else None
         # Bucket lookups are served from the storage layer's in-memory cache.
         bucket = (
             storage.get_bucket(op.bucket) if op.bucket is not None and op.name != "CreateBucket" else None
         )
-        authorize_s3(key, op, bucket)
+        if op.name not in SELF_AUTHORIZED:
+            authorize_s3(key, op, bucket)
         source_bucket = None
         if op.source is not None:
             source_bucket = storage.get_bucket(op.source.bucket)
@@ -153,6 +164,15 @@ class S3App:
             authorize_s3(key, read, source_bucket)
         ctx = Context(self.node, req, signed, op, auth, bucket, source_bucket)
         return op, auth, await HANDLERS[op.name](ctx)
+
+    def _cors(self, response: S3Response, req: S3Request) -> None:
+        """CORS headers on an actual response (errors included) when the bucket has rules."""
+        assert req.bucket is not None
+        try:
+            bucket = self.node.storage.get_bucket(req.bucket)
+            cors.decorate(response, req, bucket)
+        except Exception:  # no such bucket, store unreachable: the response stands as it is
+            return
 
     def _legacy_health(self, req: S3Request) -> bool:
         if req.method != "GET" or req.path != LEGACY_HEALTH_PATH or req.raw_query or req.has_credentials:

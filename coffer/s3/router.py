@@ -22,10 +22,14 @@ class OpSpec:
     action: str  # the IAM action policies name; "" when none applies (CORS preflight)
     implemented: bool = False
     version_action: str = ""  # the action when a versionId is given (s3:GetObjectVersion)
+    reason: str = ""  # why an unimplemented operation answers NotImplemented, when it never will
 
 
-def _spec(action: str, implemented: bool = False, version_action: str = "") -> OpSpec:
-    return OpSpec(action, implemented, version_action)
+def _spec(action: str, implemented: bool = False, version_action: str = "", reason: str = "") -> OpSpec:
+    return OpSpec(action, implemented, version_action, reason)
+
+
+OBJECT_LOCK = "Object Lock is not supported by Coffer: objects cannot be locked, retained or held."
 
 
 # Every S3 API operation (AWS API reference, plus PostObject and the CORS preflight).
@@ -35,7 +39,7 @@ OPERATIONS: dict[str, OpSpec] = {
     "ListDirectoryBuckets": _spec("s3express:ListAllMyDirectoryBuckets"),
     "CreateSession": _spec("s3express:CreateSession"),
     "WriteGetObjectResponse": _spec("s3-object-lambda:WriteGetObjectResponse"),
-    "PreflightRequest": _spec(""),
+    "PreflightRequest": _spec("", True),
     # buckets
     "CreateBucket": _spec("s3:CreateBucket", True),
     "HeadBucket": _spec("s3:ListBucket", True),
@@ -47,10 +51,10 @@ OPERATIONS: dict[str, OpSpec] = {
     "GetBucketPolicyStatus": _spec("s3:GetBucketPolicyStatus"),
     "ListObjects": _spec("s3:ListBucket", True),
     "ListObjectsV2": _spec("s3:ListBucket", True),
-    "ListObjectVersions": _spec("s3:ListBucketVersions"),
+    "ListObjectVersions": _spec("s3:ListBucketVersions", True),
     "ListMultipartUploads": _spec("s3:ListBucketMultipartUploads", True),
     "DeleteObjects": _spec("s3:DeleteObject", True),
-    "PostObject": _spec("s3:PutObject"),
+    "PostObject": _spec("s3:PutObject", True),
     "GetBucketVersioning": _spec("s3:GetBucketVersioning", True),
     "PutBucketVersioning": _spec("s3:PutBucketVersioning", True),
     "GetBucketLifecycle": _spec("s3:GetLifecycleConfiguration"),
@@ -58,14 +62,14 @@ OPERATIONS: dict[str, OpSpec] = {
     "PutBucketLifecycle": _spec("s3:PutLifecycleConfiguration"),
     "PutBucketLifecycleConfiguration": _spec("s3:PutLifecycleConfiguration"),
     "DeleteBucketLifecycle": _spec("s3:PutLifecycleConfiguration"),
-    "GetBucketTagging": _spec("s3:GetBucketTagging"),
-    "PutBucketTagging": _spec("s3:PutBucketTagging"),
-    "DeleteBucketTagging": _spec("s3:PutBucketTagging"),
-    "GetBucketCors": _spec("s3:GetBucketCORS"),
-    "PutBucketCors": _spec("s3:PutBucketCORS"),
-    "DeleteBucketCors": _spec("s3:PutBucketCORS"),
-    "GetBucketAcl": _spec("s3:GetBucketAcl"),
-    "PutBucketAcl": _spec("s3:PutBucketAcl"),
+    "GetBucketTagging": _spec("s3:GetBucketTagging", True),
+    "PutBucketTagging": _spec("s3:PutBucketTagging", True),
+    "DeleteBucketTagging": _spec("s3:PutBucketTagging", True),
+    "GetBucketCors": _spec("s3:GetBucketCORS", True),
+    "PutBucketCors": _spec("s3:PutBucketCORS", True),
+    "DeleteBucketCors": _spec("s3:PutBucketCORS", True),
+    "GetBucketAcl": _spec("s3:GetBucketAcl", True),
+    "PutBucketAcl": _spec("s3:PutBucketAcl", True),
     "GetBucketEncryption": _spec("s3:GetEncryptionConfiguration"),
     "PutBucketEncryption": _spec("s3:PutEncryptionConfiguration"),
     "DeleteBucketEncryption": _spec("s3:PutEncryptionConfiguration"),
@@ -101,14 +105,14 @@ OPERATIONS: dict[str, OpSpec] = {
     "PutBucketIntelligentTieringConfiguration": _spec("s3:PutIntelligentTieringConfiguration"),
     "DeleteBucketIntelligentTieringConfiguration": _spec("s3:PutIntelligentTieringConfiguration"),
     "ListBucketIntelligentTieringConfigurations": _spec("s3:GetIntelligentTieringConfiguration"),
-    "GetBucketOwnershipControls": _spec("s3:GetBucketOwnershipControls"),
-    "PutBucketOwnershipControls": _spec("s3:PutBucketOwnershipControls"),
+    "GetBucketOwnershipControls": _spec("s3:GetBucketOwnershipControls", True),
+    "PutBucketOwnershipControls": _spec("s3:PutBucketOwnershipControls", True),
     "DeleteBucketOwnershipControls": _spec("s3:PutBucketOwnershipControls"),
     "GetPublicAccessBlock": _spec("s3:GetBucketPublicAccessBlock"),
     "PutPublicAccessBlock": _spec("s3:PutBucketPublicAccessBlock"),
     "DeletePublicAccessBlock": _spec("s3:PutBucketPublicAccessBlock"),
-    "GetObjectLockConfiguration": _spec("s3:GetBucketObjectLockConfiguration"),
-    "PutObjectLockConfiguration": _spec("s3:PutBucketObjectLockConfiguration"),
+    "GetObjectLockConfiguration": _spec("s3:GetBucketObjectLockConfiguration", reason=OBJECT_LOCK),
+    "PutObjectLockConfiguration": _spec("s3:PutBucketObjectLockConfiguration", reason=OBJECT_LOCK),
     "GetBucketMetadataTableConfiguration": _spec("s3:GetBucketMetadataTableConfiguration"),
     "CreateBucketMetadataTableConfiguration": _spec("s3:CreateBucketMetadataTableConfiguration"),
     "DeleteBucketMetadataTableConfiguration": _spec("s3:DeleteBucketMetadataTableConfiguration"),
@@ -130,16 +134,16 @@ OPERATIONS: dict[str, OpSpec] = {
     "CopyObject": _spec("s3:PutObject", True),
     "DeleteObject": _spec("s3:DeleteObject", True, "s3:DeleteObjectVersion"),
     "RenameObject": _spec("s3:RenameObject"),
-    "GetObjectAttributes": _spec("s3:GetObjectAttributes", False, "s3:GetObjectVersionAttributes"),
-    "GetObjectAcl": _spec("s3:GetObjectAcl", False, "s3:GetObjectVersionAcl"),
-    "PutObjectAcl": _spec("s3:PutObjectAcl", False, "s3:PutObjectVersionAcl"),
-    "GetObjectTagging": _spec("s3:GetObjectTagging", False, "s3:GetObjectVersionTagging"),
-    "PutObjectTagging": _spec("s3:PutObjectTagging", False, "s3:PutObjectVersionTagging"),
-    "DeleteObjectTagging": _spec("s3:DeleteObjectTagging", False, "s3:DeleteObjectVersionTagging"),
-    "GetObjectLegalHold": _spec("s3:GetObjectLegalHold"),
-    "PutObjectLegalHold": _spec("s3:PutObjectLegalHold"),
-    "GetObjectRetention": _spec("s3:GetObjectRetention"),
-    "PutObjectRetention": _spec("s3:PutObjectRetention"),
+    "GetObjectAttributes": _spec("s3:GetObjectAttributes", True, "s3:GetObjectVersionAttributes"),
+    "GetObjectAcl": _spec("s3:GetObjectAcl", True, "s3:GetObjectVersionAcl"),
+    "PutObjectAcl": _spec("s3:PutObjectAcl", True, "s3:PutObjectVersionAcl"),
+    "GetObjectTagging": _spec("s3:GetObjectTagging", True, "s3:GetObjectVersionTagging"),
+    "PutObjectTagging": _spec("s3:PutObjectTagging", True, "s3:PutObjectVersionTagging"),
+    "DeleteObjectTagging": _spec("s3:DeleteObjectTagging", True, "s3:DeleteObjectVersionTagging"),
+    "GetObjectLegalHold": _spec("s3:GetObjectLegalHold", reason=OBJECT_LOCK),
+    "PutObjectLegalHold": _spec("s3:PutObjectLegalHold", reason=OBJECT_LOCK),
+    "GetObjectRetention": _spec("s3:GetObjectRetention", reason=OBJECT_LOCK),
+    "PutObjectRetention": _spec("s3:PutObjectRetention", reason=OBJECT_LOCK),
     "GetObjectTorrent": _spec("s3:GetObjectTorrent"),
     "RestoreObject": _spec("s3:RestoreObject"),
     "SelectObjectContent": _spec("s3:GetObject"),

@@ -140,3 +140,32 @@ class PartListing:
     parts: list[Part]
     is_truncated: bool
     next_part_number_marker: int | None
+
+
+@dataclass(frozen=True)
+class ListedVersion:
+    """One entry of ListObjectVersions: an object version or a delete marker."""
+
+    key: str
+    version_id: str
+    is_latest: bool
+    is_delete_marker: bool
+    last_modified: datetime
+    etag: str
+    size: int
+    storage_class: str
+    owner_principal: str
+    checksum_algorithm: str | None = None
+    checksum_type: str | None = None
+
+
+@dataclass(frozen=True)
+class VersionListing:
+    """One page of ListObjectVersions, in S3 order: keys ascending, each key's versions
+    newest first; common prefixes in key order among them. Keys are raw."""
+
+    versions: list[ListedVersion]
+    common_prefixes: list[str]
+    is_truncated: bool
+    next_key_marker: str | None
+    next_version_id_marker: str | None

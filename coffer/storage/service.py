@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection
 
 from coffer.errors import S3Error
 from coffer.s3.sigv4 import checksums as cks
-from coffer.storage import listing
+from coffer.storage import listing, versions
 from coffer.storage.blobs import BlobStore
 from coffer.storage.collector import DEAD_BLOB_GRACE, GC_INTERVAL, ORPHAN_SCAN_INTERVAL, Collector
 from coffer.storage.models import (
@@ -47,6 +47,7 @@ from coffer.storage.models import (
     PartRef,
     Upload,
     UploadListing,
+    VersionListing,
 )
 from coffer.storage.rows import (
     LATEST_COLUMNS,
@@ -670,6 +671,80 @@ class Storage:
             return listing.list_objects(
                 conn, bucket, prefix=prefix, delimiter=delimiter, after=after, max_keys=max_keys
             )
+
+    def list_object_versions(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        key_marker: str = "",
+        version_id_marker: str = "",
+        max_keys: int = 1000,
+    ) -> VersionListing:
+        """Every version and delete marker, keys ascending and each key newest first, at
+        O(page) cost (see `versions.py`). A version-id marker needs a key marker
+        (InvalidArgument) and must look like a version id."""
+        self.get_bucket(bucket)
+        if version_id_marker and not key_marker:
+            raise S3Error(
+                "InvalidArgument",
+                "A version-id marker cannot be specified without a key marker.",
+                fields={"ArgumentName": "version-id-marker", "ArgumentValue": version_id_marker[:128]},
+            )
+        if version_id_marker:
+            check_version_id(version_id_marker)
+        max_keys = min(max(max_keys, 0), MAX_LIST)
+        if max_keys == 0:
+            return VersionListing([], [], False, None, None)
+        with self.db.read() as conn:
+            return versions.list_versions(
+                conn,
+                bucket,
+                prefix=prefix,
+                delimiter=delimiter,
+                key_marker=key_marker,
+                version_id_marker=version_id_marker,
+                max_keys=max_keys,
+            )
+
+    def set_object_tags(
+        self, bucket: str, key: str, version_id: str | None, tags: dict[str, str] | None
+    ) -> str:
+        """Replace the tag set of the latest version (or of `version_id`); None or an empty
+        set removes it. Returns the version id tagged. Errors as get_object: NoSuchKey,
+        NoSuchVersion, and MethodNotAllowed for a delete marker named by version."""
+        validate_key(key)
+        if version_id is not None:
+            check_version_id(version_id)
+        stored = dict(tags) if tags else None
+
+        def tx(conn: Connection) -> str:
+            self._lock_bucket(conn, bucket)
+            self._lock_key(conn, bucket, key)
+            where = [objects.c.bucket == bucket, objects.c.key == key]
+            where.append(latest_only() if version_id is None else objects.c.version_id == version_id)
+            row = conn.execute(
+                sa.select(objects.c.version_id, objects.c.is_delete_marker).where(*where)
+            ).first()
+            if row is None:
+                if version_id is None:
+                    raise S3Error("NoSuchKey", fields={"Key": key})
+                raise S3Error("NoSuchVersion", fields={"Key": key, "VersionId": version_id})
+            if row.is_delete_marker:
+                marker = {"x-amz-delete-marker": "true", "x-amz-version-id": row.version_id}
+                if version_id is None:
+                    raise S3Error("NoSuchKey", fields={"Key": key}, headers=marker)
+                raise S3Error("MethodNotAllowed", headers={**marker, "Allow": "DELETE"})
+            target = (
+                objects.c.bucket == bucket,
+                objects.c.key == key,
+                objects.c.version_id == row.version_id,
+            )
+            conn.execute(objects.update().where(*target).values(tags=stored))
+            return str(row.version_id)
+
+        return self._transact(tx)
 
     # multipart -------------------------------------------------------------------------
     def create_upload(

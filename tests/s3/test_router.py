@@ -76,12 +76,12 @@ def test_resource_names() -> None:
 def test_every_aws_operation_has_a_name_and_action() -> None:
     for name in (
         "GetBucketLifecycleConfiguration",
-        "PutBucketTagging",
+        "PutBucketLifecycleConfiguration",
         "GetObjectLegalHold",
         "PutObjectRetention",
         "SelectObjectContent",
         "ListBucketMetricsConfigurations",
-        "PutBucketOwnershipControls",
+        "DeleteBucketOwnershipControls",
         "GetBucketPolicyStatus",
         "CreateSession",
         "RenameObject",
@@ -91,8 +91,9 @@ def test_every_aws_operation_has_a_name_and_action() -> None:
 
 
 def test_unbuilt_subresource_is_not_mistaken_for_putobject() -> None:
-    op = route("PUT", "b", "k", {"tagging": ""}, flags=frozenset({"tagging"}))
-    assert op.name == "PutObjectTagging" and not op.implemented
+    op = route("PUT", "b", "k", {"retention": ""}, flags=frozenset({"retention"}))
+    assert op.name == "PutObjectRetention" and not op.implemented
+    assert "Object Lock" in op.spec.reason
 
 
 def test_unknown_flag_subresource_is_not_implemented() -> None:

@@ -9,7 +9,21 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from coffer.s3.context import Context
-from coffer.s3.handlers import bucket, copy, delete, listing, multipart, objects, service
+from coffer.s3.handlers import (
+    acl,
+    attributes,
+    bucket,
+    copy,
+    cors,
+    delete,
+    listing,
+    multipart,
+    objects,
+    post,
+    service,
+    tagging,
+    versions,
+)
 from coffer.s3.responses import S3Response
 
 Handler = Callable[[Context], Awaitable[S3Response]]
@@ -40,4 +54,23 @@ HANDLERS: dict[str, Handler] = {
     "AbortMultipartUpload": multipart.abort_upload,
     "ListParts": multipart.list_parts,
     "ListMultipartUploads": multipart.list_uploads,
+    "ListObjectVersions": versions.list_object_versions,
+    "GetObjectTagging": tagging.get_object_tagging,
+    "PutObjectTagging": tagging.put_object_tagging,
+    "DeleteObjectTagging": tagging.delete_object_tagging,
+    "GetBucketTagging": tagging.get_bucket_tagging,
+    "PutBucketTagging": tagging.put_bucket_tagging,
+    "DeleteBucketTagging": tagging.delete_bucket_tagging,
+    "GetObjectAttributes": attributes.get_object_attributes,
+    "GetBucketCors": cors.get_bucket_cors,
+    "PutBucketCors": cors.put_bucket_cors,
+    "DeleteBucketCors": cors.delete_bucket_cors,
+    "PreflightRequest": cors.preflight_handler,
+    "PostObject": post.post_object,
+    "GetBucketAcl": acl.get_bucket_acl,
+    "PutBucketAcl": acl.put_bucket_acl,
+    "GetObjectAcl": acl.get_object_acl,
+    "PutObjectAcl": acl.put_object_acl,
+    "GetBucketOwnershipControls": acl.get_bucket_ownership_controls,
+    "PutBucketOwnershipControls": acl.put_bucket_ownership_controls,
 }

@@ -11,6 +11,7 @@ import json
 from coffer.errors import S3Error
 from coffer.s3 import xml
 from coffer.s3.context import Context, run
+from coffer.s3.handlers.acl import check_create_bucket_headers
 from coffer.s3.payload import read_small_body
 from coffer.s3.responses import S3Response
 
@@ -23,6 +24,7 @@ async def create_bucket(ctx: Context) -> S3Response:
     assert key is not None, "authorization refuses anonymous CreateBucket"
     name = ctx.op.bucket
     assert name is not None
+    check_create_bucket_headers(ctx.request)
     raw = await read_small_body(ctx, MAX_CONFIG_BODY)
     zone: str | None = None
     if raw.strip():

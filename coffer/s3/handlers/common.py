@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import quote
+from urllib.parse import quote, unquote_to_bytes
 
 from coffer.errors import S3Error
 from coffer.s3 import xml
-from coffer.s3.request import S3Request, parse_query
+from coffer.s3.request import S3Request
 from coffer.storage.models import ObjectVersion
+from coffer.storage.tags import validate_tags
 
 # Headers stored with an object and echoed on GET/HEAD.
 STORED_HEADERS = (
@@ -74,19 +75,36 @@ def storage_class(req: S3Request) -> str:
 
 
 def tagging_header(req: S3Request) -> dict[str, str] | None:
-    """x-amz-tagging: a URL query string of tags (at most 10, keys ≤128, values ≤256)."""
+    """x-amz-tagging: the tag set as a URL query string (`a=1&b=2`; `b` alone is the empty
+    value), checked like any tag set (storage.tags); a repeated key is InvalidArgument."""
     raw = req.header("x-amz-tagging")
     if raw is None:
         return None
-    tags, flags = parse_query(raw)
-    for flag in flags:
-        tags[flag] = ""
-    if len(tags) > 10:
-        raise S3Error("InvalidTag", "Object tags cannot be greater than 10")
-    for k, v in tags.items():
-        if not k or len(k) > 128 or len(v) > 256:
-            raise S3Error("InvalidTag", "The TagKey or TagValue you have provided is invalid.")
-    return tags
+    return parse_tagging_query(raw)
+
+
+def parse_tagging_query(raw: str) -> dict[str, str]:
+    pairs: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for part in raw.split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        try:
+            key = unquote_to_bytes(name.replace("+", " ").encode("latin-1")).decode("utf-8")
+            val = unquote_to_bytes(value.replace("+", " ").encode("latin-1")).decode("utf-8")
+        except (UnicodeDecodeError, UnicodeEncodeError):
+            key = ""
+        if not key or key in seen:
+            raise S3Error(
+                "InvalidArgument",
+                "The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query "
+                "parameters without tag name duplicates.",
+                fields={"ArgumentName": "x-amz-tagging", "ArgumentValue": raw[:256]},
+            )
+        seen.add(key)
+        pairs.append((key, val))
+    return validate_tags(pairs)
 
 
 def check_key(key: str) -> None:

@@ -12,6 +12,7 @@ import base64
 from coffer.errors import S3Error
 from coffer.s3 import xml
 from coffer.s3.context import Context, run
+from coffer.s3.handlers.acl import check_acl_headers, check_object_lock_headers
 from coffer.s3.handlers.common import (
     check_key,
     check_preconditions,
@@ -61,6 +62,8 @@ async def copy_object(ctx: Context) -> S3Response:
     bucket, key = ctx.require_bucket(), ctx.require_key()
     req = ctx.request
     refuse_unsupported_encryption(req)
+    check_acl_headers(req)
+    check_object_lock_headers(req)
     check_key(key)
     source = await _source(ctx)
     metadata = _directive(ctx, "x-amz-metadata-directive")

@@ -7,6 +7,7 @@ import asyncio
 from coffer.errors import S3Error
 from coffer.s3 import xml
 from coffer.s3.context import Context, run
+from coffer.s3.handlers.acl import check_acl_headers, check_object_lock_headers
 from coffer.s3.handlers.common import (
     check_key,
     checksum_nodes,
@@ -41,6 +42,8 @@ async def create_upload(ctx: Context) -> S3Response:
     bucket, key = ctx.require_bucket(), ctx.require_key()
     req = ctx.request
     refuse_unsupported_encryption(req)
+    check_acl_headers(req)
+    check_object_lock_headers(req)
     check_key(key)
     algorithm = req.header("x-amz-checksum-algorithm")
     if algorithm is not None:

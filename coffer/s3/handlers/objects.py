@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from coffer.errors import S3Error
 from coffer.s3.context import Context, run
+from coffer.s3.handlers.acl import check_acl_headers, check_object_lock_headers
 from coffer.s3.handlers.common import (
     DEFAULT_CONTENT_TYPE,
     STORED_HEADERS,
@@ -41,6 +42,8 @@ async def put_object(ctx: Context) -> S3Response:
     bucket, key = ctx.require_bucket(), ctx.require_key()
     req = ctx.request
     refuse_unsupported_encryption(req)
+    check_acl_headers(req)
+    check_object_lock_headers(req)
     check_key(key)
     headers = object_headers_from_request(req)
     sclass = storage_class(req)

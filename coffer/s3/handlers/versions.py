@@ -1,0 +1,82 @@
+"""ListObjectVersions: every version and delete marker of a bucket, a page at a time.
+
+The page comes from `Storage.list_object_versions` (keys ascending, each key's versions
+newest first); here it is addressed by key-marker / version-id-marker and rendered as
+`<ListVersionsResult>` with `<Version>` and `<DeleteMarker>` entries in that order and the
+common prefixes after them.
+"""
+
+from __future__ import annotations
+
+from coffer.s3 import xml
+from coffer.s3.context import Context, run
+from coffer.s3.handlers.common import encoding_type, owner, parse_int, url_encode
+from coffer.s3.responses import S3Response
+from coffer.storage.models import ListedVersion
+
+MAX_KEYS = 1000
+
+
+def _entry(v: ListedVersion, encode: bool) -> xml.Node:
+    if v.is_delete_marker:
+        return (
+            "DeleteMarker",
+            [
+                ("Key", url_encode(v.key, encode)),
+                ("VersionId", v.version_id),
+                ("IsLatest", v.is_latest),
+                ("LastModified", v.last_modified),
+                ("Owner", owner(v.owner_principal)),
+            ],
+        )
+    nodes: list[xml.Node] = [
+        ("Key", url_encode(v.key, encode)),
+        ("VersionId", v.version_id),
+        ("IsLatest", v.is_latest),
+        ("LastModified", v.last_modified),
+        ("ETag", v.etag),
+        ("Size", v.size),
+    ]
+    if v.checksum_algorithm:
+        nodes.append(("ChecksumAlgorithm", v.checksum_algorithm))
+        if v.checksum_type:
+            nodes.append(("ChecksumType", v.checksum_type))
+    nodes += [("Owner", owner(v.owner_principal)), ("StorageClass", v.storage_class or "STANDARD")]
+    return ("Version", nodes)
+
+
+async def list_object_versions(ctx: Context) -> S3Response:
+    bucket = ctx.require_bucket()
+    query = ctx.op.query
+    encode = encoding_type(query)
+    prefix, delimiter = query.get("prefix", ""), query.get("delimiter", "")
+    key_marker, version_marker = query.get("key-marker", ""), query.get("version-id-marker", "")
+    max_keys = parse_int(query.get("max-keys"), "max-keys", default=MAX_KEYS, lo=0, hi=MAX_KEYS)
+    page = await run(
+        ctx.node.storage.list_object_versions,
+        bucket.name,
+        prefix=prefix,
+        delimiter=delimiter,
+        key_marker=key_marker,
+        version_id_marker=version_marker,
+        max_keys=max_keys,
+    )
+    body: list[xml.Node] = [
+        ("Name", bucket.name),
+        ("Prefix", url_encode(prefix, encode)),
+        ("KeyMarker", url_encode(key_marker, encode)),
+        ("VersionIdMarker", version_marker),
+    ]
+    if page.next_key_marker is not None:
+        body.append(("NextKeyMarker", url_encode(page.next_key_marker, encode)))
+    if page.next_version_id_marker is not None:
+        body.append(("NextVersionIdMarker", page.next_version_id_marker))
+    body.append(("MaxKeys", max_keys))
+    if delimiter:
+        body.append(("Delimiter", url_encode(delimiter, encode)))
+    body.append(("IsTruncated", page.is_truncated))
+    if encode:
+        body.append(("EncodingType", "url"))
+    body += [_entry(v, encode) for v in page.versions]
+    body += [("CommonPrefixes", [("Prefix", url_encode(p, encode))]) for p in page.common_prefixes]
+    return S3Response.xml("ListVersionsResult", body)

@@ -1,0 +1,171 @@
+"""ListObjectVersions in S3 order at O(page) cost.
+
+Order: keys ascending (UTF-8 bytes, as every listing), and the versions of one key
+newest first, delete markers among them. Versions of a key are ordered by `seq`, which
+every write of the key increments, so "newest first" is `seq DESC`: the (bucket, key,
+seq) index serves it, and both dialects sort only the versions of the key at the page's
+edge (SQLite's "temp B-tree for right part of ORDER BY", PostgreSQL's incremental sort),
+never the bucket.
+
+A page resumes from (key-marker, version-id-marker): the marker version's `seq` is looked
+up once, then the rest of that key is read (`seq` below it) before the next keys. Common
+prefixes roll up exactly as in `listing.walk`: once a prefix is emitted, the next query
+seeks to its successor, so the versions under it are never read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from coffer.storage.models import ListedVersion, VersionListing
+from coffer.storage.rows import as_utc, checksum_algorithm
+from coffer.storage.rules import successor
+from coffer.store.schema import objects
+
+_COLUMNS = (
+    objects.c.key,
+    objects.c.version_id,
+    objects.c.seq,
+    objects.c.is_latest,
+    objects.c.is_delete_marker,
+    objects.c.last_modified,
+    objects.c.etag,
+    objects.c.size,
+    objects.c.storage_class,
+    objects.c.owner_principal,
+    objects.c.checksums,
+)
+
+
+@dataclass(frozen=True)
+class _Cursor:
+    """Rows after key `low` (from it when `inclusive`); with `below_seq`, the versions of
+    `low` itself older than that sequence number come first."""
+
+    low: str
+    inclusive: bool = False
+    below_seq: int | None = None
+
+
+def marker_seq(conn: Connection, bucket: str, key: str, version_id: str) -> int | None:
+    """The sequence number of one version, or None if it no longer exists."""
+    seq = conn.execute(
+        sa.select(objects.c.seq).where(
+            objects.c.bucket == bucket, objects.c.key == key, objects.c.version_id == version_id
+        )
+    ).scalar()
+    return int(seq) if seq is not None else None
+
+
+def list_versions(
+    conn: Connection,
+    bucket: str,
+    *,
+    prefix: str,
+    delimiter: str,
+    key_marker: str,
+    version_id_marker: str,
+    max_keys: int,
+) -> VersionListing:
+    """One page (max_keys already validated, ≥ 1). A version-id marker that no longer
+    exists (deleted since the previous page) resumes after the whole key-marker key."""
+    upper = successor(prefix) if prefix else None
+    o = objects.c
+
+    def in_range(key: str) -> bool:
+        return upper is None or key < upper
+
+    def fetch(cursor: _Cursor, n: int) -> Sequence[Any]:
+        rows: list[Any] = []
+        if cursor.below_seq is not None:
+            if cursor.low.startswith(prefix) and in_range(cursor.low):
+                rows = list(
+                    conn.execute(
+                        sa.select(*_COLUMNS)
+                        .where(o.bucket == bucket, o.key == cursor.low, o.seq < cursor.below_seq)
+                        .order_by(o.seq.desc())
+                        .limit(n)
+                    ).all()
+                )
+            if len(rows) >= n:
+                return rows
+            position = o.key > cursor.low
+        else:
+            position = o.key >= cursor.low if cursor.inclusive else o.key > cursor.low
+        if not in_range(cursor.low):
+            return rows
+        query = sa.select(*_COLUMNS).where(o.bucket == bucket, position)
+        if upper is not None:
+            query = query.where(o.key < upper)
+        rows += conn.execute(query.order_by(o.key, o.seq.desc()).limit(n - len(rows))).all()
+        return rows
+
+    if prefix > key_marker:
+        cursor = _Cursor(prefix, inclusive=True)
+    elif version_id_marker:
+        seq = marker_seq(conn, bucket, key_marker, version_id_marker)
+        cursor = _Cursor(key_marker, below_seq=seq) if seq is not None else _Cursor(key_marker)
+    else:
+        cursor = _Cursor(key_marker, inclusive=not key_marker)
+
+    entries: list[Any] = []
+    truncated = False
+    while True:
+        want = max_keys - len(entries) + 1
+        rows = fetch(cursor, want)
+        seek: _Cursor | None = None
+        for row in rows:
+            key: str = row.key
+            cut = key.find(delimiter, len(prefix)) if delimiter else -1
+            common = key[: cut + len(delimiter)] if cut >= 0 else None
+            if common is None or common > key_marker:
+                if len(entries) == max_keys:
+                    truncated = True
+                    break
+                entries.append(row if common is None else common)
+            if common is None:
+                cursor = _Cursor(key, below_seq=int(row.seq))
+                continue
+            after = successor(common)
+            if after is None:  # nothing sorts after this prefix
+                break
+            seek = _Cursor(after, inclusive=True)
+            break
+        else:
+            if len(rows) < want:
+                break  # the range is exhausted
+            continue
+        if truncated or seek is None:
+            break
+        cursor = seek
+
+    versions = [
+        ListedVersion(
+            key=row.key,
+            version_id=row.version_id,
+            is_latest=bool(row.is_latest),
+            is_delete_marker=bool(row.is_delete_marker),
+            last_modified=as_utc(row.last_modified),
+            etag=row.etag,
+            size=int(row.size),
+            storage_class=row.storage_class,
+            owner_principal=row.owner_principal,
+            checksum_algorithm=checksum_algorithm(row.checksums),
+            checksum_type=(row.checksums or {}).get("type"),
+        )
+        for row in entries
+        if not isinstance(row, str)
+    ]
+    last = entries[-1] if truncated and entries else None
+    return VersionListing(
+        versions=versions,
+        common_prefixes=[e for e in entries if isinstance(e, str)],
+        is_truncated=truncated,
+        next_key_marker=None if last is None else (last if isinstance(last, str) else last.key),
+        next_version_id_marker=None if last is None or isinstance(last, str) else last.version_id,
+    )
