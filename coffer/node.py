@@ -9,11 +9,16 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from coffer import authz as authz_module
+from coffer.authz import Authorizer
 from coffer.config import Settings
+from coffer.errors import S3Error
 from coffer.identity.accesskeys import AccessKeyService
 from coffer.identity.directory import Directory
+from coffer.identity.policies import OrgPolicies
 from coffer.identity.secretbox import SecretBox, load_master_key
 from coffer.storage.blobs import BlobStore
+from coffer.storage.models import Bucket
 from coffer.storage.service import Storage, parse_zones
 from coffer.store.changes import ChangeWatcher
 from coffer.store.db import Database
@@ -30,6 +35,8 @@ class Node:
     keys: AccessKeyService
     blobs: BlobStore
     storage: Storage
+    policies: OrgPolicies
+    authz: Authorizer
 
     @classmethod
     def open(cls, settings: Settings, *, migrate: bool = True) -> Node:
@@ -50,7 +57,33 @@ class Node:
             default_zone=settings.default_zone,
             changes=changes,
         )
-        return cls(settings, db, changes, directory, keys, blobs=blobs, storage=storage)
+        policies = OrgPolicies(db, changes)
+
+        def find_bucket(name: str) -> Bucket | None:
+            try:
+                return storage.get_bucket(name)
+            except S3Error:
+                return None
+
+        def object_tags(bucket: str, key: str, version_id: str | None) -> dict[str, str] | None:
+            try:
+                return storage.get_object(bucket, key, version_id).tags
+            except S3Error:  # no such object (or version): it has no tags to test
+                return None
+
+        authz = Authorizer(policies, find_bucket, object_tags)
+        authz_module.install(authz)
+        return cls(
+            settings,
+            db,
+            changes,
+            directory,
+            keys,
+            blobs=blobs,
+            storage=storage,
+            policies=policies,
+            authz=authz,
+        )
 
     @property
     def data_path(self) -> Path:

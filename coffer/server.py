@@ -80,7 +80,17 @@ def prepare(settings: Settings) -> dict[str, Any]:
     node = Node.open(settings, migrate=True)
     try:
         node.keys.verify_master_key()
-        boot = bootstrap(node.directory, settings.data_path)
+        boot = bootstrap(node.directory, settings.data_path, node.policies)
+        with_policies = node.policies.names_by_org()
+        for org in node.directory.list_orgs():
+            if org.id not in with_policies:
+                log.warning(
+                    "organization %s (%s) has no access policy, so S3 refuses all of its requests; "
+                    "apply one with `coffer policy apply`",
+                    org.id,
+                    org.name,
+                    extra={"org_id": org.id},
+                )
     finally:
         node.close()
     return {"org_id": boot.org.id, "admin": boot.admin.principal_name, "token_path": boot.token_path}

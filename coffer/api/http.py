@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from coffer.authz import authorize_control
+from coffer.authz import Origin
 from coffer.console.cookies import cookie_session_token
 from coffer.errors import CofferError, InvalidArgument, Kind, PermissionDenied, Unauthenticated
 from coffer.identity.models import Caller
@@ -129,6 +129,11 @@ def _client(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+def origin_of(request: Request) -> Origin:
+    """aws:SourceIp and aws:SecureTransport of a control-plane request."""
+    return Origin(source_ip=_client(request), secure=request.url.scheme == "https")
+
+
 async def authenticate(request: Request, action: str) -> Caller:
     """The caller behind the bearer token (or console session cookie); a failure is audited
     (without the token) and is a 401, or a 403 for a cookie request without its CSRF token."""
@@ -173,12 +178,14 @@ Handler = Callable[[Call], Awaitable[Response]]
 
 @dataclass(frozen=True)
 class Operation:
-    """One control-plane RPC: `CWObject_<name>` in the OpenAPI, `action` in policies."""
+    """One control-plane RPC: `CWObject_<name>` in the OpenAPI, `action` in policies.
+
+    `action` is None only for AuthCanI, where callers ask about themselves."""
 
     name: str
     method: str
     path: str
-    action: str
+    action: str | None
     handler: Handler
     anonymous: bool = False
 
@@ -206,8 +213,10 @@ class _Dispatch:
         request.state.operation = op.name
         caller = None
         if not op.anonymous:
-            caller = await authenticate(request, op.action)
-            authorize_control(caller, op.action)
+            caller = await authenticate(request, op.action or op.name)
+            if op.action is not None:
+                node = node_of(request)
+                await call(node.authz.authorize_control, caller, op.action, origin_of(request))
         return await op.handler(Call(request, node_of(request), caller))
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from coffer import __version__
+from coffer.api import policies
 from coffer.api.http import Operation
 from coffer.identity.accesskeys import MAX_PRINCIPAL, PRINCIPAL_PATTERN
 from coffer.identity.models import KeyStatus
@@ -187,14 +188,18 @@ def _operation(op: Operation, meta: dict[str, Any]) -> dict[str, Any]:
             "content": {"application/json": {"schema": meta.get("response", _EMPTY)}},
         }
     }
-    for status, description in _ERRORS.items():
+    for status, description in {**_ERRORS, **meta.get("errors", {})}.items():
         if status == "401" and op.anonymous:
             continue
         responses[status] = {"description": description, "content": _STATUS_REF}
     out: dict[str, Any] = {
         "operationId": f"CWObject_{op.name}",
         "summary": meta.get("summary", op.name),
-        "description": f"Needs `{op.action}` (Object Storage Admin holds every cwobject: action).",
+        "description": (
+            f"Needs `{op.action}` (Object Storage Admin holds every cwobject: action)."
+            if op.action
+            else "Needs no permission: callers ask only about themselves."
+        ),
         "tags": ["CWObject"],
         "responses": responses,
     }
@@ -223,7 +228,7 @@ def build_spec(
     operations: Iterable[Operation], server_url: str = "/", max_duration: int = 43200
 ) -> dict[str, Any]:
     """The OpenAPI document for `operations`; every operation must have an entry in the metadata."""
-    meta = _operations_meta(max_duration)
+    meta = {**_operations_meta(max_duration), **policies.OPENAPI}
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, meta[op.name])

@@ -44,7 +44,7 @@ def opened(kwargs: dict[str, Any]) -> Iterator[Node]:
     node: Node | None = None
     try:
         node = Node.open(settings, migrate=True)
-        boot = bootstrap(node.directory, settings.data_path)
+        boot = bootstrap(node.directory, settings.data_path, node.policies)
         if boot.token_path:
             click.echo(f"bootstrapped a new store; the admin API token is in {boot.token_path}", err=True)
         yield node

@@ -1,4 +1,12 @@
-"""First start: one organization, an admin holding Object Storage Admin, and a token.
+"""First start: one organization, an admin holding Object Storage Admin, a starter access
+policy giving that admin full S3 access, and a token.
+
+The starter policy (`coffer-bootstrap-admin-s3`) is an ordinary organization policy: it
+can be edited or deleted like any other. Object Storage Admin grants every `cwobject:`
+action but nothing on S3 (reference §3.4), so without it the admin could mint keys that
+S3 refuses. It is created only by the start that creates the admin: stores bootstrapped
+before policies existed get no policy (apply one with `coffer policy apply`), and a
+deliberately deleted starter policy never comes back.
 
 Several processes may start at once on one store (workers, nodes, an admin command run
 beside a starting server), so the check-and-create runs under a lock that spans them:
@@ -18,10 +26,13 @@ import sqlalchemy as sa
 
 from coffer.identity.directory import Directory
 from coffer.identity.models import Organization, User
+from coffer.identity.policies import OrgPolicies
 from coffer.logs import audit
+from coffer.policy import parse_org_policy
 
 ADMIN_TOKEN_FILE = "admin-token"  # noqa: S105 - a file name
 BOOTSTRAP_ADMIN = "admin"
+STARTER_POLICY = "coffer-bootstrap-admin-s3"
 _PG_BOOTSTRAP_LOCK = 0x0C0FFE13
 
 
@@ -73,7 +84,24 @@ def _write_private(path: Path, text: str) -> None:
         raise
 
 
-def bootstrap(directory: Directory, data_dir: Path) -> Bootstrap:
+def starter_policy(admin: User) -> dict[str, object]:
+    """The organization policy the first start creates: the bootstrap admin may do anything on S3."""
+    return {
+        "version": "v1alpha1",
+        "name": STARTER_POLICY,
+        "statements": [
+            {
+                "name": "bootstrap-admin-full-s3",
+                "effect": "Allow",
+                "actions": ["s3:*"],
+                "resources": ["*"],
+                "principals": [admin.principal_name],
+            }
+        ],
+    }
+
+
+def bootstrap(directory: Directory, data_dir: Path, policies: OrgPolicies) -> Bootstrap:
     """Idempotent: only the first call on an empty store creates anything.
 
     Resumes a bootstrap that a crash interrupted (an organization without its admin).
@@ -88,6 +116,15 @@ def bootstrap(directory: Directory, data_dir: Path) -> Bootstrap:
         if existing:
             return Bootstrap(org, existing[0], None)
         admin = directory.create_user(org.id, BOOTSTRAP_ADMIN, storage_admin=True)
+        policies.ensure(org.id, parse_org_policy(starter_policy(admin)))
+        audit(
+            "access_policy_ensured",
+            policy=STARTER_POLICY,
+            org_id=org.id,
+            statements=1,
+            created=True,
+            actor="bootstrap",
+        )
         plain, token = directory.create_token(admin.id, name="bootstrap")
         path = data_dir / ADMIN_TOKEN_FILE
         data_dir.mkdir(parents=True, exist_ok=True)

@@ -17,10 +17,9 @@ import time
 
 from starlette.types import Message, Receive, Scope, Send
 
-from coffer.authz import authorize_s3
 from coffer.errors import CofferError, S3Error
 from coffer.node import Node
-from coffer.s3.context import Context
+from coffer.s3.context import Context, origin_of
 from coffer.s3.handlers import HANDLERS, cors
 from coffer.s3.request import ClientDisconnected, S3Request
 from coffer.s3.responses import S3Response, as_s3_error, error_response, new_request_id, send
@@ -153,15 +152,16 @@ class S3App:
         bucket = (
             storage.get_bucket(op.bucket) if op.bucket is not None and op.name != "CreateBucket" else None
         )
+        authz, origin = self.node.authz, origin_of(req)
         if op.name not in SELF_AUTHORIZED:
-            authorize_s3(key, op, bucket)
+            authz.authorize_s3(key, op, bucket, origin)
         source_bucket = None
         if op.source is not None:
             source_bucket = storage.get_bucket(op.source.bucket)
             read = op.derive(
                 "GetObject", bucket=op.source.bucket, key=op.source.key, version_id=op.source.version_id
             )
-            authorize_s3(key, read, source_bucket)
+            authz.authorize_s3(key, read, source_bucket, origin)
         ctx = Context(self.node, req, signed, op, auth, bucket, source_bucket)
         return op, auth, await HANDLERS[op.name](ctx)
 

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from anyio import to_thread
 
-from coffer.authz import authorize_s3
+from coffer.authz import Origin
 from coffer.identity.models import AccessKey
 from coffer.node import Node
 from coffer.s3.request import S3Request
@@ -18,6 +18,11 @@ from coffer.s3.sigv4 import AuthResult, SignedRequest
 from coffer.storage.models import Bucket
 
 T = TypeVar("T")
+
+
+def origin_of(request: S3Request) -> Origin:
+    """aws:SourceIp and aws:SecureTransport of a request, as the policy engine sees them."""
+    return Origin(source_ip=request.source_ip or None, secure=request.scheme == "https")
 
 
 async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -64,4 +69,4 @@ class Context:
     def authorize(self, op: Operation, bucket: Bucket | None) -> None:
         """A related operation (a copy's source, one key of a multi-delete) goes through the
         same single door as the request itself."""
-        authorize_s3(self.key, op, bucket)
+        self.node.authz.authorize_s3(self.key, op, bucket, origin_of(self.request))

@@ -172,6 +172,20 @@ dead_blobs = sa.Table(
     sa.Index("ix_dead_blobs_since", "dead_since"),
 )
 
+# Organization access policies (CoreWeave CWObjectPolicy): one row per (organization, name).
+# `document` is the validated policy as JSON; `etag` (its SHA-256) lets a node tell whether
+# its compiled copy is still current without re-reading and re-compiling every document.
+org_policies = sa.Table(
+    "org_policies",
+    metadata,
+    sa.Column("org_id", sa.String(32), sa.ForeignKey("organizations.id"), primary_key=True),
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.Column("etag", sa.String(64), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
 # A counter bumped by every change that cached state depends on (keys, tokens, policies).
 change_counter = sa.Table(
     "change_counter",

@@ -1,0 +1,154 @@
+"""`coffer policy`: organization access policies and AuthCanI over HTTP, like `coffer keys`.
+
+Each command is one call on the control plane with the caller's API token:
+EnsureAccessPolicy, ListAccessPolicies, DeleteAccessPolicy, AuthCanI.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+from urllib.parse import quote
+
+import click
+
+from coffer.cli.keys import DEFAULT_ENDPOINT, Api
+from coffer.cli.output import console, json_option, print_json, print_table
+
+POLICY_PATH = "/v1/cwobject/access-policy"
+
+
+class _Options:
+    """The connection options; the client is built on first use, so `--help` needs no token."""
+
+    def __init__(self, endpoint: str, token: str | None, timeout: float) -> None:
+        self.args = (endpoint, token, timeout)
+        self._api: Api | None = None
+
+    @property
+    def api(self) -> Api:
+        if self._api is None:
+            self._api = Api(*self.args)
+        return self._api
+
+
+def _api() -> Api:
+    options = click.get_current_context().find_object(_Options)
+    assert options is not None
+    return options.api
+
+
+@click.group()
+@click.option(
+    "--endpoint",
+    envvar="COFFER_ENDPOINT",
+    default=DEFAULT_ENDPOINT,
+    show_default=True,
+    help="Control-plane URL [env COFFER_ENDPOINT].",
+)
+@click.option(
+    "--token", envvar="COFFER_API_TOKEN", default=None, help="API access token [env COFFER_API_TOKEN]."
+)
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds.")
+@click.pass_context
+def policy(ctx: click.Context, endpoint: str, token: str | None, timeout: float) -> None:
+    """Apply, list and delete organization access policies; ask what you may do."""
+    ctx.obj = _Options(endpoint, token, timeout)
+
+
+def _read_document(path: str) -> dict[str, Any]:
+    """A policy from a JSON file ('-' for stdin): the policy itself, or {"policy": {...}}."""
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+    except OSError as exc:
+        raise click.UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise click.UsageError(f"{path} is not UTF-8 text") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise click.UsageError(f"{'stdin' if path == '-' else path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise click.UsageError("the policy must be a JSON object")
+    if set(data) == {"policy"} and isinstance(data["policy"], dict):
+        data = data["policy"]
+    return data
+
+
+@policy.command("apply")
+@click.option(
+    "-f", "--file", "path", required=True, metavar="FILE", help="The policy as JSON; '-' reads stdin."
+)
+@json_option
+def apply(path: str, as_json: bool) -> None:
+    """Create or replace (by name) an organization access policy (EnsureAccessPolicy)."""
+    document = _read_document(path)
+    data = _api().request("POST", POLICY_PATH, json={"policy": document})
+    applied = data.get("policy") or document
+    if as_json:
+        print_json(applied)
+        return
+    count = len(applied.get("statements") or [])
+    console().print(f"applied policy {applied.get('name')} ({count} statement{'s' if count != 1 else ''})")
+
+
+def _rows(policies: list[dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    for p in policies:
+        for s in p.get("statements") or []:
+            rows.append(
+                [
+                    str(p.get("name", "")),
+                    str(s.get("name", "")),
+                    str(s.get("effect", "")),
+                    ", ".join(s.get("actions") or []),
+                    ", ".join(s.get("resources") or []),
+                    ", ".join(s.get("principals") or []),
+                ]
+            )
+    return rows
+
+
+@policy.command("list")
+@json_option
+def list_policies(as_json: bool) -> None:
+    """List your organization's access policies, one row per statement."""
+    policies = _api().request("GET", POLICY_PATH).get("policies") or []
+    if as_json:
+        print_json(policies)
+    else:
+        print_table(["Policy", "Statement", "Effect", "Actions", "Resources", "Principals"], _rows(policies))
+
+
+@policy.command("delete")
+@click.argument("name")
+def delete(name: str) -> None:
+    """Delete an organization access policy (in force from the next request)."""
+    _api().request("DELETE", f"{POLICY_PATH}/{quote(name, safe='')}")
+    console().print(f"deleted policy {name}")
+
+
+@policy.command("can-i")
+@click.argument("action")
+@click.argument("resources", nargs=-1, required=True, metavar="RESOURCE...")
+@json_option
+def can_i(action: str, resources: tuple[str, ...], as_json: bool) -> None:
+    """May you perform ACTION on every RESOURCE ('*', 'bucket' or 'bucket/key')?
+
+    Prints yes or no; the exit status is 0 for yes and 1 for no, as `kubectl auth can-i`.
+    """
+    data = _api().request(
+        "POST", "/v1/cwobject/auth/can-i", json={"actions": [action], "resources": list(resources)}
+    )
+    verdict = data.get("verdict") is True
+    if as_json:
+        print_json({"verdict": verdict})
+    else:
+        click.echo("yes" if verdict else "no")
+    if not verdict:
+        sys.exit(1)
