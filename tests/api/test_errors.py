@@ -374,6 +374,10 @@ EXPECTED_OPERATIONS = {
     ("post", "/v1/cwobject/revoke-access-key/access-key"): "CWObject_RevokeAccessKeyByAccessKey",
     ("post", "/v1/cwobject/revoke-access-key/principal"): "CWObject_RevokeAccessKeysByPrincipal",
     ("get", "/v1/cwobject/temporary-credentials/api-token"): "CWObject_CreateAccessKeyFromApiToken",
+    ("get", "/v1/cwobject/access-policy"): "CWObject_ListAccessPolicies",
+    ("post", "/v1/cwobject/access-policy"): "CWObject_EnsureAccessPolicy",
+    ("delete", "/v1/cwobject/access-policy/{name}"): "CWObject_DeleteAccessPolicy",
+    ("post", "/v1/cwobject/auth/can-i"): "CWObject_AuthCanI",
 }
 
 

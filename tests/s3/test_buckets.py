@@ -16,14 +16,25 @@ from tests.s3.conftest import NS, assert_s3_error, client_error, s3_client, sign
 
 
 def other_org_key(server: CofferServer) -> dict[str, Any]:
-    """A key of an admin in a second organization."""
+    """A key of an admin in a second organization, whose organization policy allows it all of S3
+    (Object Storage Admin grants nothing on S3: without a policy every S3 call is refused)."""
     org_name = unique("org")
     server.cli("admin", "org", "create", org_name, check=False)
     orgs = json.loads(server.cli("admin", "org", "list", "--json").stdout)
     org_id = next(o["id"] for o in orgs if o["name"] == org_name)
     name = unique("user")
-    server.cli("admin", "user", "create", name, "--org", org_id, "--admin", "--json")
+    created = json.loads(
+        server.cli("admin", "user", "create", name, "--org", org_id, "--admin", "--json").stdout
+    )
     token = server.cli("admin", "token", "create", "--user", name).stdout.strip()
+    statement = {"name": "all-s3", "effect": "Allow", "actions": ["s3:*"], "resources": ["*"]}
+    policy = {
+        "version": "v1alpha1",
+        "name": "s3",
+        "statements": [{**statement, "principals": [created["principalName"]]}],
+    }
+    with server.api(token) as c:
+        c.post("/v1/cwobject/access-policy", json={"policy": policy}).raise_for_status()
     return server.mint_key(token=token)
 
 
@@ -96,10 +107,24 @@ def test_bucket_policy_store_get_delete(s3: Any) -> None:
     with pytest.raises(ClientError) as err:
         s3.get_bucket_policy(Bucket=name)
     assert client_error(err.value) == (404, "NoSuchBucketPolicy")
+    # Once a bucket has a policy it decides (reference §3.4), so it also lets the owner read
+    # and delete it: a policy allowing only GetObject would refuse GetBucketPolicy.
     policy = {
         "Version": "2012-10-17",
         "Statement": [
-            {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"{name}/*"}
+            {
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{name}/*",
+            },
+            {
+                "Sid": "owner",
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": ["s3:GetBucketPolicy", "s3:DeleteBucketPolicy"],
+                "Resource": f"arn:aws:s3:::{name}",
+            },
         ],
     }
     s3.put_bucket_policy(Bucket=name, Policy=json.dumps(policy))
