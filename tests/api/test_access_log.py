@@ -1,0 +1,42 @@
+"""`--access-log`: one structured line per request on both ports, never a query string or header."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.harness import CofferServer, start_server, stop_server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CofferServer]:
+    srv = start_server(tmp_path_factory.mktemp("coffer-access-log"), "sqlite", extra_args=["--access-log"])
+    yield srv
+    stop_server(srv)
+
+
+def access_lines(server: CofferServer) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in server.log().splitlines() if '"logger":"coffer.access"' in line]
+
+
+def test_one_line_per_request_without_query_or_headers(server: CofferServer) -> None:
+    secret_query = "X-Amz-Signature=deadbeefdeadbeef"
+    with server.api() as c:
+        c.get(f"/v1/cwobject/access-key?limit=5&{secret_query}")
+        c.post("/v1/cwobject/access-key", json={"durationSeconds": -1})
+    httpx.get(server.api_url + "/v1/cwobject/access-key", headers={"Authorization": "Bearer cwt_wrong"})
+    httpx.get(f"{server.s3_url}/_coffer/healthz?{secret_query}")
+    lines = access_lines(server)
+    api = [e for e in lines if e["plane"] == "api" and e["path"] == "/v1/cwobject/access-key"]
+    assert [(e["method"], e["status"]) for e in api[-3:]] == [("GET", 200), ("POST", 400), ("GET", 401)]
+    users = json.loads(server.cli("admin", "user", "list", "--json").stdout)
+    admin = next(u for u in users if u["name"] == "admin")
+    assert api[-3]["principal"] == admin["principalName"] and api[-1]["principal"] is None
+    assert all(e["client"] == "127.0.0.1" and e["duration_ms"] >= 0 and e["bytes"] > 0 for e in api[-3:])
+    assert any(e["plane"] == "s3" and e["path"] == "/_coffer/healthz" and e["status"] == 200 for e in lines)
+    log = server.log()
+    assert "deadbeef" not in log and server.admin_token not in log and "cwt_wrong" not in log
