@@ -159,7 +159,7 @@ class CofferServer:
 
     def cli(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run `coffer <args>`; store-level commands get this server's --data-dir/--database-url."""
-        store_cmds = {"admin", "policy", "federation"}
+        store_cmds = {"admin", "federation"}  # `coffer policy` talks HTTP, like `coffer keys`
         argv = [*coffer_cmd(), *args]
         if args and args[0] in store_cmds:
             argv += self.store_args
