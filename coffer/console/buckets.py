@@ -20,8 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from coffer.api.http import authenticate, json_body
-from coffer.authz import authorize_control
+from coffer.api.http import authenticate, call, json_body, node_of, origin_of
 from coffer.console.s3client import (
     ConsoleS3,
     S3CallError,
@@ -44,7 +43,7 @@ MAX_POLICY_JSON = 64 * 1024
 
 async def _session(request: Request) -> tuple[Caller, ConsoleS3]:
     caller = await authenticate(request, ACTION)
-    authorize_control(caller, ACTION)
+    await call(node_of(request).authz.authorize_control, caller, ACTION, origin_of(request))
     return caller, console_s3(request)
 
 

@@ -147,6 +147,10 @@ def test_the_servers_validation_is_shown_inline(page: Page, server: CofferServer
     alert = page.locator("form .alert")
     expect(alert).to_be_visible()
     expect(alert).to_contain_text("s3:GetObjekt")
+    # The field the server names (policy.statements[0].actions[0]) is marked in its statement.
+    actions = st.get_by_label("Actions", exact=True)
+    expect(actions).to_have_attribute("aria-invalid", "true")
+    expect(st.locator(".field-error").filter(has_text="s3:GetObjekt")).to_be_visible()
     shot(page, "policy-invalid")
     # Bad JSON in the JSON view is caught before it is sent.
     page.get_by_role("tab", name="JSON").click()

@@ -189,9 +189,17 @@ function chipList({ label, values, suggestions = null, placeholder = "" }) {
   });
   draw();
   const datalist = suggestions ? h("datalist", { id: listId }, suggestions.map((s) => h("option", { value: s }))) : null;
+  const errorEl = h("div", { class: "field-error", id: `${id}-error`, hidden: true });
+  input.setAttribute("aria-describedby", errorEl.id);
   return {
-    wrap: h("div", { class: "field" }, h("label", { for: id }, label), chips, h("div", { class: "row" }, input, addBtn), datalist),
+    wrap: h("div", { class: "field" }, h("label", { for: id }, label), chips, h("div", { class: "row" }, input, addBtn), errorEl, datalist),
     commit,
+    setError(message) {
+      errorEl.textContent = message || "";
+      errorEl.hidden = !message;
+      if (message) input.setAttribute("aria-invalid", "true");
+      else input.removeAttribute("aria-invalid");
+    },
   };
 }
 
@@ -226,9 +234,11 @@ export async function renderPolicyEditor(ctx, name) {
   const jsonArea = h("textarea", { class: "json-view", spellcheck: "false", rows: "22", id: nextId("json") });
   const jsonView = h("div", { hidden: true }, h("label", { for: jsonArea.id, class: "label" }, "Policy JSON"), jsonArea, h("p", { class: "hint" }, "The policy exactly as the API receives it (EnsureAccessPolicy)."));
   let commits = [];
+  let fieldErrors = []; // per statement: {name, principals, actions, resources} -> setError
 
   function drawStatements() {
     commits = [];
+    fieldErrors = [];
     clear(
       statementsBox,
       policy.statements.map((st, i) => {
@@ -244,6 +254,8 @@ export async function renderPolicyEditor(ctx, name) {
         const actions = chipList({ label: "Actions", values: (st.actions = st.actions || []), suggestions: (session.info && session.info.actions) || [], placeholder: "s3:GetObject" });
         const resources = chipList({ label: "Resources", values: (st.resources = st.resources || []), placeholder: "* or my-bucket or my-bucket/*" });
         commits.push(principals.commit, actions.commit, resources.commit);
+        const stName = field({ label: "Statement name", input: nameIn });
+        fieldErrors.push({ name: stName.setError, principals: principals.setError, actions: actions.setError, resources: resources.setError });
         const remove = h("button", { type: "button", class: "button small", disabled: policy.statements.length === 1, "aria-label": `Remove statement ${i + 1}` }, "Remove statement");
         remove.addEventListener("click", () => {
           policy.statements.splice(i, 1);
@@ -258,7 +270,7 @@ export async function renderPolicyEditor(ctx, name) {
           h(
             "div",
             { class: "grid-2" },
-            field({ label: "Statement name", input: nameIn }).wrap,
+            stName.wrap,
             h("fieldset", { class: "radio-group field" }, h("legend", {}, "Access"), radio("Allow", "Allow access"), radio("Deny", "Deny access")),
           ),
           principals.wrap,
@@ -332,6 +344,20 @@ export async function renderPolicyEditor(ctx, name) {
     }
   });
 
+  // A google.rpc.BadRequest field such as policy.statements[2].actions[0] points at one
+  // input of one statement: the message is shown there too.
+  function showFieldErrors(err) {
+    for (const [path, description] of Object.entries(err.fields || {})) {
+      const m = /^policy\.statements\[(\d+)\]\.(name|principals|actions|resources)/.exec(path);
+      if (m && fieldErrors[Number(m[1])]) fieldErrors[Number(m[1])][m[2]](description);
+      if (path === "policy.name") nameField.setError(description);
+    }
+  }
+
+  function clearFieldErrors() {
+    for (const setters of fieldErrors) for (const set of Object.values(setters)) set("");
+  }
+
   function showError(message) {
     errorBox.textContent = message;
     errorBox.hidden = false;
@@ -345,6 +371,7 @@ export async function renderPolicyEditor(ctx, name) {
     event.preventDefault();
     errorBox.hidden = true;
     nameField.setError("");
+    clearFieldErrors();
     let body;
     if (mode === "json") {
       try {
@@ -370,8 +397,7 @@ export async function renderPolicyEditor(ctx, name) {
       navigate(BASE);
     } catch (err) {
       save.disabled = false;
-      const fields = Object.keys(err.fields || {});
-      if (fields.some((f) => f === "policy.name" || f === "name")) nameField.setError(err.message);
+      if (mode === "builder") showFieldErrors(err);
       showError(err.message);
     }
   });
