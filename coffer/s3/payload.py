@@ -223,9 +223,12 @@ async def store_body(
     return stored, result
 
 
-async def read_small_body(ctx: Context, limit: int) -> bytes:
-    """A small document body (XML, JSON), verified like any payload and held in memory."""
-    spec = checksum_spec(ctx)
+async def read_small_body(ctx: Context, limit: int, *, checksum_headers: bool = True) -> bytes:
+    """A small document body (XML, JSON), verified like any payload and held in memory.
+
+    `checksum_headers=False` when x-amz-checksum-* describe something other than the body
+    (CompleteMultipartUpload: the whole object's checksum)."""
+    spec = checksum_spec(ctx) if checksum_headers else ChecksumSpec()
     md5 = content_md5(ctx)
     length = ctx.request.content_length
     if length is not None and length > limit and not (ctx.auth and ctx.auth.payload_mode.chunked):

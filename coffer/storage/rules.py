@@ -273,3 +273,21 @@ def multipart_checksums(upload: Upload, parts: list[PartRef]) -> dict[str, str]:
         return {display: cks.to_header_value(alg, combined), "type": "FULL_OBJECT"}
     composite = cks.compute(alg, b"".join(raws))
     return {display: f"{cks.to_header_value(alg, composite)}-{len(parts)}", "type": "COMPOSITE"}
+
+
+def check_declared(values: Mapping[str, Any], checksum: tuple[str, str] | None, size: int | None) -> None:
+    """A completed multipart object against what the client declared on completion: its
+    checksum (algorithm display name, base64 value; a COMPOSITE one with or without its
+    "-<parts>" suffix) and its size (x-amz-mp-object-size)."""
+    if size is not None and size != values["size"]:
+        raise S3Error(
+            "InvalidRequest",
+            f"The provided 'x-amz-mp-object-size' header value {size} does not match what was computed: "
+            f"{values['size']}",
+        )
+    if checksum is None:
+        return
+    name, given = checksum
+    have = str(values["checksums"].get(name, ""))
+    if not have or given.split("-")[0] != have.split("-")[0]:
+        raise S3Error("BadDigest", f"The {name} you specified did not match the calculated checksum.")

@@ -70,6 +70,7 @@ from coffer.storage.rules import (
     MAX_LIST,
     MAX_PART_NUMBER,
     MAX_PART_SIZE,
+    check_declared,
     check_preconditions,
     check_version_id,
     checksum_spec,
@@ -905,14 +906,22 @@ class Storage:
         )
 
     def complete_upload(
-        self, upload: Upload, parts: list[CompletedPart], *, if_none_match: str | None = None
+        self,
+        upload: Upload,
+        parts: list[CompletedPart],
+        *,
+        if_none_match: str | None = None,
+        expected_checksum: tuple[str, str] | None = None,
+        expected_size: int | None = None,
     ) -> ObjectVersion:
         """InvalidPartOrder, InvalidPart (unknown part or ETag mismatch), EntityTooSmall (a
-        part other than the last under 5 MiB); ETag "md5-of-md5s-N". The object's parts
-        point at the part blobs: nothing is copied. Uploaded parts the list leaves out are
-        retired. With a checksum algorithm the object gets a COMPOSITE checksum (the
-        checksum of the parts' raw checksums, "-N") or a FULL_OBJECT one (the parts'
-        CRCs combined), as the upload declared."""
+        part other than the last under 5 MiB); ETag "md5-of-md5s-N". `expected_checksum`
+        (the object's checksum the client declared; "-N" optional) and `expected_size`
+        must match what the parts add up to (BadDigest / InvalidRequest), or nothing is
+        committed. The object's parts point at the part blobs: nothing is copied. Uploaded
+        parts the list leaves out are retired. With a checksum algorithm the object gets a
+        COMPOSITE checksum (the checksum of the parts' raw checksums, "-N") or a FULL_OBJECT
+        one (the parts' CRCs combined), as the upload declared."""
         if not parts:
             raise S3Error("MalformedXML", "You must specify at least one part.")
         previous = 0
@@ -958,6 +967,7 @@ class Storage:
                 "parts": [part_json(p) for p in chosen],
                 "tags": dict(upload.tags) if upload.tags is not None else None,
             }
+            check_declared(values, expected_checksum, expected_size)
             current = self._latest(conn, upload.bucket, upload.key)
             check_preconditions(upload.key, current, None, if_none_match)
             version = self._commit_version(conn, versioning, current, values)

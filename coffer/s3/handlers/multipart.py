@@ -134,16 +134,69 @@ def _completed_parts(raw: bytes) -> list[CompletedPart]:
     return parts
 
 
+def _object_checksum(ctx: Context, upload: Upload) -> tuple[str, str] | None:
+    """The whole object's checksum a CompleteMultipartUpload declares (x-amz-checksum-<alg>,
+    with x-amz-checksum-type): it must name the upload's algorithm and type; the core
+    compares it with the checksum it derives from the parts."""
+    req = ctx.request
+    ctype = req.header("x-amz-checksum-type")
+    if ctype is not None:
+        ctype = ctype.strip().upper()
+        if ctype not in CHECKSUM_TYPES:
+            raise S3Error("InvalidRequest", "Value for x-amz-checksum-type header is invalid.")
+        if ctype != (upload.checksum_type or ctype):
+            raise S3Error(
+                "InvalidRequest",
+                f"The upload was created using the {upload.checksum_type} checksum mode. The complete "
+                "request must use the same checksum mode.",
+            )
+    present = [
+        (name[len("x-amz-checksum-") :], value)
+        for name, value in req.headers_with_prefix("x-amz-checksum-").items()
+        if name not in ("x-amz-checksum-type", "x-amz-checksum-mode", "x-amz-checksum-algorithm")
+    ]
+    if not present:
+        return None
+    if len(present) > 1:
+        raise S3Error(
+            "InvalidRequest",
+            "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
+        )
+    alg, value = present[0]
+    if alg not in CHECKSUMS:
+        raise S3Error(
+            "InvalidRequest", f"The algorithm type you specified in x-amz-checksum-{alg} is invalid."
+        )
+    expected = (upload.checksum_algorithm or "").lower()
+    if alg != expected:
+        raise S3Error(
+            "InvalidRequest",
+            f"Checksum Type mismatch occurred, expected checksum Type: {expected or 'null'}, "
+            f"actual checksum Type: {alg}",
+        )
+    return CHECKSUMS[alg][1], value.strip()
+
+
 async def complete_upload(ctx: Context) -> S3Response:
     """Answer at once when the core is quick; otherwise start a 200 and keep the
     connection alive with whitespace until the object is assembled (as S3 does)."""
     bucket, key = ctx.require_bucket(), ctx.require_key()
     req = ctx.request
     upload = await _upload(ctx)
-    parts = _completed_parts(await read_small_body(ctx, MAX_COMPLETE_BODY))
+    expected = _object_checksum(ctx, upload)
+    size_header = req.header("x-amz-mp-object-size")
+    expected_size = parse_int(size_header, "x-amz-mp-object-size", default=-1, lo=0) if size_header else None
+    parts = _completed_parts(await read_small_body(ctx, MAX_COMPLETE_BODY, checksum_headers=False))
     if_none_match = req.header("if-none-match")
     task = asyncio.ensure_future(
-        run(ctx.node.storage.complete_upload, upload, parts, if_none_match=if_none_match)
+        run(
+            ctx.node.storage.complete_upload,
+            upload,
+            parts,
+            if_none_match=if_none_match,
+            expected_checksum=expected,
+            expected_size=expected_size,
+        )
     )
     location = f"{req.scheme}://{req.host or 'localhost'}/{bucket.name}/{key}"
 
