@@ -271,6 +271,16 @@ def test_revoked_key_is_refused_on_the_next_request(srv: CofferServer) -> None:
 def test_suspended_principal_then_reactivated(srv: CofferServer) -> None:
     name = unique("suspend")
     principal, token = srv.create_user(name, admin=True)
+    policy = {  # Object Storage Admin alone grants nothing on S3
+        "version": "v1alpha1",
+        "name": name,
+        "statements": [
+            {"name": "s3", "effect": "Allow", "actions": ["s3:*"], "resources": ["*"]}
+            | {"principals": [principal]}
+        ],
+    }
+    with srv.api() as api:
+        api.post("/v1/cwobject/access-policy", json={"policy": policy}).raise_for_status()
     key = srv.mint_key(token, duration=0, name="suspend-me")
     assert key["principalName"] == principal
     bystander = srv.mint_key(duration=0, name="bystander")
