@@ -9,7 +9,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.console.conftest import api_with_cookie, new_context, session_cookie, shot, sign_in
+from tests.console.conftest import api_with_cookie, new_context, session_cookie, shot, sign_in, unique
 from tests.harness import CofferServer, start_server, stop_server
 
 
@@ -158,12 +158,13 @@ def test_sign_out_removes_the_cookie_and_ends_the_session(page: Page, server: Co
 
 
 def test_a_session_ended_elsewhere_sends_the_page_to_sign_in(page: Page, server: CofferServer) -> None:
-    sign_in(page, server.admin_token)
+    user = unique("ended")
+    _, token = server.create_user(user, admin=True)
+    sign_in(page, token)
     expect(page.get_by_role("heading", name="Access Keys")).to_be_visible()
-    tokens = json.loads(server.cli("admin", "token", "list", "--json").stdout)
-    for t in tokens:
-        if t["name"] == "console session" and not t["revoked"]:
-            server.cli("admin", "token", "revoke", t["id"])
+    tokens = json.loads(server.cli("admin", "token", "list", "--user", user, "--json").stdout)
+    (session,) = [t for t in tokens if t["name"] == "console session"]
+    server.cli("admin", "token", "revoke", session["id"])
     page.get_by_role("link", name="Buckets").click()
     expect(page.get_by_text("Your session has ended. Sign in again to continue.")).to_be_visible()
     expect(page.get_by_role("heading", name="Sign in to Coffer")).to_be_visible()

@@ -99,8 +99,11 @@ function renderSignIn() {
   const tokenField = field({
     label: "API access token",
     input,
-    hint: "An API access token of your user, e.g. from `coffer admin token create --user NAME`. "
-      + "The console starts its own session with it and never stores the token you paste.",
+    hint: [
+      "An API access token of your user, e.g. from ",
+      h("code", {}, "coffer admin token create --user NAME"),
+      ". The console starts its own session with it and never stores the token you paste.",
+    ],
   });
   const submit = h("button", { type: "submit", class: "button primary" }, "Sign in");
   const form = h(
