@@ -113,12 +113,21 @@ def user() -> None:
     "--group", "groups", multiple=True, help="Group membership (repeatable); `admin` is legacy admin."
 )
 @click.option("--org", default=None, help="Organization id (default: the first one).")
+@click.option(
+    "--with-token", is_flag=True, help="Also mint an API token for the user and print it (shown only once)."
+)
 @json_option
 @store_options
 def user_create(
-    name: str, is_admin: bool, groups: tuple[str, ...], org: str | None, as_json: bool, **kw: Any
+    name: str,
+    is_admin: bool,
+    groups: tuple[str, ...],
+    org: str | None,
+    with_token: bool,
+    as_json: bool,
+    **kw: Any,
 ) -> None:
-    """Create a user."""
+    """Create a user (and, with --with-token, an API token for it)."""
     with opened(kw) as node:
         u = node.directory.create_user(_org(node, org), name, storage_admin=is_admin, groups=groups)
         audit(
@@ -130,10 +139,24 @@ def user_create(
             groups=list(u.groups),
             actor=_actor(),
         )
+        plain = None
+        if with_token:
+            plain, t = node.directory.create_token(u.id)
+            audit(
+                "api_token_created",
+                token_id=t.id,
+                user=u.name,
+                principal=u.principal_name,
+                org_id=u.org_id,
+                expires_at=None,
+                actor=_actor(),
+            )
         if as_json:
-            print_json(_user_json(u))
+            print_json({**_user_json(u), **({"apiToken": plain} if plain else {})})
         else:
             click.echo(f"created user {u.name} with principal {u.principal_name}")
+            if plain:
+                click.echo(plain)
 
 
 @user.command("list")
