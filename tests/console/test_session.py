@@ -190,3 +190,20 @@ def test_the_session_lifetime_is_configurable(
         ctx.close()
     finally:
         stop_server(srv)
+
+
+def test_the_console_can_be_turned_off(tmp_path_factory: pytest.TempPathFactory) -> None:
+    srv = start_server(tmp_path_factory.mktemp("no-console"), "sqlite", extra_args=["--no-console"])
+    try:
+        for path in ("/console", "/console/access-keys", "/console/static/js/app.js"):
+            r = httpx.get(srv.api_url + path)
+            assert r.status_code == 404, path
+            assert r.json()["code"] == 5
+        r = httpx.post(srv.api_url + "/console/api/session", json={"token": srv.admin_token})
+        assert r.status_code == 404
+        assert "set-cookie" not in r.headers
+        # The API itself is unaffected.
+        with srv.api() as c:
+            assert c.get("/v1/cwobject/access-key").status_code == 200
+    finally:
+        stop_server(srv)
