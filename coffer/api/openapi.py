@@ -169,8 +169,6 @@ def _operations_meta(max_duration: int) -> dict[str, dict[str, Any]]:
     }
 
 
-OPERATIONS = _operations_meta(43200)  # the names and shapes, for callers that only need those
-
 _STATUS_REF = {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}
 _ERRORS = {
     "400": "INVALID_ARGUMENT (3): a malformed body, a wrong type, a value out of range",
