@@ -83,6 +83,7 @@ class _SessionKey:
     access_key_id: str
     secret_key: str
     expires_at: datetime
+    renew_margin: timedelta = RENEW_MARGIN
 
 
 @dataclass
@@ -99,7 +100,7 @@ class ConsoleKeys:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def _usable(self, key: _SessionKey, now: datetime) -> bool:
-        if key.expires_at - RENEW_MARGIN <= now:
+        if key.expires_at - key.renew_margin <= now:
             return False
         creds = self.node.keys.credentials(key.access_key_id)
         return creds is not None and creds.key.revoked_at is None
@@ -143,7 +144,9 @@ class ConsoleKeys:
             duration_seconds=duration,
         )
         assert minted.key.expires_at is not None
-        return _SessionKey(minted.key.access_key_id, minted.secret_key, minted.key.expires_at)
+        # Renew 2 minutes before expiry, or after 3/4 of a life shorter than 8 minutes.
+        margin = min(RENEW_MARGIN, timedelta(seconds=duration / 4))
+        return _SessionKey(minted.key.access_key_id, minted.secret_key, minted.key.expires_at, margin)
 
     def forget(self, session_token_id: str) -> None:
         self._keys.pop(session_token_id, None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -28,7 +29,13 @@ SESSION_TOKEN_NAME = "console session"  # noqa: S105 - a label for the token lis
 
 
 def is_tls(request: Request) -> bool:
-    return request.url.scheme == "https"
+    """Did the browser come over TLS: directly, or through a proxy that says so?
+
+    Trusting `X-Forwarded-Proto: https` here can only make the cookie stricter (Secure),
+    never weaker, so it needs no list of trusted proxies.
+    """
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",", 1)[0].strip().lower()
+    return request.url.scheme == "https" or forwarded == "https"
 
 
 def check_same_origin(request: Request) -> None:
@@ -42,8 +49,8 @@ def check_same_origin(request: Request) -> None:
     if ctype != "application/json":
         raise InvalidArgument("sign-in takes a JSON body: Content-Type must be application/json")
     origin = request.headers.get("origin")
-    expected = f"{request.url.scheme}://{request.headers.get('host', '')}"
-    if origin is not None and origin != expected:
+    # The host must match; the scheme may differ behind a TLS-terminating proxy.
+    if origin is not None and urlsplit(origin).netloc.lower() != request.headers.get("host", "").lower():
         raise PermissionDenied("sign-in must come from the console's own page")
     site = request.headers.get("sec-fetch-site")
     if site is not None and site not in ("same-origin", "none"):
@@ -65,7 +72,8 @@ def s3_endpoint_hint(request: Request) -> str:
     host = request.url.hostname or "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
-    return f"{request.url.scheme}://{host}:{node.settings.s3_port}"
+    scheme = "https" if is_tls(request) else "http"
+    return f"{scheme}://{host}:{node.settings.s3_port}"
 
 
 def _info(request: Request, user: User, session_token: str | None, expires_at: str | None) -> dict[str, Any]:

@@ -207,3 +207,34 @@ def test_the_console_can_be_turned_off(tmp_path_factory: pytest.TempPathFactory)
             assert c.get("/v1/cwobject/access-key").status_code == 200
     finally:
         stop_server(srv)
+
+
+def test_behind_a_tls_proxy_the_cookie_is_secure(server: CofferServer) -> None:
+    host = server.api_url.removeprefix("http://")
+    r = httpx.post(
+        server.api_url + "/console/api/session",
+        json={"token": server.admin_token},
+        headers={"X-Forwarded-Proto": "https", "Origin": f"https://{host}"},
+    )
+    assert r.status_code == 200, r.text
+    set_cookie = r.headers["set-cookie"]
+    assert set_cookie.startswith("__Host-coffer-session=")
+    for attribute in ("HttpOnly", "Secure", "SameSite=strict", "Path=/"):
+        assert attribute.lower() in set_cookie.lower(), set_cookie
+    assert "domain=" not in set_cookie.lower()
+    assert r.json()["s3Endpoint"].startswith("https://")
+    value = set_cookie.split(";", 1)[0].split("=", 1)[1]
+    with httpx.Client(base_url=server.api_url, cookies={"__Host-coffer-session": value}) as c:
+        info = c.get("/console/api/session").json()
+        assert c.get("/v1/cwobject/access-key").status_code == 200
+        assert c.post("/v1/cwobject/access-key", json={"durationSeconds": 60}).status_code == 403
+        r = c.post(
+            "/v1/cwobject/access-key",
+            json={"durationSeconds": 60},
+            headers={"X-CSRF-Token": info["csrfToken"]},
+        )
+        assert r.status_code == 200
+        assert (
+            c.delete("/console/api/session", headers={"X-CSRF-Token": info["csrfToken"]}).status_code == 200
+        )
+        assert c.get("/v1/cwobject/access-key").status_code == 401
