@@ -8,6 +8,7 @@ exactly when an organization policy allows its cwobject: action.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -335,3 +336,79 @@ def test_an_organization_may_have_at_most_200_policies(server: CofferServer) -> 
     # Another organization's policies are its own: the default one is untouched.
     assert STARTER in [p["name"] for p in listed(server)]
     assert "p007" not in [p["name"] for p in listed(server)]
+
+
+# --- the coffer policy CLI -------------------------------------------------------------------
+
+
+def cli(server: CofferServer, *args: str, token: str | None = None, stdin: str | None = None) -> Any:
+    return server.cli(
+        "policy",
+        "--endpoint",
+        server.api_url,
+        "--token",
+        token or server.admin_token,
+        *args,
+        check=False,
+        input=stdin,
+    )
+
+
+def test_cli_apply_list_can_i_delete(server: CofferServer, tmp_path: Any) -> None:
+    name = unique("cli")
+    bucket = unique("cli-bucket")
+    doc = policy(
+        name,
+        statement("read", ["s3:GetObject"], [f"{bucket}/*"], ["role/Analyst"]),
+        statement("no-private", ["s3:GetObject"], [f"{bucket}/private/*"], ["*"], effect="Deny"),
+    )
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(doc))
+    applied = cli(server, "apply", "-f", str(path))
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.strip() == f"applied policy {name} (2 statements)"
+
+    table = cli(server, "list")
+    assert table.returncode == 0, table.stderr
+    rows = [line for line in table.stdout.splitlines() if name in line]
+    assert (
+        len(rows) == 2 and "no-private" in rows[1] and "Deny" in rows[1] and f"{bucket}/private/*" in rows[1]
+    )
+    as_json = cli(server, "list", "--json")
+    assert [p for p in json.loads(as_json.stdout) if p["name"] == name] == [doc]
+
+    yes = cli(server, "can-i", "s3:GetObject", f"{bucket}/public/x", f"{bucket}/y")
+    assert (yes.returncode, yes.stdout.strip()) == (0, "yes")
+    no = cli(server, "can-i", "s3:GetObject", f"{bucket}/private/x", "--json")
+    assert (no.returncode, json.loads(no.stdout)) == (1, {"verdict": False})
+
+    deleted = cli(server, "delete", name)
+    assert (deleted.returncode, deleted.stdout.strip()) == (0, f"deleted policy {name}")
+    again = cli(server, "delete", name)
+    assert again.returncode == 1
+    assert f"404 NOT_FOUND: access policy '{name}' not found" in again.stderr
+    assert "Traceback" not in again.stderr
+
+
+def test_cli_apply_from_stdin_and_its_errors(server: CofferServer, tmp_path: Any) -> None:
+    name = unique("stdin")
+    doc = policy(name, statement("s", ["s3:ListBucket"], ["b"], ["*"]))
+    applied = cli(server, "apply", "-f", "-", "--json", stdin=json.dumps({"policy": doc}))
+    assert applied.returncode == 0, applied.stderr
+    assert json.loads(applied.stdout) == doc
+    assert name in [p["name"] for p in listed(server)]
+    assert delete(server, name).status_code == 200
+
+    bad = cli(
+        server, "apply", "-f", "-", stdin=json.dumps(policy(name, statement("s", ["s3:Nope"], ["b"], ["*"])))
+    )
+    assert bad.returncode == 1
+    assert "400 INVALID_ARGUMENT: invalid policy.statements[0].actions[0]" in bad.stderr
+    not_json = tmp_path / "broken.json"
+    not_json.write_text("{version: v1alpha1")
+    broken = cli(server, "apply", "-f", str(not_json))
+    assert broken.returncode == 2 and "is not valid JSON" in broken.stderr
+    _, token = create_user(server, unique("cli-nobody"))
+    refused = cli(server, "list", token=token)
+    assert refused.returncode == 1 and "403 PERMISSION_DENIED" in refused.stderr
+    assert "cwobject:ListAccessPolicy" in refused.stderr
