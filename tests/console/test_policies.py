@@ -231,3 +231,62 @@ def test_a_policy_edit_changes_what_another_user_may_do(
         "cwobject:CreateAccessKey"
     )
     other.close()
+
+
+def test_s3_refusals_reach_the_page(browser: Browser, server: CofferServer) -> None:
+    """The console's S3 calls carry the user's own permissions: an org-policy Deny of
+    s3:PutObject stops an upload made in the console, with S3's refusal shown."""
+    principal, token = server.create_user(unique("uploader"))
+    name = unique("uploader-policy")
+    doc = {
+        "version": "v1alpha1",
+        "name": name,
+        "statements": [
+            {
+                "name": "console",
+                "effect": "Allow",
+                "actions": ["cwobject:CreateAccessKey"],
+                "resources": ["*"],
+                "principals": [principal],
+            },
+            {
+                "name": "s3",
+                "effect": "Allow",
+                "actions": ["s3:*"],
+                "resources": ["*"],
+                "principals": [principal],
+            },
+            {
+                "name": "no-uploads",
+                "effect": "Deny",
+                "actions": ["s3:PutObject"],
+                "resources": ["*"],
+                "principals": [principal],
+            },
+        ],
+    }
+    ctx = new_context(browser, server)
+    page = ctx.new_page()
+    sign_in(page, token)
+    page.get_by_role("link", name="Buckets").click()
+    expect(page.get_by_role("alert")).to_contain_text(
+        f"{principal} is not allowed to perform cwobject:CreateAccessKey"
+    )
+    with server.api() as c:
+        c.post("/v1/cwobject/access-policy", json={"policy": doc}).raise_for_status()
+    page.reload()
+    expect(page.get_by_text("No buckets yet").or_(page.get_by_role("table", name="Buckets"))).to_be_visible()
+    bucket = unique("denied")
+    page.get_by_role("button", name="Create Bucket").click()
+    dialog = page.get_by_role("dialog", name="Create Bucket")
+    dialog.get_by_label("Bucket name").fill(bucket)
+    dialog.get_by_role("button", name="Create", exact=True).click()
+    expect(page.get_by_role("heading", name=bucket)).to_be_visible()
+    page.locator("input[type=file]").set_input_files(
+        [{"name": "no.txt", "mimeType": "text/plain", "buffer": b"no"}]
+    )
+    failed = page.locator(".upload.failed").filter(has_text="no.txt")
+    expect(failed.get_by_role("alert")).to_contain_text("AccessDenied")
+    shot(page, "bucket-upload-denied")
+    expect(page.get_by_text("This bucket is empty")).to_be_visible()
+    ctx.close()

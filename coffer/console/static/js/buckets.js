@@ -360,7 +360,7 @@ async function uploadOne(bucket, key, file, host) {
     row.classList.add("failed");
     status.textContent = "Failed";
     row.append(h("div", { class: "message", role: "alert" }, `${key}: ${err.message}`));
-    const dismiss = h("button", { type: "button", class: "button small" }, "Dismiss");
+    const dismiss = h("button", { type: "button", class: "button small dismiss" }, "Dismiss");
     dismiss.addEventListener("click", () => row.remove());
     row.append(dismiss);
   }
