@@ -170,9 +170,9 @@ def test_unbuilt_operation_is_not_implemented(server: CofferServer, s3: Any, key
     name = unique()
     s3.create_bucket(Bucket=name)
     with pytest.raises(ClientError) as err:
-        s3.get_bucket_tagging(Bucket=name)
+        s3.get_bucket_lifecycle_configuration(Bucket=name)
     assert client_error(err.value) == (501, "NotImplemented")
-    r = signed(server, key, "PUT", f"/{name}/k", query="tagging", body=b"<Tagging/>")
+    r = signed(server, key, "PUT", f"/{name}/k", query="retention", body=b"<Retention/>")
     assert_s3_error(r, 501, "NotImplemented")
     assert s3.list_objects_v2(Bucket=name)["KeyCount"] == 0  # it was not taken for a PutObject
     r = signed(server, key, "GET", f"/{name}", query="frobnicate")
