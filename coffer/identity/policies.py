@@ -176,17 +176,26 @@ class OrgPolicies:
             return entry.compiled
         # Stamp what is read with the token read before it: if anything changes meanwhile,
         # the token moves on and the next request looks again.
+        mine = org_policies.c.org_id == org_id
         with self.db.read() as conn:
-            rows = conn.execute(
-                sa.select(org_policies.c.name, org_policies.c.etag, org_policies.c.document)
-                .where(org_policies.c.org_id == org_id)
-                .order_by(org_policies.c.name)
-            ).all()
-        fingerprint = tuple((r.name, r.etag) for r in rows)
-        if entry is not None and entry.fingerprint == fingerprint:
-            compiled = entry.compiled
-        else:
-            compiled = compile_org_policies(self._parse(org_id, r.name, r.document) for r in rows)
+            fingerprint = tuple(
+                (r.name, r.etag)
+                for r in conn.execute(
+                    sa.select(org_policies.c.name, org_policies.c.etag)
+                    .where(mine)
+                    .order_by(org_policies.c.name)
+                )
+            )
+            if entry is not None and entry.fingerprint == fingerprint:
+                compiled = entry.compiled
+            else:  # read in the same transaction, so documents and fingerprint agree
+                rows = conn.execute(
+                    sa.select(org_policies.c.name, org_policies.c.etag, org_policies.c.document)
+                    .where(mine)
+                    .order_by(org_policies.c.name)
+                ).all()
+                fingerprint = tuple((r.name, r.etag) for r in rows)
+                compiled = compile_org_policies(self._parse(org_id, r.name, r.document) for r in rows)
         with self._lock:
             if len(self._entries) >= _CACHE_MAX:
                 self._entries = {}
