@@ -221,7 +221,8 @@ async function loadMeta(bucket, meta) {
 async function renderObjects(ctx, bucket, prefix, panel, here) {
   const { navigate } = ctx;
   const fileInputId = nextId("files");
-  const fileInput = h("input", { type: "file", id: fileInputId, multiple: true, class: "visually-hidden" });
+  // The styled label is the one control keyboard users reach; the input itself stays out of the tab order.
+  const fileInput = h("input", { type: "file", id: fileInputId, multiple: true, class: "visually-hidden", tabindex: "-1" });
   const uploadLabel = h("label", { for: fileInputId, class: "button primary", tabindex: "0", role: "button" }, "Upload files");
   uploadLabel.addEventListener("keydown", (event) => {
     if (event.key === "Enter" || event.key === " ") {
