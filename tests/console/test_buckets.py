@@ -154,7 +154,12 @@ def test_upload_progress_is_shown(page: Page, server: CofferServer, tmp_path: Pa
     open_buckets(page, server)
     bucket = unique("progress")
     create_bucket(page, bucket)
-    upload(page, "progress.bin", os.urandom(2 * MIB), folder=tmp_path)
+    # Chosen with the keyboard: the "Upload files" control opens the file chooser on Enter.
+    (tmp_path / "progress.bin").write_bytes(os.urandom(2 * MIB))
+    page.get_by_role("button", name="Upload files").focus()
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Enter")
+    chooser.value.set_files(tmp_path / "progress.bin")
     item = page.locator(".upload").filter(has_text="progress.bin")
     bar = item.get_by_role("progressbar", name="Upload progress of progress.bin")
     expect(bar).to_have_attribute("max", str(2 * MIB))

@@ -220,16 +220,11 @@ async function loadMeta(bucket, meta) {
 
 async function renderObjects(ctx, bucket, prefix, panel, here) {
   const { navigate } = ctx;
-  const fileInputId = nextId("files");
-  // The styled label is the one control keyboard users reach; the input itself stays out of the tab order.
-  const fileInput = h("input", { type: "file", id: fileInputId, multiple: true, class: "visually-hidden", tabindex: "-1" });
-  const uploadLabel = h("label", { for: fileInputId, class: "button primary", tabindex: "0", role: "button" }, "Upload files");
-  uploadLabel.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" || event.key === " ") {
-      event.preventDefault();
-      fileInput.click();
-    }
-  });
+  // A plain button opens the browser's file chooser; the file input itself is hidden and
+  // out of the accessibility tree, so there is exactly one "Upload files" control.
+  const fileInput = h("input", { type: "file", multiple: true, hidden: true });
+  const uploadLabel = h("button", { type: "button", class: "button primary" }, "Upload files");
+  uploadLabel.addEventListener("click", () => fileInput.click());
   const folderBtn = h("button", { type: "button", class: "button" }, "Create folder");
   const filter = searchBox("Filter this folder by name", () => draw());
   const uploads = h("div", { class: "uploads", "aria-label": "Uploads" });
