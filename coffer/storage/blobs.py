@@ -479,6 +479,10 @@ class BlobStore:
         finally:
             self._close_spans(spans)
 
+    def read_bytes(self, parts: list[PartRef], start: int = 0, end: int | None = None) -> bytes:
+        """Blocking: bytes [start, end] in memory, for small objects (one open, one pread per part)."""
+        return b"".join(self.read_sync(parts, start, end))
+
     # copying -------------------------------------------------------------------------------
     def copy(
         self,

@@ -20,6 +20,10 @@ from coffer.s3.payload import StoredBody, store_body
 from coffer.s3.responses import S3Response, http_date
 from coffer.storage.models import ObjectVersion
 
+# Objects up to this size are read in the same thread hop as their metadata and sent
+# from memory; larger ones stream in READ_CHUNK pieces.
+INLINE_GET_MAX = 256 << 10
+
 # response-* query parameters and the header each one overrides.
 RESPONSE_OVERRIDES = {
     "response-content-type": "content-type",
@@ -161,7 +165,17 @@ async def get_object(ctx: Context, *, head: bool = False) -> S3Response:
     range_header = req.header("range")
     if part_number is not None and range_header:
         raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter.")
-    obj = await run(ctx.node.storage.get_object, bucket.name, key, ctx.op.version_id)
+    storage, blobs, version_id = ctx.node.storage, ctx.node.blobs, ctx.op.version_id
+
+    def lookup() -> tuple[ObjectVersion, bytes | None]:
+        # One thread hop for a small object: its row and its whole body together.
+        found = storage.get_object(bucket.name, key, version_id)
+        small = None
+        if not head and 0 < found.size <= INLINE_GET_MAX:
+            small = blobs.read_bytes(found.parts)
+        return found, small
+
+    obj, small = await run(lookup)
     headers = _object_headers(ctx, obj)
     if check_preconditions(req, obj):
         keep = {"etag", "last-modified", "x-amz-version-id", "cache-control", "expires"}
@@ -198,7 +212,9 @@ async def get_object(ctx: Context, *, head: bool = False) -> S3Response:
     headers.append(("content-length", str(length)))
     if head or length == 0:
         return S3Response(status, headers, b"")
-    body = ctx.node.blobs.read(obj.parts, start, end)
+    if small is not None:
+        return S3Response(status, headers, small[start : end + 1])
+    body = blobs.read(obj.parts, start, end)
     return S3Response(status, headers, body, length=length)
 
 
