@@ -23,6 +23,7 @@ from coffer.policy import (
     parse_bucket_policy,
     parse_org_policy,
 )
+from coffer.policy.org import _SMALL_LIST
 from tests.policy.builders import NOW, ORG, OTHER_ORG
 
 BUCKET = "b1"
@@ -374,3 +375,66 @@ def test_index_matches_a_linear_scan(
         )
         found = policies.first_match(effect, "s3:getobject", resource, keys)
         assert (found.name if found else None) == expected
+
+
+# Generated resource patterns and requests: wildcards in the bucket part, in the key part, `?`
+# standing for `/`, and always more statements than the index leaves unnarrowed.
+_CHARS = "ab1*?"
+gen_bucket_part = st.text(alphabet=_CHARS, min_size=1, max_size=3)
+gen_pattern = st.one_of(
+    st.just("*"),
+    gen_bucket_part,
+    st.tuples(gen_bucket_part, st.text(alphabet=_CHARS + "/", min_size=1, max_size=4)).map("/".join),
+)
+gen_request = st.one_of(st.just("*"), st.text(alphabet="ab1/*?", min_size=1, max_size=6))
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "name": names,
+                "effect": st.sampled_from(["Allow", "Deny"]),
+                "actions": st.just(["s3:GetObject"]),
+                "resources": st.lists(gen_pattern, min_size=1, max_size=3),
+                "principals": st.lists(
+                    st.sampled_from(["*", "coreweave/alice", "role/Admin"]), min_size=1, max_size=3
+                ),
+            }
+        ),
+        min_size=_SMALL_LIST + 1,
+        max_size=30,
+        unique_by=lambda s: s["name"],
+    ),
+    st.lists(gen_request, min_size=1, max_size=8),
+    st.sampled_from([("*",), ("*", "coreweave/alice"), ("*", "coreweave/alice", "role/Admin")]),
+)
+def test_index_matches_a_linear_scan_on_generated_patterns(
+    statements: list[dict[str, Any]], requests: list[str], keys: tuple[str, ...]
+) -> None:
+    from coffer.policy.org import Effect
+    from coffer.policy.patterns import glob_match
+
+    policies = compile_org_policies(
+        [parse_org_policy({"version": "v1alpha1", "name": "p", "statements": statements})]
+    )
+    ordered = sorted(statements, key=lambda s: s["name"])
+    for resource in requests:
+        for effect in Effect:
+            expected = next(
+                (
+                    s["name"]
+                    for s in ordered
+                    if s["effect"] == effect.value
+                    and set(s["principals"]) & set(keys)
+                    and any(glob_match(r, resource) for r in s["resources"])
+                ),
+                None,
+            )
+            found = policies.first_match(effect, "s3:getobject", resource, keys)
+            assert (found.name if found else None) == expected, (resource, effect)
