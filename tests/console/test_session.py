@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -141,9 +142,25 @@ def test_sign_in_from_another_origin_is_refused(server: CofferServer) -> None:
     assert "set-cookie" not in r.headers
 
 
+def console_keys(server: CofferServer) -> list[dict[str, Any]]:
+    with server.api() as c:
+        keys = c.get("/v1/cwobject/access-key", params={"limit": 1000}).json()["info"]
+    return [k for k in keys if k["attributes"].get("name") == "console"]
+
+
 def test_sign_out_removes_the_cookie_and_ends_the_session(page: Page, server: CofferServer) -> None:
     sign_in(page, server.admin_token)
     old = session_cookie(page.context)
+    before = {k["accessKeyId"] for k in console_keys(server)}
+    # Browsing buckets makes the console mint its temporary S3 key for this session.
+    page.get_by_role("link", name="Buckets").click()
+    expect(page.get_by_text("No buckets yet").or_(page.get_by_role("table", name="Buckets"))).to_be_visible()
+    minted = [k for k in console_keys(server) if k["accessKeyId"] not in before]
+    assert len(minted) == 1 and minted[0]["status"] == "ACTIVE"
+    assert (
+        minted[0]["principalName"]
+        == page.evaluate("fetch('/console/api/session').then(r => r.json())")["user"]["principalName"]
+    )
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_text("You have signed out.")).to_be_visible()
     assert not [c for c in page.context.cookies() if "coffer" in c["name"]]
@@ -152,6 +169,9 @@ def test_sign_out_removes_the_cookie_and_ends_the_session(page: Page, server: Co
         r = c.get("/v1/cwobject/access-key")
         assert r.status_code == 401
         assert "revoked" in r.json()["message"]
+    # The session's console key is revoked with it.
+    (after,) = [k for k in console_keys(server) if k["accessKeyId"] == minted[0]["accessKeyId"]]
+    assert after["status"] == "REVOKED"
     # And the console no longer shows anything behind the sign-in.
     page.goto("/console/access-keys")
     expect(page.get_by_role("heading", name="Sign in to Coffer")).to_be_visible()
