@@ -56,7 +56,7 @@ export function toast(message, kind = "info") {
   const host = document.getElementById("toasts");
   const el = h("div", { class: `toast ${kind}` }, message);
   host.append(el);
-  setTimeout(() => el.remove(), kind === "error" ? 9000 : 5000);
+  setTimeout(() => el.remove(), kind === "error" ? 12000 : 8000);
 }
 
 // --- dialogs --------------------------------------------------------------------------
