@@ -189,7 +189,8 @@ S3_ERRORS: dict[str, tuple[int, str, Kind]] = {
     ),
     "InvalidPartOrder": (
         400,
-        "The list of parts was not in ascending order. The parts list must be specified in order by part number.",
+        "The list of parts was not in ascending order. "
+        "The parts list must be specified in order by part number.",
         Kind.INVALID_ARGUMENT,
     ),
     "InvalidPolicyDocument": (

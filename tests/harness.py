@@ -97,7 +97,7 @@ class CofferServer:
                 self.api_port, self.s3_port = free_port(), free_port()
             self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+            log = open(self.log_path, "ab")
             args = [
                 *coffer_cmd(),
                 "serve",
@@ -157,7 +157,9 @@ class CofferServer:
             self.proc.kill()
             self.proc.wait(10)
 
-    def cli(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """Run `coffer <args>`; store-level commands get this server's --data-dir/--database-url."""
         store_cmds = {"admin", "federation"}  # `coffer policy` talks HTTP, like `coffer keys`
         argv = [*coffer_cmd(), *args]
