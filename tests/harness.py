@@ -97,7 +97,7 @@ class CofferServer:
                 self.api_port, self.s3_port = free_port(), free_port()
             self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            log = open(self.log_path, "ab")
+            log = open(self.log_path, "ab")  # lives as long as the process
             args = [
                 *coffer_cmd(),
                 "serve",
