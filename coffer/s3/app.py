@@ -40,9 +40,12 @@ def _health() -> S3Response:
 # SDKs always send GetBucketLocation path-style (the bucket's region is what they are
 # asking for), so strict mode lets that one through.
 PATH_STYLE_OK = frozenset({"GetBucketLocation"})
-# Signed inside the body (a POST policy), so the handler authorizes once it knows who
-# signed and which key the form names, through the same authorize_s3.
-SELF_AUTHORIZED = frozenset({"PostObject"})
+# Operations whose handler authorizes through the same door once it knows what to ask:
+# PostObject is signed inside the body (a POST policy), so who signed and which key the form
+# names come from the form; DeleteObjects is decided key by key as s3:DeleteObject on
+# bucket/key (as in AWS), so a principal allowed to delete under a prefix can use it, and a
+# refused key is an <Error> entry rather than a refusal of the whole request.
+SELF_AUTHORIZED = frozenset({"PostObject", "DeleteObjects"})
 PATH_STYLE_REFUSED = (
     "Path-style requests are not supported: address the bucket as <bucket>.{domain} (virtual-hosted style)."
 )

@@ -210,6 +210,24 @@ def test_an_edit_is_in_force_on_the_very_next_request(server: CofferServer, worl
         delete(server, "reader")
 
 
+def test_multi_object_delete_is_decided_key_by_key(server: CofferServer, world: World) -> None:
+    w, r = world, world.reader_s3
+    for key in ("tmp/1", "tmp/2"):
+        w.s3.put_object(Bucket=w.data, Key=key, Body=b"t")
+    ensure_ok(
+        server, policy("reader", statement("tidy", ["s3:DeleteObject"], [f"{w.data}/tmp/*"], [w.reader]))
+    )
+    try:
+        objects = [{"Key": "tmp/1"}, {"Key": "private/x"}, {"Key": "tmp/2"}]
+        result = r.delete_objects(Bucket=w.data, Delete={"Objects": objects})
+        assert sorted(d["Key"] for d in result["Deleted"]) == ["tmp/1", "tmp/2"]
+        assert [(e["Key"], e["Code"]) for e in result["Errors"]] == [("private/x", "AccessDenied")]
+    finally:
+        assert delete(server, "reader").status_code == 200
+    assert body(w.s3, w.data, "private/x") == b"private/x"
+    assert [o["Key"] for o in w.s3.list_objects_v2(Bucket=w.data, Prefix="tmp/").get("Contents", [])] == []
+
+
 def test_a_deny_on_a_prefix_beats_a_wildcard_allow(server: CofferServer, world: World) -> None:
     w, r = world, world.reader_s3
     ensure_ok(
