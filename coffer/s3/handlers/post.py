@@ -23,10 +23,9 @@ import base64
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode, urlsplit
 
-from coffer.authz import authorize_s3
 from coffer.errors import S3Error
 from coffer.s3 import postpolicy, xml
-from coffer.s3.context import Context, run
+from coffer.s3.context import Context, origin_of, run
 from coffer.s3.formdata import FormPart, FormReader, boundary_of
 from coffer.s3.handlers.acl import CANNED_OK, NO_ACLS, OBJECT_LOCK
 from coffer.s3.handlers.common import (
@@ -188,7 +187,7 @@ async def post_object(ctx: Context) -> S3Response:
     upload = _upload(fields)
     access_key = signer.credentials.key if signer is not None else ctx.key
     op = ctx.op.derive("PostObject", bucket=bucket.name, key=upload.key, version_id=None)
-    authorize_s3(access_key, op, bucket)
+    ctx.node.authz.authorize_s3(access_key, op, bucket, origin_of(ctx.request))
     principal = access_key.principal_name if access_key is not None else "anonymous"
     obj = await _store(ctx, reader, upload, length_range, principal)
     await reader.drain()
