@@ -3,13 +3,16 @@ disabled (BucketOwnerEnforced), and Object Lock answers NotImplemented; boto3 an
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from botocore.exceptions import ClientError
 
 from tests.harness import CofferServer
+from tests.policy_e2e.util import ensure_ok, org_of, policy, statement
 from tests.s3.conftest import assert_s3_error, client_error, signed, unique
 from tests.s3_extended.conftest import Cli
 
@@ -199,3 +202,39 @@ def test_aws_cli_acls_and_object_lock(aws: Cli, tmp_path: Path) -> None:
     lock = aws("s3api", "get-object-lock-configuration", "--bucket", name, check=False)
     assert lock.returncode != 0 and "NotImplemented" in lock.stderr
     assert aws("s3", "ls", f"s3://{name}/").split()[-1] == "private.txt"
+
+
+def test_public_read_is_a_bucket_policy(server: CofferServer, key: dict[str, Any], s3: Any) -> None:
+    """What the docs tell users to do instead of `public-read`: a bucket policy granting "*"
+    s3:GetObject (the organization must allow "*" too, as for every anonymous request)."""
+    name = unique("public")
+    s3.create_bucket(Bucket=name)
+    s3.put_object(Bucket=name, Key="site/index.html", Body=b"<h1>hi</h1>")
+    with pytest.raises(ClientError) as err:
+        s3.put_bucket_acl(Bucket=name, ACL="public-read")
+    assert client_error(err.value) == (400, "AccessControlListNotSupported")
+    url = f"{server.s3_url}/{name}/site/index.html"
+    assert httpx.get(url, timeout=30).status_code == 403
+    arn = f"arn:aws:s3:::{name}"
+    owner = {
+        "Sid": "owner",
+        "Effect": "Allow",
+        "Principal": {"CW": "*"},
+        "Action": "s3:*",
+        "Resource": [arn, f"{arn}/*"],
+        "Condition": {"StringEquals": {"cw:PrincipalOrgID": org_of(server, key)}},
+    }
+    public = {"Sid": "public", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject"}
+    public["Resource"] = f"{arn}/site/*"
+    document = {"Version": "2012-10-17", "Statement": [owner, public]}
+    s3.put_bucket_policy(Bucket=name, Policy=json.dumps(document))
+    ensure_ok(server, policy("public-site", statement("site", ["s3:GetObject"], [f"{name}/site/*"], ["*"])))
+    try:
+        r = httpx.get(url, timeout=30)
+        assert r.status_code == 200 and r.content == b"<h1>hi</h1>"
+        assert httpx.put(url, content=b"defaced", timeout=30).status_code == 403
+    finally:
+        with server.api() as c:
+            assert c.delete("/v1/cwobject/access-policy/public-site").status_code == 200
+    assert s3.get_object(Bucket=name, Key="site/index.html")["Body"].read() == b"<h1>hi</h1>"
+    _owner_only(s3.get_bucket_acl(Bucket=name))  # the ACL never changed

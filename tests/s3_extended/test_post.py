@@ -18,6 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.harness import CofferServer
+from tests.policy_e2e.util import ensure_ok, org_of, policy, statement
 from tests.s3.conftest import REGION, assert_s3_error, client_error, unique
 from tests.s3_extended.conftest import Cli
 
@@ -421,3 +422,53 @@ def test_anonymous_form_to_a_private_bucket_is_denied(server: CofferServer, s3: 
     with pytest.raises(ClientError) as err:
         s3.head_object(Bucket=bucket, Key="anon.txt")
     assert client_error(err.value)[0] == 404
+
+
+def test_anonymous_browser_upload_through_policies_and_cors(
+    server: CofferServer, key: dict[str, Any], s3: Any
+) -> None:
+    """A public drop box, the way a browser page would use it: a CORS preflight for the form
+    POST, then an unsigned form. It works only once the bucket policy and an organization
+    policy both let anyone s3:PutObject under drop/, and only there."""
+    bucket = unique("drop")
+    s3.create_bucket(Bucket=bucket)
+    page = "https://upload.example.com"
+    s3.put_bucket_cors(
+        Bucket=bucket,
+        CORSConfiguration={"CORSRules": [{"AllowedMethods": ["POST"], "AllowedOrigins": [page]}]},
+    )
+    url = f"{server.s3_url}/{bucket}"
+    r = httpx.options(url, headers={"Origin": page, "Access-Control-Request-Method": "POST"}, timeout=30)
+    assert r.status_code == 200 and r.headers["access-control-allow-origin"] == page
+    refused = post(url, {"key": "drop/a.txt"}, headers={"Origin": page})
+    assert_s3_error(refused, 403, "AccessDenied")
+    assert refused.headers["access-control-allow-origin"] == page  # the page can read the refusal
+    org = org_of(server, key)
+    arn = f"arn:aws:s3:::{bucket}"
+    owner = {
+        "Sid": "owner",
+        "Effect": "Allow",
+        "Principal": {"CW": "*"},
+        "Action": "s3:*",
+        "Resource": [arn, f"{arn}/*"],
+        "Condition": {"StringEquals": {"cw:PrincipalOrgID": org}},
+    }
+    drop = {"Sid": "drop", "Effect": "Allow", "Principal": "*", "Action": "s3:PutObject"}
+    drop["Resource"] = f"{arn}/drop/*"
+    document = {"Version": "2012-10-17", "Statement": [owner, drop]}
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(document))
+    ensure_ok(server, policy("public-drop", statement("drop", ["s3:PutObject"], [f"{bucket}/drop/*"], ["*"])))
+    try:
+        ok = post(url, {"key": "drop/${filename}"}, ("note.txt", b"from a browser"), headers={"Origin": page})
+        assert ok.status_code == 204, ok.text
+        assert ok.headers["access-control-allow-origin"] == page
+        got = s3.get_object(Bucket=bucket, Key="drop/note.txt")
+        assert got["Body"].read() == b"from a browser"
+        assert_s3_error(post(url, {"key": "elsewhere.txt"}), 403, "AccessDenied")
+        assert_s3_error(
+            post(url, {"key": "drop/x", "acl": "public-read"}), 400, "AccessControlListNotSupported"
+        )
+    finally:
+        with server.api() as c:
+            assert c.delete("/v1/cwobject/access-policy/public-drop").status_code == 200
+    assert_s3_error(post(url, {"key": "drop/late.txt"}), 403, "AccessDenied")
