@@ -86,40 +86,41 @@ def signed_head(
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-class SlowBody:
-    """Sends a signed request whose body (BODY bytes of PatternStream) trickles out of a thread."""
+class HeldBody:
+    """A signed request announcing a BODY-byte body (PatternStream) that sends only the first
+    `send` bytes, then holds the connection open: the server is left waiting mid-body."""
 
     def __init__(
-        self, server: CofferServer, key: dict[str, Any], method: str, target: str, seed: int
+        self, server: CofferServer, key: dict[str, Any], method: str, target: str, *, seed: int, send: int
     ) -> None:
+        assert 0 < send < BODY
         self.sock = socket.create_connection(("127.0.0.1", server.s3_port), timeout=30)
         self.sock.sendall(
             signed_head(server, key, method, target, length=BODY, payload_hash="UNSIGNED-PAYLOAD")
         )
+        self.to_send = send
         self.sent = 0
-        self.stream = PatternStream(BODY, seed)
-        self.thread = threading.Thread(target=self._trickle, daemon=True)
+        self.thread = threading.Thread(target=self._send, args=(seed,), daemon=True)
         self.thread.start()
 
-    def _trickle(self) -> None:
+    def _send(self, seed: int) -> None:
+        stream = PatternStream(self.to_send, seed)
         try:
-            for chunk in self.stream.chunks(256 << 10):
+            for chunk in stream.chunks(256 << 10):
                 self.sock.sendall(chunk)
                 self.sent += len(chunk)
-                time.sleep(0.005)
         except OSError:
             pass  # the server is gone: exactly what the test is after
 
     def wait_until_server_holds(self, server: CofferServer, before: set[str], nbytes: int) -> str:
-        """Block until a new temp file of at least `nbytes` exists; return its name."""
-        deadline = time.monotonic() + 60
+        """Block until a temp file not in `before` has at least `nbytes`; return its name."""
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             grown = [n for n, size in tmp_files(server).items() if n not in before and size >= nbytes]
             if grown:
                 return grown[0]
-            assert self.thread.is_alive(), "the upload ended before it was mid-flight"
             time.sleep(0.01)
-        pytest.fail(f"the server never buffered {nbytes} bytes of the slow body ({self.sent} sent)")
+        pytest.fail(f"the server never wrote {nbytes} bytes of the held body ({self.sent} sent)")
 
     def close(self) -> None:
         self.sock.close()
@@ -132,40 +133,47 @@ def gc_leaves_no_temp_files(server: CofferServer) -> int:
     return removed
 
 
-@pytest.mark.parametrize("threshold", [1 * MIB, 16 * MIB])
 def test_put_killed_mid_body_leaves_the_old_version(
-    crashy: CofferServer, owner: dict[str, Any], bucket: str, threshold: int
+    crashy: CofferServer, owner: dict[str, Any], bucket: str
 ) -> None:
+    """Three PUTs cut off at once: early, midway and one byte short of the end."""
     s3 = s3_client(crashy, owner)
-    old = PatternStream(3 * MIB + 17, seed=10).read()
-    s3.put_object(Bucket=bucket, Key="overwritten.bin", Body=old)
-    before = set(tmp_files(crashy))
-
-    slow = SlowBody(crashy, owner, "PUT", f"/{bucket}/overwritten.bin", seed=11)
-    fresh = SlowBody(crashy, owner, "PUT", f"/{bucket}/never-existed.bin", seed=12)
-    partial = slow.wait_until_server_holds(crashy, before, threshold)
-    fresh.wait_until_server_holds(crashy, before | {partial}, MIB)
+    old = {key: PatternStream(3 * MIB + n, seed=10 + n).read() for n, key in enumerate(("early", "late"))}
+    for key, data in old.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=data)
+    held: dict[str, HeldBody] = {}
+    temp: dict[str, str] = {}
+    for name, key, sent, seen in (
+        ("never-existed", "never-existed", MIB + 1, 512 << 10),
+        ("early", "early", 16 * MIB, 8 * MIB),
+        ("late", "late", BODY - 1, BODY - 2 * MIB),
+    ):
+        before = set(tmp_files(crashy))
+        held[name] = HeldBody(crashy, owner, "PUT", f"/{bucket}/{key}", seed=len(held) + 20, send=sent)
+        temp[name] = held[name].wait_until_server_holds(crashy, before, seen)
     crashy.kill()
-    slow.close()
-    fresh.close()
-    assert slow.sent < BODY and fresh.sent < BODY
+    for body in held.values():
+        body.close()
     left = tmp_files(crashy)
-    assert left[partial] >= threshold  # the dead write's temp file is still there
+    assert set(temp.values()) <= set(left)  # the dead writes' temp files are still there
 
     s3 = restart(crashy)
-    got = s3.get_object(Bucket=bucket, Key="overwritten.bin")
-    assert got["ContentLength"] == len(old)
-    assert got["Body"].read() == old
+    for key, data in old.items():
+        got = s3.get_object(Bucket=bucket, Key=key)
+        assert got["ContentLength"] == len(data)
+        assert got["Body"].read() == data, key
     with pytest.raises(ClientError) as gone:
-        s3.head_object(Bucket=bucket, Key="never-existed.bin")
+        s3.head_object(Bucket=bucket, Key="never-existed")
     assert client_error(gone.value)[0] == 404
     listed = {o["Key"]: o["Size"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
-    assert listed.get("overwritten.bin") == len(old) and "never-existed.bin" not in listed
+    assert {k: listed.get(k) for k in old} == {k: len(v) for k, v in old.items()}
+    assert "never-existed" not in listed
 
-    assert gc_leaves_no_temp_files(crashy) >= 2
-    assert s3.get_object(Bucket=bucket, Key="overwritten.bin")["Body"].read() == old
-    s3.put_object(Bucket=bucket, Key="overwritten.bin", Body=b"writable again")
-    assert s3.get_object(Bucket=bucket, Key="overwritten.bin")["Body"].read() == b"writable again"
+    assert gc_leaves_no_temp_files(crashy) >= 3
+    for key, data in old.items():
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == data
+    s3.put_object(Bucket=bucket, Key="early", Body=b"writable again")
+    assert s3.get_object(Bucket=bucket, Key="early")["Body"].read() == b"writable again"
 
 
 def test_upload_part_killed_mid_body_keeps_the_whole_parts(
@@ -182,9 +190,9 @@ def test_upload_part_killed_mid_body_keeps_the_whole_parts(
 
     # Part 2 again (a replacement) and a new part 3, both cut off mid-body.
     target = f"/{bucket}/{key}?partNumber={{}}&uploadId={upload_id}"
-    replacing = SlowBody(crashy, owner, "PUT", target.format(2), seed=15)
-    adding = SlowBody(crashy, owner, "PUT", target.format(3), seed=16)
+    replacing = HeldBody(crashy, owner, "PUT", target.format(2), seed=15, send=8 * MIB)
     first = replacing.wait_until_server_holds(crashy, before, 4 * MIB)
+    adding = HeldBody(crashy, owner, "PUT", target.format(3), seed=16, send=2 * MIB)
     adding.wait_until_server_holds(crashy, before | {first}, MIB)
     crashy.kill()
     replacing.close()
@@ -207,40 +215,59 @@ def test_upload_part_killed_mid_body_keeps_the_whole_parts(
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == part1 + part2
 
 
-def _prepared_upload(s3: Any, bucket: str, key: str, seed: int) -> tuple[str, bytes, bytes]:
-    """An upload of three parts (5 MiB, 5 MiB, 1 MiB): (upload id, Complete XML, content)."""
+def _prepared_upload(s3: Any, bucket: str, key: str, seed: int) -> tuple[str, list[dict[str, Any]], bytes]:
+    """An upload of two parts (5 MiB and 1 MiB): (upload id, parts, content)."""
     upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
-    content = b""
-    xml = ["<CompleteMultipartUpload>"]
-    for number, size in enumerate((5 * MIB, 5 * MIB, MIB), 1):
+    parts, content = [], b""
+    for number, size in enumerate((5 * MIB, MIB), 1):
         data = PatternStream(size, seed=seed * 10 + number).read()
         part = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data)
-        etag = part["ETag"]
-        xml.append(f"<Part><PartNumber>{number}</PartNumber><ETag>{etag}</ETag></Part>")
+        parts.append({"PartNumber": number, "ETag": part["ETag"]})
         content += data
-    xml.append("</CompleteMultipartUpload>")
-    return upload_id, "".join(xml).encode(), content
+    return upload_id, parts, content
 
 
+def _complete_xml(parts: list[dict[str, Any]]) -> bytes:
+    inner = "".join(
+        f"<Part><PartNumber>{p['PartNumber']}</PartNumber><ETag>{p['ETag']}</ETag></Part>" for p in parts
+    )
+    return f"<CompleteMultipartUpload>{inner}</CompleteMultipartUpload>".encode()
+
+
+COMPLETES_PER_KILL = 4
+
+
+@pytest.mark.parametrize("step", [0.0005, 0.004, 0.02])
 def test_complete_killed_at_any_moment_is_all_or_nothing(
-    crashy: CofferServer, owner: dict[str, Any], bucket: str
+    crashy: CofferServer, owner: dict[str, Any], bucket: str, step: float
 ) -> None:
-    outcomes = {"absent": 0, "whole": 0}
-    for round_, delay in enumerate((0.0, 0.002, 0.005, 0.01, 0.03, 0.2)):
-        s3 = s3_client(crashy, owner)
-        key = f"completed-{round_}.bin"
-        upload_id, xml, content = _prepared_upload(s3, bucket, key, seed=20 + round_)
-        target = f"/{bucket}/{key}?uploadId={upload_id}"
-        head = signed_head(
-            crashy, owner, "POST", target, length=len(xml), payload_hash=hashlib.sha256(xml).hexdigest()
-        )
-        with socket.create_connection(("127.0.0.1", crashy.s3_port), timeout=30) as sock:
+    """Four CompleteMultipartUploads sent `step` seconds apart, the server killed `step`
+    after the last: each object is then absent (and its upload still completes) or whole
+    (and its upload is gone) — never anything in between."""
+    s3 = s3_client(crashy, owner)
+    uploads = {}
+    for n in range(COMPLETES_PER_KILL):
+        key = f"completed-{step}-{n}.bin"
+        uploads[key] = _prepared_upload(s3, bucket, key, seed=n + int(step * 10000))
+    sockets = []
+    try:
+        for key, (upload_id, parts, _) in uploads.items():
+            xml = _complete_xml(parts)
+            target = f"/{bucket}/{key}?uploadId={upload_id}"
+            digest = hashlib.sha256(xml).hexdigest()
+            head = signed_head(crashy, owner, "POST", target, length=len(xml), payload_hash=digest)
+            sock = socket.create_connection(("127.0.0.1", crashy.s3_port), timeout=30)
+            sockets.append(sock)
             sock.sendall(head + xml)
-            time.sleep(delay)
-            crashy.kill()
+            time.sleep(step)
+        crashy.kill()
+    finally:
+        for sock in sockets:
+            sock.close()
 
-        s3 = restart(crashy)
-        parts = [{"PartNumber": n, "ETag": e} for n, e in _etags(xml)]
+    s3 = restart(crashy)
+    outcomes = {"absent": 0, "whole": 0}
+    for key, (upload_id, parts, content) in uploads.items():
         try:
             head_after = s3.head_object(Bucket=bucket, Key=key)
         except ClientError as exc:
@@ -250,7 +277,7 @@ def test_complete_killed_at_any_moment_is_all_or_nothing(
             done = s3.complete_multipart_upload(
                 Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )
-            assert done["ETag"].endswith('-3"')
+            assert done["ETag"].endswith('-2"')
         else:
             outcomes["whole"] += 1
             assert head_after["ContentLength"] == len(content)
@@ -260,21 +287,10 @@ def test_complete_killed_at_any_moment_is_all_or_nothing(
                 )
             assert client_error(again.value) == (404, "NoSuchUpload")
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        assert hashlib.sha256(body).digest() == hashlib.sha256(content).digest(), f"torn at delay {delay}"
-    print(f"\nCompleteMultipartUpload killed after 0-200 ms: {outcomes}")
-    assert sum(outcomes.values()) == 6
+        assert hashlib.sha256(body).digest() == hashlib.sha256(content).digest(), f"{key} is torn"
+    print(f"\n{COMPLETES_PER_KILL} Completes {step * 1000:g} ms apart, then SIGKILL: {outcomes}")
 
-    gc_leaves_no_temp_files(crashy)
-    s3 = s3_client(crashy, owner)
-    for round_ in range(6):
-        assert s3.head_object(Bucket=bucket, Key=f"completed-{round_}.bin")["ContentLength"] == 11 * MIB
-
-
-def _etags(xml: bytes) -> Iterator[tuple[int, str]]:
-    text = xml.decode()
-    for chunk in text.split("<Part>")[1:]:
-        number = int(chunk.split("<PartNumber>")[1].split("</PartNumber>")[0])
-        yield number, chunk.split("<ETag>")[1].split("</ETag>")[0]
+    assert tmp_files(crashy) == {}  # completing copies nothing: no write was cut off
 
 
 def test_gc_command_on_a_stopped_store(crashy: CofferServer) -> None:
