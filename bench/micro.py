@@ -7,7 +7,6 @@ import re
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -53,38 +52,30 @@ def policy(iterations: int) -> dict[str, float]:
     return result
 
 
-def authorize_s3(iterations: int) -> float:
-    """µs per `authorize_s3` call for a GetObject by a key of the bucket's organization,
-    whatever the door does today (the interim org rule, or the policy engine once wired)."""
-    from coffer.authz import authorize_s3 as door
-    from coffer.identity.models import AccessKey, KeySource
+def authorize_s3(data_dir: str, access_key_id: str, bucket_name: str, iterations: int) -> float:
+    """µs per decision of the S3 door (`node.authz.authorize_s3`) for a GetObject by the
+    bench's own key on its own bucket: the organization policies and bucket policy of the
+    running server's store, compiled and cached as a worker holds them."""
+    from coffer.authz import Origin
+    from coffer.config import Settings
+    from coffer.node import Node
     from coffer.s3.router import route
-    from coffer.storage.models import Bucket
 
-    now = datetime.now(UTC)
-    key = AccessKey(
-        access_key_id="CWBENCHBENCHBENC",
-        org_id="org1",
-        principal_name="coreweave/alice",
-        user_id="alice",
-        source=KeySource.API_TOKEN,
-        role=None,
-        attributes={},
-        multi_attributes={},
-        created_at=now,
-        expires_at=None,
-        revoked_at=None,
-        suspended=False,
-    )
-    bucket = Bucket(
-        name="data", org_id="org1", owner_principal="coreweave/alice", zone="US-EAST-04A", created_at=now
-    )
-    op = route("GET", "data", "photos/2025/cat.jpg", {})
-    door(key, op, bucket)
-    best = float("inf")
-    for _ in range(5):
-        t0 = time.perf_counter()
-        for _ in range(iterations):
-            door(key, op, bucket)
-        best = min(best, (time.perf_counter() - t0) / iterations)
+    node = Node.open(Settings(data_dir=data_dir, log_level="warning"), migrate=False)
+    try:
+        creds = node.keys.credentials(access_key_id)
+        assert creds is not None
+        key, bucket = creds.key, node.storage.get_bucket(bucket_name)
+        op = route("GET", bucket_name, "photos/2025/cat.jpg", {})
+        origin = Origin(source_ip="127.0.0.1", secure=False)
+        door = node.authz.authorize_s3
+        door(key, op, bucket, origin)
+        best = float("inf")
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(iterations):
+                door(key, op, bucket, origin)
+            best = min(best, (time.perf_counter() - t0) / iterations)
+    finally:
+        node.close()
     return best * 1e6

@@ -76,7 +76,7 @@ PROFILES = {
         GiB, 256 * MiB, 5000, 300,
     ),
     "selftest": Profile(
-        "selftest", 12 * MiB, 4, 5 * MiB, 1, 8 * MiB, 8 * MiB, 20, 16, 64, 1, 100, 2000, 5,
+        "selftest", 12 * MiB, 4, 5 * MiB, 1, 8 * MiB, 8 * MiB, 20, 16, 64, 0.3, 100, 2000, 5,
         16 * MiB, 8 * MiB, 200, 20,
     ),
 }
@@ -126,6 +126,7 @@ class Bench:
         self.peer: servers.Moto | None = None
         self.pep: Endpoint | None = None
         self.peer_why = ""
+        self.baseline: servers.Proc | None = None
         self.report = Report(meta=self._meta())
         self.L: dict[str, Any] = self.report.limits
         self.started = time.monotonic()
@@ -452,13 +453,19 @@ class Bench:
             list(pool.map(one, targets))
         return len(targets) * size / (time.perf_counter() - t0)
 
+    def base_server(self) -> servers.Proc:
+        """The zero-copy file server (nginx, else Python sendfile) over Coffer's blob directory."""
+        if self.baseline is None:
+            root = self.work / "coffer" / "blobs"
+            if self.use_nginx:
+                self.baseline = self.start(servers.Nginx(root, self.work / "nginx", self.workers))
+            else:
+                self.baseline = self.start(servers.PySendfile(root, self.work / "sendfile"))
+        return self.baseline
+
     def baselines(self, q: int) -> dict[str, float]:
         p = self.p
-        root = self.work / "coffer" / "blobs"
-        if self.use_nginx:
-            base: servers.Proc = self.start(servers.Nginx(root, self.work / "nginx", self.workers))
-        else:
-            base = self.start(servers.PySendfile(root, self.work / "sendfile"))
+        base = self.base_server()
         one = "/" + str(self.blob_file("big", "one"))
         pars = ["/" + str(self.blob_file("big", f"par-{i}")) for i in range(p.streams)]
         out: dict[str, float] = {}
@@ -497,7 +504,6 @@ class Bench:
 
             out["client_put_sink"], _ = best_of(p.reps, put)
         sink.stop()
-        self.baseline = base  # kept for the small-file ceiling
         return out
 
     # --- small objects --------------------------------------------------------------------------
@@ -550,7 +556,7 @@ class Bench:
         hello.stop()
         small_blob = "/" + str(self.blob_file("small", "s/00000"))
         ceil["nginx GET c16"] = self.load(
-            None, self.baseline.port, [loadgen.raw_request("GET", small_blob, [("Host", "h")])], 16, 0
+            None, self.base_server().port, [loadgen.raw_request("GET", small_blob, [("Host", "h")])], 16, 0
         )
         log("  ceilings: " + ", ".join(f"{k} {v.rate:,.0f}/s" for k, v in ceil.items()))
         self.L["small_ceilings"] = {k: v.as_dict() for k, v in ceil.items()}
@@ -562,7 +568,7 @@ class Bench:
                 if mode.startswith("GET"):
                     bound, bound_name = ceil[f"GET c{conc}"].rate, f"uvicorn hello app c{conc}"
                 else:
-                    bound = self.L[f"small_files_c{conc}"]
+                    bound = self.L.get(f"small_files_c{conc}")
                     bound_name = f"durable 4 KiB creates c{conc}"
                 cpu_us = load.cpu_us
                 note = f"p50 {load.p50_ms:.2f} ms, p99 {load.p99_ms:.2f} ms"
@@ -736,7 +742,7 @@ class Bench:
                 "keys/s",
                 rate,
                 None,
-                self.L["sqlite_commits"],
+                self.L.get("sqlite_commits"),
                 "SQLite one-row commits",
                 note,
                 load.as_dict(),
@@ -746,6 +752,7 @@ class Bench:
     # --- per-request CPU ------------------------------------------------------------------------
     def cpu_costs(self) -> None:
         self.section("per-request CPU: SigV4, policy, authorize_s3")
+        assert self.ep is not None
         get = self.report.row("4 KiB GET signed, c16")
         rate = get.value if get and get.value else 0.0
         cores = os.cpu_count() or 1
@@ -777,7 +784,8 @@ class Bench:
                     note="bench/policy_bench.py (100 policies x 10 statements)",
                 )
             )
-        door = micro.authorize_s3(max(1000, self.p.sigv4_iterations))
+        akid, rounds = self.ep.signer.access_key_id, max(1000, self.p.sigv4_iterations)
+        door = micro.authorize_s3(str(self.work / "coffer"), akid, "small", rounds)
         self.report.add(
             Row(
                 "cpu",
@@ -937,11 +945,13 @@ class Bench:
     def run(self) -> Report:
         sections = self.args.sections
         self.make_source()
-        self.measure_limits()
+        if "machine" in sections:
+            self.measure_limits()
         self.section("starting Coffer (embedded SQLite) and the peer")
         self.start_coffer()
         self.start_peer()
-        self.large()
+        if "large" in sections:
+            self.large()
         if "small" in sections:
             self.small()
         if "list" in sections:
@@ -958,16 +968,11 @@ class Bench:
         return self.report
 
 
-ALL_SECTIONS = frozenset({"small", "list", "keys", "cpu", "memory"})
+ALL_SECTIONS = frozenset({"machine", "large", "small", "list", "keys", "cpu", "memory"})
 
 
 def _door_note() -> str:
-    import inspect
-
-    from coffer import authz
-
-    wired = "evaluate" in inspect.getsource(authz.authorize_s3)
-    return "policy engine" if wired else "interim org rule (policy engine not wired yet)"
+    return "node.authz: org policies (the admin's starter policy) + bucket policy, compiled, cached"
 
 
 def install_deps() -> int:
