@@ -8,6 +8,7 @@ cannot parse is MalformedXML, never a traceback.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TypeAlias
@@ -34,14 +35,26 @@ _ESCAPES.update({c: f"&#x{c:X};" for c in range(32) if c not in (9, 10)})
 _ESCAPES[13] = "&#xD;"
 
 
+_SPECIAL = re.compile("[&<>\"'\x00-\x08\x0b-\x1f]")
+
+
+class Raw(str):
+    """Markup rendered ahead of time, already escaped: the content of its node as is.
+
+    Listings render their thousand `<Contents>` entries with one format string each
+    instead of walking a tree of tuples per entry."""
+
+
 def escape(text: str) -> str:
-    return text.translate(_ESCAPES)
+    # Most keys need no escaping; finding that out with a regex is cheaper than translating.
+    return text.translate(_ESCAPES) if _SPECIAL.search(text) else text
 
 
 def timestamp(value: datetime) -> str:
     """ISO 8601 with milliseconds and Z, as S3 renders LastModified and CreationDate."""
-    value = value.astimezone(UTC) if value.tzinfo else value
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(timespec="milliseconds") + "Z"
 
 
 def _text(value: str | int | bool | datetime) -> str:
@@ -56,6 +69,9 @@ def _text(value: str | int | bool | datetime) -> str:
 
 def _render(out: list[str], tag: str, value: Value) -> None:
     if value is None:
+        return
+    if isinstance(value, Raw):
+        out.append(f"<{tag}>{value}</{tag}>")
         return
     if isinstance(value, str | int | bool | datetime):
         out.append(f"<{tag}>{_text(value)}</{tag}>")

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import datetime
 
 from coffer.errors import S3Error
 from coffer.s3 import xml
 from coffer.s3.context import Context, run
-from coffer.s3.handlers.common import encoding_type, owner, parse_int, url_encode
+from coffer.s3.handlers.common import encoding_type, parse_int, url_encode
 from coffer.s3.responses import S3Response
 from coffer.storage.models import ObjectListing
 
@@ -39,23 +40,41 @@ async def _page(ctx: Context, prefix: str, delimiter: str, after: str, max_keys:
 
 
 def _entries(listing: ObjectListing, encode: bool, with_owner: bool) -> list[xml.Node]:
+    """<Contents> and <CommonPrefixes>. A page holds up to a thousand entries, so each
+    <Contents> is one format string (`xml.Raw`), not a tree of nodes."""
     nodes: list[xml.Node] = []
+    escape, stamps = xml.escape, _Timestamps()
     for obj in listing.contents:
-        entry: list[xml.Node] = [
-            ("Key", url_encode(obj.key, encode)),
-            ("LastModified", obj.last_modified),
-            ("ETag", obj.etag),
-            ("Size", obj.size),
-        ]
+        key = escape(url_encode(obj.key, encode) or "")
+        extra = ""
         if obj.checksum_algorithm:
-            entry.append(("ChecksumAlgorithm", obj.checksum_algorithm))
+            extra = f"<ChecksumAlgorithm>{escape(obj.checksum_algorithm)}</ChecksumAlgorithm>"
         if with_owner:
-            entry.append(("Owner", owner(obj.owner_principal)))
-        entry.append(("StorageClass", obj.storage_class or "STANDARD"))
-        nodes.append(("Contents", entry))
+            principal = escape(obj.owner_principal)
+            extra += f"<Owner><ID>{principal}</ID><DisplayName>{principal}</DisplayName></Owner>"
+        nodes.append(
+            (
+                "Contents",
+                xml.Raw(
+                    f"<Key>{key}</Key><LastModified>{stamps(obj.last_modified)}</LastModified>"
+                    f"<ETag>{escape(obj.etag)}</ETag><Size>{int(obj.size)}</Size>{extra}"
+                    f"<StorageClass>{escape(obj.storage_class or 'STANDARD')}</StorageClass>"
+                ),
+            )
+        )
     for prefix in listing.common_prefixes:
         nodes.append(("CommonPrefixes", [("Prefix", url_encode(prefix, encode))]))
     return nodes
+
+
+class _Timestamps(dict[datetime, str]):
+    """xml.timestamp, remembered within one page (keys written together share a time)."""
+
+    def __call__(self, value: datetime) -> str:
+        text = self.get(value)
+        if text is None:
+            text = self[value] = xml.timestamp(value)
+        return text
 
 
 async def list_objects(ctx: Context) -> S3Response:
