@@ -15,7 +15,7 @@ import pytest
 from coffer.errors import S3Error
 from coffer.s3.sigv4 import checksums as cks
 from coffer.storage import blobs as blobs_mod
-from coffer.storage.blobs import READ_CHUNK, BlobStore
+from coffer.storage.blobs import READ_CHUNK, WRITE_BUFFER, BlobStore
 from coffer.storage.models import PartRef
 from tests.storage.conftest import write_blob
 
@@ -89,7 +89,8 @@ def test_finish_fsyncs_file_then_renames_then_fsyncs_directory(
 def test_abort_discards_temp_and_is_idempotent(store: BlobStore) -> None:
     async def go() -> None:
         w = store.writer()
-        await w.write(b"a" * (2 << 20))  # forces a flush to the temp file
+        await w.write(b"a" * WRITE_BUFFER)  # starts a flush to the temp file
+        await w.write(b"a" * WRITE_BUFFER)  # waits for it before starting the next
         assert len(list(store.tmp_path.iterdir())) == 1
         await w.abort()
         await w.abort()
@@ -133,8 +134,11 @@ def test_full_disk_is_insufficient_storage_and_leaves_nothing(
     monkeypatch.setattr(blobs_mod.os, "write", full)
 
     async def go() -> None:
+        # A buffer's write runs while the next one arrives: its error comes out of the
+        # next write or of finish, and nothing is left behind either way.
         w = store.writer(["md5", "sha256"])
-        await w.write(b"z" * (3 << 20))
+        await w.write(b"z" * WRITE_BUFFER)
+        await w.finish()
 
     with pytest.raises(S3Error) as err:
         asyncio.run(go())
@@ -346,7 +350,12 @@ def test_abort_after_cancelled_flush_waits_for_the_running_write(
 
     async def go() -> bool:
         w = store.writer(["md5"])
-        task = asyncio.create_task(w.write(b"q" * (2 << 20)))
+
+        async def upload() -> None:
+            await w.write(b"q" * WRITE_BUFFER)  # starts the (slow) flush
+            await w.write(b"q" * WRITE_BUFFER)  # waits for it: cancelled here
+
+        task = asyncio.create_task(upload())
         await asyncio.get_running_loop().run_in_executor(None, started.wait, 30)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
