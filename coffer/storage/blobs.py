@@ -41,7 +41,7 @@ __all__ = ["ALGORITHMS", "BlobStore", "BlobWriter"]
 
 log = logging.getLogger("coffer.blobs")
 
-WRITE_BUFFER = 4 << 20  # buffer this much before a thread hop (write + hashes in parallel)
+WRITE_BUFFER = 1 << 20  # buffer this much before a thread hop (write + hashes in parallel)
 READ_CHUNK = 4 << 20  # bytes per yielded chunk and per thread hop on reads
 _INLINE_MAX = 256 << 10  # a final buffer this small is written and hashed inline in finish()
 _FULL_DISK = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -188,6 +188,12 @@ class BlobWriter:
         """
         self._buf = []
         await self._run(self._abandon)
+
+    @property
+    def small(self) -> bool:
+        """Nothing in flight and little buffered: `finish_sync` costs about what one thread
+        hop does, so a caller may run it in the same hop as the metadata commit."""
+        return not self._inflight and self._buffered <= _INLINE_MAX
 
     # sync API (copies, CLI, tests) ----------------------------------------------------------
     def write_sync(self, data: bytes) -> None:
