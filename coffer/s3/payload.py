@@ -209,14 +209,25 @@ async def store_body(
             await writer.write(chunk)
         if declared is not None and size != declared:
             raise S3Error("IncompleteBody")
-        info = await writer.finish()
-        verifier.finish(info.digests)
-        check_digests(spec, md5, info.digests)
-        checksums = {CHECKSUMS[stored_alg][1]: base64.b64encode(info.digests[stored_alg]).decode("ascii")}
-        if checksums:
-            checksums["type"] = "FULL_OBJECT"
-        stored = StoredBody(blob=info, etag=f'"{info.digests["md5"].hex()}"', checksums=checksums, spec=spec)
-        result = await run(commit, stored)
+
+        def verified(info: BlobInfo) -> StoredBody:
+            verifier.finish(info.digests)
+            check_digests(spec, md5, info.digests)
+            value = base64.b64encode(info.digests[stored_alg]).decode("ascii")
+            checksums = {CHECKSUMS[stored_alg][1]: value, "type": "FULL_OBJECT"}
+            etag = f'"{info.digests["md5"].hex()}"'
+            return StoredBody(blob=info, etag=etag, checksums=checksums, spec=spec)
+
+        if writer.small:
+            # A small body: sync, publish, verify and commit in one thread hop, not two.
+            def tail() -> tuple[StoredBody, T]:
+                stored = verified(writer.finish_sync())
+                return stored, commit(stored)
+
+            stored, result = await run(tail)
+        else:
+            stored = verified(await writer.finish())
+            result = await run(commit, stored)
     except BaseException:
         await writer.abort()
         raise

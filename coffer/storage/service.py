@@ -114,12 +114,21 @@ _RETRIES = 10
 _BUCKET_CACHE_MAX = 10_000
 
 
-# The hot lookups, built once: executing a prebuilt statement skips SQLAlchemy's
+# The hot statements, built once: executing a prebuilt statement skips SQLAlchemy's
 # per-call statement construction and cache-key generation, about half the CPU of the
-# metadata read behind a small GET.
+# metadata read behind a small GET, and much of a small PUT's commit.
 _GET_LATEST = sa.select(objects).where(
     objects.c.bucket == sa.bindparam("bucket"), objects.c.key == sa.bindparam("key"), latest_only()
 )
+_LATEST = sa.select(*LATEST_COLUMNS).where(
+    objects.c.bucket == sa.bindparam("bucket"), objects.c.key == sa.bindparam("key"), latest_only()
+)
+_LOCK_BUCKET = (
+    sa.select(buckets.c.versioning)
+    .where(buckets.c.name == sa.bindparam("name"))
+    .with_for_update(read=True, key_share=True)
+)
+_INSERT_OBJECT = objects.insert()
 _GET_VERSION = sa.select(objects).where(
     objects.c.bucket == sa.bindparam("bucket"),
     objects.c.key == sa.bindparam("key"),
@@ -198,11 +207,7 @@ class Storage:
     def _lock_bucket(self, conn: Connection, name: str) -> str:
         """The bucket's versioning state, with its row share-locked against a concurrent
         DeleteBucket (PostgreSQL; SQLite writers are serial anyway)."""
-        versioning = conn.execute(
-            sa.select(buckets.c.versioning)
-            .where(buckets.c.name == name)
-            .with_for_update(read=True, key_share=True)
-        ).scalar()
+        versioning = conn.execute(_LOCK_BUCKET, {"name": name}).scalar()
         if versioning is None:
             raise S3Error("NoSuchBucket", fields={"BucketName": name})
         return str(versioning)
@@ -217,9 +222,7 @@ class Storage:
 
     @staticmethod
     def _latest(conn: Connection, bucket: str, key: str) -> AnyRow | None:
-        return conn.execute(
-            sa.select(*LATEST_COLUMNS).where(objects.c.bucket == bucket, objects.c.key == key, latest_only())
-        ).first()
+        return conn.execute(_LATEST, {"bucket": bucket, "key": key}).first()
 
     def _drop_version(self, conn: Connection, bucket: str, key: str, version_id: str) -> AnyRow | None:
         """Delete one version row and retire its blobs; the row deleted, if there was one."""
@@ -265,7 +268,7 @@ class Storage:
             "seq": (int(current.seq) + 1) if current is not None else 1,
             "is_latest": True,
         }
-        conn.execute(objects.insert().values(**row))
+        conn.execute(_INSERT_OBJECT, row)  # parameters, not .values(): no per-row cache key
         return ObjectVersion(
             bucket=bucket,
             key=key,
@@ -530,7 +533,7 @@ class Storage:
         else:
             check_version_id(version_id)
             query, params["version_id"] = _GET_VERSION, version_id
-        with self.db.read() as conn:
+        with self.db.query() as conn:
             row = conn.execute(query, params).first()
         if row is None:
             if version_id is None:
