@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import socket
+import sys
 from typing import Any
 
 import uvicorn
@@ -65,14 +66,70 @@ def create_app() -> PortDispatch:
     return PortDispatch(api, s3, settings.api_port, node)
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def _listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def _supervisor() -> type:
+    from uvicorn.supervisors import Multiprocess
+
+    class OwnSocketWorkers(Multiprocess):
+        """uvicorn's supervisor, except that every worker listens on sockets of its own
+        (SO_REUSEPORT), so the kernel spreads new connections evenly over the workers.
+
+        With one shared listening socket, the worker that wakes first accepts a whole burst
+        of connections and keeps them (keep-alive): under 16 benchmark connections one
+        worker served every request while the other idled (about 4,000 instead of 7,000
+        small GETs/s on 2 cores; docs/performance.md). uvicorn reads `self.sockets` once
+        per worker it starts; here that read binds a fresh pair, and the parent lets go of
+        its copies as soon as the worker has started, so a dead worker's sockets close with
+        it instead of queueing connections nobody accepts."""
+
+        def __init__(self, config: uvicorn.Config, listen: list[tuple[str, int]]) -> None:
+            self._addresses = listen
+            self._handed: list[socket.socket] = []
+            super().__init__(config, sockets=[])
+
+        @property
+        def sockets(self) -> list[socket.socket]:
+            fresh = [_listen(host, port, reuse_port=True) for host, port in self._addresses]
+            self._handed += fresh
+            return fresh
+
+        @sockets.setter
+        def sockets(self, _value: list[socket.socket]) -> None:
+            pass
+
+        def _release(self) -> None:
+            for sock in self._handed:
+                sock.close()
+            self._handed = []
+
+        def init_processes(self) -> None:
+            super().init_processes()
+            self._release()
+
+        def keep_subprocess_alive(self) -> None:
+            super().keep_subprocess_alive()
+            self._release()
+
+        def restart_all(self) -> None:
+            super().restart_all()
+            self._release()
+
+        def handle_ttin(self) -> None:
+            super().handle_ttin()
+            self._release()
+
+    return OwnSocketWorkers
 
 
 def prepare(settings: Settings) -> dict[str, Any]:
@@ -107,7 +164,13 @@ def serve(settings: Settings) -> None:
             extra={"org_id": info["org_id"], "token_path": str(info["token_path"])},
         )
     os.environ[_SETTINGS_ENV] = json.dumps(dataclasses.asdict(settings))
+    # Bound without SO_REUSEPORT first: a port another server holds fails here, loudly.
     sockets = [_listen(settings.host, settings.api_port), _listen(settings.host, settings.s3_port)]
+    own_sockets = settings.workers > 1 and hasattr(socket, "SO_REUSEPORT") and sys.platform == "linux"
+    if own_sockets:
+        addresses = [(settings.host, sock.getsockname()[1]) for sock in sockets]
+        for sock in sockets:
+            sock.close()
     config = uvicorn.Config(
         "coffer.server:create_app",
         factory=True,
@@ -131,7 +194,9 @@ def serve(settings: Settings) -> None:
         settings.workers,
         extra={"api_port": settings.api_port, "s3_port": settings.s3_port, "workers": settings.workers},
     )
-    if settings.workers > 1:
+    if own_sockets:
+        _supervisor()(config, addresses).run()
+    elif settings.workers > 1:
         from uvicorn.supervisors import Multiprocess
 
         Multiprocess(config, sockets=sockets).run()
