@@ -10,7 +10,7 @@ import asyncio
 import base64
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -50,7 +50,7 @@ class S3Response:
     code: str = ""  # the S3 error code, for the access log
 
     @classmethod
-    def xml(cls, root: str, children: list[xml.Node] | str, status: int = 200) -> S3Response:
+    def xml(cls, root: str, children: Sequence[xml.Node | xml.Raw] | str, status: int = 200) -> S3Response:
         return cls(status, [("content-type", XML_TYPE)], xml.render(root, children))
 
 

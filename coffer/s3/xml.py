@@ -36,22 +36,31 @@ _ESCAPES[13] = "&#xD;"
 
 
 _SPECIAL = re.compile("[&<>\"'\x00-\x08\x0b-\x1f]")
+_SPECIAL_BUT_QUOTE = re.compile("[&<>'\x00-\x08\x0b-\x1f]")
 
 
 class Raw(str):
-    """Markup rendered ahead of time, already escaped: the content of its node as is.
+    """Markup rendered ahead of time, already escaped, inserted as is: as the value of a
+    node (its content), or in place of a node among a document's children.
 
     Listings render their thousand `<Contents>` entries with one format string each
     instead of walking a tree of tuples per entry."""
 
 
 def escape(text: str) -> str:
-    # Most keys need no escaping; finding that out with a regex is cheaper than translating.
-    return text.translate(_ESCAPES) if _SPECIAL.search(text) else text
+    # Most keys need no escaping and ETags only their quotes: finding that out with a
+    # regex is several times cheaper than translating (a listing escapes thousands).
+    if not _SPECIAL.search(text):
+        return text
+    if not _SPECIAL_BUT_QUOTE.search(text):
+        return text.replace('"', "&quot;")
+    return text.translate(_ESCAPES)
 
 
 def timestamp(value: datetime) -> str:
     """ISO 8601 with milliseconds and Z, as S3 renders LastModified and CreationDate."""
+    if value.tzinfo is UTC:
+        return value.isoformat(timespec="milliseconds")[:-6] + "Z"  # drop "+00:00"
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
     return value.isoformat(timespec="milliseconds") + "Z"
@@ -82,7 +91,7 @@ def _render(out: list[str], tag: str, value: Value) -> None:
     out.append(f"</{tag}>")
 
 
-def render(root: str, children: Iterable[Node] | str, *, namespace: bool = True) -> bytes:
+def render(root: str, children: Iterable[Node | Raw] | str, *, namespace: bool = True) -> bytes:
     """A complete document: declaration, root element (with the S3 namespace), children."""
     out: list[str] = []
     ns = f' xmlns="{NAMESPACE}"' if namespace else ""
@@ -90,8 +99,11 @@ def render(root: str, children: Iterable[Node] | str, *, namespace: bool = True)
         out.append(f"<{root}{ns}>{escape(children)}</{root}>")
     else:
         out.append(f"<{root}{ns}>")
-        for tag, value in children:
-            _render(out, tag, value)
+        for child in children:
+            if isinstance(child, Raw):
+                out.append(child)
+            else:
+                _render(out, *child)
         out.append(f"</{root}>")
     return DECLARATION + "".join(out).encode("utf-8")
 

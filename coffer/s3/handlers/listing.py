@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import datetime
+from urllib.parse import quote
 
 from coffer.errors import S3Error
 from coffer.s3 import xml
@@ -39,29 +40,26 @@ async def _page(ctx: Context, prefix: str, delimiter: str, after: str, max_keys:
     )
 
 
-def _entries(listing: ObjectListing, encode: bool, with_owner: bool) -> list[xml.Node]:
-    """<Contents> and <CommonPrefixes>. A page holds up to a thousand entries, so each
-    <Contents> is one format string (`xml.Raw`), not a tree of nodes."""
-    nodes: list[xml.Node] = []
-    escape, stamps = xml.escape, _Timestamps()
+def _entries(listing: ObjectListing, encode: bool, with_owner: bool) -> list[xml.Node | xml.Raw]:
+    """<Contents> and <CommonPrefixes>. A page holds up to a thousand entries, so the
+    <Contents> are one pre-rendered fragment (`xml.Raw`) of one format string each, not a
+    tree of nodes per entry."""
+    escape, stamps, classes = xml.escape, _Timestamps(), _Escaped()
+    parts: list[str] = []
     for obj in listing.contents:
-        key = escape(url_encode(obj.key, encode) or "")
+        key = escape(quote(obj.key, safe="/") if encode else obj.key)
         extra = ""
         if obj.checksum_algorithm:
             extra = f"<ChecksumAlgorithm>{escape(obj.checksum_algorithm)}</ChecksumAlgorithm>"
         if with_owner:
             principal = escape(obj.owner_principal)
             extra += f"<Owner><ID>{principal}</ID><DisplayName>{principal}</DisplayName></Owner>"
-        nodes.append(
-            (
-                "Contents",
-                xml.Raw(
-                    f"<Key>{key}</Key><LastModified>{stamps(obj.last_modified)}</LastModified>"
-                    f"<ETag>{escape(obj.etag)}</ETag><Size>{int(obj.size)}</Size>{extra}"
-                    f"<StorageClass>{escape(obj.storage_class or 'STANDARD')}</StorageClass>"
-                ),
-            )
+        parts.append(
+            f"<Contents><Key>{key}</Key><LastModified>{stamps(obj.last_modified)}</LastModified>"
+            f"<ETag>{escape(obj.etag)}</ETag><Size>{int(obj.size)}</Size>{extra}"
+            f"<StorageClass>{classes(obj.storage_class or 'STANDARD')}</StorageClass></Contents>"
         )
+    nodes: list[xml.Node | xml.Raw] = [xml.Raw("".join(parts))] if parts else []
     for prefix in listing.common_prefixes:
         nodes.append(("CommonPrefixes", [("Prefix", url_encode(prefix, encode))]))
     return nodes
@@ -77,13 +75,23 @@ class _Timestamps(dict[datetime, str]):
         return text
 
 
+class _Escaped(dict[str, str]):
+    """xml.escape, remembered within one page (a page has a handful of storage classes)."""
+
+    def __call__(self, value: str) -> str:
+        text = self.get(value)
+        if text is None:
+            text = self[value] = xml.escape(value)
+        return text
+
+
 async def list_objects(ctx: Context) -> S3Response:
     query = ctx.op.query
     encode = encoding_type(query)
     prefix, delimiter, marker = query.get("prefix", ""), query.get("delimiter", ""), query.get("marker", "")
     max_keys = _max_keys(ctx)
     listing = await _page(ctx, prefix, delimiter, marker, max_keys)
-    body: list[xml.Node] = [
+    body: list[xml.Node | xml.Raw] = [
         ("Name", ctx.require_bucket().name),
         ("Prefix", url_encode(prefix, encode)),
         ("Marker", url_encode(marker, encode)),
@@ -135,7 +143,7 @@ async def list_objects_v2(ctx: Context) -> S3Response:
     fetch_owner = query.get("fetch-owner", "").lower() == "true"
     max_keys = _max_keys(ctx)
     listing = await _page(ctx, prefix, delimiter, after, max_keys)
-    body: list[xml.Node] = [
+    body: list[xml.Node | xml.Raw] = [
         ("Name", ctx.require_bucket().name),
         ("Prefix", url_encode(prefix, encode)),
     ]
