@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -114,9 +115,14 @@ def test_access_log_line_without_secrets(
     vs3.put_object(Bucket=bucket, Key="logged", Body=b"12345")
     url = vs3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "logged"}, ExpiresIn=60)
     assert httpx.get(url).status_code == 200
-    lines = [json.loads(line) for line in server.log().splitlines() if '"coffer.s3.access"' in line]
-    puts = [e for e in lines if e.get("operation") == "PutObject" and e.get("key") == "logged"]
-    gets = [e for e in lines if e.get("operation") == "GetObject" and e.get("key") == "logged"]
+    # The line is written once the response is out, so the client may get here first.
+    for _ in range(100):
+        lines = [json.loads(line) for line in server.log().splitlines() if '"coffer.s3.access"' in line]
+        puts = [e for e in lines if e.get("operation") == "PutObject" and e.get("key") == "logged"]
+        gets = [e for e in lines if e.get("operation") == "GetObject" and e.get("key") == "logged"]
+        if puts and gets:
+            break
+        time.sleep(0.05)
     assert puts and gets
     entry = gets[-1]
     assert entry["bucket"] == bucket and entry["status"] == 200 and entry["bytes_sent"] == 5
