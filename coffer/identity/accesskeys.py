@@ -180,6 +180,17 @@ def parse_page(offset: object, limit: object, *, default_limit: int = 100) -> Pa
     return Page(off, lim)
 
 
+# The statements of a mint, built once (SQLAlchemy skips construction and cache keys).
+_KEY_TAKEN = sa.select(access_keys.c.access_key_id).where(
+    access_keys.c.access_key_id == sa.bindparam("key_id")
+)
+_INSERT_KEY = access_keys.insert()
+_SUSPENDED = sa.select(principal_suspensions.c.principal_name).where(
+    principal_suspensions.c.org_id == sa.bindparam("org_id"),
+    principal_suspensions.c.principal_name == sa.bindparam("principal"),
+)
+
+
 class AccessKeyService:
     def __init__(
         self, db: Database, changes: ChangeWatcher, box: SecretBox, *, max_duration: int = 43200
@@ -225,32 +236,35 @@ class AccessKeyService:
         session_token = ids.new_session_token() if with_session_token else None
         attrs = dict(attributes or {})
         multi = {k: list(v) for k, v in (multi_attributes or {}).items()}
+        row: dict[str, Any] = {
+            "org_id": org_id,
+            "principal_name": principal_name,
+            "user_id": user_id,
+            "session_token_hash": ids.hash_token(session_token) if session_token else None,
+            "source": source.value,
+            "role": role,
+            "attributes": attrs,
+            "multi_attributes": multi,
+            "created_at": now,
+            "expires_at": expires_at,
+        }
+
+        def fresh_id() -> str:
+            key_id = ids.new_access_key_id()
+            row["access_key_id"], row["secret_ciphertext"] = key_id, self.box.seal(secret, key_id)
+            return key_id
+
+        # Everything but the writes is prepared before taking the (single) write lock,
+        # and the statements are prebuilt: concurrent mints queue on that lock.
+        key_id = fresh_id()
         with self.db.write() as conn:
             for _ in range(5):
-                key_id = ids.new_access_key_id()
-                taken = conn.execute(
-                    sa.select(access_keys.c.access_key_id).where(access_keys.c.access_key_id == key_id)
-                ).first()
-                if not taken:
+                if not conn.execute(_KEY_TAKEN, {"key_id": key_id}).first():
                     break
+                key_id = fresh_id()
             else:  # pragma: no cover - 26**14 ids make this unreachable in practice
                 raise RuntimeError("could not allocate an access key id")
-            conn.execute(
-                access_keys.insert().values(
-                    access_key_id=key_id,
-                    org_id=org_id,
-                    principal_name=principal_name,
-                    user_id=user_id,
-                    secret_ciphertext=self.box.seal(secret, key_id),
-                    session_token_hash=ids.hash_token(session_token) if session_token else None,
-                    source=source.value,
-                    role=role,
-                    attributes=attrs,
-                    multi_attributes=multi,
-                    created_at=now,
-                    expires_at=expires_at,
-                )
-            )
+            conn.execute(_INSERT_KEY, row)
             suspended = self._is_suspended(conn, org_id, principal_name)
         # No change-counter bump: a new key makes nothing cached stale. The only entry it
         # could contradict is a cached "no such key" for its id, and ids are 14 random
@@ -277,15 +291,7 @@ class AccessKeyService:
     # reading ---------------------------------------------------------------------------
     @staticmethod
     def _is_suspended(conn: Connection, org_id: str, principal: str) -> bool:
-        return (
-            conn.execute(
-                sa.select(principal_suspensions.c.principal_name).where(
-                    principal_suspensions.c.org_id == org_id,
-                    principal_suspensions.c.principal_name == principal,
-                )
-            ).first()
-            is not None
-        )
+        return conn.execute(_SUSPENDED, {"org_id": org_id, "principal": principal}).first() is not None
 
     @staticmethod
     def _key(r: Row[Any], suspended: bool) -> AccessKey:
