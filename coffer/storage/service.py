@@ -129,6 +129,15 @@ _LOCK_BUCKET = (
     .with_for_update(read=True, key_share=True)
 )
 _INSERT_OBJECT = objects.insert()
+_DROP_VERSION = (
+    objects.delete()
+    .where(
+        objects.c.bucket == sa.bindparam("bucket"),
+        objects.c.key == sa.bindparam("key"),
+        objects.c.version_id == sa.bindparam("version_id"),
+    )
+    .returning(objects.c.is_latest, objects.c.is_delete_marker, objects.c.parts)
+)
 _GET_VERSION = sa.select(objects).where(
     objects.c.bucket == sa.bindparam("bucket"),
     objects.c.key == sa.bindparam("key"),
@@ -167,6 +176,7 @@ class Storage:
         self.collector = Collector(db, blobs, grace=dead_blob_grace)
         self._local_changes = 0
         self._bucket_cache: dict[str, Bucket | None] = {}
+        self._retire_stmt: Any = None  # built on first use, for this store's dialect
         self._cache_token: object = None
 
     # plumbing ---------------------------------------------------------------------------
@@ -192,8 +202,10 @@ class Storage:
         rows = [{"blob": b, "dead_since": now} for b in dict.fromkeys(blobs) if b]
         if not rows:
             return
-        insert = (pg_dialect.insert if self.db.dialect == "postgresql" else sqlite_dialect.insert)(dead_blobs)
-        conn.execute(insert.on_conflict_do_nothing(index_elements=["blob"]), rows)
+        if self._retire_stmt is None:
+            dialect = pg_dialect if self.db.dialect == "postgresql" else sqlite_dialect
+            self._retire_stmt = dialect.insert(dead_blobs).on_conflict_do_nothing(index_elements=["blob"])
+        conn.execute(self._retire_stmt, rows)
 
     def _changed(self) -> None:
         self._local_changes += 1
@@ -226,11 +238,7 @@ class Storage:
 
     def _drop_version(self, conn: Connection, bucket: str, key: str, version_id: str) -> AnyRow | None:
         """Delete one version row and retire its blobs; the row deleted, if there was one."""
-        row = conn.execute(
-            objects.delete()
-            .where(objects.c.bucket == bucket, objects.c.key == key, objects.c.version_id == version_id)
-            .returning(objects.c.is_latest, objects.c.is_delete_marker, objects.c.parts)
-        ).first()
+        row = conn.execute(_DROP_VERSION, {"bucket": bucket, "key": key, "version_id": version_id}).first()
         if row is not None:
             self._retire(conn, blobs_of(row.parts))
         return row
