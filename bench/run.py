@@ -72,7 +72,7 @@ PROFILES = {
         5 * GiB, GiB, 20_000, 2000,
     ),
     "quick": Profile(
-        "quick", 256 * MiB, 4, 16 * MiB, 2, 128 * MiB, 256 * MiB, 400, 128, 1024, 2, 1000, 100_000, 50,
+        "quick", 256 * MiB, 4, 16 * MiB, 2, 128 * MiB, 256 * MiB, 400, 128, 1024, 2, 1000, 100_000, 100,
         GiB, 256 * MiB, 5000, 300,
     ),
     "selftest": Profile(
