@@ -301,6 +301,9 @@ class Bench:
         big = size_label(p.big)
         q = p.big // p.streams
         self.section(f"large objects: {big} single stream, {p.streams}x{size_label(q)}, multipart")
+        # GETs are cheap and loopback speed swings with how the two vCPUs get shared:
+        # every GET figure (Coffer, moto, the baseline) is the best of at least 5.
+        get_reps = max(p.reps, 5)
         res: dict[str, dict[str, float]] = {}
         cpu: dict[str, float] = {}
         for ep in self.endpoints():
@@ -322,8 +325,8 @@ class Bench:
                 r["put"], r["put_samples"] = best_of(p.reps, put_one)  # type: ignore[assignment]
                 cpu[f"{ep.name}.put"] = (tree_cpu(pid) - c0) / (p.reps * p.big / GiB)
                 c0 = tree_cpu(pid)
-                r["get"], r["get_samples"] = best_of(p.reps, get_one)  # type: ignore[assignment]
-                cpu[f"{ep.name}.get"] = (tree_cpu(pid) - c0) / (p.reps * p.big / GiB)
+                r["get"], r["get_samples"] = best_of(get_reps, get_one)  # type: ignore[assignment]
+                cpu[f"{ep.name}.get"] = (tree_cpu(pid) - c0) / (get_reps * p.big / GiB)
 
             def par_put(ep: Endpoint = ep) -> float:
                 def one(i: int) -> None:
@@ -341,7 +344,7 @@ class Bench:
                 )
 
             r["par_put"], _ = best_of(p.reps, par_put)
-            r["par_get"], _ = best_of(p.reps, par_get)
+            r["par_get"], _ = best_of(get_reps, par_get)
 
             def mpu(ep: Endpoint = ep) -> float:
                 with open(self.src, "rb") as f:
@@ -477,9 +480,9 @@ class Bench:
                 assert c.request("GET", one, discard=True).check(200).length == p.big
                 return p.big / (time.perf_counter() - t0)
 
-            out["loopback_get"], _ = best_of(p.reps, get)
+            out["loopback_get"], _ = best_of(max(p.reps, 5), get)
         out["loopback_get_parallel"], _ = best_of(
-            p.reps, lambda: self.parallel_get("127.0.0.1", base.port, [(None, x) for x in pars], q)
+            max(p.reps, 5), lambda: self.parallel_get("127.0.0.1", base.port, [(None, x) for x in pars], q)
         )
         if shutil.which("curl"):
             speeds = []
