@@ -1,5 +1,6 @@
 """Per-request CPU costs: SigV4 verification (bench/sigv4_bench.py), policy decisions
-(bench/policy_bench.py), and the S3 face's authorization door (`coffer.authz.authorize_s3`)."""
+(bench/policy_bench.py: the engine; bench/authz_bench.py: the door on a node with 100
+policies), and the door on this run's own store (`node.authz.authorize_s3`)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,30 @@ def policy(iterations: int) -> dict[str, float]:
             result[m.group(1).strip()] = float(m.group(3))
     if not result:
         raise RuntimeError(f"policy_bench printed nothing usable: {out.stdout[-500:]}")
+    return result
+
+
+_AUTHZ_LINE = re.compile(r"^(.*?)\s+(allow|deny)\s+([\d.]+)\s*$")
+
+
+def authz(iterations: int) -> dict[str, float]:
+    """{case: µs per request} from bench/authz_bench.py (the door on a node holding 100
+    policies x 10 statements), run as its own process."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.authz_bench", "--iterations", str(iterations)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+        cwd=HERE.parent,
+    )
+    result = {}
+    for line in out.stdout.splitlines()[2:]:
+        m = _AUTHZ_LINE.match(line.rstrip())
+        if m:
+            result[m.group(1).strip()] = float(m.group(3))
+    if not result:
+        raise RuntimeError(f"authz_bench printed nothing usable: {out.stdout[-500:]}")
     return result
 
 

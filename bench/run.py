@@ -789,12 +789,24 @@ class Bench:
                     note="bench/policy_bench.py (100 policies x 10 statements)",
                 )
             )
+        for case, us in micro.authz(self.p.policy_iterations).items():
+            self.report.add(
+                Row(
+                    "cpu",
+                    f"S3 door, 100 policies: {case}",
+                    "µs",
+                    us,
+                    bound=budget,
+                    bound_name=bname,
+                    note="bench/authz_bench.py (a node holding 100 policies x 10 statements)",
+                )
+            )
         akid, rounds = self.ep.signer.access_key_id, max(1000, self.p.sigv4_iterations)
         door = micro.authorize_s3(str(self.work / "coffer"), akid, "small", rounds)
         self.report.add(
             Row(
                 "cpu",
-                "authorize_s3 (the S3 door, as wired today)",
+                "S3 door, this run's store: GetObject (authorize_s3)",
                 "µs",
                 door,
                 bound=budget,
