@@ -213,3 +213,28 @@ def stop_server(server: CofferServer) -> None:
     server.stop()
     if server.database_url:
         drop_pg_database(server.database_url)
+
+
+def worker_processes(server: CofferServer, port: int) -> list[Any]:
+    """The processes listening on `port`: uvicorn's workers, not its supervisor."""
+    import psutil
+
+    assert server.proc is not None
+    found = []
+    for child in psutil.Process(server.proc.pid).children(recursive=True):
+        try:
+            conns = child.net_connections(kind="tcp")
+        except psutil.Error:
+            continue
+        if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in conns):
+            found.append(child)
+    return found
+
+
+def connection_owner(procs: list[Any], port: int, client_port: int) -> int | None:
+    """Which of `procs` holds the server side of the connection from `client_port`."""
+    for proc in procs:
+        for c in proc.net_connections(kind="tcp"):
+            if c.laddr.port == port and c.raddr and c.raddr.port == client_port:
+                return int(proc.pid)
+    return None

@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import httpx
-import psutil
 import pytest
 
 from tests.api.util import assert_status, token_id_of, user_token
-from tests.harness import CofferServer, start_server, stop_server
+from tests.harness import CofferServer, connection_owner, start_server, stop_server, worker_processes
 
 LIST = "/v1/cwobject/access-key"
 
@@ -27,36 +26,13 @@ def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
     stop_server(srv)
 
 
-def workers(server: CofferServer) -> list[psutil.Process]:
-    """The processes holding the API listener: uvicorn's workers, not its supervisor."""
-    assert server.proc is not None
-    found = []
-    for child in psutil.Process(server.proc.pid).children(recursive=True):
-        try:
-            conns = child.net_connections(kind="tcp")
-        except psutil.Error:
-            continue
-        if any(c.status == psutil.CONN_LISTEN and c.laddr.port == server.api_port for c in conns):
-            found.append(child)
-    return found
-
-
-def owner(procs: list[psutil.Process], api_port: int, client_port: int) -> int | None:
-    """Which worker holds the server side of the connection from `client_port`."""
-    for proc in procs:
-        for c in proc.net_connections(kind="tcp"):
-            if c.laddr.port == api_port and c.raddr and c.raddr.port == client_port:
-                return proc.pid
-    return None
-
-
 def test_two_workers_serve(server: CofferServer) -> None:
-    assert len(workers(server)) == 2
+    assert len(worker_processes(server, server.api_port)) == 2
 
 
 def test_revoked_token_is_refused_by_every_worker(server: CofferServer) -> None:
     _, token = user_token(server, "multi-worker", admin=True)
-    procs = workers(server)
+    procs = worker_processes(server, server.api_port)
     held: dict[int, list[httpx.Client]] = {p.pid: [] for p in procs}
     clients: list[httpx.Client] = []
     try:
@@ -69,7 +45,7 @@ def test_revoked_token_is_refused_by_every_worker(server: CofferServer) -> None:
             r = client.get(LIST)
             assert r.status_code == 200, r.text
             client_port = r.extensions["network_stream"].get_extra_info("client_addr")[1]
-            pid = owner(procs, server.api_port, client_port)
+            pid = connection_owner(procs, server.api_port, client_port)
             assert pid is not None, "no worker owns the connection"
             held[pid].append(client)
             if all(len(v) >= 3 for v in held.values()):

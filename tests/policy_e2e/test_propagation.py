@@ -15,14 +15,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import psutil
 import pytest
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from tests.api.util import wait_for
-from tests.harness import CofferServer, start_server, stop_server
+from tests.harness import CofferServer, connection_owner, start_server, stop_server, worker_processes
 from tests.policy_e2e.util import delete, ensure_ok, policy, statement, unique
 from tests.s3.conftest import REGION, s3_client
 
@@ -71,32 +70,11 @@ def deny_k(bucket: str) -> dict[str, Any]:
     )
 
 
-def workers(server: CofferServer) -> list[psutil.Process]:
-    assert server.proc is not None
-    found = []
-    for child in psutil.Process(server.proc.pid).children(recursive=True):
-        try:
-            conns = child.net_connections(kind="tcp")
-        except psutil.Error:
-            continue
-        if any(c.status == psutil.CONN_LISTEN and c.laddr.port == server.s3_port for c in conns):
-            found.append(child)
-    return found
-
-
-def owner(procs: list[psutil.Process], port: int, client_port: int) -> int | None:
-    for proc in procs:
-        for c in proc.net_connections(kind="tcp"):
-            if c.laddr.port == port and c.raddr and c.raddr.port == client_port:
-                return proc.pid
-    return None
-
-
 def test_every_worker_honours_an_edit_on_its_next_request(
     server: CofferServer, setup: tuple[dict[str, Any], str]
 ) -> None:
     key, bucket = setup
-    procs = workers(server)
+    procs = worker_processes(server, server.s3_port)
     assert len(procs) == 2
     held: dict[int, httpx.Client] = {}
     spare: list[httpx.Client] = []
@@ -107,7 +85,7 @@ def test_every_worker_honours_an_edit_on_its_next_request(
             client = httpx.Client(timeout=30)
             r = send(client, server.s3_url, key, f"/{bucket}/k")
             assert r.status_code == 200  # this also warms that worker's caches
-            pid = owner(
+            pid = connection_owner(
                 procs, server.s3_port, r.extensions["network_stream"].get_extra_info("client_addr")[1]
             )
             if pid is not None and pid not in held:
