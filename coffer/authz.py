@@ -96,11 +96,15 @@ BucketLookup = Callable[[str], Bucket | None]
 
 
 def key_aliases(key: AccessKey) -> tuple[str, ...]:
-    """Other principal names a key answers to: its role (`role/<name>`), if it has one."""
-    role = key.role
-    if not role:
+    """Other principal names a key answers to: its roles (`role/<name>`), if it has any.
+
+    A SAML key carries every role its assertion named (multiAttributes `roles`)."""
+    roles = [key.role] if key.role else []
+    roles += key.multi_attributes.get("roles", [])
+    if not roles:
         return ()
-    return (role if role.startswith("role/") else f"role/{role}",)
+    aliases = (r if r.startswith("role/") else f"role/{r}" for r in roles)
+    return tuple(dict.fromkeys(a for a in aliases if a != key.principal_name))
 
 
 def uses_object_tags(policy: CompiledBucketPolicy | None) -> bool:

@@ -54,6 +54,15 @@ class Settings:
     api_token_key_duration: int = _setting(
         900, "Lifetime in seconds of keys minted by the api-token container-credentials exchange."
     )
+    oidc_container_key_duration: int = _setting(
+        900,
+        "Lifetime in seconds of keys from the OIDC container-credentials exchange (clipped to the token).",
+    )
+    public_url: str = _setting(
+        "",
+        "URL clients reach the control plane at (https://coffer.example.com); SAML audiences and recipients "
+        "default under it. Empty means http://<host>:<api-port>.",
+    )
     master_key: str = _setting(
         "", "Base64 32-byte key that encrypts access-key secrets; empty uses <data-dir>/master.key."
     )
@@ -96,6 +105,14 @@ class Settings:
         path = Path(self.audit_file).expanduser()
         return path if path.is_absolute() else self.data_path / path
 
+    @property
+    def effective_public_url(self) -> str:
+        """Where clients reach the control plane, without a trailing slash."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.api_port}"
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
@@ -119,6 +136,10 @@ def validate(s: Settings) -> list[str]:
         problems.append(f"max_key_duration: must be between 1 and {UINT32_MAX} seconds")
     if not 60 <= s.api_token_key_duration <= UINT32_MAX:
         problems.append("api_token_key_duration: must be at least 60 seconds")
+    if not 60 <= s.oidc_container_key_duration <= 43200:
+        problems.append("oidc_container_key_duration: must be between 60 and 43200 seconds")
+    if s.public_url and not s.public_url.startswith(("https://", "http://")):
+        problems.append("public_url: must start with https:// (or http://)")
     if s.log_level.lower() not in LOG_LEVELS:
         problems.append(f"log_level: must be one of {', '.join(LOG_LEVELS)}, got {s.log_level!r}")
     if not 60 <= s.console_session_seconds <= 7 * 86400:

@@ -13,9 +13,13 @@ from coffer import authz as authz_module
 from coffer.authz import Authorizer
 from coffer.config import Settings
 from coffer.errors import S3Error
+from coffer.federation import HttpJwksProvider
 from coffer.identity.accesskeys import AccessKeyService
 from coffer.identity.directory import Directory
+from coffer.identity.federated_keys import FederatedKeys
+from coffer.identity.federation_configs import FederationConfigs
 from coffer.identity.policies import OrgPolicies
+from coffer.identity.replay import SqlReplayCache
 from coffer.identity.secretbox import SecretBox, load_master_key
 from coffer.storage.blobs import BlobStore
 from coffer.storage.models import Bucket
@@ -37,6 +41,8 @@ class Node:
     storage: Storage
     policies: OrgPolicies
     authz: Authorizer
+    federation: FederationConfigs
+    federated_keys: FederatedKeys
 
     @classmethod
     def open(cls, settings: Settings, *, migrate: bool = True) -> Node:
@@ -73,6 +79,14 @@ class Node:
 
         authz = Authorizer(policies, find_bucket, object_tags)
         authz_module.install(authz)
+        federation = FederationConfigs(db, changes)
+        federated_keys = FederatedKeys(
+            federation,
+            keys,
+            replay_cache=SqlReplayCache(db),
+            jwks_provider=HttpJwksProvider(),
+            max_duration=settings.max_key_duration,
+        )
         return cls(
             settings,
             db,
@@ -83,6 +97,8 @@ class Node:
             storage=storage,
             policies=policies,
             authz=authz,
+            federation=federation,
+            federated_keys=federated_keys,
         )
 
     @property
@@ -96,5 +112,6 @@ class Node:
     def close(self) -> None:
         self.storage.stop_collector()
         self.changes.stop()
+        self.federated_keys.close()
         self.blobs.close()
         self.db.dispose()

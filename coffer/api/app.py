@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from coffer.api import accesskeys, policies
+from coffer.api import accesskeys, federation, policies
 from coffer.api.http import Operation, error_response, node_of, routes, status_json
 from coffer.api.openapi import build_spec
 from coffer.console.app import routes as console_routes
@@ -27,7 +27,7 @@ from coffer.node import Node
 
 log = logging.getLogger("coffer.api")
 
-OPERATIONS: list[Operation] = [*accesskeys.operations, *policies.operations]
+OPERATIONS: list[Operation] = [*accesskeys.operations, *policies.operations, *federation.operations]
 
 
 async def healthz(request: Request) -> JSONResponse:

@@ -188,9 +188,10 @@ Handler = Callable[[Call], Awaitable[Response]]
 
 @dataclass(frozen=True)
 class Operation:
-    """One control-plane RPC: `CWObject_<name>` in the OpenAPI, `action` in policies.
+    """One control-plane RPC: `<service>_<name>` in the OpenAPI, `action` in policies.
 
-    `action` is None only for AuthCanI, where callers ask about themselves."""
+    `action` is None for AuthCanI, where callers ask about themselves, and for the anonymous
+    federation exchanges, where the credential in the request is the authority."""
 
     name: str
     method: str
@@ -198,6 +199,7 @@ class Operation:
     action: str | None
     handler: Handler
     anonymous: bool = False
+    service: str = "CWObject"
 
 
 class _Dispatch:

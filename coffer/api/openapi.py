@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from coffer import __version__
-from coffer.api import policies
+from coffer.api import federation, policies
 from coffer.api.http import Operation
 from coffer.identity.accesskeys import MAX_PRINCIPAL, PRINCIPAL_PATTERN
 from coffer.identity.models import KeyStatus
@@ -190,15 +190,17 @@ def _operation(op: Operation, meta: dict[str, Any]) -> dict[str, Any]:
         if status == "401" and op.anonymous:
             continue
         responses[status] = {"description": description, "content": _STATUS_REF}
+    if op.anonymous:
+        description = meta.get("auth", "Anonymous: the credential in the request is the authority.")
+    elif op.action:
+        description = f"Needs `{op.action}` (Object Storage Admin holds every cwobject: action)."
+    else:
+        description = "Needs no permission: callers ask only about themselves."
     out: dict[str, Any] = {
-        "operationId": f"CWObject_{op.name}",
+        "operationId": f"{op.service}_{op.name}",
         "summary": meta.get("summary", op.name),
-        "description": (
-            f"Needs `{op.action}` (Object Storage Admin holds every cwobject: action)."
-            if op.action
-            else "Needs no permission: callers ask only about themselves."
-        ),
-        "tags": ["CWObject"],
+        "description": description,
+        "tags": [op.service],
         "responses": responses,
     }
     params = [
@@ -214,7 +216,7 @@ def _operation(op: Operation, meta: dict[str, Any]) -> dict[str, Any]:
     if "body" in meta:
         out["requestBody"] = {"required": True, "content": {"application/json": {"schema": meta["body"]}}}
     if op.anonymous:
-        out["security"] = []
+        out["security"] = meta.get("security", [])
     return out
 
 
@@ -226,7 +228,11 @@ def build_spec(
     operations: Iterable[Operation], server_url: str = "/", max_duration: int = 43200
 ) -> dict[str, Any]:
     """The OpenAPI document for `operations`; every operation must have an entry in the metadata."""
-    meta = {**_operations_meta(max_duration), **policies.OPENAPI}
+    meta = {
+        **_operations_meta(max_duration),
+        **policies.OPENAPI,
+        **federation.openapi_meta(minted=_MINTED, container=_CONTAINER, attributes=_ATTRS),
+    }
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, meta[op.name])
@@ -246,11 +252,26 @@ def build_spec(
             {
                 "name": "CWObject",
                 "description": "Endpoints that interact with AI Object Storage outside the S3-compatible API",
-            }
+            },
+            {
+                "name": "WorkloadFederation",
+                "description": (
+                    "SAML and OIDC identity providers an organization trusts (Coffer's REST form of "
+                    "coreweave.workload_federation.control_plane.v1beta1)"
+                ),
+            },
         ],
         "paths": paths,
         "components": {
-            "securitySchemes": {"TokenAuth": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "TokenAuth": {"type": "http", "scheme": "bearer"},
+                "ContainerCredentialsAuth": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "the raw OIDC token (JWT) as the whole header value, no Bearer prefix",
+                },
+            },
             "schemas": {"Status": _STATUS},
         },
     }

@@ -218,10 +218,12 @@ class AccessKeyService:
         with_session_token: bool = False,
         max_duration: int | None = None,
         not_after: datetime | None = None,
+        federation_config_id: str | None = None,
     ) -> MintedKey:
         """Create a key. 0 seconds means permanent; a positive lifetime is capped.
 
-        `not_after` clips the expiry (a federated key never outlives its assertion).
+        `not_after` clips the expiry (a federated key never outlives its assertion);
+        `federation_config_id` records the config a federated key came through.
         """
         cap = self.max_duration if max_duration is None else max_duration
         if duration_seconds > cap:
@@ -247,6 +249,7 @@ class AccessKeyService:
             "multi_attributes": multi,
             "created_at": now,
             "expires_at": expires_at,
+            "federation_config_id": federation_config_id,
         }
 
         def fresh_id() -> str:

@@ -137,12 +137,21 @@ CreateAccessKey CreateAccessKeySAML CreateAccessKeyOIDC ListAccessKeyInfo GetAcc
 UpdateAccessKeyStatus RevokeAccessKeyByAccessKey RevokeAccessKeysByPrincipal ListAccessPolicy
 EnsureAccessPolicy DeleteAccessPolicy SetBucketSettings ListBucketInfo GetBucketInfo
 SetOrganizationSettings GetOrganizationSettings
+ListSAMLConfigs CreateSAMLConfig GetSAMLConfig UpdateSAMLConfig DeleteSAMLConfig
+ListOIDCConfigs CreateOIDCConfig GetOIDCConfig UpdateOIDCConfig DeleteOIDCConfig
 """
 
 _CONTROL_NOTES: Mapping[str, str] = {
     "CreateAccessKeyOIDC": "Coffer's name for the OIDC and container-credential exchanges",
     "GetOrganizationSettings": "Coffer extension (reference §2.2 suggests the GET endpoint)",
     "ListAccessPolicy": "singular, as CoreWeave spells it; the RPC is ListAccessPolicies",
+    **{
+        f"{verb}{kind}Config{'s' if verb == 'List' else ''}": (
+            "Coffer extension: workload-federation configuration (CoreWeave keeps it in IAM)"
+        )
+        for verb in ("List", "Create", "Get", "Update", "Delete")
+        for kind in ("SAML", "OIDC")
+    },
 }
 
 # Accepted in policies as another spelling of a canonical action: the RPC method names
@@ -178,6 +187,13 @@ RPC_ACTIONS: Mapping[str, str | None] = {
     "GetBucketInfo": "cwobject:GetBucketInfo",
     "SetOrganizationSettings": "cwobject:SetOrganizationSettings",
     "GetOrganizationSettings": "cwobject:GetOrganizationSettings",
+    **{
+        f"{verb}{kind}Config{'s' if verb == 'List' else ''}": (
+            f"cwobject:{verb}{kind}Config{'s' if verb == 'List' else ''}"
+        )
+        for verb in ("List", "Create", "Get", "Update", "Delete")
+        for kind in ("SAML", "OIDC")
+    },
 }
 
 

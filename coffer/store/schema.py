@@ -69,6 +69,9 @@ access_keys = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("expires_at", Timestamp, nullable=True),  # NULL = permanent
     sa.Column("revoked_at", Timestamp, nullable=True),
+    # The workload-federation config a SAML/OIDC key was minted through: removing or
+    # deactivating the config revokes its keys (trust in that IdP is withdrawn).
+    sa.Column("federation_config_id", sa.String(36), nullable=True, index=True),
     sa.Index("ix_access_keys_org_created", "org_id", "created_at"),
 )
 
@@ -184,6 +187,35 @@ org_policies = sa.Table(
     sa.Column("etag", sa.String(64), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+# Workload-federation configurations (SAML IdPs and OIDC issuers an organization trusts).
+# `document` is the validated config as JSON (coffer.federation's to_json); `lookup` is the
+# part that must be unique within (org, kind): the OIDC (issuer, audience) pair, for SAML
+# the config id itself (SAML exchanges name their config explicitly).
+federation_configs = sa.Table(
+    "federation_configs",
+    metadata,
+    sa.Column("config_id", sa.String(36), primary_key=True),
+    sa.Column("org_id", sa.String(32), sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),  # saml | oidc
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("lookup", sa.Text, nullable=False),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("deactivated_at", Timestamp, nullable=True),
+    sa.UniqueConstraint("org_id", "kind", "name", name="uq_federation_configs_name"),
+    sa.Index("ix_federation_configs_lookup", "org_id", "kind", "lookup", unique=True),
+)
+
+# One-time credentials already used (SAML assertion IDs), shared by every worker and node.
+# `key` is a SHA-256 of (issuer, assertion id); a row matters only until `expires_at`.
+federation_replay = sa.Table(
+    "federation_replay",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("expires_at", Timestamp, nullable=False, index=True),
 )
 
 # A counter bumped by every change that cached state depends on (keys, tokens, policies).

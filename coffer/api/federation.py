@@ -1,0 +1,466 @@
+"""Workload identity federation on the control plane.
+
+Two faces:
+- the anonymous exchanges of reference §2.3 (CreateAccessKeyFromSAML, CreateAccessKeyFromOIDC,
+  CreateAccessKeyFromContainerCreds), where the assertion or token *is* the credential;
+- configuration management (reference §2.6): CoreWeave publishes no REST paths for it, so
+  Coffer serves the `coreweave.workload_federation.control_plane.v1beta1` RPCs under
+  `/v1beta1/workload-federation/{saml,oidc}-configs`, with the proto's field names.
+
+Every refused exchange is answered with the check that failed (never the credential) and
+leaves an audit line; every minted key leaves one too.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+from coffer.api.accesskeys import audit_mint, container_credentials_json, minted_json
+from coffer.api.http import Call, Operation, call, json_body, origin_of, require_string, rfc3339
+from coffer.errors import CofferError, InvalidArgument, Unauthenticated
+from coffer.federation import FederationError, OidcConfig, SamlConfig
+from coffer.federation.saml import certificate_fingerprint
+from coffer.identity.accesskeys import parse_duration, validate_attributes
+from coffer.identity.federated_keys import FederatedKey
+from coffer.identity.federation_configs import UPDATABLE, Kind, StoredConfig
+from coffer.logs import audit
+from coffer.policy import RPC_ACTIONS
+
+EXCHANGE_PATH = "/v1/cwobject/temporary-credentials"
+CONFIGS_PATH = "/v1beta1/workload-federation"
+_MAX_ID = 255
+_SNAKE = re.compile(r"_([a-z])")
+
+
+# --- the exchanges -------------------------------------------------------------------------
+def _org_id(value: object, field: str = "orgId") -> str:
+    if value is None or value == "":
+        raise InvalidArgument.field(field, "is required")
+    if not isinstance(value, str) or len(value) > _MAX_ID or not value.isprintable():
+        raise InvalidArgument.field(field, f"must be a printable string of at most {_MAX_ID} characters")
+    return value
+
+
+def _audit_refusal(c: Call, action: str, exc: CofferError, org_id: str | None, config_id: str | None) -> None:
+    audit(
+        "federation_denied",
+        plane="control",
+        action=action,
+        org_id=org_id,
+        config_id=config_id,
+        check=exc.check if isinstance(exc, FederationError) else None,
+        reason=exc.message,
+        status=exc.kind.http_status,
+        client=origin_of(c.request).source_ip,
+    )
+
+
+async def _exchange(
+    c: Call, action: str, org_id: str | None, config_id: str | None, mint: Any
+) -> FederatedKey:
+    """Run a verify-and-mint in the thread pool; audit it either way."""
+    try:
+        result: FederatedKey = await call(mint)
+    except CofferError as exc:
+        _audit_refusal(c, action, exc, org_id, config_id)
+        raise
+    minted = result.minted
+    audit_mint(minted, minted.key.principal_name, action, result.lifetime.duration_seconds)
+    audit(
+        "federated_sign_in",
+        action=action,
+        access_key_id=minted.key.access_key_id,
+        principal=minted.key.principal_name,
+        roles=list(minted.key.multi_attributes.get("roles", [])),
+        org_id=minted.key.org_id,
+        config_id=result.identity.config_id,
+        issuer=result.identity.issuer,
+        lifetime_clipped=result.lifetime.clipped,
+        client=origin_of(c.request).source_ip,
+    )
+    return result
+
+
+async def create_from_saml(c: Call) -> JSONResponse:
+    body = await json_body(c.request)
+    org_id = config_id = None
+    try:
+        duration = parse_duration(body.get("durationSeconds"))
+        org_id = _org_id(body.get("orgId"))
+        config_id = _org_id(body.get("configId"), "configId")
+        saml = require_string(body, "samlResponse")
+        attributes = validate_attributes(body.get("attributes"))
+    except CofferError as exc:
+        _audit_refusal(c, "cwobject:CreateAccessKeyFromSAML", exc, org_id, config_id)
+        raise
+    fed = c.node.federated_keys
+    result = await _exchange(
+        c,
+        "cwobject:CreateAccessKeyFromSAML",
+        org_id,
+        config_id,
+        lambda: fed.from_saml(org_id, config_id, saml, duration, attributes),
+    )
+    return JSONResponse(minted_json(result.minted))
+
+
+async def create_from_oidc(c: Call) -> JSONResponse:
+    body = await json_body(c.request)
+    org_id = None
+    try:
+        duration = parse_duration(body.get("durationSeconds"))
+        org_id = _org_id(body.get("orgId"))
+        token = require_string(body, "oidcToken")
+        attributes = validate_attributes(body.get("attributes"))
+    except CofferError as exc:
+        _audit_refusal(c, "cwobject:CreateAccessKeyFromOIDC", exc, org_id, None)
+        raise
+    fed = c.node.federated_keys
+    result = await _exchange(
+        c,
+        "cwobject:CreateAccessKeyFromOIDC",
+        org_id,
+        None,
+        lambda: fed.from_oidc(org_id, token, duration, attributes),
+    )
+    return JSONResponse(minted_json(result.minted))
+
+
+def _raw_token(header: str) -> str:
+    """The whole Authorization value is the JWT (reference §2.1); a `Bearer ` prefix is tolerated."""
+    value = header.strip()
+    scheme, _, rest = value.partition(" ")
+    if scheme.lower() == "bearer":
+        value = rest.strip()
+    if not value:
+        raise Unauthenticated("an OIDC token is required: send it as the whole Authorization header")
+    return value
+
+
+async def create_from_container_creds(c: Call) -> JSONResponse:
+    org_id = c.request.path_params["orgId"]
+    action = "cwobject:CreateAccessKeyFromContainerCreds"
+    try:
+        org_id = _org_id(org_id)
+        token = _raw_token(c.request.headers.get("authorization", ""))
+    except CofferError as exc:
+        _audit_refusal(c, action, exc, org_id, None)
+        raise
+    fed = c.node.federated_keys
+    duration = c.node.settings.oidc_container_key_duration
+    result = await _exchange(
+        c,
+        action,
+        org_id,
+        None,
+        lambda: fed.from_oidc(org_id, token, min(duration, fed.max_duration), with_session_token=True),
+    )
+    return JSONResponse(container_credentials_json(result.minted))
+
+
+# --- configuration management ----------------------------------------------------------------
+def config_json(stored: StoredConfig) -> dict[str, Any]:
+    """The proto's field names (uid, orgUid, issuerUrl, ..., createdAt) in proto3 JSON."""
+    cfg = stored.config
+    out: dict[str, Any] = {"uid": cfg.config_id, "orgUid": cfg.org_id, "name": cfg.name}
+    if isinstance(cfg, SamlConfig):
+        out |= {
+            "idpEntityId": cfg.idp_entity_id,
+            "certificates": list(cfg.certificates),
+            "certificateFingerprints": [certificate_fingerprint(p) for p in cfg.certificates],
+            "spAudience": cfg.sp_audience,
+            "recipient": cfg.recipient,
+        }
+    elif isinstance(cfg, OidcConfig):
+        out |= {"issuerUrl": cfg.issuer_url, "audience": cfg.audience}
+        if cfg.jwks is not None:
+            out["jwks"] = cfg.jwks
+    out |= {
+        "description": cfg.description,
+        "active": cfg.active,
+        "createdAt": rfc3339(stored.created_at),
+        "updatedAt": rfc3339(stored.updated_at),
+    }
+    if stored.deactivated_at is not None:
+        out["deactivatedAt"] = rfc3339(stored.deactivated_at)
+    return out
+
+
+def _camel(name: str) -> str:
+    """proto3 JSON accepts a field's original snake_case name as well as lowerCamelCase."""
+    return _SNAKE.sub(lambda m: m.group(1).upper(), name)
+
+
+def _fields(kind: Kind, body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+    known = set(UPDATABLE[kind])
+    out: dict[str, Any] = {}
+    for raw_name, value in body.items():
+        name = _camel(raw_name)
+        if name == "updateMask" and not creating:
+            continue
+        if name not in known:
+            raise InvalidArgument.field(
+                raw_name[:64],
+                f"is not a field of a {kind.upper()} configuration; fields: {', '.join(sorted(known))}",
+            )
+        out[name] = value
+    return out
+
+
+def _mask(kind: Kind, body: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """google.protobuf.FieldMask semantics: listed paths only; a listed path left out clears it."""
+    raw = body.get("updateMask", body.get("update_mask"))
+    if raw is None:
+        if not fields:
+            raise InvalidArgument("nothing to update: send the fields to change (and optionally updateMask)")
+        return fields
+    if isinstance(raw, dict):
+        raw = ",".join(raw.get("paths", []) or [])
+    if not isinstance(raw, str):
+        raise InvalidArgument.field("updateMask", "must be a comma-separated list of field names")
+    paths = [_camel(p.strip()) for p in raw.split(",") if p.strip()]
+    if not paths:
+        raise InvalidArgument.field("updateMask", "must name at least one field")
+    cleared = {"description": "", "jwks": None}
+    changes: dict[str, Any] = {}
+    for path in paths:
+        if path not in UPDATABLE[kind]:
+            raise InvalidArgument.field("updateMask", f"{path[:64]!r} is not an updatable field")
+        if path in fields:
+            changes[path] = fields[path]
+        elif path in cleared:
+            changes[path] = cleared[path]
+        else:
+            raise InvalidArgument.field(path, "is in updateMask but has no value")
+    return changes
+
+
+def _config_ops(kind: Kind, label: str) -> list[Operation]:
+    path = f"{CONFIGS_PATH}/{kind}-configs"
+
+    async def list_configs(c: Call) -> JSONResponse:
+        found = await call(c.node.federation.list_configs, c.caller.org_id, kind)
+        return JSONResponse({"configs": [config_json(s) for s in found]})
+
+    async def create_config(c: Call) -> JSONResponse:
+        body = await json_body(c.request)
+        fields = _fields(kind, body, creating=True)
+        public_url = c.node.settings.public_url.rstrip("/") or str(c.request.base_url).rstrip("/")
+        stored = await call(c.node.federation.create, c.caller.org_id, kind, fields, public_url=public_url)
+        _audit_config(c, f"Create{label}Config", stored.config_id, config_name=stored.config.name)
+        return JSONResponse({"config": config_json(stored)})
+
+    async def get_config(c: Call) -> JSONResponse:
+        stored = await call(c.node.federation.get, c.caller.org_id, kind, c.request.path_params["uid"])
+        return JSONResponse({"config": config_json(stored)})
+
+    async def update_config(c: Call) -> JSONResponse:
+        body = await json_body(c.request)
+        changes = _mask(kind, body, _fields(kind, body, creating=False))
+        uid = c.request.path_params["uid"]
+        stored = await call(c.node.federation.update, c.caller.org_id, kind, uid, changes)
+        _audit_config(c, f"Update{label}Config", uid, changed=sorted(changes), active=stored.config.active)
+        return JSONResponse({"config": config_json(stored)})
+
+    async def delete_config(c: Call) -> JSONResponse:
+        uid = c.request.path_params["uid"]
+        revoked = await call(c.node.federation.delete, c.caller.org_id, kind, uid)
+        _audit_config(c, f"Delete{label}Config", uid, revoked_keys=revoked)
+        return JSONResponse({})
+
+    def op(name: str, method: str, p: str, handler: Any) -> Operation:
+        return Operation(name, method, p, RPC_ACTIONS[name], handler, service="WorkloadFederation")
+
+    return [
+        op(f"List{label}Configs", "GET", path, list_configs),
+        op(f"Create{label}Config", "POST", path, create_config),
+        op(f"Get{label}Config", "GET", path + "/{uid}", get_config),
+        op(f"Update{label}Config", "PATCH", path + "/{uid}", update_config),
+        op(f"Delete{label}Config", "DELETE", path + "/{uid}", delete_config),
+    ]
+
+
+def _audit_config(c: Call, rpc: str, config_id: str, **fields: Any) -> None:
+    audit(
+        "federation_config_changed",
+        action=f"cwobject:{rpc}",
+        config_id=config_id,
+        actor=c.caller.principal_name,
+        org_id=c.caller.org_id,
+        **fields,
+    )
+
+
+def _anonymous(name: str, method: str, path: str, handler: Any) -> Operation:
+    return Operation(name, method, path, None, handler, anonymous=True)
+
+
+operations = [
+    _anonymous("CreateAccessKeyFromSAML", "POST", EXCHANGE_PATH + "/saml", create_from_saml),
+    _anonymous("CreateAccessKeyFromOIDC", "POST", EXCHANGE_PATH + "/oidc", create_from_oidc),
+    _anonymous(
+        "CreateAccessKeyFromContainerCreds",
+        "GET",
+        EXCHANGE_PATH + "/oidc/{orgId}",
+        create_from_container_creds,
+    ),
+    *_config_ops("saml", "SAML"),
+    *_config_ops("oidc", "OIDC"),
+]
+
+
+# --- OpenAPI -------------------------------------------------------------------------------
+_TEXT = {"type": "string", "maxLength": 1024}
+_NAME = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,255}$"}
+_TIMES: dict[str, Any] = {
+    "createdAt": {"type": "string", "format": "date-time"},
+    "updatedAt": {"type": "string", "format": "date-time"},
+    "deactivatedAt": {"type": "string", "format": "date-time", "description": "present while inactive"},
+}
+_PEM = {"type": "string", "description": "PEM X.509 certificate (RSA >= 2048 bits or EC P-256/384/521)"}
+_SAML_FIELDS: dict[str, Any] = {
+    "name": _NAME,
+    "idpEntityId": {**_TEXT, "minLength": 1, "description": "must equal the assertion's Issuer"},
+    "certificates": {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": 5,
+        "items": _PEM,
+        "description": "any of them may sign (rotation); a string of concatenated PEM blocks is accepted too",
+    },
+    "spAudience": {**_TEXT, "description": "default <public-url>/saml/<org-id>"},
+    "recipient": {**_TEXT, "description": "default <public-url>/v1/cwobject/temporary-credentials/saml"},
+    "description": _TEXT,
+    "active": {"type": "boolean", "default": True},
+}
+_OIDC_FIELDS: dict[str, Any] = {
+    "name": _NAME,
+    "issuerUrl": {**_TEXT, "minLength": 1, "description": "https:// (http:// for loopback); must equal iss"},
+    "audience": {**_TEXT, "minLength": 1, "description": "must be in the token's aud"},
+    "description": _TEXT,
+    "active": {"type": "boolean", "default": True},
+    "jwks": {
+        "type": "object",
+        "nullable": True,
+        "description": "inline JWK Set (public keys) used instead of discovery; null fetches from the issuer",
+    },
+}
+
+
+def _config_schema(fields: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    props = {"uid": {"type": "string", "format": "uuid"}, "orgUid": {"type": "string"}, **fields, **_TIMES}
+    if "certificates" in fields:
+        props["certificateFingerprints"] = {"type": "array", "items": {"type": "string"}}
+    return {
+        "type": "object",
+        "required": ["uid", "orgUid", *required, "active", "createdAt"],
+        "properties": props,
+    }
+
+
+def openapi_meta(
+    *, minted: dict[str, Any], container: dict[str, Any], attributes: dict[str, Any]
+) -> dict[str, Any]:
+    """Request and response schemas of this module's operations (shared schemas passed in)."""
+    duration = {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 43200,
+        "description": "0 = the longest allowed; never longer than 12 h or the credential's own end",
+    }
+    refusals = {
+        "401": "UNAUTHENTICATED (16): the credential failed a check; the message names the check",
+        "503": "UNAVAILABLE (14): the IdP's keys could not be fetched; retry later",
+    }
+    meta: dict[str, Any] = {
+        "CreateAccessKeyFromSAML": {
+            "summary": "Exchange a signed SAML assertion for a temporary access key",
+            "auth": "Anonymous: the SAML assertion, signed by an IdP the org trusts, is the credential.",
+            "body": {
+                "type": "object",
+                "required": ["durationSeconds", "orgId", "configId", "samlResponse"],
+                "properties": {
+                    "durationSeconds": duration,
+                    "orgId": {"type": "string", "minLength": 1},
+                    "configId": {"type": "string", "minLength": 1},
+                    "samlResponse": {
+                        "type": "string",
+                        "minLength": 1,
+                        "description": "base64 Response or Assertion",
+                    },
+                    "attributes": attributes,
+                },
+            },
+            "response": minted,
+            "errors": refusals,
+        },
+        "CreateAccessKeyFromOIDC": {
+            "summary": "Exchange an OIDC token (JWT) for a temporary access key",
+            "auth": "Anonymous: the OIDC token, signed by an issuer the org trusts, is the credential.",
+            "body": {
+                "type": "object",
+                "required": ["durationSeconds", "orgId", "oidcToken"],
+                "properties": {
+                    "durationSeconds": duration,
+                    "orgId": {"type": "string", "minLength": 1},
+                    "oidcToken": {"type": "string", "minLength": 1},
+                    "attributes": attributes,
+                },
+            },
+            "response": minted,
+            "errors": refusals,
+        },
+        "CreateAccessKeyFromContainerCreds": {
+            "summary": "AWS container-credentials endpoint: an OIDC token buys short-lived keys",
+            "auth": "The raw OIDC token is the whole Authorization header (no Bearer prefix).",
+            "security": [{"ContainerCredentialsAuth": []}],
+            "response": container,
+            "errors": refusals,
+        },
+    }
+    for label, fields, required in (
+        ("SAML", _SAML_FIELDS, ["name", "idpEntityId", "certificates"]),
+        ("OIDC", _OIDC_FIELDS, ["name", "issuerUrl", "audience"]),
+    ):
+        schema = _config_schema(fields, required)
+        one = {"type": "object", "required": ["config"], "properties": {"config": schema}}
+        taken = {
+            "409": f"ALREADY_EXISTS (6): a {label} configuration with that name (or issuer and audience)"
+        }
+        meta |= {
+            f"List{label}Configs": {
+                "summary": f"List the organization's {label} configurations",
+                "response": {
+                    "type": "object",
+                    "required": ["configs"],
+                    "properties": {"configs": {"type": "array", "items": schema}},
+                },
+            },
+            f"Create{label}Config": {
+                "summary": f"Trust a {label} identity provider; the generated uid is the config id",
+                "body": {"type": "object", "required": required, "properties": fields},
+                "response": one,
+                "errors": {**taken, "429": "RESOURCE_EXHAUSTED (8): 100 configurations of this kind"},
+            },
+            f"Get{label}Config": {"summary": f"Describe one {label} configuration", "response": one},
+            f"Update{label}Config": {
+                "summary": f"Change a {label} configuration; deactivating it revokes its keys",
+                "body": {
+                    "type": "object",
+                    "properties": {
+                        **fields,
+                        "updateMask": {"type": "string", "description": "comma-separated field names"},
+                    },
+                },
+                "response": one,
+                "errors": taken,
+            },
+            f"Delete{label}Config": {
+                "summary": f"Remove a {label} configuration and revoke every key minted through it",
+                "response": {"type": "object", "additionalProperties": False},
+            },
+        }
+    return meta

@@ -1,0 +1,140 @@
+"""Temporary keys for workloads that prove who they are with their IdP's SAML or OIDC word.
+
+The verifiers (coffer.federation) decide whether the credential is trustworthy; this module
+finds the organization's configuration, mints the key with the identity the credential
+vouches for, and records which configuration it came through (so withdrawing the config
+revokes the key). Nothing here trusts a field of the request beyond choosing a config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from coffer.errors import InvalidArgument
+from coffer.federation import (
+    MAX_FEDERATED_SECONDS,
+    FederationRejected,
+    JwksProvider,
+    KeyLifetime,
+    OidcIdentity,
+    ReplayCache,
+    SamlIdentity,
+    verify_oidc_token,
+    verify_saml_response,
+)
+from coffer.identity.accesskeys import MAX_PRINCIPAL, AccessKeyService
+from coffer.identity.federation_configs import FederationConfigs
+from coffer.identity.models import KeySource, MintedKey, utcnow
+
+
+@dataclass(frozen=True)
+class FederatedKey:
+    """A minted key with the identity it was minted for and how its lifetime was decided."""
+
+    minted: MintedKey
+    identity: SamlIdentity | OidcIdentity
+    lifetime: KeyLifetime
+
+
+class FederatedKeys:
+    """CreateAccessKeyFromSAML, CreateAccessKeyFromOIDC and the OIDC container exchange."""
+
+    def __init__(
+        self,
+        configs: FederationConfigs,
+        keys: AccessKeyService,
+        *,
+        replay_cache: ReplayCache,
+        jwks_provider: JwksProvider,
+        max_duration: int = MAX_FEDERATED_SECONDS,
+    ) -> None:
+        self.configs = configs
+        self.keys = keys
+        self.replay_cache = replay_cache
+        self.jwks_provider = jwks_provider
+        self.max_duration = min(max_duration, MAX_FEDERATED_SECONDS)
+
+    def from_saml(
+        self,
+        org_id: str,
+        config_id: str,
+        saml_response: str,
+        duration_seconds: int,
+        attributes: dict[str, str] | None = None,
+    ) -> FederatedKey:
+        self._check_duration(duration_seconds)
+        config = self.configs.saml(org_id, config_id)
+        if config is None:
+            # The same answer as an inactive config: an anonymous caller learns nothing
+            # about which organizations or configurations exist.
+            raise FederationRejected(
+                "config", "the organization has no active SAML configuration with this configId"
+            )
+        now = utcnow()
+        identity = verify_saml_response(saml_response, config, now=now, replay_cache=self.replay_cache)
+        lifetime = identity.key_lifetime(duration_seconds or self.max_duration, now=now)
+        roles = identity.role_principals
+        minted = self.keys.mint(
+            org_id=identity.org_id,
+            principal_name=_bounded(identity.principal_name, "attributes"),
+            duration_seconds=lifetime.duration_seconds,
+            max_duration=self.max_duration,
+            not_after=lifetime.expires_at,
+            source=KeySource.SAML,
+            role=roles[0],
+            attributes=attributes,
+            multi_attributes={"roles": list(roles)},
+            federation_config_id=identity.config_id,
+        )
+        return FederatedKey(minted, identity, lifetime)
+
+    def from_oidc(
+        self,
+        org_id: str,
+        token: str,
+        duration_seconds: int,
+        attributes: dict[str, str] | None = None,
+        *,
+        with_session_token: bool = False,
+    ) -> FederatedKey:
+        self._check_duration(duration_seconds)
+        now = utcnow()
+        configs = self.configs.active_oidc(org_id)
+        identity = verify_oidc_token(token, configs, now=now, jwks_provider=self.jwks_provider)
+        lifetime = identity.key_lifetime(duration_seconds or self.max_duration, now=now)
+        principal = _bounded(identity.principal_name, "subject")
+        minted = self.keys.mint(
+            org_id=identity.org_id,
+            principal_name=principal,
+            duration_seconds=lifetime.duration_seconds,
+            max_duration=self.max_duration,
+            not_after=lifetime.expires_at,
+            source=KeySource.OIDC,
+            role=principal,
+            attributes=attributes,
+            with_session_token=with_session_token,
+            federation_config_id=identity.config_id,
+        )
+        return FederatedKey(minted, identity, lifetime)
+
+    def close(self) -> None:
+        close = getattr(self.jwks_provider, "close", None)
+        if close is not None:
+            close()
+
+    def _check_duration(self, duration_seconds: int) -> None:
+        """Before the credential is looked at, so a bad request never uses up an assertion."""
+        if duration_seconds > self.max_duration:
+            raise InvalidArgument.field(
+                "durationSeconds",
+                f"must be at most {self.max_duration} seconds (0 asks for the longest allowed)",
+            )
+
+
+def _bounded(principal: str, check: str) -> str:
+    """A principal the rest of the API can name (RevokeAccessKeysByPrincipal, policies)."""
+    if len(principal) > MAX_PRINCIPAL:
+        raise FederationRejected(
+            check, f"the resulting principal would be longer than {MAX_PRINCIPAL} characters"
+        )
+    return principal

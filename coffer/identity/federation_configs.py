@@ -1,0 +1,283 @@
+"""The workload-federation configurations an organization trusts, in the store.
+
+A configuration is validated by its `coffer.federation` dataclass (`SamlConfig`,
+`OidcConfig`) and stored as that dataclass's JSON, so the rules live in one place and a
+stored config always loads. Withdrawing trust (deactivating or removing a config) revokes
+every key minted through it: a key must not outlive the IdP's standing (peers' keys
+famously outlive disabled identities, minio #19493).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+import sqlalchemy.exc
+from sqlalchemy.engine import Connection, Row
+
+from coffer.errors import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted
+from coffer.federation import OidcConfig, SamlConfig
+from coffer.identity.models import as_utc, utcnow
+from coffer.store.changes import ChangeWatcher
+from coffer.store.db import Database
+from coffer.store.schema import access_keys, federation_configs, organizations
+
+Kind = Literal["saml", "oidc"]
+KINDS: tuple[Kind, ...] = ("saml", "oidc")
+MAX_CONFIGS_PER_KIND = 100
+_LABEL = {"saml": "SAML configuration", "oidc": "OIDC configuration"}
+# The fields a caller may change, as the JSON names of the dataclasses.
+UPDATABLE: dict[Kind, tuple[str, ...]] = {
+    "saml": ("name", "idpEntityId", "certificates", "spAudience", "recipient", "description", "active"),
+    "oidc": ("name", "issuerUrl", "audience", "description", "active", "jwks"),
+}
+
+
+@dataclass(frozen=True)
+class StoredConfig:
+    """A configuration with its bookkeeping: when it was made, changed and deactivated."""
+
+    kind: Kind
+    config: SamlConfig | OidcConfig
+    created_at: datetime
+    updated_at: datetime
+    deactivated_at: datetime | None
+
+    @property
+    def config_id(self) -> str:
+        return self.config.config_id
+
+
+def _from_document(kind: Kind, document: str) -> SamlConfig | OidcConfig:
+    data = json.loads(document)
+    return SamlConfig.from_json(data) if kind == "saml" else OidcConfig.from_json(data)
+
+
+def _lookup(config: SamlConfig | OidcConfig) -> str:
+    if isinstance(config, OidcConfig):
+        return f"{config.issuer_url}\n{config.audience}"
+    return config.config_id
+
+
+def _not_found(kind: Kind, config_id: str) -> NotFound:
+    return NotFound.resource(_LABEL[kind], config_id[:64])
+
+
+class FederationConfigs:
+    """Create, read, change and remove SAML and OIDC configurations of an organization."""
+
+    def __init__(self, db: Database, changes: ChangeWatcher) -> None:
+        self.db = db
+        self.changes = changes
+
+    # --- writing ---------------------------------------------------------------------------
+    def create(self, org_id: str, kind: Kind, fields: dict[str, Any], *, public_url: str) -> StoredConfig:
+        """A new configuration from the JSON-named `fields`; its id is generated here.
+
+        SAML's audience and recipient default to Coffer's URLs under `public_url`."""
+        data = {**fields, "configId": str(uuid.uuid4()), "orgId": org_id}
+        config: SamlConfig | OidcConfig
+        if kind == "saml":
+            config = SamlConfig.create(
+                config_id=data["configId"],
+                org_id=org_id,
+                name=data.get("name", ""),
+                idp_entity_id=data.get("idpEntityId", ""),
+                certificates=_certificates(data.get("certificates")),
+                public_url=public_url,
+                sp_audience=data.get("spAudience") or None,
+                recipient=data.get("recipient") or None,
+                description=data.get("description") or "",
+                active=data.get("active", True),
+            )
+        else:
+            config = OidcConfig.from_json(data)
+        now = utcnow()
+        with self._writing(kind, config) as conn:
+            if (
+                conn.execute(sa.select(organizations.c.id).where(organizations.c.id == org_id)).first()
+                is None
+            ):
+                raise NotFound.resource("organization", org_id[:64])
+            count = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(federation_configs)
+                .where(federation_configs.c.org_id == org_id, federation_configs.c.kind == kind)
+            ).scalar_one()
+            if count >= MAX_CONFIGS_PER_KIND:
+                raise ResourceExhausted(
+                    f"an organization may have at most {MAX_CONFIGS_PER_KIND} {_LABEL[kind]}s"
+                )
+            conn.execute(
+                federation_configs.insert().values(
+                    config_id=config.config_id,
+                    org_id=org_id,
+                    kind=kind,
+                    name=config.name,
+                    lookup=_lookup(config),
+                    document=json.dumps(config.to_json(), sort_keys=True),
+                    created_at=now,
+                    updated_at=now,
+                    deactivated_at=None if config.active else now,
+                )
+            )
+        return StoredConfig(kind, config, now, now, None if config.active else now)
+
+    def update(self, org_id: str, kind: Kind, config_id: str, changes: dict[str, Any]) -> StoredConfig:
+        """Change the named fields (JSON names); deactivating revokes the config's keys."""
+        unknown = sorted(set(changes) - set(UPDATABLE[kind]))
+        if unknown:
+            raise InvalidArgument.field(
+                unknown[0], f"cannot be changed; updatable fields: {', '.join(UPDATABLE[kind])}"
+            )
+        current = self.get(org_id, kind, config_id)
+        merged = {**current.config.to_json(), **changes}
+        if kind == "saml":
+            merged["certificates"] = list(_certificates(merged.get("certificates")))
+        if kind == "oidc" and merged.get("jwks") is None:
+            merged.pop("jwks", None)
+        config = _from_document(kind, json.dumps(merged))
+        now = utcnow()
+        deactivated = current.deactivated_at
+        if config.active:
+            deactivated = None
+        elif deactivated is None:
+            deactivated = now
+        with self._writing(kind, config) as conn:
+            updated = conn.execute(
+                federation_configs.update()
+                .where(*self._where(org_id, kind, config_id))
+                .values(
+                    name=config.name,
+                    lookup=_lookup(config),
+                    document=json.dumps(config.to_json(), sort_keys=True),
+                    updated_at=now,
+                    deactivated_at=deactivated,
+                )
+            ).rowcount
+            if not updated:
+                raise _not_found(kind, config_id)
+            if not config.active:
+                self._revoke_keys(conn, config_id, now)
+        self.changes.changed()
+        return StoredConfig(kind, config, current.created_at, now, deactivated)
+
+    def delete(self, org_id: str, kind: Kind, config_id: str) -> int:
+        """Remove a configuration and revoke the keys minted through it; how many were revoked."""
+        now = utcnow()
+        with self.db.write() as conn:
+            deleted = conn.execute(
+                federation_configs.delete().where(*self._where(org_id, kind, config_id))
+            ).rowcount
+            if not deleted:
+                raise _not_found(kind, config_id)
+            revoked = self._revoke_keys(conn, config_id, now)
+        self.changes.changed()
+        return revoked
+
+    # --- reading ---------------------------------------------------------------------------
+    def get(self, org_id: str, kind: Kind, config_id: str) -> StoredConfig:
+        """A configuration of this organization; another org's is as unknown as a made-up id."""
+        with self.db.read() as conn:
+            row = conn.execute(
+                sa.select(federation_configs).where(*self._where(org_id, kind, config_id))
+            ).first()
+        if row is None:
+            raise _not_found(kind, config_id)
+        return self._stored(row)
+
+    def list_configs(self, org_id: str, kind: Kind) -> list[StoredConfig]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(federation_configs)
+                .where(federation_configs.c.org_id == org_id, federation_configs.c.kind == kind)
+                .order_by(federation_configs.c.name)
+            ).all()
+        return [self._stored(r) for r in rows]
+
+    def active_oidc(self, org_id: str) -> list[OidcConfig]:
+        """The org's active OIDC configs, lowest config id first (the verifier's tie-break)."""
+        with self.db.query() as conn:
+            rows = conn.execute(
+                sa.select(federation_configs.c.document)
+                .where(
+                    federation_configs.c.org_id == org_id,
+                    federation_configs.c.kind == "oidc",
+                    federation_configs.c.deactivated_at.is_(None),
+                )
+                .order_by(federation_configs.c.config_id)
+            ).scalars()
+            configs = [_from_document("oidc", doc) for doc in rows]
+        return [c for c in configs if isinstance(c, OidcConfig)]
+
+    def saml(self, org_id: str, config_id: str) -> SamlConfig | None:
+        """The SAML config an exchange names, or None if this org has none by that id."""
+        with self.db.query() as conn:
+            doc = conn.execute(
+                sa.select(federation_configs.c.document).where(*self._where(org_id, "saml", config_id))
+            ).scalar()
+        if doc is None:
+            return None
+        config = _from_document("saml", doc)
+        return config if isinstance(config, SamlConfig) else None
+
+    # --- helpers ---------------------------------------------------------------------------
+    @staticmethod
+    def _where(org_id: str, kind: Kind, config_id: str) -> tuple[sa.ColumnElement[bool], ...]:
+        return (
+            federation_configs.c.config_id == config_id,
+            federation_configs.c.org_id == org_id,
+            federation_configs.c.kind == kind,
+        )
+
+    @staticmethod
+    def _stored(row: Row[Any]) -> StoredConfig:
+        kind: Kind = "saml" if row.kind == "saml" else "oidc"
+        return StoredConfig(
+            kind,
+            _from_document(kind, row.document),
+            as_utc(row.created_at) or utcnow(),
+            as_utc(row.updated_at) or utcnow(),
+            as_utc(row.deactivated_at),
+        )
+
+    def _revoke_keys(self, conn: Connection, config_id: str, now: datetime) -> int:
+        count = conn.execute(
+            access_keys.update()
+            .where(access_keys.c.federation_config_id == config_id, access_keys.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        ).rowcount
+        self.db.bump_changes(conn)
+        return int(count or 0)
+
+    @contextlib.contextmanager
+    def _writing(self, kind: Kind, config: SamlConfig | OidcConfig) -> Iterator[Connection]:
+        """A write transaction whose unique-constraint failure names what is already taken."""
+        try:
+            with self.db.write() as conn:
+                yield conn
+        except sqlalchemy.exc.IntegrityError:
+            if isinstance(config, OidcConfig):
+                raise AlreadyExists(
+                    f"an OIDC configuration named {config.name!r}, or one for this issuerUrl and "
+                    "audience, already exists in the organization"
+                ) from None
+            raise AlreadyExists(
+                f"a SAML configuration named {config.name!r} already exists in the organization"
+            ) from None
+
+
+def _certificates(value: object) -> tuple[str, ...]:
+    """PEM certificates as a list, or several PEM blocks in one string (a pasted chain)."""
+    if isinstance(value, str):
+        blocks = [b for b in value.split("-----END CERTIFICATE-----") if b.strip()]
+        return tuple(b.strip() + "\n-----END CERTIFICATE-----\n" for b in blocks)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise InvalidArgument.field("certificates", "must be a list of PEM X.509 certificates")
