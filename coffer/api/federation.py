@@ -320,7 +320,11 @@ _TIMES: dict[str, Any] = {
     "updatedAt": {"type": "string", "format": "date-time"},
     "deactivatedAt": {"type": "string", "format": "date-time", "description": "present while inactive"},
 }
-_PEM = {"type": "string", "description": "PEM X.509 certificate (RSA >= 2048 bits or EC P-256/384/521)"}
+_PEM = {
+    "type": "string",
+    "pattern": "-----BEGIN CERTIFICATE-----",
+    "description": "PEM X.509 certificate (RSA >= 2048 bits or EC P-256/384/521)",
+}
 _SAML_FIELDS: dict[str, Any] = {
     "name": _NAME,
     "idpEntityId": {**_TEXT, "minLength": 1, "description": "must equal the assertion's Issuer"},
@@ -338,7 +342,11 @@ _SAML_FIELDS: dict[str, Any] = {
 }
 _OIDC_FIELDS: dict[str, Any] = {
     "name": _NAME,
-    "issuerUrl": {**_TEXT, "minLength": 1, "description": "https:// (http:// for loopback); must equal iss"},
+    "issuerUrl": {
+        **_TEXT,
+        "pattern": "^https?://[^?#]+$",
+        "description": "https:// (http:// for loopback); must equal iss",
+    },
     "audience": {**_TEXT, "minLength": 1, "description": "must be in the token's aud"},
     "description": _TEXT,
     "active": {"type": "boolean", "default": True},
@@ -406,7 +414,7 @@ def openapi_meta(
                 "properties": {
                     "durationSeconds": duration,
                     "orgId": {"type": "string", "minLength": 1},
-                    "oidcToken": {"type": "string", "minLength": 1},
+                    "oidcToken": {"type": "string", "pattern": "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]*$"},
                     "attributes": attributes,
                 },
             },

@@ -186,8 +186,9 @@ def _operation(op: Operation, meta: dict[str, Any]) -> dict[str, Any]:
             "content": {"application/json": {"schema": meta.get("response", _EMPTY)}},
         }
     }
-    for status, description in {**_ERRORS, **meta.get("errors", {})}.items():
-        if status == "401" and op.anonymous:
+    own_errors = meta.get("errors", {})
+    for status, description in {**_ERRORS, **own_errors}.items():
+        if status == "401" and op.anonymous and status not in own_errors:
             continue
         responses[status] = {"description": description, "content": _STATUS_REF}
     if op.anonymous:

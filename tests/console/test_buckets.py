@@ -156,7 +156,11 @@ def test_upload_progress_is_shown(page: Page, server: CofferServer, tmp_path: Pa
     create_bucket(page, bucket)
     # Chosen with the keyboard: the "Upload files" control opens the file chooser on Enter.
     (tmp_path / "progress.bin").write_bytes(os.urandom(2 * MIB))
-    page.get_by_role("button", name="Upload files").focus()
+    # The bucket view renders again once its listing arrives; focus the control that stays.
+    expect(page.get_by_text("This bucket is empty")).to_be_visible()
+    upload = page.get_by_role("button", name="Upload files")
+    upload.focus()
+    expect(upload).to_be_focused()
     with page.expect_file_chooser() as chooser:
         page.keyboard.press("Enter")
     chooser.value.set_files(tmp_path / "progress.bin")
