@@ -143,6 +143,7 @@ ListOIDCConfigs CreateOIDCConfig GetOIDCConfig UpdateOIDCConfig DeleteOIDCConfig
 
 _CONTROL_NOTES: Mapping[str, str] = {
     "CreateAccessKeyOIDC": "Coffer's name for the OIDC and container-credential exchanges",
+    "CreateAccessKeySAML": "a valid name; the anonymous SAML exchange itself checks no permission",
     "GetOrganizationSettings": "Coffer extension (reference §2.2 suggests the GET endpoint)",
     "ListAccessPolicy": "singular, as CoreWeave spells it; the RPC is ListAccessPolicies",
     **{
@@ -165,15 +166,16 @@ ALIASES: Mapping[str, str] = {
     "cwobject:ListAccessPolicies": "cwobject:ListAccessPolicy",
 }
 
-# Which action each control-plane RPC requires (None: no permission, the caller asks
-# only about itself).
+# Which action each control-plane RPC requires (None: no permission: AuthCanI's caller asks
+# only about itself; the federation exchanges are anonymous).
 RPC_ACTIONS: Mapping[str, str | None] = {
     "AuthCanI": None,
     "CreateAccessKeyFromJWT": "cwobject:CreateAccessKey",
     "CreateAccessKeyFromApiToken": "cwobject:CreateAccessKey",
-    "CreateAccessKeyFromSAML": "cwobject:CreateAccessKeySAML",
-    "CreateAccessKeyFromOIDC": "cwobject:CreateAccessKeyOIDC",
-    "CreateAccessKeyFromContainerCreds": "cwobject:CreateAccessKeyOIDC",
+    # Anonymous: the IdP-signed credential and the org's federation config are the authority.
+    "CreateAccessKeyFromSAML": None,
+    "CreateAccessKeyFromOIDC": None,
+    "CreateAccessKeyFromContainerCreds": None,
     "ListAccessKeyInfo": "cwobject:ListAccessKeyInfo",
     "GetAccessKeyInfo": "cwobject:GetAccessKeyInfo",
     "UpdateAccessKeyStatus": "cwobject:UpdateAccessKeyStatus",
