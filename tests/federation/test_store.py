@@ -1,0 +1,117 @@
+"""The federation store without HTTP: the SQL replay cache and the config store on a real node.
+
+What the end-to-end tests cannot reach from outside: an expired replay entry gives way, the
+purge removes only dead rows, key aliases come from the stored roles, and revocation by
+config touches only that config's keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from coffer.authz import key_aliases
+from coffer.config import Settings
+from coffer.errors import AlreadyExists, InvalidArgument, NotFound
+from coffer.identity.bootstrap import bootstrap
+from coffer.identity.models import KeySource, KeyStatus, utcnow
+from coffer.identity.replay import SqlReplayCache, replay_key
+from coffer.node import Node
+from coffer.store.schema import federation_replay
+from tests.federation.idp import rsa_key
+from tests.harness import create_pg_database, drop_pg_database
+
+
+@pytest.fixture(scope="module")
+def node(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    root = tmp_path_factory.mktemp(f"federation-store-{backend}")
+    url = create_pg_database() if backend == "postgres" else ""
+    n = Node.open(Settings(data_dir=str(root / "data"), database_url=url))
+    try:
+        bootstrap(n.directory, n.data_path, n.policies)
+        yield n
+    finally:
+        n.close()
+        if url:
+            drop_pg_database(url)
+
+
+def test_replay_cache_refuses_a_second_use_until_expiry(node: Node) -> None:
+    cache = SqlReplayCache(node.db)
+    now = utcnow()
+    assert cache.check_and_store("idp\x00_id1", expires_at=now + timedelta(minutes=5), now=now)
+    assert not cache.check_and_store("idp\x00_id1", expires_at=now + timedelta(minutes=5), now=now)
+    # Once the entry no longer protects anything it gives way (time checks refuse by then).
+    later = now + timedelta(minutes=6)
+    assert cache.check_and_store("idp\x00_id1", expires_at=later + timedelta(minutes=5), now=later)
+    assert not cache.check_and_store("idp\x00_id1", expires_at=later + timedelta(minutes=5), now=later)
+
+
+def test_replay_purge_removes_only_dead_rows(node: Node) -> None:
+    cache = SqlReplayCache(node.db)
+    now = utcnow()
+    cache.check_and_store("purge-dead", expires_at=now + timedelta(seconds=1), now=now)
+    cache.check_and_store("purge-live", expires_at=now + timedelta(hours=1), now=now)
+    assert cache.purge(now + timedelta(seconds=2)) >= 1
+    with node.db.read() as conn:
+        keys = set(conn.execute(sa.select(federation_replay.c.key)).scalars())
+    assert replay_key("purge-live") in keys
+    assert replay_key("purge-dead") not in keys
+
+
+def _saml_fields(name: str) -> dict[str, object]:
+    cert = rsa_key("store").cert_pem
+    return {"name": name, "idpEntityId": "https://idp.store.test", "certificates": [cert]}
+
+
+def test_configs_are_unique_and_scoped_to_their_org(node: Node) -> None:
+    org = node.directory.default_org().id
+    other = node.directory.create_org("federation-other").id
+    made = node.federation.create(org, "saml", _saml_fields("dup"), public_url="https://coffer.test")
+    assert made.config.sp_audience == f"https://coffer.test/saml/{org}"
+    with pytest.raises(AlreadyExists):
+        node.federation.create(org, "saml", _saml_fields("dup"), public_url="https://coffer.test")
+    # The same name in another organization is another config.
+    node.federation.create(other, "saml", _saml_fields("dup"), public_url="https://coffer.test")
+    with pytest.raises(NotFound):
+        node.federation.get(other, "saml", made.config_id)
+    assert node.federation.saml(other, made.config_id) is None
+    oidc = {"name": "k8s", "issuerUrl": "https://issuer.store.test", "audience": "coffer"}
+    node.federation.create(org, "oidc", oidc, public_url="")
+    with pytest.raises(AlreadyExists):
+        node.federation.create(org, "oidc", {**oidc, "name": "k8s-again"}, public_url="")
+    with pytest.raises(InvalidArgument):
+        node.federation.update(org, "saml", made.config_id, {"orgId": other})
+
+
+def test_deactivating_a_config_revokes_only_its_keys(node: Node) -> None:
+    org = node.directory.default_org().id
+    a = node.federation.create(org, "saml", _saml_fields("revoke-a"), public_url="https://coffer.test")
+    b = node.federation.create(org, "saml", _saml_fields("revoke-b"), public_url="https://coffer.test")
+
+    def mint(config_id: str) -> str:
+        return node.keys.mint(
+            org_id=org,
+            principal_name="saml/alice",
+            duration_seconds=600,
+            source=KeySource.SAML,
+            role="role/Admin",
+            multi_attributes={"roles": ["role/Admin", "role/Dev"]},
+            federation_config_id=config_id,
+        ).key.access_key_id
+
+    key_a, key_b = mint(a.config_id), mint(b.config_id)
+    stored = node.federation.update(org, "saml", a.config_id, {"active": False})
+    assert stored.deactivated_at is not None and not stored.config.active
+    assert node.keys.get(org, key_a).status() is KeyStatus.REVOKED
+    assert node.keys.get(org, key_b).status() is KeyStatus.ACTIVE
+    assert node.keys.credentials(key_a) is None or node.keys.credentials(key_a).key.revoked_at is not None
+    reactivated = node.federation.update(org, "saml", a.config_id, {"active": True})
+    assert reactivated.deactivated_at is None
+    assert node.keys.get(org, key_a).status() is KeyStatus.REVOKED  # not resurrected
+    assert node.federation.delete(org, "saml", b.config_id) == 1
+    assert node.keys.get(org, key_b).status() is KeyStatus.REVOKED
+    assert key_aliases(node.keys.get(org, key_b)) == ("role/Admin", "role/Dev")
