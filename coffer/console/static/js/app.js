@@ -2,6 +2,7 @@
 
 import { api, session } from "./api.js";
 import { renderBucket, renderBuckets } from "./buckets.js";
+import { renderFederation } from "./federation.js";
 import { renderKeys } from "./keys.js";
 import { renderPolicies, renderPolicyEditor } from "./policies.js";
 import { clear, field, h, toast } from "./ui.js";
@@ -84,6 +85,9 @@ async function render() {
     setSection("buckets", args[0] ? args[0] : "Buckets");
     if (args[0]) await renderBucket(ctx, args[0]);
     else await renderBuckets(ctx);
+  } else if (section === "workload-federation") {
+    setSection("workload-federation", "Workload Federation");
+    await renderFederation(ctx);
   } else {
     setSection("", "Not found");
     view.append(

@@ -253,14 +253,18 @@ export async function copyText(text) {
   }
 }
 
+// target: an input or textarea (copies its value), or the text itself.
 export function copyButton(target, what) {
   const btn = h("button", { type: "button", class: "button small", "aria-label": `Copy ${what}` }, "Copy");
   btn.addEventListener("click", async () => {
-    const ok = await copyText(target.value);
+    const text = typeof target === "string" ? target : target.value;
+    const ok = await copyText(text);
     if (ok) {
       btn.textContent = "Copied";
       toast(`${what} copied to the clipboard`);
       setTimeout(() => (btn.textContent = "Copy"), 2000);
+    } else if (typeof target === "string") {
+      toast(`Copy the ${what.toLowerCase()}: ${text}`);
     } else {
       target.focus();
       target.select();
@@ -316,6 +320,67 @@ export function field({ label, input, hint = null, error = null }) {
       else input.removeAttribute("aria-invalid");
     },
   };
+}
+
+// dataTable({label, columns, rows}): columns are {title, width} (a width such as "20%");
+// a column with `actions: true` is the narrow row-menu column, its title visually hidden.
+export function dataTable({ label, columns, rows }) {
+  return h(
+    "table",
+    { class: "data", "aria-label": label },
+    h("colgroup", {}, columns.map((c) => h("col", { style: `width:${c.actions ? "64px" : c.width}` }))),
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        columns.map((c) =>
+          c.actions
+            ? h("th", { scope: "col", class: "actions" }, h("span", { class: "visually-hidden" }, c.title || "Actions"))
+            : h("th", { scope: "col" }, c.title),
+        ),
+      ),
+    ),
+    h("tbody", {}, rows),
+  );
+}
+
+// A dialog around a form: Cancel and a submit button, an alert box for the server's
+// message. `submit()` may throw: the error's message is shown in the alert, a field the
+// server names (google.rpc.BadRequest) is marked through `fields` ({name: field()}), and
+// the dialog stays open. `submit` gets the dialog, to show a result in it on success.
+export function formDialog({ title, body, submitLabel, fields = {}, wide = false, initialFocus = null, submit }) {
+  const errorBox = h("div", { class: "alert", role: "alert", hidden: true });
+  const form = h("form", { novalidate: true, id: nextId("form") }, errorBox, body);
+  const cancel = h("button", { type: "button", class: "button" }, "Cancel");
+  // form= makes it the form's default button although it sits in the dialog's footer.
+  const ok = h("button", { type: "submit", class: "button primary", form: form.id }, submitLabel);
+  const dlg = openDialog({ title, body: [form], footer: [cancel, ok], wide, initialFocus });
+  cancel.addEventListener("click", () => dlg.close());
+  function showError(message) {
+    errorBox.textContent = message;
+    errorBox.hidden = false;
+    errorBox.scrollIntoView({ block: "nearest" });
+  }
+  async function onSubmit(event) {
+    event.preventDefault();
+    if (ok.disabled) return;
+    errorBox.hidden = true;
+    for (const f of Object.values(fields)) f.setError("");
+    ok.disabled = true;
+    try {
+      await submit(dlg);
+    } catch (err) {
+      ok.disabled = false;
+      for (const [name, description] of Object.entries(err.fields || {})) {
+        if (fields[name]) fields[name].setError(description);
+      }
+      showError(err.message || String(err));
+    }
+  }
+  form.addEventListener("submit", onSubmit);
+  return { ...dlg, showError };
 }
 
 export function pageHeader(title, ...actions) {
