@@ -51,7 +51,7 @@ CONFIGS = "/v1beta1/workload-federation/oidc-configs"
 ACCESS_KEY = "/v1/cwobject/access-key"
 SUB = "system:serviceaccount:ml:trainer"
 EMAIL = "secret-claim@example.com"  # a claim mint_jwt always adds; it must never come back
-CONTAINER_SECONDS = 900  # the oidc_container_key_duration default
+CONTAINER_SECONDS = 3600  # the oidc_container_key_duration default
 REFRESH_INTERVAL = 60  # HttpJwksProvider.min_refresh_interval (seconds)
 ANY = object()  # an audit field whose value is not asserted
 GRPC = {400: 3, 401: 16, 403: 7, 404: 5, 409: 6, 503: 14}
@@ -644,7 +644,7 @@ def test_key_lifetime(
 
 def test_container_endpoint(server: CofferServer, world: World) -> None:
     now = now_utc()
-    token = world.token(now=now)
+    token = world.token(now=now, lifetime=timedelta(hours=6))  # outlives the default duration
     r = container(server, world.org, token)
     assert r.status_code == 200, r.text
     creds = r.json()
