@@ -52,10 +52,10 @@ class Settings:
     )
     max_key_duration: int = _setting(43200, "Upper bound in seconds for a temporary access key's lifetime.")
     api_token_key_duration: int = _setting(
-        900, "Lifetime in seconds of keys minted by the api-token container-credentials exchange."
+        3600, "Lifetime in seconds of keys minted by the api-token container-credentials exchange."
     )
     oidc_container_key_duration: int = _setting(
-        900,
+        3600,
         "Lifetime in seconds of keys from the OIDC container-credentials exchange (clipped to the token).",
     )
     public_url: str = _setting(

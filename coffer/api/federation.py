@@ -414,7 +414,10 @@ def openapi_meta(
                 "properties": {
                     "durationSeconds": duration,
                     "orgId": {"type": "string", "minLength": 1},
-                    "oidcToken": {"type": "string", "pattern": "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]*$"},
+                    "oidcToken": {
+                        "type": "string",
+                        "pattern": "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]*$",
+                    },
                     "attributes": attributes,
                 },
             },

@@ -43,6 +43,7 @@ from coffer.federation.errors import FederationMalformed, FederationRejected
 from coffer.federation.jwks import JwksProvider, validate_jwks
 from coffer.federation.lifetime import CLOCK_SKEW, KeyLifetime, federated_key_lifetime
 from coffer.federation.urls import MAX_URL_LENGTH, check_url
+from coffer.policy.principals import nameable
 
 ALLOWED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA")
 MAX_TOKEN_CHARS = 16 * 1024
@@ -377,8 +378,12 @@ def verify_oidc_token(
         raise _rejected("subject", "the token's 'sub' must be a non-empty string")
     if len(subject) > MAX_SUBJECT_LENGTH:
         raise _rejected("subject", f"the token's 'sub' is longer than {MAX_SUBJECT_LENGTH} characters")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in subject) or "*" in subject or "?" in subject:
-        raise _rejected("subject", "the token's 'sub' contains characters not allowed in a principal")
+    if not nameable(subject):
+        raise _rejected(
+            "subject",
+            "the token's 'sub' contains characters a policy principal cannot hold "
+            "(whitespace, control characters, * or ?)",
+        )
 
     return OidcIdentity(
         config_id=config.config_id,

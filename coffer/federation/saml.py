@@ -39,6 +39,7 @@ from coffer.errors import InvalidArgument
 from coffer.federation.errors import FederationMalformed, FederationRejected
 from coffer.federation.lifetime import CLOCK_SKEW, KeyLifetime, federated_key_lifetime
 from coffer.federation.replay import ReplayCache
+from coffer.policy.principals import nameable
 
 SAML_NS = "urn:oasis:names:tc:SAML:2.0:assertion"
 SAMLP_NS = "urn:oasis:names:tc:SAML:2.0:protocol"
@@ -612,13 +613,19 @@ def _check_confirmation(subject: etree._Element, config: SamlConfig, now: dateti
 
 
 def _validate_value(value: str, check: str, what: str) -> str:
-    """Values become policy principals: no wildcards, no control characters, bounded length."""
+    """Values become policy principals, so they must be nameable there: no whitespace (an Entra
+    group display name like "Data Engineers" must be mapped to a role name), no wildcards, no
+    control characters, bounded length."""
     if not value:
         raise _rejected(check, f"{what} is empty")
     if len(value) > MAX_VALUE_LENGTH:
         raise _rejected(check, f"{what} is longer than {MAX_VALUE_LENGTH} characters")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value) or "*" in value or "?" in value:
-        raise _rejected(check, f"{what} contains characters not allowed in a principal")
+    if not nameable(value):
+        raise _rejected(
+            check,
+            f"{what} contains characters a policy principal cannot hold"
+            " (whitespace, control characters, * or ?)",
+        )
     return value
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -219,11 +219,14 @@ class AccessKeyService:
         max_duration: int | None = None,
         not_after: datetime | None = None,
         federation_config_id: str | None = None,
+        precondition: Callable[[Connection], None] | None = None,
     ) -> MintedKey:
         """Create a key. 0 seconds means permanent; a positive lifetime is capped.
 
         `not_after` clips the expiry (a federated key never outlives its assertion);
-        `federation_config_id` records the config a federated key came through.
+        `federation_config_id` records the config a federated key came through;
+        `precondition` runs inside the write transaction, before the insert, and may refuse
+        (a federated mint re-checks that its config is still trusted there).
         """
         cap = self.max_duration if max_duration is None else max_duration
         if duration_seconds > cap:
@@ -261,6 +264,8 @@ class AccessKeyService:
         # and the statements are prebuilt: concurrent mints queue on that lock.
         key_id = fresh_id()
         with self.db.write() as conn:
+            if precondition is not None:
+                precondition(conn)
             for _ in range(5):
                 if not conn.execute(_KEY_TAKEN, {"key_id": key_id}).first():
                     break

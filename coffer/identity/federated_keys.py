@@ -8,7 +8,10 @@ revokes the key). Nothing here trusts a field of the request beyond choosing a c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from sqlalchemy.engine import Connection
 
 from coffer.errors import InvalidArgument
 from coffer.federation import (
@@ -85,6 +88,7 @@ class FederatedKeys:
             attributes=attributes,
             multi_attributes={"roles": list(roles)},
             federation_config_id=identity.config_id,
+            precondition=self._still_trusted(identity.config_id),
         )
         return FederatedKey(minted, identity, lifetime)
 
@@ -114,8 +118,12 @@ class FederatedKeys:
             attributes=attributes,
             with_session_token=with_session_token,
             federation_config_id=identity.config_id,
+            precondition=self._still_trusted(identity.config_id),
         )
         return FederatedKey(minted, identity, lifetime)
+
+    def _still_trusted(self, config_id: str) -> Callable[[Connection], None]:
+        return lambda conn: self.configs.require_active(conn, config_id)
 
     def close(self) -> None:
         close = getattr(self.jwks_provider, "close", None)

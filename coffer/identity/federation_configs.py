@@ -10,6 +10,7 @@ famously outlive disabled identities, minio #19493).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ import sqlalchemy.exc
 from sqlalchemy.engine import Connection, Row
 
 from coffer.errors import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted
-from coffer.federation import OidcConfig, SamlConfig
+from coffer.federation import FederationRejected, OidcConfig, SamlConfig
 from coffer.identity.models import as_utc, utcnow
 from coffer.store.changes import ChangeWatcher
 from coffer.store.db import Database
@@ -60,13 +61,22 @@ def _from_document(kind: Kind, document: str) -> SamlConfig | OidcConfig:
 
 
 def _lookup(config: SamlConfig | OidcConfig) -> str:
+    """What must be unique per (org, kind). Hashed: an issuer and audience may together reach
+    several KiB of UTF-8, past what a PostgreSQL B-tree index entry may hold."""
     if isinstance(config, OidcConfig):
-        return f"{config.issuer_url}\n{config.audience}"
+        return hashlib.sha256(f"{config.issuer_url}\n{config.audience}".encode()).hexdigest()
     return config.config_id
 
 
 def _not_found(kind: Kind, config_id: str) -> NotFound:
-    return NotFound.resource(_LABEL[kind], config_id[:64])
+    shown = config_id[:64].encode("unicode_escape").decode("ascii")
+    return NotFound.resource(_LABEL[kind], shown)
+
+
+def _plausible(config_id: str) -> bool:
+    """Could this name a config (a UUID)? Anything else is unknown without a query; PostgreSQL
+    refuses NUL in text outright."""
+    return 0 < len(config_id) <= 64 and config_id.isprintable()
 
 
 class FederationConfigs:
@@ -170,6 +180,8 @@ class FederationConfigs:
 
     def delete(self, org_id: str, kind: Kind, config_id: str) -> int:
         """Remove a configuration and revoke the keys minted through it; how many were revoked."""
+        if not _plausible(config_id):
+            raise _not_found(kind, config_id)
         now = utcnow()
         with self.db.write() as conn:
             deleted = conn.execute(
@@ -184,6 +196,8 @@ class FederationConfigs:
     # --- reading ---------------------------------------------------------------------------
     def get(self, org_id: str, kind: Kind, config_id: str) -> StoredConfig:
         """A configuration of this organization; another org's is as unknown as a made-up id."""
+        if not _plausible(config_id):
+            raise _not_found(kind, config_id)
         with self.db.read() as conn:
             row = conn.execute(
                 sa.select(federation_configs).where(*self._where(org_id, kind, config_id))
@@ -218,6 +232,8 @@ class FederationConfigs:
 
     def saml(self, org_id: str, config_id: str) -> SamlConfig | None:
         """The SAML config an exchange names, or None if this org has none by that id."""
+        if not _plausible(config_id):
+            return None
         with self.db.query() as conn:
             doc = conn.execute(
                 sa.select(federation_configs.c.document).where(*self._where(org_id, "saml", config_id))
@@ -226,6 +242,23 @@ class FederationConfigs:
             return None
         config = _from_document("saml", doc)
         return config if isinstance(config, SamlConfig) else None
+
+    def require_active(self, conn: Connection, config_id: str) -> None:
+        """Inside a mint's transaction: the config still exists and is active.
+
+        The share lock (PostgreSQL) orders the mint against a concurrent deactivate or delete:
+        either the mint commits first and the withdrawal revokes its key, or the withdrawal
+        commits first and the mint sees it here. SQLite writers are serial anyway."""
+        query = sa.select(federation_configs.c.deactivated_at).where(
+            federation_configs.c.config_id == config_id
+        )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(read=True)
+        row = conn.execute(query).first()
+        if row is None or row.deactivated_at is not None:
+            raise FederationRejected(
+                "config", "the configuration was deactivated or removed during the exchange"
+            )
 
     # --- helpers ---------------------------------------------------------------------------
     @staticmethod

@@ -19,6 +19,16 @@ PLATFORM_ACCOUNT = "coreweave"  # the account of CoreWeave's own service princip
 _GROUP_PREFIXES = ("group/", "groups/", "iam-group/")
 _ARN = re.compile(r"arn:aws:iam::(?P<org>[A-Za-z0-9-]+):(?P<rest>.+)", re.DOTALL)
 _BAD_CHARS = re.compile(r"[\s*?]")
+
+
+def nameable(name: str) -> bool:
+    """Can a policy name this as the part after `role/` or `saml/`? (Federated identities
+    are checked with it, so every key minted from an IdP can be granted something.)"""
+    return (
+        bool(name) and not _BAD_CHARS.search(name) and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in name)
+    )
+
+
 MAX_PRINCIPAL_LENGTH = 1024
 
 

@@ -191,8 +191,8 @@ org_policies = sa.Table(
 
 # Workload-federation configurations (SAML IdPs and OIDC issuers an organization trusts).
 # `document` is the validated config as JSON (coffer.federation's to_json); `lookup` is the
-# part that must be unique within (org, kind): the OIDC (issuer, audience) pair, for SAML
-# the config id itself (SAML exchanges name their config explicitly).
+# part that must be unique within (org, kind): a SHA-256 of the OIDC (issuer, audience) pair,
+# for SAML the config id itself (SAML exchanges name their config explicitly).
 federation_configs = sa.Table(
     "federation_configs",
     metadata,

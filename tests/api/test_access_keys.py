@@ -217,7 +217,7 @@ def test_api_token_exchange(server: CofferServer) -> None:
         assert re.fullmatch(SECRET, creds["SecretAccessKey"])
         assert creds["Token"]
         expiry = parse_time(creds["Expiration"])
-        assert before + timedelta(seconds=900) <= expiry <= datetime.now(UTC) + timedelta(seconds=900)
+        assert before + timedelta(seconds=3600) <= expiry <= datetime.now(UTC) + timedelta(seconds=3600)
         info = get_info(c, creds["AccessKeyId"])
         assert info["status"] == "ACTIVE"
         assert info["principalName"] == admin_principal(server)
