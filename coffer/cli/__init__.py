@@ -6,6 +6,7 @@ import click
 
 from coffer import __version__
 from coffer.cli.admin import admin
+from coffer.cli.federation import federation
 from coffer.cli.keys import keys
 from coffer.cli.policy import policy
 from coffer.cli.serve import serve
@@ -19,6 +20,7 @@ def cli() -> None:
 
 cli.add_command(serve)
 cli.add_command(admin)
+cli.add_command(federation)
 cli.add_command(keys)
 cli.add_command(policy)
 
