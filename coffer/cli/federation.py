@@ -21,13 +21,11 @@ from typing import Any
 
 import click
 from cryptography import x509
-from rich.table import Table
-from rich.text import Text
 
 from coffer.api.federation import config_json
 from coffer.cli.admin import _actor, _org, opened
 from coffer.cli.options import STORE_FIELDS, settings_options
-from coffer.cli.output import console, json_option, print_json
+from coffer.cli.output import json_option, print_details, print_json, print_table
 from coffer.errors import InvalidArgument
 from coffer.federation import OidcConfig, SamlConfig
 from coffer.federation.jwks import validate_jwks
@@ -186,25 +184,6 @@ def _certificate_lines(pems: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
-def _table(headers: list[str], rows: list[list[Any]]) -> None:
-    """output.print_table, but cells are plain text: rich would read a fingerprint's `:AB:` as
-    an emoji code and a `[` in a description as markup."""
-    table = Table(*headers)
-    for row in rows:
-        table.add_row(*(Text("" if v is None else str(v)) for v in row))
-    console().print(table)
-
-
-def _details(pairs: list[tuple[str, Any]]) -> None:
-    """output.print_details with plain-text values (see `_table`)."""
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column()
-    for name, value in pairs:
-        table.add_row(Text(name), Text("" if value is None else str(value)))
-    console().print(table)
-
-
 def _say(text: str) -> None:
     """Human summaries go to stderr: stdout stays the one thing a script captures."""
     click.echo(text, err=True)
@@ -245,7 +224,7 @@ def _show(stored: StoredConfig, as_json: bool) -> None:
     elif isinstance(cfg, OidcConfig):
         rows += [("Issuer", cfg.issuer_url), ("Audience", cfg.audience), ("Keys", _keys_long(cfg))]
     rows += [("Description", cfg.description), ("Active", _yes(cfg.active)), *_when(stored)]
-    _details(rows)
+    print_details(rows)
 
 
 def _keys_short(cfg: OidcConfig) -> str:
@@ -266,7 +245,7 @@ def _list(kind: Kind, org: str | None, as_json: bool, kw: dict[str, Any]) -> Non
             print_json([config_json(s) for s in found])
             return
         if kind == "saml":
-            _table(
+            print_table(
                 ["Config ID", "Name", "IdP Entity ID", "Audience", "Active", "Certificates"],
                 [
                     [
@@ -282,7 +261,7 @@ def _list(kind: Kind, org: str | None, as_json: bool, kw: dict[str, Any]) -> Non
                 ],
             )
         else:
-            _table(
+            print_table(
                 ["Config ID", "Name", "Issuer", "Audience", "Active", "Keys"],
                 [
                     [

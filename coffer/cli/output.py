@@ -17,7 +17,11 @@ _PIPE_WIDTH = 400
 
 
 def console() -> Console:
-    return Console(width=None if sys.stdout.isatty() else _PIPE_WIDTH, highlight=False)
+    # Cells are data (names, principals, fingerprints), never markup: `[/x]` must not raise
+    # and `12:AB:CD` must not turn into an emoji.
+    return Console(
+        width=None if sys.stdout.isatty() else _PIPE_WIDTH, highlight=False, markup=False, emoji=False
+    )
 
 
 def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
