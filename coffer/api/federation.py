@@ -13,7 +13,9 @@ leaves an audit line; every minted key leaves one too.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -44,88 +46,78 @@ def _org_id(value: object, field: str = "orgId") -> str:
     return value
 
 
-def _audit_refusal(c: Call, action: str, exc: CofferError, org_id: str | None, config_id: str | None) -> None:
-    audit(
-        "federation_denied",
-        plane="control",
-        action=action,
-        org_id=org_id,
-        config_id=config_id,
-        check=exc.check if isinstance(exc, FederationError) else None,
-        reason=exc.message,
-        status=exc.kind.http_status,
-        client=origin_of(c.request).source_ip,
-    )
+class _Attempt:
+    """One exchange request: what it has said so far, so a refusal at any step (bad JSON,
+    bad field, failed check) leaves an audit line naming as much as is known."""
 
+    def __init__(self, c: Call, action: str) -> None:
+        self.c = c
+        self.action = action
+        self.org_id: str | None = None
+        self.config_id: str | None = None
 
-async def _exchange(
-    c: Call, action: str, org_id: str | None, config_id: str | None, mint: Any
-) -> FederatedKey:
-    """Run a verify-and-mint in the thread pool; audit it either way."""
-    try:
-        result: FederatedKey = await call(mint)
-    except CofferError as exc:
-        _audit_refusal(c, action, exc, org_id, config_id)
-        raise
-    minted = result.minted
-    audit_mint(minted, minted.key.principal_name, action, result.lifetime.duration_seconds)
-    audit(
-        "federated_sign_in",
-        action=action,
-        access_key_id=minted.key.access_key_id,
-        principal=minted.key.principal_name,
-        roles=list(minted.key.multi_attributes.get("roles", [])),
-        org_id=minted.key.org_id,
-        config_id=result.identity.config_id,
-        issuer=result.identity.issuer,
-        lifetime_clipped=result.lifetime.clipped,
-        client=origin_of(c.request).source_ip,
-    )
-    return result
+    @contextlib.contextmanager
+    def audited(self) -> Iterator[None]:
+        try:
+            yield
+        except CofferError as exc:
+            audit(
+                "federation_denied",
+                plane="control",
+                action=self.action,
+                org_id=self.org_id,
+                config_id=self.config_id,
+                check=exc.check if isinstance(exc, FederationError) else None,
+                reason=exc.message,
+                status=exc.kind.http_status,
+                client=origin_of(self.c.request).source_ip,
+            )
+            raise
+
+    async def mint(self, fn: Callable[[], FederatedKey]) -> FederatedKey:
+        """Verify and mint in the thread pool (signature checks and JWKS fetches block)."""
+        result: FederatedKey = await call(fn)
+        minted = result.minted
+        audit_mint(minted, minted.key.principal_name, self.action, result.lifetime.duration_seconds)
+        audit(
+            "federated_sign_in",
+            action=self.action,
+            access_key_id=minted.key.access_key_id,
+            principal=minted.key.principal_name,
+            roles=list(minted.key.multi_attributes.get("roles", [])),
+            org_id=minted.key.org_id,
+            config_id=result.identity.config_id,
+            issuer=result.identity.issuer,
+            lifetime_clipped=result.lifetime.clipped,
+            client=origin_of(self.c.request).source_ip,
+        )
+        return result
 
 
 async def create_from_saml(c: Call) -> JSONResponse:
-    body = await json_body(c.request)
-    org_id = config_id = None
-    try:
+    attempt = _Attempt(c, "cwobject:CreateAccessKeyFromSAML")
+    with attempt.audited():
+        body = await json_body(c.request)
         duration = parse_duration(body.get("durationSeconds"))
-        org_id = _org_id(body.get("orgId"))
-        config_id = _org_id(body.get("configId"), "configId")
+        org_id = attempt.org_id = _org_id(body.get("orgId"))
+        config_id = attempt.config_id = _org_id(body.get("configId"), "configId")
         saml = require_string(body, "samlResponse")
         attributes = validate_attributes(body.get("attributes"))
-    except CofferError as exc:
-        _audit_refusal(c, "cwobject:CreateAccessKeyFromSAML", exc, org_id, config_id)
-        raise
-    fed = c.node.federated_keys
-    result = await _exchange(
-        c,
-        "cwobject:CreateAccessKeyFromSAML",
-        org_id,
-        config_id,
-        lambda: fed.from_saml(org_id, config_id, saml, duration, attributes),
-    )
+        fed = c.node.federated_keys
+        result = await attempt.mint(lambda: fed.from_saml(org_id, config_id, saml, duration, attributes))
     return JSONResponse(minted_json(result.minted))
 
 
 async def create_from_oidc(c: Call) -> JSONResponse:
-    body = await json_body(c.request)
-    org_id = None
-    try:
+    attempt = _Attempt(c, "cwobject:CreateAccessKeyFromOIDC")
+    with attempt.audited():
+        body = await json_body(c.request)
         duration = parse_duration(body.get("durationSeconds"))
-        org_id = _org_id(body.get("orgId"))
+        org_id = attempt.org_id = _org_id(body.get("orgId"))
         token = require_string(body, "oidcToken")
         attributes = validate_attributes(body.get("attributes"))
-    except CofferError as exc:
-        _audit_refusal(c, "cwobject:CreateAccessKeyFromOIDC", exc, org_id, None)
-        raise
-    fed = c.node.federated_keys
-    result = await _exchange(
-        c,
-        "cwobject:CreateAccessKeyFromOIDC",
-        org_id,
-        None,
-        lambda: fed.from_oidc(org_id, token, duration, attributes),
-    )
+        fed = c.node.federated_keys
+        result = await attempt.mint(lambda: fed.from_oidc(org_id, token, duration, attributes))
     return JSONResponse(minted_json(result.minted))
 
 
@@ -141,23 +133,13 @@ def _raw_token(header: str) -> str:
 
 
 async def create_from_container_creds(c: Call) -> JSONResponse:
-    org_id = c.request.path_params["orgId"]
-    action = "cwobject:CreateAccessKeyFromContainerCreds"
-    try:
-        org_id = _org_id(org_id)
+    attempt = _Attempt(c, "cwobject:CreateAccessKeyFromContainerCreds")
+    with attempt.audited():
+        org_id = attempt.org_id = _org_id(c.request.path_params["orgId"])
         token = _raw_token(c.request.headers.get("authorization", ""))
-    except CofferError as exc:
-        _audit_refusal(c, action, exc, org_id, None)
-        raise
-    fed = c.node.federated_keys
-    duration = c.node.settings.oidc_container_key_duration
-    result = await _exchange(
-        c,
-        action,
-        org_id,
-        None,
-        lambda: fed.from_oidc(org_id, token, min(duration, fed.max_duration), with_session_token=True),
-    )
+        fed = c.node.federated_keys
+        duration = min(c.node.settings.oidc_container_key_duration, fed.max_duration)
+        result = await attempt.mint(lambda: fed.from_oidc(org_id, token, duration, with_session_token=True))
     return JSONResponse(container_credentials_json(result.minted))
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.federation.idp import AssertionSpec, Key, mint_jwt, rsa_key, signed_response, to_b64
+from tests.federation.idp import Key, mint_jwt, rsa_key, signed_response, spec_for_config, to_b64
 from tests.harness import CofferServer, coffer_cmd
 
 SAML_CONFIGS = "/v1beta1/workload-federation/saml-configs"
@@ -111,17 +111,7 @@ def saml_add(server: CofferServer, tmp_path: Path, *extra: str, key: Key = IDP) 
 
 def saml_exchange(server: CofferServer, cfg: dict[str, Any], key: Key, **spec: Any) -> httpx.Response:
     """What the IdP behind `cfg` would sign for Coffer right now, exchanged anonymously."""
-    assertion = AssertionSpec(
-        now=datetime.now(UTC),
-        issuer=cfg["idpEntityId"],
-        response_issuer=cfg["idpEntityId"],
-        audiences=(cfg["spAudience"],),
-        recipient=cfg["recipient"],
-        destination=cfg["recipient"],
-        principal=("alice",),
-        roles=("DataEngineer",),
-        **spec,
-    )
+    assertion = spec_for_config(cfg, **{"principal": ("alice",), "roles": ("DataEngineer",), **spec})
     body = {
         "durationSeconds": 300,
         "orgId": cfg["orgUid"],

@@ -6,7 +6,6 @@ confirmation, and a user without the permission."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -14,7 +13,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Locator, Page, expect
 
 from tests.console.conftest import new_context, row, shot, sign_in, unique
-from tests.federation.idp import AssertionSpec, rsa_key, signed_response, to_b64
+from tests.federation.idp import rsa_key, signed_response, spec_for_config, to_b64
 from tests.harness import CofferServer
 
 SAML = "/v1beta1/workload-federation/saml-configs"
@@ -58,14 +57,7 @@ def saml_body(name: str) -> dict[str, Any]:
 def saml_exchange(server: CofferServer, cfg: dict[str, Any]) -> str:
     """A workload's anonymous exchange, with an assertion the IdP behind `cfg` would issue
     for Coffer (entity ID, audience, recipient as the config says); the minted key's ID."""
-    spec = AssertionSpec(
-        now=datetime.now(UTC),
-        issuer=cfg["idpEntityId"],
-        response_issuer=cfg["idpEntityId"],
-        audiences=(cfg["spAudience"],),
-        recipient=cfg["recipient"],
-        destination=cfg["recipient"],
-    )
+    spec = spec_for_config(cfg)
     body = {
         "durationSeconds": 600,
         "orgId": cfg["orgUid"],

@@ -307,6 +307,20 @@ def to_b64(element: etree._Element | bytes) -> str:
     return base64.b64encode(raw).decode()
 
 
+def spec_for_config(config: dict[str, Any], **overrides: Any) -> AssertionSpec:
+    """What the IdP behind a stored config (the API's JSON: idpEntityId, spAudience,
+    recipient) would assert to Coffer right now."""
+    spec = AssertionSpec(
+        now=datetime.now(UTC),
+        issuer=config["idpEntityId"],
+        response_issuer=config["idpEntityId"],
+        audiences=(config["spAudience"],),
+        recipient=config["recipient"],
+        destination=config["recipient"],
+    )
+    return replace(spec, **overrides)
+
+
 def signed_response(
     spec: AssertionSpec | None = None,
     key: Key | None = None,

@@ -19,7 +19,6 @@ import secrets
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,6 +38,7 @@ from tests.federation.idp import (
     ec_key,
     rsa_key,
     signed_response,
+    spec_for_config,
     to_b64,
 )
 from tests.harness import CofferServer, connection_owner, start_server, stop_server, worker_processes
@@ -87,17 +87,7 @@ def patch_config(server: CofferServer, uid: str, body: dict[str, Any]) -> dict[s
 
 def spec_for(cfg: dict[str, Any], **overrides: Any) -> AssertionSpec:
     """An assertion the IdP behind `cfg` would issue for Coffer, right now."""
-    spec = AssertionSpec(
-        now=datetime.now(UTC),
-        issuer=cfg["idpEntityId"],
-        response_issuer=cfg["idpEntityId"],
-        audiences=(cfg["spAudience"],),
-        recipient=cfg["recipient"],
-        destination=cfg["recipient"],
-        principal=("alice",),
-        roles=("DataEngineer",),
-    )
-    return replace(spec, **overrides)
+    return spec_for_config(cfg, **{"principal": ("alice",), "roles": ("DataEngineer",), **overrides})
 
 
 def assertion_b64(cfg: dict[str, Any], key: Key = IDP, **overrides: Any) -> str:
