@@ -30,7 +30,7 @@ from typing import Any
 
 import psutil
 
-from bench import limits, loadgen, micro, servers
+from bench import federation_bench, limits, loadgen, micro, servers
 from bench.client import Conn, FileBody, RepeatBody
 from bench.endpoint import Endpoint
 from bench.populate import bulk_bucket, key_name
@@ -977,6 +977,8 @@ class Bench:
             self.keys()
         if "cpu" in sections:
             self.cpu_costs()
+        if "federation" in sections:
+            federation_bench.suite(self)  # rows in machine, cpu and keys
         if "memory" in sections:
             self.memory()
         if sections == ALL_SECTIONS:
@@ -985,7 +987,7 @@ class Bench:
         return self.report
 
 
-ALL_SECTIONS = frozenset({"machine", "large", "small", "list", "keys", "cpu", "memory"})
+ALL_SECTIONS = frozenset({"machine", "large", "small", "list", "keys", "federation", "cpu", "memory"})
 
 
 def _door_note() -> str:
