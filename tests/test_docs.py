@@ -109,7 +109,8 @@ def test_every_coreweave_operation_has_a_row() -> None:
     rows = compatibility()
     assert not COREWEAVE_OPERATIONS - set(rows), COREWEAVE_OPERATIONS - set(rows)
     for kind in ("SAML", "OIDC"):
-        rpcs = {f"List{kind}Configs", *(f"{verb}{kind}Config" for verb in ("Create", "Get", "Update", "Delete"))}
+        verbs = ("Create", "Get", "Update", "Delete")
+        rpcs = {f"List{kind}Configs", *(f"{verb}{kind}Config" for verb in verbs)}
         assert rpcs <= set(rows), f"the WIF {kind} config API is listed"
 
 
