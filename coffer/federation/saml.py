@@ -90,6 +90,11 @@ _SIGNATURE_CONFIG = SignatureConfiguration(
     digest_algorithms=_DIGESTS,
 )
 
+# signxml builds its XML-DSig schema lazily behind a lock that locks nothing, and libxml2's
+# schema set-up is not thread-safe: two first verifications at once can break a worker for
+# good (docs/performance.md). Build it here, once, under the import lock.
+XMLVerifier.schemas()
+
 
 def _parser() -> etree.XMLParser:
     """A parser that resolves nothing, fetches nothing and refuses pathological trees."""
@@ -417,6 +422,9 @@ def _verify_enveloped(element: etree._Element, config: SamlConfig, expected_tag:
             if "forbidden by configuration" in str(exc):
                 raise _rejected("algorithm", "the signature uses a forbidden algorithm") from exc
             continue
+        except etree.XMLSchemaParseError:
+            # signxml's own schema failed to load: Coffer is broken, not the IdP's signature.
+            raise
         except Exception:  # noqa: S112 - fail closed on anything hostile input provokes
             # Wrong certificate, tampered content, or a signature signxml cannot process: it
             # raises its own errors but also lxml's, ValueError, KeyError... None of it verifies.

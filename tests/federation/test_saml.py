@@ -680,3 +680,47 @@ def test_config_from_json_requires_fields() -> None:
 
 def test_principal_attribute_constant() -> None:
     assert ATTR_PRINCIPAL_NAME == "https://coreweave.com/SAML/Attributes/PrincipalName"
+
+
+# --- concurrency ------------------------------------------------------------------------------
+
+_FIRST_VERIFICATIONS_AT_ONCE = """
+import sys, threading
+from concurrent.futures import ThreadPoolExecutor
+from signxml import XMLVerifier
+import coffer.federation.saml as saml
+built = len(XMLVerifier._schemas)
+from coffer.federation import InMemoryReplayCache
+from tests.federation.idp import NOW, saml_config, signed_response, to_b64
+config, cache = saml_config(), InMemoryReplayCache()
+docs = [to_b64(signed_response()) for _ in range(8)]
+gate = threading.Barrier(len(docs))
+def first(doc):
+    gate.wait()
+    return saml.verify_saml_response(doc, config, now=NOW, replay_cache=cache).principal
+with ThreadPoolExecutor(len(docs)) as pool:
+    names = list(pool.map(first, docs))
+print(built, len(set(docs)), names.count("alice"))
+"""
+
+
+def test_first_verifications_in_threads_at_once_all_verify() -> None:
+    """A fresh process's first verifications race signxml's lazy schema set-up unless the
+    module built it on import: that race broke whole workers (docs/performance.md)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    for _ in range(3):
+        out = subprocess.run(
+            [sys.executable, "-c", _FIRST_VERIFICATIONS_AT_ONCE],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        built, distinct, verified = map(int, out.stdout.split())
+        assert built > 0, "importing coffer.federation.saml builds signxml's schema"
+        assert (distinct, verified) == (8, 8), out.stdout + out.stderr
