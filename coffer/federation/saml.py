@@ -29,7 +29,7 @@ from typing import Any
 import defusedxml
 import defusedxml.ElementTree as DefusedET
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
 from signxml import InvalidInput, SignatureConfiguration, XMLVerifier
@@ -398,6 +398,24 @@ def _check_algorithms(signature: etree._Element) -> None:
         raise _rejected("algorithm", "references must be digested with SHA-256 or stronger")
 
 
+def _hinted_first(signature: etree._Element, certs: tuple[x509.Certificate, ...]) -> list[x509.Certificate]:
+    """The configured certificates, the one the signature's KeyInfo names first.
+
+    KeyInfo is unsigned and never chooses *whether* a certificate is trusted; it only saves a
+    failed verification per exchange while two certificates are configured for a rotation.
+    """
+    ordered = list(certs)
+    node = signature.find(f"{_DS}KeyInfo/{_DS}X509Data/{_DS}X509Certificate")
+    if len(ordered) < 2 or node is None or not node.text:
+        return ordered
+    try:
+        der = base64.b64decode("".join(node.text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return ordered
+    ordered.sort(key=lambda cert: cert.public_bytes(serialization.Encoding.DER) != der)
+    return ordered
+
+
 def _verify_enveloped(element: etree._Element, config: SamlConfig, expected_tag: str) -> etree._Element:
     """Verify the Signature directly inside `element` against the configured certificates.
 
@@ -409,7 +427,7 @@ def _verify_enveloped(element: etree._Element, config: SamlConfig, expected_tag:
     element_id = element.get("ID")
     if not element_id:
         raise _rejected("structure", "a signed element must carry an ID")
-    for cert in config.signing_certificates:
+    for cert in _hinted_first(signature, config.signing_certificates):
         try:
             result = XMLVerifier().verify(
                 element,

@@ -137,6 +137,35 @@ def test_certificate_rotation_accepts_either_configured_cert() -> None:
     assert verify(signed_response(key=new), config).principal == "alice"
 
 
+def test_rotation_tries_the_certificate_keyinfo_names_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    old, new = rsa_key("idp"), rsa_key("idp-next")
+    config = saml_config(old, new)
+    tried: list[object] = []
+    real = XMLVerifier.verify
+
+    def counting(self: XMLVerifier, *args: Any, **kwargs: Any) -> Any:
+        tried.append(kwargs["x509_cert"])
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(XMLVerifier, "verify", counting)
+    assert verify(signed_response(key=new), config).principal == "alice"
+    assert tried == [config.signing_certificates[1]], "the named certificate alone was tried"
+    # KeyInfo is unsigned: naming another certificate (configured or not) only orders the tries
+    for named in (old, rsa_key("stranger")):
+        response = signed_response(key=new)
+        cert = response.find(f".//{DS}X509Certificate")
+        assert cert is not None
+        cert.text = "".join(line for line in named.cert_pem.splitlines() if "-----" not in line)
+        tried.clear()
+        assert verify(response, config).principal == "alice"
+        assert tried == list(config.signing_certificates)
+    # and a signature by a certificate that is not configured fails whatever KeyInfo names
+    stranger = rsa_key("stranger")
+    tried.clear()
+    refused("signature", signed_response(key=stranger), config=config)
+    assert len(tried) == 2
+
+
 def test_several_roles_and_line_wrapped_base64() -> None:
     response = signed_response(AssertionSpec(roles=("Admin", "Reader", "Admin")))
     raw = etree.tostring(response)
