@@ -378,7 +378,22 @@ EXPECTED_OPERATIONS = {
     ("post", "/v1/cwobject/access-policy"): "CWObject_EnsureAccessPolicy",
     ("delete", "/v1/cwobject/access-policy/{name}"): "CWObject_DeleteAccessPolicy",
     ("post", "/v1/cwobject/auth/can-i"): "CWObject_AuthCanI",
+    ("post", "/v1/cwobject/temporary-credentials/saml"): "CWObject_CreateAccessKeyFromSAML",
+    ("post", "/v1/cwobject/temporary-credentials/oidc"): "CWObject_CreateAccessKeyFromOIDC",
+    ("get", "/v1/cwobject/temporary-credentials/oidc/{orgId}"): "CWObject_CreateAccessKeyFromContainerCreds",
+    **{
+        (method, f"/v1beta1/workload-federation/{kind.lower()}-configs{suffix}"): f"WorkloadFederation_{rpc}"
+        for kind in ("SAML", "OIDC")
+        for method, suffix, rpc in (
+            ("get", "", f"List{kind}Configs"),
+            ("post", "", f"Create{kind}Config"),
+            ("get", "/{uid}", f"Get{kind}Config"),
+            ("patch", "/{uid}", f"Update{kind}Config"),
+            ("delete", "/{uid}", f"Delete{kind}Config"),
+        )
+    },
 }
+ANONYMOUS = {"CWObject_CreateAccessKeyFromSAML", "CWObject_CreateAccessKeyFromOIDC"}
 
 
 def test_openapi_describes_the_control_plane(server: CofferServer) -> None:
@@ -391,10 +406,17 @@ def test_openapi_describes_the_control_plane(server: CofferServer) -> None:
         (method, path): op["operationId"] for path, ops in spec["paths"].items() for method, op in ops.items()
     }
     assert found == EXPECTED_OPERATIONS
+    assert spec["components"]["securitySchemes"]["ContainerCredentialsAuth"]["in"] == "header"
     for path, ops in spec["paths"].items():
         for op in ops.values():
             assert {"200", "400", "401", "403", "404"} <= set(op["responses"]), path
-            assert op["tags"] == ["CWObject"]
+            assert op["tags"] == [op["operationId"].split("_")[0]]
+            if op["operationId"] in ANONYMOUS:
+                assert op["security"] == [], "anonymous: the signed credential is the authority"
+            elif op["operationId"] == "CWObject_CreateAccessKeyFromContainerCreds":
+                assert op["security"] == [{"ContainerCredentialsAuth": []}]
+            else:
+                assert "security" not in op, "the document's TokenAuth applies"
     create = spec["paths"]["/v1/cwobject/access-key"]["post"]["requestBody"]["content"]["application/json"][
         "schema"
     ]
