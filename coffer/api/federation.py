@@ -69,6 +69,7 @@ class _Attempt:
                 config_id=self.config_id,
                 check=exc.check if isinstance(exc, FederationError) else None,
                 reason=exc.message,
+                detail=exc.detail if isinstance(exc, FederationError) else None,
                 status=exc.kind.http_status,
                 client=origin_of(self.c.request).source_ip,
             )

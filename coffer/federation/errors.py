@@ -14,10 +14,13 @@ from coffer.errors import CofferError, InvalidArgument, Unauthenticated, Unavail
 class FederationError(CofferError):
     """A refused federated credential. `check` is a stable short name (e.g. ``audience``)."""
 
-    def __init__(self, check: str, message: str) -> None:
+    def __init__(self, check: str, message: str, *, detail: str | None = None) -> None:
         super().__init__(f"{check}: {message}")
         self.check = check
         self.reason = message
+        self.detail = detail
+        """For the operator's audit line only, never the answer: what Coffer saw when it fetched
+        an issuer's keys would tell an anonymous caller about hosts and ports behind Coffer."""
 
 
 class FederationRejected(FederationError, Unauthenticated):

@@ -9,7 +9,7 @@ end, and the clipped expiry is what we return to the caller (minio #20473 clippe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from coffer.federation.errors import FederationRejected
 
@@ -18,6 +18,10 @@ MAX_FEDERATED_SECONDS = 43200
 
 CLOCK_SKEW = timedelta(seconds=60)
 """Tolerance for clock differences between the IdP and Coffer, applied to every time check."""
+
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(9000, 1, 1, tzinfo=UTC)
+"""Times a credential may name: far from datetime's limits, so skew arithmetic never overflows."""
 
 
 @dataclass(frozen=True)

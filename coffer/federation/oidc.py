@@ -41,12 +41,20 @@ from jwt.exceptions import (
 from coffer.errors import InvalidArgument
 from coffer.federation.errors import FederationMalformed, FederationRejected
 from coffer.federation.jwks import JwksProvider, validate_jwks
-from coffer.federation.lifetime import CLOCK_SKEW, KeyLifetime, federated_key_lifetime
+from coffer.federation.lifetime import (
+    CLOCK_SKEW,
+    EARLIEST_TIME,
+    LATEST_TIME,
+    KeyLifetime,
+    federated_key_lifetime,
+)
 from coffer.federation.urls import MAX_URL_LENGTH, check_url
 from coffer.policy.principals import nameable
 
 ALLOWED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA")
 MAX_TOKEN_CHARS = 16 * 1024
+MAX_HEADER_CHARS = 2048
+"""Base64url characters of the JOSE header; real ones (alg, kid, typ) are under 200."""
 MAX_SUBJECT_LENGTH = 255
 MIN_RSA_BITS = 2048
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
@@ -230,9 +238,12 @@ def _select_key(jwks: dict[str, Any], kid: str | None, alg: str) -> dict[str, An
 def _header(token: str) -> dict[str, Any]:
     """The JOSE header, parsed here so the algorithm is judged before any library acts on it."""
     segment = token.split(".", 1)[0]
+    if len(segment) > MAX_HEADER_CHARS:
+        raise FederationMalformed("token", f"the token's header is longer than {MAX_HEADER_CHARS} characters")
     try:
         header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (ValueError, binascii.Error) as exc:
+    except (ValueError, binascii.Error, RecursionError) as exc:
+        # RecursionError: a few thousand nested brackets still fit under the length cap.
         raise FederationMalformed("token", "the token's header is not valid base64url JSON") from exc
     if not isinstance(header, dict):
         raise FederationMalformed("token", "the token's header is not a JSON object")
@@ -248,9 +259,13 @@ def _number(claims: dict[str, Any], name: str, *, required: bool) -> datetime | 
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _rejected("claims", f"the '{name}' claim must be a number of seconds")
     try:
-        return datetime.fromtimestamp(value, UTC)
+        moment = datetime.fromtimestamp(value, UTC)
     except (OverflowError, OSError, ValueError) as exc:
         raise _rejected("claims", f"the '{name}' claim is out of range") from exc
+    if not EARLIEST_TIME <= moment <= LATEST_TIME:
+        # Far enough from datetime's limits that adding the clock skew cannot overflow.
+        raise _rejected("claims", f"the '{name}' claim is out of range")
+    return moment
 
 
 def verify_oidc_token(

@@ -37,7 +37,13 @@ from signxml.algorithms import DigestAlgorithm, SignatureMethod
 
 from coffer.errors import InvalidArgument
 from coffer.federation.errors import FederationMalformed, FederationRejected
-from coffer.federation.lifetime import CLOCK_SKEW, KeyLifetime, federated_key_lifetime
+from coffer.federation.lifetime import (
+    CLOCK_SKEW,
+    EARLIEST_TIME,
+    LATEST_TIME,
+    KeyLifetime,
+    federated_key_lifetime,
+)
 from coffer.federation.replay import ReplayCache
 from coffer.policy.principals import nameable
 
@@ -376,9 +382,12 @@ def _parse_time(value: str | None, check: str, what: str) -> datetime:
     base, fraction, zone = match.groups()
     text = base + (f".{fraction[:6]}" if fraction else "") + ("+00:00" if zone in (None, "Z") else zone)
     try:
-        return datetime.fromisoformat(text).astimezone(UTC)
-    except ValueError as exc:
+        moment = datetime.fromisoformat(text).astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise _rejected(check, f"{what} is not a valid xs:dateTime") from exc
+    if not EARLIEST_TIME <= moment <= LATEST_TIME:
+        raise _rejected(check, f"{what} is out of range")
+    return moment
 
 
 def _optional_time(element: etree._Element, attr: str, check: str) -> datetime | None:
@@ -607,18 +616,24 @@ def _check_response(response: etree._Element, config: SamlConfig) -> None:
 
 
 def _check_confirmation(subject: etree._Element, config: SamlConfig, now: datetime) -> datetime:
-    """At least one bearer SubjectConfirmation must hold; returns when it stops holding.
+    """At least one bearer SubjectConfirmation must hold; returns when the last one stops holding.
 
     Its NotOnOrAfter is required (SAML's bearer profile): an assertion that could be presented
-    forever could be replayed forever once the replay cache forgot it.
+    forever could be replayed forever once the replay cache forgot it. The latest end of *all*
+    bearer confirmations is returned, not the one that holds now: another one with a longer
+    window would accept the assertion again after the replay cache forgot it.
     """
     failure: FederationRejected | None = None
+    holds = False
+    latest: datetime | None = None
     for confirmation in _children(subject, f"{_SAML}SubjectConfirmation"):
         if confirmation.get("Method") != CM_BEARER:
             continue
         for data in _children(confirmation, f"{_SAML}SubjectConfirmationData"):
             end = _optional_time(data, "NotOnOrAfter", "confirmation_expired")
             start = _optional_time(data, "NotBefore", "confirmation_not_yet_valid")
+            if end is not None and (latest is None or end > latest):
+                latest = end
             if end is None:
                 failure = failure or _rejected(
                     "confirmation_expired", "SubjectConfirmationData must carry NotOnOrAfter"
@@ -634,7 +649,9 @@ def _check_confirmation(subject: etree._Element, config: SamlConfig, now: dateti
                     "recipient", f"the bearer confirmation's Recipient is not {config.recipient}"
                 )
             else:
-                return end
+                holds = True
+    if holds and latest is not None:
+        return latest
     raise failure or _rejected("subject_confirmation", "no bearer SubjectConfirmation is present")
 
 
@@ -671,6 +688,9 @@ def _read_attributes(assertion: etree._Element) -> tuple[str, tuple[str, ...]]:
     if len(principals) != 1:
         raise _rejected("attributes", f"exactly one {ATTR_PRINCIPAL_NAME} value is required")
     unique_roles = tuple(dict.fromkeys(roles))
+    if any("://" in role for role in unique_roles):
+        # role/<issuer URL>:<sub> names OIDC workloads; a SAML role must not pose as one.
+        raise _rejected("attributes", f"{ATTR_ROLE} values must not contain '://' (OIDC workloads' roles do)")
     if not unique_roles:
         raise _rejected("attributes", f"at least one {ATTR_ROLE} value is required")
     if len(unique_roles) > MAX_ROLES:

@@ -408,6 +408,8 @@ class Route:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     send_length: bool = True
+    drip: float = 0.0
+    """Seconds between the body's bytes, each sent alone (a slow-loris IdP)."""
 
 
 @dataclass(frozen=True)
@@ -520,7 +522,12 @@ class IdpServer:
                     self.close_connection = True
                 self.end_headers()
                 try:
-                    self.wfile.write(route.body)
+                    if not route.drip:
+                        self.wfile.write(route.body)
+                    for i in range(len(route.body) if route.drip else 0):
+                        self.wfile.write(route.body[i : i + 1])
+                        self.wfile.flush()
+                        time.sleep(route.drip)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 

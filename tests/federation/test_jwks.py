@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
@@ -69,6 +70,9 @@ def unavailable(call: object) -> FederationUnavailable:
     with pytest.raises(FederationUnavailable) as info:
         call()  # type: ignore[operator]
     assert info.value.kind is Kind.UNAVAILABLE
+    # one answer for every failure: what went wrong is for the audit line (the detail) only
+    assert info.value.message == "jwks: the issuer's signing keys could not be fetched"
+    assert info.value.detail
     return info.value
 
 
@@ -166,7 +170,7 @@ def test_jwks_uri_over_plain_http_to_remote_host_refused(idp: IdpServer, jwks: H
 
 def test_remote_http_issuer_never_fetched(jwks: HttpJwksProvider) -> None:
     error = unavailable(lambda: jwks.get_jwks("http://idp.example.test", now=NOW))
-    assert "https" in str(error)
+    assert error.detail is not None and "https" in error.detail
 
 
 def test_oversized_jwks_refused(idp: IdpServer, jwks: HttpJwksProvider) -> None:
@@ -184,7 +188,7 @@ def test_oversized_jwks_without_content_length_refused(idp: IdpServer) -> None:
     try:
         idp.set_json("/jwks", {"keys": [KEY1.jwk(f"k{i}") for i in range(20)]}, send_length=False)
         error = unavailable(lambda: small.get_jwks(idp.issuer, now=NOW))
-        assert "larger" in str(error)
+        assert error.detail is not None and "larger" in error.detail
     finally:
         small.close()
 
@@ -218,9 +222,43 @@ def test_slow_idp_times_out(idp: IdpServer) -> None:
     try:
         idp.set_json("/jwks", {"keys": [KEY1.jwk("k1")]}, delay=1.5)
         error = unavailable(lambda: impatient.get_jwks(idp.issuer, now=NOW))
-        assert "Timeout" in str(error)
+        assert error.detail is not None and "Timeout" in error.detail
     finally:
         impatient.close()
+
+
+def test_dripping_idp_stopped_by_the_overall_deadline(idp: IdpServer) -> None:
+    """Each byte arrives well within the read timeout, but the whole body never would."""
+    impatient = HttpJwksProvider(timeout=0.5)
+    try:
+        idp.set_json("/jwks", {"keys": [KEY1.jwk("k1")]}, drip=0.1)
+        started = time.monotonic()
+        error = unavailable(lambda: impatient.get_jwks(idp.issuer, now=NOW))
+        assert error.detail == "fetching the JWKS took longer than 0.5 s"
+        assert time.monotonic() - started < 5, "stopped near the deadline, not after the whole body"
+    finally:
+        impatient.close()
+
+
+def test_others_wait_for_a_slow_fetch_only_briefly(idp: IdpServer) -> None:
+    """One thread fetches from a slow IdP; the others neither queue behind it nor fetch too."""
+    provider = HttpJwksProvider(timeout=3.0, lock_wait=0.2)
+    try:
+        idp.set_json("/jwks", {"keys": [KEY1.jwk("k1")]}, delay=1.5)
+        fetcher = threading.Thread(target=lambda: provider.get_jwks(idp.issuer, now=NOW))
+        fetcher.start()
+        while idp.hits["/jwks"] == 0:
+            time.sleep(0.01)
+        started = time.monotonic()
+        error = unavailable(lambda: provider.get_jwks(idp.issuer, now=NOW))
+        assert error.detail == "another request is still fetching them"
+        assert provider.refresh_jwks(idp.issuer, now=NOW) is None, "a refresh is declined, not queued"
+        assert time.monotonic() - started < 1.4, "refused after lock_wait, not after the fetch"
+        fetcher.join()
+        assert provider.fetch_count == 1
+        assert provider.get_jwks(idp.issuer, now=NOW)["keys"][0]["kid"] == "k1"
+    finally:
+        provider.close()
 
 
 # --- outages -------------------------------------------------------------------------------
@@ -267,6 +305,6 @@ def test_https_issuer_with_untrusted_certificate_refused() -> None:
         default = HttpJwksProvider()
         try:
             error = unavailable(lambda: default.get_jwks(server.issuer, now=NOW))
-            assert "ConnectError" in str(error)
+            assert error.detail is not None and "ConnectError" in error.detail
         finally:
             default.close()

@@ -347,7 +347,7 @@ def test_issued_in_the_future_refused() -> None:
     )
 
 
-@pytest.mark.parametrize("value", ["1700000000", True, None, 10**20])
+@pytest.mark.parametrize("value", ["1700000000", True, None, 10**20, 253402300799, -1, 2.5e11])
 def test_exp_must_be_a_sane_number(value: object) -> None:
     token = mint_jwt(RSA, issuer=ISSUER, exp=value)
     refused("claims", token)
@@ -370,6 +370,25 @@ def test_malformed_tokens_are_invalid_arguments(token: str) -> None:
     with pytest.raises(FederationMalformed) as info:
         verify(token)
     assert info.value.kind is Kind.INVALID_ARGUMENT
+
+
+def test_deeply_nested_header_is_malformed_not_a_crash() -> None:
+    for depth in (300, 1500, 5000):
+        header = b64url(b"[" * depth)
+        with pytest.raises(FederationMalformed) as info:
+            verify(f"{header}.{b64url(b'{}')}.c2ln")
+        assert info.value.check == "token"
+
+
+@pytest.mark.parametrize(
+    "member",
+    [{"crv": ["P-256"]}, {"use": ["sig"]}, {"alg": {"x": 1}}, {"key_ops": "verify"}, {"key_ops": [1]}],
+)
+def test_jwks_members_of_the_wrong_type_refused(member: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        provider({**ec_key("odd").jwk("k1"), **member})
+    with pytest.raises(InvalidArgument):
+        config(jwks={"keys": [{**ec_key("odd").jwk("k1"), **member}]})
 
 
 def test_errors_do_not_echo_the_token() -> None:

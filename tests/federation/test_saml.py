@@ -624,6 +624,43 @@ def test_replay_cache_remembers_until_the_assertion_expires() -> None:
     assert cache._seen[key] == NOW + timedelta(minutes=6)
 
 
+def test_replay_window_covers_every_bearer_confirmation() -> None:
+    """A second confirmation with a longer window would accept the assertion again once the
+    cache forgot it, so the ID is remembered until the last confirmation ends."""
+    cache = InMemoryReplayCache()
+    response = signed_response(sign_assertion=False)
+    subject = assertion_of(response).find(f"{S}Subject")
+    assert subject is not None
+    longer = copy.deepcopy(subject.find(f"{S}SubjectConfirmation"))
+    data = longer.find(f"{S}SubjectConfirmationData")
+    data.set("NotOnOrAfter", AssertionSpec().at(timedelta(minutes=20)))
+    subject.append(longer)
+    b64 = to_b64(sign(response, rsa_key("idp")))
+    assert verify(b64, cache=cache).principal == "alice"
+    # the Conditions end (1 h) is later still; the last confirmation (20 min) bounds the window
+    assert cache._seen[next(iter(cache._seen))] == NOW + timedelta(minutes=21)
+    for later in (timedelta(minutes=1), timedelta(minutes=10), timedelta(minutes=20)):
+        refused("replay", b64, cache=cache, now=NOW + later)
+    refused("confirmation_expired", b64, cache=cache, now=NOW + timedelta(minutes=22))
+
+
+@pytest.mark.parametrize(
+    ("attr", "value"),
+    [
+        ("NotOnOrAfter", "9999-12-31T23:59:59Z"),
+        ("NotBefore", "0001-01-01T00:00:00+01:00"),
+        ("NotOnOrAfter", "9500-01-01T00:00:00Z"),
+        ("NotBefore", "1969-12-31T23:59:59Z"),
+    ],
+)
+def test_times_out_of_range_refused(attr: str, value: str) -> None:
+    response = signed_response(sign_assertion=False)
+    conditions = assertion_of(response).find(f"{S}Conditions")
+    assert conditions is not None
+    conditions.set(attr, value)
+    refused("conditions", sign(response, rsa_key("idp")))
+
+
 # --- attributes ---------------------------------------------------------------------------------
 
 
@@ -639,7 +676,9 @@ def test_missing_role_attribute_refused() -> None:
     refused("attributes", signed_response(AssertionSpec(roles=())))
 
 
-@pytest.mark.parametrize("value", ["*", "Admin*", "", "a" * 300, "line\nbreak"])
+@pytest.mark.parametrize(
+    "value", ["*", "Admin*", "", "a" * 300, "line\nbreak", "https://issuer.example:workload"]
+)
 def test_role_values_that_cannot_be_principals_refused(value: str) -> None:
     refused("attributes", signed_response(AssertionSpec(roles=(value,))))
 
