@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.engine import Connection
 
@@ -20,7 +21,6 @@ from coffer.federation import (
     JwksProvider,
     KeyLifetime,
     OidcIdentity,
-    ReplayCache,
     SamlIdentity,
     verify_oidc_token,
     verify_saml_response,
@@ -28,6 +28,7 @@ from coffer.federation import (
 from coffer.identity.accesskeys import MAX_PRINCIPAL, AccessKeyService
 from coffer.identity.federation_configs import FederationConfigs
 from coffer.identity.models import KeySource, MintedKey, utcnow
+from coffer.identity.replay import SqlReplayCache
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class FederatedKeys:
         configs: FederationConfigs,
         keys: AccessKeyService,
         *,
-        replay_cache: ReplayCache,
+        replay_cache: SqlReplayCache,
         jwks_provider: JwksProvider,
         max_duration: int = MAX_FEDERATED_SECONDS,
     ) -> None:
@@ -74,9 +75,16 @@ class FederatedKeys:
                 "config", "the organization has no active SAML configuration with this configId"
             )
         now = utcnow()
-        identity = verify_saml_response(saml_response, config, now=now, replay_cache=self.replay_cache)
+        claim = _DeferredClaim()
+        identity = verify_saml_response(saml_response, config, now=now, replay_cache=claim)
         lifetime = identity.key_lifetime(duration_seconds or self.max_duration, now=now)
         roles = identity.role_principals
+
+        def trusted_and_first_use(conn: Connection) -> None:
+            self.configs.require_active(conn, identity.config_id)
+            if not claim.commit(conn, self.replay_cache, now):
+                raise FederationRejected("replay", "this assertion has already been used")
+
         minted = self.keys.mint(
             org_id=identity.org_id,
             principal_name=_bounded(identity.principal_name, "attributes"),
@@ -88,7 +96,7 @@ class FederatedKeys:
             attributes=attributes,
             multi_attributes={"roles": list(roles)},
             federation_config_id=identity.config_id,
-            precondition=self._still_trusted(identity.config_id),
+            precondition=trusted_and_first_use,
         )
         return FederatedKey(minted, identity, lifetime)
 
@@ -137,6 +145,28 @@ class FederatedKeys:
                 "durationSeconds",
                 f"must be at most {self.max_duration} seconds (0 asks for the longest allowed)",
             )
+
+
+class _DeferredClaim:
+    """The verifier's replay check, postponed into the mint's transaction.
+
+    The verifier asks for the assertion ID last, once every check passed; recording it there
+    would cost a commit of its own and burn the ID even if the mint then failed. Recorded in
+    the mint's transaction instead, the ID is consumed exactly when the key exists.
+    """
+
+    def __init__(self) -> None:
+        self.key: str | None = None
+        self.expires_at: datetime | None = None
+
+    def check_and_store(self, key: str, *, expires_at: datetime, now: datetime) -> bool:
+        self.key, self.expires_at = key, expires_at
+        return True
+
+    def commit(self, conn: Connection, cache: SqlReplayCache, now: datetime) -> bool:
+        if self.key is None or self.expires_at is None:
+            raise RuntimeError("the verifier accepted an assertion without asking for its replay check")
+        return cache.claim(conn, self.key, expires_at=self.expires_at, now=now)
 
 
 def _bounded(principal: str, check: str) -> str:

@@ -1,8 +1,9 @@
 """The replay cache every worker and node shares: one-time SAML assertion IDs, in SQL.
 
-The verifier (coffer.federation) asks `check_and_store` once every other check passed. An
-in-process set would let the same assertion be redeemed once per worker (and per node); a
-primary key in the metadata store makes "first presentation wins" atomic everywhere.
+The verifier (coffer.federation) asks for an assertion's ID once every other check passed; the
+exchange records it in the mint's own transaction (`claim`). An in-process set would let the
+same assertion be redeemed once per worker (and per node); a primary key in the metadata store
+makes "first presentation wins" atomic everywhere.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import hashlib
 import itertools
 from datetime import datetime
 
-import sqlalchemy as sa
-import sqlalchemy.exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 
 from coffer.store.db import Database
 from coffer.store.schema import federation_replay
@@ -33,21 +34,33 @@ class SqlReplayCache:
         self._inserts = itertools.count(1)
 
     def check_and_store(self, key: str, *, expires_at: datetime, now: datetime) -> bool:
-        digest = replay_key(key)
+        with self.db.write() as conn:
+            return self.claim(conn, key, expires_at=expires_at, now=now)
+
+    def claim(self, conn: Connection, key: str, *, expires_at: datetime, now: datetime) -> bool:
+        """Record `key` in the caller's write transaction; False if a live row already holds it.
+
+        One statement, so first-presentation-wins holds across workers and nodes without a
+        read-then-write race: the insert, or an update that only an expired row lets through
+        (an expired row protects nothing; the verifier's time checks refuse that ID anyway).
+        Called inside the mint's transaction, the ID is consumed exactly when a key is minted.
+        """
         table = federation_replay
-        try:
-            with self.db.write() as conn:
-                # An expired row no longer protects anything; let the ID be judged afresh
-                # (the verifier's time checks refuse it anyway).
-                conn.execute(table.delete().where(table.c.key == digest, table.c.expires_at <= now))
-                seen = conn.execute(sa.select(table.c.key).where(table.c.key == digest)).first()
-                if seen is not None:
-                    return False
-                conn.execute(table.insert().values(key=digest, expires_at=expires_at))
-        except sqlalchemy.exc.IntegrityError:
-            return False  # another worker or node stored it between our read and insert
+        upsert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        statement = (
+            upsert(table)
+            .values(key=replay_key(key), expires_at=expires_at)
+            .on_conflict_do_update(
+                index_elements=[table.c.key],
+                set_={"expires_at": expires_at},
+                where=table.c.expires_at <= now,
+            )
+            .returning(table.c.key)  # a row back: inserted or renewed (rowcount is -1 on psycopg)
+        )
+        if conn.execute(statement).first() is None:
+            return False
         if next(self._inserts) % _PURGE_EVERY == 0:
-            self.purge(now)
+            conn.execute(table.delete().where(table.c.expires_at <= now))
         return True
 
     def purge(self, now: datetime) -> int:

@@ -16,12 +16,13 @@ import sqlalchemy as sa
 from coffer.authz import key_aliases
 from coffer.config import Settings
 from coffer.errors import AlreadyExists, InvalidArgument, NotFound
+from coffer.federation import FederationRejected
 from coffer.identity.bootstrap import bootstrap
 from coffer.identity.models import KeySource, KeyStatus, utcnow
 from coffer.identity.replay import SqlReplayCache, replay_key
 from coffer.node import Node
-from coffer.store.schema import federation_replay
-from tests.federation.idp import rsa_key
+from coffer.store.schema import access_keys, federation_replay
+from tests.federation.idp import rsa_key, signed_response, spec_for_config, to_b64
 from tests.harness import create_pg_database, drop_pg_database
 
 
@@ -60,6 +61,39 @@ def test_replay_purge_removes_only_dead_rows(node: Node) -> None:
         keys = set(conn.execute(sa.select(federation_replay.c.key)).scalars())
     assert replay_key("purge-live") in keys
     assert replay_key("purge-dead") not in keys
+
+
+def test_an_assertion_is_consumed_exactly_when_its_key_is_minted(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replay row is written in the mint's transaction: a mint that fails leaves the
+    assertion unused, and a replay is refused without a key."""
+    org = node.directory.default_org().id
+    stored = node.federation.create(org, "saml", _saml_fields("consume"), public_url="https://coffer.test")
+    assertion = to_b64(signed_response(spec_for_config(stored.config.to_json()), rsa_key("store")))
+    real = node.keys._is_suspended
+    failures = iter([RuntimeError("the disk went away mid-mint")])
+
+    def fail_once(*args: object) -> bool:
+        for failure in failures:
+            raise failure
+        return real(*args)  # type: ignore[arg-type]
+
+    def keys_through(config_id: str) -> int:
+        with node.db.read() as conn:
+            query = sa.select(sa.func.count()).where(access_keys.c.federation_config_id == config_id)
+            return int(conn.execute(query).scalar_one())
+
+    monkeypatch.setattr(node.keys, "_is_suspended", fail_once)
+    with pytest.raises(RuntimeError):
+        node.federated_keys.from_saml(org, stored.config_id, assertion, 600)
+    assert keys_through(stored.config_id) == 0
+    first = node.federated_keys.from_saml(org, stored.config_id, assertion, 600)
+    assert first.minted.key.principal_name == "saml/alice"
+    with pytest.raises(FederationRejected) as info:
+        node.federated_keys.from_saml(org, stored.config_id, assertion, 600)
+    assert info.value.check == "replay"
+    assert keys_through(stored.config_id) == 1
 
 
 def _saml_fields(name: str) -> dict[str, object]:
