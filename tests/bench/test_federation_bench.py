@@ -68,14 +68,14 @@ def test_selftest_rows_and_every_exchange_succeeds(tmp_path: Path) -> None:
     sizes = SIZES["selftest"]
     names = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
     for backend in backends:
-        # in process, stage by stage: the SAML exchange's replay write is among its stages
+        # in process, stage by stage: the SAML exchange's replay claim is timed inside its mint
         for kind, label in SERVICE_LABELS.items():
             row = rows[f"{label} ({names[backend]})"]
             assert row["section"] == "cpu" and row["unit"] == "µs", row
             stages = {f"{stage} cpu_us" for stage in SERVICE_STAGES.get(kind, ())}
             assert stages <= set(row["detail"]), row
         saml = rows[f"{SERVICE_LABELS['saml']} ({names[backend]})"]
-        assert {"replay write cpu_us", "verify + checks cpu_us"} <= set(saml["detail"])
+        assert {"replay claim cpu_us", "mint write cpu_us", "verify + checks cpu_us"} <= set(saml["detail"])
         for conc, n in ((sizes.concurrency, sizes.exchanges), (1, sizes.exchanges_c1)):
             for kind in KINDS:
                 row = rows[f"{LABELS[kind]}, c{conc} ({names[backend]})"]
