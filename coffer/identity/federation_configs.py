@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 import sqlalchemy as sa
 import sqlalchemy.exc
@@ -29,6 +30,7 @@ from coffer.store.changes import ChangeWatcher
 from coffer.store.db import Database
 from coffer.store.schema import access_keys, federation_configs, organizations
 
+_T = TypeVar("_T")
 Kind = Literal["saml", "oidc"]
 KINDS: tuple[Kind, ...] = ("saml", "oidc")
 MAX_CONFIGS_PER_KIND = 100
@@ -73,6 +75,42 @@ def _not_found(kind: Kind, config_id: str) -> NotFound:
     return NotFound.resource(_LABEL[kind], shown)
 
 
+class _ConfigCache:
+    """Parsed configurations for the exchanges, per process, dropped whenever anything changes.
+
+    Reading and parsing a config (JSON, PEM certificates, JWKS) cost an exchange as much as
+    verifying its signature. Every config write bumps the change counter, which this host's
+    workers see at once and other nodes within the notification delay (bounded by the poll),
+    as with cached keys. A stale entry can only verify with the config as it was moments ago:
+    the mint re-checks in SQL that the config is still active. Misses are not cached, so
+    made-up config ids cannot fill the cache.
+    """
+
+    MAX_ENTRIES = 4096
+
+    def __init__(self, changes: ChangeWatcher) -> None:
+        self._changes = changes
+        self._lock = threading.Lock()
+        self._token: tuple[int, int] | None = None
+        self._entries: dict[tuple[str, ...], Any] = {}
+
+    def get(self, key: tuple[str, ...], load: Callable[[], _T]) -> _T:
+        token = self._changes.token()
+        with self._lock:
+            if token != self._token:
+                self._entries.clear()
+                self._token = token
+            if key in self._entries:
+                return cast("_T", self._entries[key])
+        value = load()  # outside the lock: a slow query must not stall the other threads
+        with self._lock:
+            if value and self._token == token:  # not a miss, and nothing changed meanwhile
+                if len(self._entries) >= self.MAX_ENTRIES:
+                    self._entries.clear()
+                self._entries[key] = value
+        return value
+
+
 def _plausible(config_id: str) -> bool:
     """Could this name a config (a UUID)? Anything else is unknown without a query; PostgreSQL
     refuses NUL in text outright."""
@@ -85,6 +123,7 @@ class FederationConfigs:
     def __init__(self, db: Database, changes: ChangeWatcher) -> None:
         self.db = db
         self.changes = changes
+        self._cache = _ConfigCache(changes)
 
     # --- writing ---------------------------------------------------------------------------
     def create(self, org_id: str, kind: Kind, fields: dict[str, Any], *, public_url: str) -> StoredConfig:
@@ -137,6 +176,8 @@ class FederationConfigs:
                     deactivated_at=None if config.active else now,
                 )
             )
+            self.db.bump_changes(conn, "federation")
+        self.changes.changed()
         return StoredConfig(kind, config, now, now, None if config.active else now)
 
     def update(self, org_id: str, kind: Kind, config_id: str, changes: dict[str, Any]) -> StoredConfig:
@@ -175,6 +216,7 @@ class FederationConfigs:
                 raise _not_found(kind, config_id)
             if not config.active:
                 self._revoke_keys(conn, config_id, now)
+            self.db.bump_changes(conn, "federation")
         self.changes.changed()
         return StoredConfig(kind, config, current.created_at, now, deactivated)
 
@@ -190,6 +232,7 @@ class FederationConfigs:
             if not deleted:
                 raise _not_found(kind, config_id)
             revoked = self._revoke_keys(conn, config_id, now)
+            self.db.bump_changes(conn, "federation")
         self.changes.changed()
         return revoked
 
@@ -217,6 +260,9 @@ class FederationConfigs:
 
     def active_oidc(self, org_id: str) -> list[OidcConfig]:
         """The org's active OIDC configs, lowest config id first (the verifier's tie-break)."""
+        return self._cache.get(("oidc", org_id), lambda: self._load_active_oidc(org_id))
+
+    def _load_active_oidc(self, org_id: str) -> list[OidcConfig]:
         with self.db.query() as conn:
             rows = conn.execute(
                 sa.select(federation_configs.c.document)
@@ -234,6 +280,9 @@ class FederationConfigs:
         """The SAML config an exchange names, or None if this org has none by that id."""
         if not _plausible(config_id):
             return None
+        return self._cache.get(("saml", org_id, config_id), lambda: self._load_saml(org_id, config_id))
+
+    def _load_saml(self, org_id: str, config_id: str) -> SamlConfig | None:
         with self.db.query() as conn:
             doc = conn.execute(
                 sa.select(federation_configs.c.document).where(*self._where(org_id, "saml", config_id))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import httpx
 import pytest
 
 from tests.api.util import assert_status
-from tests.federation.idp import AssertionSpec, rsa_key, signed_response, to_b64
+from tests.federation.idp import AssertionSpec, Key, rsa_key, signed_response, to_b64
 from tests.harness import CofferServer, connection_owner, start_server, stop_server, worker_processes
 
 SAML_PATH = "/v1/cwobject/temporary-credentials/saml"
@@ -40,7 +41,7 @@ class Saml:
     recipient: str
     idp_entity_id: str
 
-    def assertion(self, name: str = "alice") -> str:
+    def assertion(self, name: str = "alice", key: Key = IDP_KEY) -> str:
         spec = AssertionSpec(
             now=datetime.now(UTC),
             issuer=self.idp_entity_id,
@@ -50,7 +51,7 @@ class Saml:
             destination=self.recipient,
             principal=(name,),
         )
-        return to_b64(signed_response(spec, IDP_KEY))
+        return to_b64(signed_response(spec, key))
 
     def body(self, saml_response: str) -> dict[str, Any]:
         return {
@@ -258,3 +259,29 @@ def test_one_assertion_fired_at_every_node_at_once_buys_one_key(nodes: dict[str,
             (lambda node=node: redeem(node, saml, assertion)) for node in nodes.values() for _ in range(7)
         ]
         tally(fire_together(senders))
+
+
+def test_a_certificate_rotated_on_one_node_is_obeyed_by_the_others(nodes: dict[str, CofferServer]) -> None:
+    """Every node caches parsed configs; a change made through node A reaches B (same host)
+    and C (only the database in common) within the change notification's delay."""
+    saml = create_saml_config(nodes["a"])
+    for node in nodes.values():  # each node now holds the config in its cache
+        assert_minted(redeem(node, saml, saml.assertion()))
+    successor = rsa_key("replay-idp-next")
+    with nodes["a"].api() as api:
+        r = api.patch(
+            f"/v1beta1/workload-federation/saml-configs/{saml.config_id}",
+            json={"certificates": [successor.cert_pem]},
+        )
+        assert r.status_code == 200, r.text
+    for name in ("b", "c"):
+        deadline = time.monotonic() + 10  # NOTIFY takes milliseconds; the poll bounds it at 1 s
+        while True:
+            r = redeem(nodes[name], saml, saml.assertion())
+            if r.status_code == 401:
+                assert r.json()["message"].startswith("signature:"), r.text
+                break
+            assert_minted(r)
+            assert time.monotonic() < deadline, f"node {name} still trusts the removed certificate"
+            time.sleep(0.05)
+        assert_minted(redeem(nodes[name], saml, saml.assertion(key=successor)))

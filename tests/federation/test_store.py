@@ -149,3 +149,26 @@ def test_deactivating_a_config_revokes_only_its_keys(node: Node) -> None:
     assert node.federation.delete(org, "saml", b.config_id) == 1
     assert node.keys.get(org, key_b).status() is KeyStatus.REVOKED
     assert key_aliases(node.keys.get(org, key_b)) == ("role/Admin", "role/Dev")
+
+
+def test_exchanges_read_configs_from_a_cache_that_every_write_empties(node: Node) -> None:
+    org = node.directory.default_org().id
+    configs = node.federation
+    stored = configs.create(org, "saml", _saml_fields("cached"), public_url="https://coffer.test")
+    first = configs.saml(org, stored.config_id)
+    assert first is not None and configs.saml(org, stored.config_id) is first, "parsed once"
+    configs.update(org, "saml", stored.config_id, {"description": "rotated"})
+    after = configs.saml(org, stored.config_id)
+    assert after is not None and after is not first and after.description == "rotated"
+    # a miss is not remembered: made-up ids cannot fill the cache, and a new config is seen
+    entries = len(configs._cache._entries)
+    assert configs.saml(org, "00000000-0000-4000-8000-000000000000") is None
+    assert len(configs._cache._entries) == entries
+    issuer = {"issuerUrl": "https://cached.store.test", "audience": "coffer"}
+    before = {c.config_id for c in configs.active_oidc(org)}
+    made = configs.create(org, "oidc", {"name": "cached-oidc", **issuer}, public_url="")
+    assert {c.config_id for c in configs.active_oidc(org)} == before | {made.config_id}
+    configs.update(org, "oidc", made.config_id, {"active": False})
+    assert {c.config_id for c in configs.active_oidc(org)} == before
+    configs.delete(org, "saml", stored.config_id)
+    assert configs.saml(org, stored.config_id) is None
