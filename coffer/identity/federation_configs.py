@@ -9,12 +9,11 @@ famously outlive disabled identities, minio #19493).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, TypeVar, cast
@@ -148,75 +147,92 @@ class FederationConfigs:
         else:
             config = OidcConfig.from_json(data)
         now = utcnow()
-        with self._writing(kind, config) as conn:
-            if (
-                conn.execute(sa.select(organizations.c.id).where(organizations.c.id == org_id)).first()
-                is None
-            ):
-                raise NotFound.resource("organization", org_id[:64])
-            count = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(federation_configs)
-                .where(federation_configs.c.org_id == org_id, federation_configs.c.kind == kind)
-            ).scalar_one()
-            if count >= MAX_CONFIGS_PER_KIND:
-                raise ResourceExhausted(
-                    f"an organization may have at most {MAX_CONFIGS_PER_KIND} {_LABEL[kind]}s"
+        try:
+            with self.db.write() as conn:
+                if (
+                    conn.execute(sa.select(organizations.c.id).where(organizations.c.id == org_id)).first()
+                    is None
+                ):
+                    raise NotFound.resource("organization", org_id[:64])
+                count = conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(federation_configs)
+                    .where(federation_configs.c.org_id == org_id, federation_configs.c.kind == kind)
+                ).scalar_one()
+                if count >= MAX_CONFIGS_PER_KIND:
+                    raise ResourceExhausted(
+                        f"an organization may have at most {MAX_CONFIGS_PER_KIND} {_LABEL[kind]}s"
+                    )
+                conn.execute(
+                    federation_configs.insert().values(
+                        config_id=config.config_id,
+                        org_id=org_id,
+                        kind=kind,
+                        name=config.name,
+                        lookup=_lookup(config),
+                        document=json.dumps(config.to_json(), sort_keys=True),
+                        created_at=now,
+                        updated_at=now,
+                        deactivated_at=None if config.active else now,
+                    )
                 )
-            conn.execute(
-                federation_configs.insert().values(
-                    config_id=config.config_id,
-                    org_id=org_id,
-                    kind=kind,
-                    name=config.name,
-                    lookup=_lookup(config),
-                    document=json.dumps(config.to_json(), sort_keys=True),
-                    created_at=now,
-                    updated_at=now,
-                    deactivated_at=None if config.active else now,
-                )
-            )
-            self.db.bump_changes(conn, "federation")
+                self.db.bump_changes(conn, "federation")
+        except sqlalchemy.exc.IntegrityError:
+            raise _taken(config) from None
         self.changes.changed()
         return StoredConfig(kind, config, now, now, None if config.active else now)
 
     def update(self, org_id: str, kind: Kind, config_id: str, changes: dict[str, Any]) -> StoredConfig:
-        """Change the named fields (JSON names); deactivating revokes the config's keys."""
+        """Change the named fields (JSON names); deactivating revokes the config's keys.
+
+        Read, merged and written in one transaction with the row locked (SQLite writers are
+        serial anyway), so two edits of different fields at once both land."""
         unknown = sorted(set(changes) - set(UPDATABLE[kind]))
         if unknown:
             raise InvalidArgument.field(
                 unknown[0], f"cannot be changed; updatable fields: {', '.join(UPDATABLE[kind])}"
             )
-        current = self.get(org_id, kind, config_id)
-        merged = {**current.config.to_json(), **changes}
-        if kind == "saml":
-            merged["certificates"] = list(_certificates(merged.get("certificates")))
-        if kind == "oidc" and merged.get("jwks") is None:
-            merged.pop("jwks", None)
-        config = _from_document(kind, json.dumps(merged))
-        now = utcnow()
-        deactivated = current.deactivated_at
-        if config.active:
-            deactivated = None
-        elif deactivated is None:
-            deactivated = now
-        with self._writing(kind, config) as conn:
-            updated = conn.execute(
-                federation_configs.update()
-                .where(*self._where(org_id, kind, config_id))
-                .values(
-                    name=config.name,
-                    lookup=_lookup(config),
-                    document=json.dumps(config.to_json(), sort_keys=True),
-                    updated_at=now,
-                    deactivated_at=deactivated,
+        if not _plausible(config_id):
+            raise _not_found(kind, config_id)
+        config: SamlConfig | OidcConfig | None = None
+        try:
+            with self.db.write() as conn:
+                query = sa.select(federation_configs).where(*self._where(org_id, kind, config_id))
+                if conn.dialect.name == "postgresql":
+                    query = query.with_for_update()
+                row = conn.execute(query).first()
+                if row is None:
+                    raise _not_found(kind, config_id)
+                current = self._stored(row)
+                merged = {**current.config.to_json(), **changes}
+                if kind == "saml":
+                    merged["certificates"] = list(_certificates(merged.get("certificates")))
+                if kind == "oidc" and merged.get("jwks") is None:
+                    merged.pop("jwks", None)
+                config = _from_document(kind, json.dumps(merged))
+                now = utcnow()
+                deactivated = current.deactivated_at
+                if config.active:
+                    deactivated = None
+                elif deactivated is None:
+                    deactivated = now
+                conn.execute(
+                    federation_configs.update()
+                    .where(*self._where(org_id, kind, config_id))
+                    .values(
+                        name=config.name,
+                        lookup=_lookup(config),
+                        document=json.dumps(config.to_json(), sort_keys=True),
+                        updated_at=now,
+                        deactivated_at=deactivated,
+                    )
                 )
-            ).rowcount
-            if not updated:
-                raise _not_found(kind, config_id)
-            if not config.active:
-                self._revoke_keys(conn, config_id, now)
-            self.db.bump_changes(conn, "federation")
+                if not config.active:
+                    self._revoke_keys(conn, config_id, now)
+                self.db.bump_changes(conn, "federation")
+        except sqlalchemy.exc.IntegrityError:
+            assert config is not None  # only the UPDATE can violate a constraint
+            raise _taken(config) from None
         self.changes.changed()
         return StoredConfig(kind, config, current.created_at, now, deactivated)
 
@@ -338,21 +354,15 @@ class FederationConfigs:
         self.db.bump_changes(conn)
         return int(count or 0)
 
-    @contextlib.contextmanager
-    def _writing(self, kind: Kind, config: SamlConfig | OidcConfig) -> Iterator[Connection]:
-        """A write transaction whose unique-constraint failure names what is already taken."""
-        try:
-            with self.db.write() as conn:
-                yield conn
-        except sqlalchemy.exc.IntegrityError:
-            if isinstance(config, OidcConfig):
-                raise AlreadyExists(
-                    f"an OIDC configuration named {config.name!r}, or one for this issuerUrl and "
-                    "audience, already exists in the organization"
-                ) from None
-            raise AlreadyExists(
-                f"a SAML configuration named {config.name!r} already exists in the organization"
-            ) from None
+
+def _taken(config: SamlConfig | OidcConfig) -> AlreadyExists:
+    """A unique-constraint failure, named by what is already taken."""
+    if isinstance(config, OidcConfig):
+        return AlreadyExists(
+            f"an OIDC configuration named {config.name!r}, or one for this issuerUrl and "
+            "audience, already exists in the organization"
+        )
+    return AlreadyExists(f"a SAML configuration named {config.name!r} already exists in the organization")
 
 
 def _certificates(value: object) -> tuple[str, ...]:

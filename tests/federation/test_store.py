@@ -7,7 +7,9 @@ config touches only that config's keys.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -172,3 +174,26 @@ def test_exchanges_read_configs_from_a_cache_that_every_write_empties(node: Node
     assert {c.config_id for c in configs.active_oidc(org)} == before
     configs.delete(org, "saml", stored.config_id)
     assert configs.saml(org, stored.config_id) is None
+
+
+def test_concurrent_edits_of_different_fields_both_land(node: Node) -> None:
+    """Each edit reads, merges and writes under the row's lock: neither undoes the other."""
+    org = node.directory.default_org().id
+    configs = node.federation
+    stored = configs.create(org, "saml", _saml_fields("edits"), public_url="https://coffer.test")
+    for i in range(15):
+        gate = threading.Barrier(2)
+
+        def edit(field: str, value: str) -> None:
+            gate.wait()
+            configs.update(org, "saml", stored.config_id, {field: value})
+
+        with ThreadPoolExecutor(2) as pool:
+            done = [
+                pool.submit(edit, "description", f"round {i}"),
+                pool.submit(edit, "idpEntityId", f"https://idp-{i}.store.test"),
+            ]
+            for future in done:
+                future.result()
+        config = configs.get(org, "saml", stored.config_id).config
+        assert (config.description, config.idp_entity_id) == (f"round {i}", f"https://idp-{i}.store.test")
