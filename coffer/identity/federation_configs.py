@@ -149,11 +149,9 @@ class FederationConfigs:
         now = utcnow()
         try:
             with self.db.write() as conn:
-                if (
-                    conn.execute(sa.select(organizations.c.id).where(organizations.c.id == org_id)).first()
-                    is None
-                ):
+                if not self._lock_org(conn, org_id):
                     raise NotFound.resource("organization", org_id[:64])
+                self._check_principals_unambiguous(conn, org_id, config)
                 count = conn.execute(
                     sa.select(sa.func.count())
                     .select_from(federation_configs)
@@ -197,6 +195,7 @@ class FederationConfigs:
         config: SamlConfig | OidcConfig | None = None
         try:
             with self.db.write() as conn:
+                self._lock_org(conn, org_id)  # orders this edit with the org's other config writes
                 query = sa.select(federation_configs).where(*self._where(org_id, kind, config_id))
                 if conn.dialect.name == "postgresql":
                     query = query.with_for_update()
@@ -210,6 +209,7 @@ class FederationConfigs:
                 if kind == "oidc" and merged.get("jwks") is None:
                     merged.pop("jwks", None)
                 config = _from_document(kind, json.dumps(merged))
+                self._check_principals_unambiguous(conn, org_id, config)
                 now = utcnow()
                 deactivated = current.deactivated_at
                 if config.active:
@@ -326,6 +326,39 @@ class FederationConfigs:
             )
 
     # --- helpers ---------------------------------------------------------------------------
+    @staticmethod
+    def _lock_org(conn: Connection, org_id: str) -> bool:
+        """Lock the organization's row (PostgreSQL; SQLite writers are serial): the checks
+        across an org's configs below must not race another write. False if there is none."""
+        query = sa.select(organizations.c.id).where(organizations.c.id == org_id)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        return conn.execute(query).first() is not None
+
+    @staticmethod
+    def _check_principals_unambiguous(conn: Connection, org_id: str, config: SamlConfig | OidcConfig) -> None:
+        """OIDC keys are named `role/<issuer>:<sub>`; with issuers `https://a.example` and
+        `https://a.example:8443` both trusted, subject `8443:x` of the first would be named as
+        subject `x` of the second. Refuse the second issuer instead."""
+        if not isinstance(config, OidcConfig):
+            return
+        others = conn.execute(
+            sa.select(federation_configs.c.document).where(
+                federation_configs.c.org_id == org_id,
+                federation_configs.c.kind == "oidc",
+                federation_configs.c.config_id != config.config_id,
+            )
+        ).scalars()
+        mine = config.issuer_url
+        for document in others:
+            theirs = str(json.loads(document).get("issuerUrl", ""))
+            if mine.startswith(theirs + ":") or theirs.startswith(mine + ":"):
+                raise InvalidArgument.field(
+                    "issuerUrl",
+                    f"keys from this issuer and from {theirs} would be named alike "
+                    "(role/<issuer>:<sub>); an organization cannot trust both",
+                )
+
     @staticmethod
     def _where(org_id: str, kind: Kind, config_id: str) -> tuple[sa.ColumnElement[bool], ...]:
         return (

@@ -197,3 +197,34 @@ def test_concurrent_edits_of_different_fields_both_land(node: Node) -> None:
                 future.result()
         config = configs.get(org, "saml", stored.config_id).config
         assert (config.description, config.idp_entity_id) == (f"round {i}", f"https://idp-{i}.store.test")
+
+
+def test_issuers_whose_principals_could_collide_are_refused(node: Node) -> None:
+    """`role/https://a.example:8443:x` would name subject `8443:x` of one issuer and subject `x`
+    of the other: an org may trust only one of them."""
+    org = node.directory.default_org().id
+    configs = node.federation
+    base = configs.create(
+        org, "oidc", {"name": "plain", "issuerUrl": "https://a.store.test", "audience": "c"}, public_url=""
+    )
+    for clash in ("https://a.store.test:8443", "https://a.store.test:8443/tenant"):
+        with pytest.raises(InvalidArgument) as info:
+            configs.create(org, "oidc", {"name": "clash", "issuerUrl": clash, "audience": "c"}, public_url="")
+        assert info.value.message.startswith(
+            "invalid issuerUrl: keys from this issuer and from https://a.store.test "
+        )
+    # the same issuer for another audience, and unrelated issuers, are fine
+    configs.create(
+        org, "oidc", {"name": "plain-2", "issuerUrl": "https://a.store.test", "audience": "d"}, public_url=""
+    )
+    other = configs.create(
+        org,
+        "oidc",
+        {"name": "other", "issuerUrl": "https://a.store.test/tenant", "audience": "c"},
+        public_url="",
+    )
+    # an edit cannot make them collide either
+    with pytest.raises(InvalidArgument):
+        configs.update(org, "oidc", other.config_id, {"issuerUrl": "https://a.store.test:9000"})
+    assert configs.get(org, "oidc", other.config_id).config.issuer_url == "https://a.store.test/tenant"
+    configs.delete(org, "oidc", base.config_id)
