@@ -379,12 +379,13 @@ class FederationConfigs:
         )
 
     def _revoke_keys(self, conn: Connection, config_id: str, now: datetime) -> int:
+        """Revoke in the caller's transaction; the caller's one change-counter bump (every config
+        write makes one, and any bump empties every cache) makes the revocation seen."""
         count = conn.execute(
             access_keys.update()
             .where(access_keys.c.federation_config_id == config_id, access_keys.c.revoked_at.is_(None))
             .values(revoked_at=now)
         ).rowcount
-        self.db.bump_changes(conn)
         return int(count or 0)
 
 
