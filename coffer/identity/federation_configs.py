@@ -329,10 +329,14 @@ class FederationConfigs:
     @staticmethod
     def _lock_org(conn: Connection, org_id: str) -> bool:
         """Lock the organization's row (PostgreSQL; SQLite writers are serial): the checks
-        across an org's configs below must not race another write. False if there is none."""
+        across an org's configs below must not race another write. False if there is none.
+
+        FOR NO KEY UPDATE, not FOR UPDATE: a mint's insert into access_keys takes FOR KEY SHARE
+        on this row (the foreign key) while holding its config row FOR SHARE; FOR UPDATE here,
+        followed by this edit's wait for that config row, deadlocked the two."""
         query = sa.select(organizations.c.id).where(organizations.c.id == org_id)
         if conn.dialect.name == "postgresql":
-            query = query.with_for_update()
+            query = query.with_for_update(key_share=True)
         return conn.execute(query).first() is not None
 
     @staticmethod
