@@ -522,12 +522,13 @@ class IdpServer:
                     self.close_connection = True
                 self.end_headers()
                 try:
-                    if not route.drip:
+                    if route.drip:
+                        for i in range(len(route.body)):
+                            self.wfile.write(route.body[i : i + 1])
+                            self.wfile.flush()
+                            time.sleep(route.drip)
+                    else:
                         self.wfile.write(route.body)
-                    for i in range(len(route.body) if route.drip else 0):
-                        self.wfile.write(route.body[i : i + 1])
-                        self.wfile.flush()
-                        time.sleep(route.drip)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
