@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coffer import limits
+
 ENV_PREFIX = "COFFER_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"
 UINT32_MAX = 2**32 - 1
@@ -81,6 +83,43 @@ class Settings:
     console_session_seconds: int = _setting(
         28800, "Lifetime in seconds of a console sign-in session (its session API token)."
     )
+    tls_cert: str = _setting(
+        "", "PEM certificate chain served on both ports; with tls_key, turns TLS on (reloaded on SIGHUP)."
+    )
+    tls_key: str = _setting("", "PEM private key of tls_cert.")
+    tls_min_version: str = _setting("1.2", "Oldest TLS version accepted: 1.2 or 1.3.")
+    metrics: bool = _setting(True, "Serve Prometheus metrics at /metrics.")
+    metrics_port: int = _setting(
+        0, "Serve /metrics on this port of its own instead of the API port; 0 keeps it on the API port."
+    )
+    max_connections: int = _setting(
+        limits.MAX_CONNECTIONS,
+        "Open connections per worker; at the cap the longest-idle connection is closed, else the new one.",
+    )
+    head_timeout: float = _setting(
+        limits.HEAD_TIMEOUT, "Seconds a client has to send a whole request head (line and headers)."
+    )
+    body_idle_timeout: float = _setting(
+        limits.BODY_IDLE_TIMEOUT, "Seconds a request body may pause while the server waits for it."
+    )
+    write_timeout: float = _setting(
+        limits.WRITE_TIMEOUT, "Seconds a response may stall on a client that does not read."
+    )
+    keepalive_timeout: float = _setting(
+        limits.KEEPALIVE_TIMEOUT, "Seconds an idle keep-alive connection stays open."
+    )
+    auth_failure_limit: int = _setting(
+        limits.AUTH_FAILURE_LIMIT,
+        "Failed authentications per source address or key id in a window before requests are slowed; "
+        "0 turns the budget off.",
+    )
+    auth_failure_window: float = _setting(
+        limits.AUTH_FAILURE_WINDOW, "Seconds over which failed authentications are counted."
+    )
+    max_live_keys_per_principal: int = _setting(
+        limits.MAX_LIVE_KEYS_PER_PRINCIPAL,
+        "Live (unexpired, unrevoked) access keys one principal may hold; 0 means no cap.",
+    )
 
     def __post_init__(self) -> None:
         problems = validate(self)
@@ -111,7 +150,16 @@ class Settings:
         if self.public_url:
             return self.public_url.rstrip("/")
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.api_port}"
+        return f"{self.scheme}://{host}:{self.api_port}"
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert and self.tls_key)
+
+    @property
+    def scheme(self) -> str:
+        """What both ports speak: https once a certificate is configured."""
+        return "https" if self.tls else "http"
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -146,6 +194,26 @@ def validate(s: Settings) -> list[str]:
         problems.append("console_session_seconds: must be between 60 and 604800 (7 days)")
     if not (math.isfinite(s.cache_poll_seconds) and 0.05 <= s.cache_poll_seconds <= 60):
         problems.append("cache_poll_seconds: must be between 0.05 and 60")
+    if bool(s.tls_cert) != bool(s.tls_key):
+        problems.append("tls_cert and tls_key: give both or neither")
+    if s.tls_min_version not in ("1.2", "1.3"):
+        problems.append(f"tls_min_version: must be 1.2 or 1.3, got {s.tls_min_version!r}")
+    if not 0 <= s.metrics_port <= 65535:
+        problems.append(f"metrics_port: must be between 0 and 65535, got {s.metrics_port}")
+    if s.metrics_port and s.metrics_port in (s.api_port, s.s3_port):
+        problems.append("metrics_port must differ from api_port and s3_port")
+    if not 16 <= s.max_connections <= 1_000_000:
+        problems.append(f"max_connections: must be between 16 and 1000000, got {s.max_connections}")
+    for name in ("head_timeout", "body_idle_timeout", "write_timeout", "keepalive_timeout"):
+        value = getattr(s, name)
+        if not (math.isfinite(value) and 0.1 <= value <= 3600):
+            problems.append(f"{name}: must be between 0.1 and 3600 seconds")
+    if not 0 <= s.auth_failure_limit <= 1_000_000:
+        problems.append("auth_failure_limit: must be between 0 and 1000000")
+    if not (math.isfinite(s.auth_failure_window) and 1 <= s.auth_failure_window <= 86400):
+        problems.append("auth_failure_window: must be between 1 and 86400 seconds")
+    if not 0 <= s.max_live_keys_per_principal <= 1_000_000:
+        problems.append("max_live_keys_per_principal: must be between 0 and 1000000")
     if s.database_url and not s.database_url.startswith(("postgresql", "postgres://", "sqlite")):
         problems.append("database_url: must start with postgresql:// (or sqlite:///)")
     return problems
