@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from coffer import metrics
 from coffer.errors import PermissionDenied, S3Error
 from coffer.identity.models import AccessKey, Caller
 from coffer.identity.policies import OrgPolicies
@@ -198,6 +199,7 @@ class Authorizer:
     ) -> None:
         """Allow, or audit the engine's reason and raise S3Error AccessDenied (generic body)."""
         decision = self.decide_s3(key, operation, bucket, origin, object_tags=object_tags)
+        metrics.decided("s3", decision.allowed, decision.rule.value)
         if decision.allowed:
             return
         audit(
@@ -240,6 +242,7 @@ class Authorizer:
     def authorize_control(self, caller: Caller, action: str, origin: Origin = UNKNOWN_ORIGIN) -> None:
         """Allow, or audit the reason and raise PermissionDenied (403) naming only caller and action."""
         decision = self.decide_control(caller, action, origin)
+        metrics.decided("control", decision.allowed, decision.rule.value)
         if decision.allowed:
             return
         audit(

@@ -278,6 +278,16 @@ S3_ERRORS: dict[str, tuple[int, str, Kind]] = {
         Kind.UNAUTHENTICATED,
     ),
     "SlowDown": (503, "Please reduce your request rate.", Kind.UNAVAILABLE),
+    "RequestHeaderSectionTooLarge": (
+        400,
+        "Your request header section exceeds the maximum allowed size.",
+        Kind.INVALID_ARGUMENT,
+    ),
+    "RequestTimeout": (
+        400,
+        "Your socket connection to the server was not read from or written to within the timeout period.",
+        Kind.INVALID_ARGUMENT,
+    ),
     "TooManyBuckets": (
         400,
         "You have attempted to create more buckets than allowed.",

@@ -63,7 +63,7 @@ class _PrivateFileHandler(logging.FileHandler):
 
 
 def _audit_file_handler(path: Path) -> logging.Handler:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     handler = _PrivateFileHandler(str(path), encoding="utf-8")
     handler.setFormatter(JsonFormatter())
     handler.setLevel(logging.INFO)

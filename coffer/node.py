@@ -6,10 +6,12 @@ Faces (API, S3, console) and the CLI all drive the core through one of these.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from coffer import authz as authz_module
+from coffer import datadir
+from coffer.authbudget import AuthBudget
 from coffer.authz import Authorizer
 from coffer.config import Settings
 from coffer.errors import S3Error
@@ -43,18 +45,26 @@ class Node:
     authz: Authorizer
     federation: FederationConfigs
     federated_keys: FederatedKeys
+    # Per process, like the caches: failed authentications by source and key id.
+    auth_budget: AuthBudget = field(default_factory=lambda: AuthBudget(0, 60.0))
 
     @classmethod
     def open(cls, settings: Settings, *, migrate: bool = True) -> Node:
         data = settings.data_path
-        data.mkdir(parents=True, exist_ok=True)
+        datadir.prepare(data)
         db = Database(settings.effective_database_url)
         if migrate:
             db.migrate()
         changes = ChangeWatcher(db, data / "run", settings.cache_poll_seconds)
         box = SecretBox(load_master_key(settings.master_key, data))
         directory = Directory(db, changes)
-        keys = AccessKeyService(db, changes, box, max_duration=settings.max_key_duration)
+        keys = AccessKeyService(
+            db,
+            changes,
+            box,
+            max_duration=settings.max_key_duration,
+            max_live_keys=settings.max_live_keys_per_principal,
+        )
         blobs = BlobStore(data / "blobs")
         storage = Storage(
             db,
@@ -99,6 +109,7 @@ class Node:
             authz=authz,
             federation=federation,
             federated_keys=federated_keys,
+            auth_budget=AuthBudget(settings.auth_failure_limit, settings.auth_failure_window),
         )
 
     @property

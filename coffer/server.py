@@ -13,15 +13,16 @@ import logging
 import os
 import socket
 import sys
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from coffer import logs
+from coffer import logs, metrics
 from coffer.config import Settings
 from coffer.identity.bootstrap import bootstrap
 from coffer.node import Node
+from coffer.web import protocol, tls
 
 log = logging.getLogger("coffer.server")
 _SETTINGS_ENV = "COFFER_RESOLVED_SETTINGS"
@@ -30,8 +31,10 @@ _SETTINGS_ENV = "COFFER_RESOLVED_SETTINGS"
 class PortDispatch:
     """One ASGI app per listening port."""
 
-    def __init__(self, api: ASGIApp, s3: ASGIApp, api_port: int, node: Node) -> None:
+    def __init__(self, api: ASGIApp, s3: ASGIApp, api_port: int, node: Node, metrics_port: int = 0) -> None:
         self.api, self.s3, self.api_port, self.node = api, s3, api_port, node
+        self.metrics_port = metrics_port
+        self.metrics = metrics.MetricsApp(node.blobs.root)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -47,6 +50,8 @@ class PortDispatch:
         server = scope.get("server")
         if server and server[1] == self.api_port:
             await self.api(scope, receive, send)
+        elif server and self.metrics_port and server[1] == self.metrics_port:
+            await self.metrics(scope, receive, send)
         else:
             await self.s3(scope, receive, send)
 
@@ -55,15 +60,51 @@ def create_app() -> PortDispatch:
     """uvicorn factory, called once in every worker process."""
     settings = Settings(**json.loads(os.environ[_SETTINGS_ENV]))
     logs.configure(settings.log_level, audit_path=settings.audit_path)
+    tls.handle_hangups()
     node = Node.open(settings, migrate=False)
     from coffer.api.app import build_app as build_api
     from coffer.s3.app import build_app as build_s3
 
+    _install_guard(settings)
     api: ASGIApp = build_api(node)
     s3: ASGIApp = build_s3(node)
     if settings.access_log:
         api, s3 = logs.AccessLog(api, "api"), logs.AccessLog(s3, "s3")
-    return PortDispatch(api, s3, settings.api_port, node)
+    metrics.worker_started()
+    metrics_port = settings.metrics_port if settings.metrics else 0
+    return PortDispatch(api, s3, settings.api_port, node, metrics_port)
+
+
+def _install_guard(settings: Settings) -> None:
+    """Bounds for every connection of this worker, and what each face answers when they bite."""
+    from coffer.api.http import connection_refusal as api_refusal
+    from coffer.s3.responses import connection_refusal as s3_refusal
+
+    faces = {settings.api_port: api_refusal, settings.s3_port: s3_refusal}
+
+    def refusal(port: int, reason: str, detail: str) -> protocol.Response | None:
+        face = faces.get(port)
+        return face(reason, detail) if face else protocol.default_refusal(port, reason, detail)
+
+    bounds = protocol.Bounds(
+        max_connections=protocol.raise_descriptor_limit(settings.max_connections),
+        head_timeout=settings.head_timeout,
+        body_idle_timeout=settings.body_idle_timeout,
+        write_timeout=settings.write_timeout,
+    )
+    names = {settings.api_port: "api", settings.s3_port: "s3"}
+    if settings.metrics_port:
+        names[settings.metrics_port] = "metrics"
+    open_by_port = {name: metrics.CONNECTIONS_OPEN.labels(name) for name in (*names.values(), "other")}
+    protocol.install(
+        protocol.Guard(
+            bounds=bounds,
+            refusal=refusal,
+            port_names=names,
+            on_open=lambda port, delta: open_by_port[port].inc(delta),
+            on_close=lambda reason: metrics.CONNECTIONS_CLOSED.labels(reason).inc(),
+        )
+    )
 
 
 def _listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
@@ -79,9 +120,7 @@ def _listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
 
 
 def _supervisor() -> type:
-    from uvicorn.supervisors import Multiprocess
-
-    class OwnSocketWorkers(Multiprocess):
+    class OwnSocketWorkers(tls.HangupForwarding):
         """uvicorn's supervisor, except that every worker listens on sockets of its own
         (SO_REUSEPORT), so the kernel spreads new connections evenly over the workers.
 
@@ -155,6 +194,8 @@ def prepare(settings: Settings) -> dict[str, Any]:
 
 def serve(settings: Settings) -> None:
     logs.configure(settings.log_level, audit_path=settings.audit_path)
+    tls.handle_hangups()
+    tls_options = tls.uvicorn_kwargs(settings)  # a bad certificate fails here, before any migration
     info = prepare(settings)
     if info["token_path"]:
         log.info(
@@ -164,8 +205,13 @@ def serve(settings: Settings) -> None:
             extra={"org_id": info["org_id"], "token_path": str(info["token_path"])},
         )
     os.environ[_SETTINGS_ENV] = json.dumps(dataclasses.asdict(settings))
+    protocol.raise_descriptor_limit(settings.max_connections)  # workers inherit it
+    if settings.metrics and settings.workers > 1:
+        metrics.use_multiprocess_dir(settings.data_path / "run")  # before any worker starts
     # Bound without SO_REUSEPORT first: a port another server holds fails here, loudly.
     sockets = [_listen(settings.host, settings.api_port), _listen(settings.host, settings.s3_port)]
+    if settings.metrics and settings.metrics_port:
+        sockets.append(_listen(settings.host, settings.metrics_port))
     own_sockets = settings.workers > 1 and hasattr(socket, "SO_REUSEPORT") and sys.platform == "linux"
     if own_sockets:
         addresses = [(settings.host, sock.getsockname()[1]) for sock in sockets]
@@ -176,14 +222,15 @@ def serve(settings: Settings) -> None:
         factory=True,
         workers=settings.workers,
         loop="uvloop",
-        http="httptools",
+        http="coffer.web.protocol:GuardedHttpToolsProtocol",
         lifespan="on",
         access_log=False,
         log_config=None,
         server_header=False,
         date_header=True,
-        timeout_keep_alive=30,
+        timeout_keep_alive=cast(int, settings.keepalive_timeout),  # a float works: it goes to call_later
         proxy_headers=False,
+        **tls_options,
     )
     log.info(
         "serving the API on %s:%d and S3 on %s:%d with %d worker(s)",
@@ -194,11 +241,11 @@ def serve(settings: Settings) -> None:
         settings.workers,
         extra={"api_port": settings.api_port, "s3_port": settings.s3_port, "workers": settings.workers},
     )
+    if settings.metrics and settings.metrics_port:
+        log.info("serving /metrics on %s:%d", settings.host, settings.metrics_port)
     if own_sockets:
         _supervisor()(config, addresses).run()
     elif settings.workers > 1:
-        from uvicorn.supervisors import Multiprocess
-
-        Multiprocess(config, sockets=sockets).run()
+        tls.HangupForwarding(config, sockets=sockets).run()
     else:
         uvicorn.Server(config).run(sockets=sockets)

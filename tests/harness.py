@@ -7,6 +7,7 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -67,18 +68,28 @@ class CofferServer:
     workers: int = 1
     extra_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    ca_file: Path | None = None  # set when extra_args turn TLS on: the CA that signed its certificate
     api_port: int = 0
     s3_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
     @property
+    def scheme(self) -> str:
+        return "https" if self.ca_file else "http"
+
+    @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
+        return f"{self.scheme}://127.0.0.1:{self.api_port}"
 
     @property
     def s3_url(self) -> str:
-        return f"http://127.0.0.1:{self.s3_port}"
+        return f"{self.scheme}://127.0.0.1:{self.s3_port}"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """httpx's `verify=`: trusting `ca_file` when TLS is on."""
+        return ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file else True
 
     @property
     def store_args(self) -> list[str]:
@@ -128,8 +139,8 @@ class CofferServer:
             if self.proc.poll() is not None:
                 return False
             try:
-                a = httpx.get(self.api_url + "/healthz", timeout=1)
-                b = httpx.get(self.s3_url + "/healthz", timeout=1)
+                a = httpx.get(self.api_url + "/healthz", timeout=1, verify=self.verify)
+                b = httpx.get(self.s3_url + "/healthz", timeout=1, verify=self.verify)
                 if a.status_code == 200 and b.status_code == 200:
                     return True
             except httpx.HTTPError:
@@ -185,7 +196,7 @@ class CofferServer:
 
     def api(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token or self.admin_token}"}
-        return httpx.Client(base_url=self.api_url, headers=headers, timeout=30)
+        return httpx.Client(base_url=self.api_url, headers=headers, timeout=30, verify=self.verify)
 
     def mint_key(self, token: str | None = None, duration: int = 0, **attributes: str) -> dict[str, Any]:
         with self.api(token) as c:

@@ -4,11 +4,14 @@
 - docs/api.md's compatibility table covers every CoreWeave operation and marks exactly the routed
   ones done, with their methods and paths; its error table agrees with coffer.errors;
 - every audit event the code emits is documented;
-- every `coffer ...` command line in the docs names real commands and options.
+- every `coffer ...` command line in the docs names real commands and options;
+- the limits tables (docs/operations.md for coffer/limits.py, docs/s3-compatibility.md for S3's) and the
+  limits stated in prose give the values the code has.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 import shlex
 from pathlib import Path
@@ -17,10 +20,11 @@ from typing import Any
 import click
 import pytest
 
+from coffer import limits
 from coffer.api.app import OPERATIONS
 from coffer.cli import cli
 from coffer.config import env_name, flag_name, setting_fields
-from coffer.errors import Kind
+from coffer.errors import S3_ERRORS, Kind
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -196,3 +200,88 @@ def test_documented_command_lines_parse(doc: str, line: str) -> None:
     for word in words:
         if word.startswith("--"):
             assert word.split("=")[0] in options, f"{doc}: {line!r} uses unknown option {word}"
+
+
+# --- limits -------------------------------------------------------------------------------------
+
+_UNITS = {"bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "s": 1, "characters": 1}
+
+
+def doc_value(text: str) -> float:
+    """A table's value as a number: `16 KiB` is 16384, `8,192` is 8192, `10 s` is 10."""
+    m = re.fullmatch(r"([\d,]+(?:\.\d+)?)(?: (bytes|KiB|MiB|GiB|s|characters))?", text)
+    assert m, f"not a value the docs test can read: {text!r}"
+    return float(m.group(1).replace(",", "")) * _UNITS.get(m.group(2) or "", 1)
+
+
+def test_operations_lists_every_limit_with_its_value_and_setting() -> None:
+    rows = {row[0].strip("`"): row for row in table_rows((DOCS / "operations.md").read_text(), "Constant")}
+    constants = {k: v for k, v in vars(limits).items() if k.isupper() and not k.startswith("_")}
+    missing = sorted(set(constants) - set(rows))
+    assert not missing, f"coffer/limits.py constants missing from docs/operations.md (Limits): {missing}"
+    extra = sorted(set(rows) - set(constants))
+    assert not extra, f"docs/operations.md lists limits coffer/limits.py does not have: {extra}"
+    defaults = {f.name: f.default for f in setting_fields()}
+    for name, value in constants.items():
+        _, shown, setting, meaning = rows[name]
+        assert doc_value(shown) == value, f"{name}: docs/operations.md says {shown}, coffer/limits.py {value}"
+        if setting == "—":
+            assert name.lower() not in defaults, f"{name} is the setting {name.lower()}: name it"
+        else:
+            assert setting == f"`{name.lower()}`", name
+            assert defaults[name.lower()] == value, f"{name}: the setting's default is not the constant"
+        assert len(meaning) > 20, name
+
+
+def test_s3_limits_table_agrees_with_the_code() -> None:
+    rows = table_rows((DOCS / "s3-compatibility.md").read_text(), "Limit")
+    assert len(rows) >= 10
+    for what, shown, beyond, constant in rows:
+        module, _, name = constant.strip("`").rpartition(".")
+        value = getattr(importlib.import_module(module), name)
+        assert doc_value(shown) == value, (
+            f"{what}: docs/s3-compatibility.md says {shown}, {constant} is {value}"
+        )
+        error = re.fullmatch(r"`(\w+)` \((\d+)\)", beyond)
+        if error:
+            code, status = error.groups()
+            assert code in S3_ERRORS and S3_ERRORS[code][0] == int(status), f"{what}: {beyond}"
+        else:
+            assert beyond == "larger values are clamped", f"{what}: {beyond}"
+
+
+def prose_limits() -> list[tuple[str, str]]:
+    """(doc, phrase) for limits the docs state in running text, built from the code's constants."""
+    from coffer.identity.accesskeys import MAX_ATTRIBUTES
+    from coffer.s3.formdata import MAX_PRE_DATA
+    from coffer.s3.handlers import delete, listing, versions
+    from coffer.s3.payload import MAX_PUT_SIZE
+    from coffer.storage import cors, rules, tags
+
+    gib, to = MAX_PUT_SIZE >> 30, "\N{EN DASH}"
+    return [
+        ("s3-compatibility.md", f"more than {gib} GiB is `EntityTooLarge`"),
+        ("s3-compatibility.md", f"the {gib} GiB PUT limit applies to the file"),
+        ("s3-compatibility.md", f"Up to {delete.MAX_KEYS} keys"),
+        ("s3-compatibility.md", f"`max-keys` 0{to}{listing.MAX_KEYS}"),
+        ("s3-compatibility.md", f"`max-keys` (0{to}{versions.MAX_KEYS})"),
+        ("s3-compatibility.md", f"`partNumber` 1{to}{rules.MAX_PART_NUMBER}"),
+        ("s3-compatibility.md", f"at most {tags.MAX_OBJECT_TAGS} tags on an object"),
+        ("s3-compatibility.md", f"and {tags.MAX_BUCKET_TAGS} on a bucket"),
+        ("s3-compatibility.md", f"keys 1{to}{tags.MAX_KEY} and values 0{to}{tags.MAX_VALUE} characters"),
+        ("s3-compatibility.md", f"version-aware; at most {tags.MAX_OBJECT_TAGS} tags"),
+        ("s3-compatibility.md", f"| supported | at most {tags.MAX_BUCKET_TAGS} tags"),
+        ("s3-compatibility.md", f"1{to}{cors.MAX_RULES} rules"),
+        ("s3-compatibility.md", f"| supported | at most {cors.MAX_RULES} rules"),
+        ("s3-compatibility.md", f"`ID` (≤ {cors.MAX_ID})"),
+        ("s3-compatibility.md", f"at most {MAX_PRE_DATA // 1024} KiB: `MaxPostPreDataLengthExceeded`"),
+        ("api.md", f"a body over {limits.MAX_JSON_BODY >> 20} MiB"),
+        ("api.md", f"Bodies over {limits.MAX_JSON_BODY >> 20} MiB are refused"),
+        ("api.md", f"at most {MAX_ATTRIBUTES} entries"),
+    ]
+
+
+@pytest.mark.parametrize(("doc", "phrase"), prose_limits(), ids=[p for _, p in prose_limits()])
+def test_limits_stated_in_prose_match_the_code(doc: str, phrase: str) -> None:
+    text = " ".join((DOCS / doc).read_text().split())
+    assert phrase in text, f"docs/{doc} no longer says {phrase!r}: update the text or the constant"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -18,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from coffer import metrics
 from coffer.api import accesskeys, federation, policies
 from coffer.api.http import Operation, error_response, node_of, routes, status_json
 from coffer.api.openapi import build_spec
@@ -32,6 +34,12 @@ OPERATIONS: list[Operation] = [*accesskeys.operations, *policies.operations, *fe
 
 async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
+
+
+async def metrics_page(request: Request) -> Response:
+    """Prometheus text, unauthenticated like /healthz: it names no bucket, key or caller."""
+    body = await run_in_threadpool(metrics.render, node_of(request).blobs.root)
+    return Response(body, media_type=metrics.CONTENT_TYPE)
 
 
 async def openapi(request: Request) -> JSONResponse:
@@ -89,15 +97,19 @@ class CatchAll:
 
 
 def build_app(node: Node) -> Starlette:
+    settings = node.settings
+    # With a metrics port of its own, /metrics is served there and not here.
+    own_metrics = settings.metrics and not settings.metrics_port
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"], include_in_schema=False),
+            *([Route("/metrics", metrics_page, methods=["GET"], name="metrics")] if own_metrics else []),
             Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
             *routes(OPERATIONS),
             *console_routes(node.settings),
         ],
         exception_handlers={CofferError: on_coffer_error, HTTPException: on_http_error},
-        middleware=[Middleware(CatchAll)],
+        middleware=[Middleware(metrics.RequestMetrics), Middleware(CatchAll)],
     )
     # gRPC-gateway has no trailing-slash redirects; a stray slash is an unknown route (404 JSON).
     app.router.redirect_slashes = False

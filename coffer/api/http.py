@@ -20,15 +20,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from coffer import metrics
+from coffer.authbudget import Throttled
 from coffer.authz import Origin
 from coffer.console.cookies import cookie_session_token
 from coffer.errors import CofferError, InvalidArgument, Kind, PermissionDenied, Unauthenticated
-from coffer.identity.models import Caller
+from coffer.identity.models import ApiToken, Caller, User
+from coffer.limits import MAX_JSON_BODY
 from coffer.logs import audit
 from coffer.node import Node
+from coffer.web import protocol
 
 T = TypeVar("T")
-MAX_JSON_BODY = 1 << 20  # control-plane bodies are a few hundred bytes; 1 MiB is generous
 
 
 def rfc3339(value: datetime) -> str:
@@ -49,7 +52,29 @@ def error_response(exc: CofferError) -> JSONResponse:
     resp = status_json(exc.kind, exc.message, exc.details)
     if exc.kind is Kind.UNAUTHENTICATED:
         resp.headers["WWW-Authenticate"] = 'Bearer realm="coffer"'
+    if isinstance(exc, Throttled):
+        resp.headers["Retry-After"] = str(exc.retry_after)
     return resp
+
+
+_CONNECTION_ERRORS = {
+    protocol.HEAD_TOO_LARGE: (431, Kind.INVALID_ARGUMENT),
+    protocol.HEAD_TIMEOUT: (408, Kind.INVALID_ARGUMENT),
+    protocol.CAP_REFUSED: (503, Kind.UNAVAILABLE),
+}
+
+
+def connection_refusal(reason: str, detail: str) -> protocol.Response | None:
+    """What the API port answers when the connection layer refuses a request (no app ran)."""
+    known = _CONNECTION_ERRORS.get(reason)
+    if known is None:
+        return None
+    status, kind = known
+    body = json.dumps({"code": kind.grpc_code, "message": detail, "details": []}).encode()
+    headers = [(b"content-type", b"application/json")]
+    if reason == protocol.CAP_REFUSED:
+        headers.append((b"retry-after", b"1"))
+    return status, headers, body
 
 
 def method_not_allowed(method: str, path: str, allow: Iterable[str]) -> JSONResponse:
@@ -144,13 +169,27 @@ def origin_of(request: Request) -> Origin:
     return Origin(source_ip=_client(request), secure=request.url.scheme == "https")
 
 
+async def verify_token(
+    node: Node, client: str | None, token: str, *, face: str = "api"
+) -> tuple[ApiToken, User]:
+    """`authenticate_token` behind the failed-authentication budget (coffer.authbudget): a
+    source over it is refused (429) before the token is hashed, and a refused token counts."""
+    budget = node.auth_budget
+    budget.admit(client, face=face)
+    try:
+        return await cached_call(node, node.directory.authenticate_token, token)
+    except Unauthenticated:
+        budget.failed(client, face=face)
+        raise
+
+
 async def authenticate(request: Request, action: str) -> Caller:
     """The caller behind the bearer token (or console session cookie); a failure is audited
     (without the token) and is a 401, or a 403 for a cookie request without its CSRF token."""
     node = node_of(request)
     try:
         token = request_token(request)
-        api_token, user = await cached_call(node, node.directory.authenticate_token, token)
+        api_token, user = await verify_token(node, _client(request), token)
     except (Unauthenticated, PermissionDenied) as exc:
         audit(
             "denied",
@@ -162,6 +201,8 @@ async def authenticate(request: Request, action: str) -> Caller:
             reason=exc.message,
             status=exc.kind.http_status,
         )
+        csrf = isinstance(exc, PermissionDenied)
+        metrics.auth_failed(metrics.face_of(request.url.path), metrics.control_auth_reason(exc.message, csrf))
         raise
     caller = Caller(user=user, token_id=api_token.id)
     request.state.principal = caller.principal_name

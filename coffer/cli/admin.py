@@ -9,6 +9,7 @@ Every change is appended to the audit trail.
 from __future__ import annotations
 
 import getpass
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ import sqlalchemy.exc
 from coffer import logs
 from coffer.cli.options import STORE_FIELDS, pop_settings, settings_options
 from coffer.cli.output import json_option, print_json, print_table
+from coffer.datadir import PRIVATE_UMASK
 from coffer.errors import CofferError
 from coffer.identity.bootstrap import BOOTSTRAP_ADMIN, bootstrap
 from coffer.identity.models import ApiToken, User
@@ -42,6 +44,7 @@ def opened(kwargs: dict[str, Any]) -> Iterator[Node]:
     settings = pop_settings(kwargs)
     logs.configure(settings.log_level, audit_path=settings.audit_path, to_stderr=False)
     node: Node | None = None
+    umask = os.umask(PRIVATE_UMASK)  # for whatever the store creates; see coffer/datadir.py
     try:
         node = Node.open(settings, migrate=True)
         boot = bootstrap(node.directory, settings.data_path, node.policies)
@@ -57,6 +60,7 @@ def opened(kwargs: dict[str, Any]) -> Iterator[Node]:
     finally:
         if node is not None:
             node.close()
+        os.umask(umask)
 
 
 def _actor() -> str:

@@ -10,6 +10,12 @@ import sqlalchemy.exc
 from coffer.cli.options import pop_settings, settings_options
 
 
+class BadSetting(click.ClickException):
+    """One line, and exit status 2 as for the settings pop_settings refuses."""
+
+    exit_code = 2
+
+
 @click.command()
 @settings_options()
 def serve(**kwargs: Any) -> None:
@@ -20,12 +26,17 @@ def serve(**kwargs: Any) -> None:
     """
     from coffer import server
     from coffer.cli.admin import _db_problem
+    from coffer.datadir import private_umask
+    from coffer.web.tls import TLSError
 
     settings = pop_settings(kwargs)
     try:
-        server.serve(settings)
+        with private_umask():  # workers inherit it; see coffer/datadir.py
+            server.serve(settings)
     except OSError as exc:
         raise click.ClickException(f"cannot start: {exc}") from None
+    except TLSError as exc:
+        raise BadSetting(f"cannot start: {exc}") from None
     except sqlalchemy.exc.SQLAlchemyError as exc:
         raise click.ClickException(f"cannot start: metadata store: {_db_problem(exc)}") from None
     except ValueError as exc:

@@ -5,7 +5,9 @@ user, minted through the normal key service (so it needs `cwobject:CreateAccessK
 as CoreWeave's console does). It signs real SigV4 requests with that key and sends them
 over loopback HTTP to the node's own S3 listener, streaming bodies both ways. The S3
 face authenticates and authorizes them like any other request: the console has no
-side door. The secret of a console key never leaves the server process.
+side door. The secret of a console key never leaves the server process. With TLS on
+the listener speaks nothing else, so the console's requests go over TLS too, trusting
+exactly the certificate the node serves (and each one a reload brings).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from coffer.identity.accesskeys import Page
 from coffer.identity.models import Caller, KeySource, KeyStatus, utcnow
 from coffer.logs import audit
 from coffer.node import Node
+from coffer.web import tls
 
 CONSOLE_KEY_SECONDS = 900  # a console key lives 15 minutes and is replaced before it runs out
 RENEW_MARGIN = timedelta(seconds=120)
@@ -75,7 +78,7 @@ def loopback_base_url(settings: Settings) -> str:
             host = f"[{host}]"
     except ValueError:
         pass  # a host name
-    return f"http://{host}:{settings.s3_port}"
+    return f"{settings.scheme}://{host}:{settings.s3_port}"
 
 
 @dataclass
@@ -219,6 +222,7 @@ class ConsoleS3:
                 base_url=self.base_url,
                 timeout=httpx.Timeout(30.0, read=600.0, write=600.0),
                 limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+                verify=tls.client_context(self.node.settings) if self.node.settings.tls else True,
                 trust_env=False,
                 follow_redirects=False,
             )

@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from coffer.api.http import authenticate, call, json_body, node_of, rfc3339
+from coffer import metrics
+from coffer.api.http import authenticate, call, json_body, node_of, rfc3339, verify_token
 from coffer.console.cookies import COOKIE, SECURE_COOKIE, cookie_name, csrf_token, session_cookie
 from coffer.console.s3client import console_s3
 from coffer.errors import InvalidArgument, PermissionDenied, Unauthenticated
@@ -72,7 +73,7 @@ def s3_endpoint_hint(request: Request) -> str:
     host = request.url.hostname or "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
-    scheme = "https" if is_tls(request) else "http"
+    scheme = "https" if node.settings.tls or is_tls(request) else "http"
     return f"{scheme}://{host}:{node.settings.s3_port}"
 
 
@@ -100,11 +101,12 @@ async def sign_in(request: Request) -> JSONResponse:
         raise InvalidArgument.field("token", "is required: paste an API access token")
     client = request.client.host if request.client else None
     try:
-        api_token, user = await call(node.directory.authenticate_token, token.strip())
+        api_token, user = await verify_token(node, client, token.strip(), face="console")
     except Unauthenticated as exc:
         audit(
             "denied", plane="console", action="console:SignIn", client=client, reason=exc.message, status=401
         )
+        metrics.auth_failed(metrics.CONSOLE, metrics.control_auth_reason(exc.message, csrf=False))
         raise Unauthenticated(
             "that API access token was not accepted: it is unknown, expired or revoked"
         ) from None

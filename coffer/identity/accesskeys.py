@@ -18,7 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
-from coffer.errors import InvalidArgument, NotFound
+from coffer import metrics
+from coffer.errors import InvalidArgument, NotFound, ResourceExhausted
 from coffer.identity import ids
 from coffer.identity.models import (
     AccessKey,
@@ -35,6 +36,7 @@ from coffer.store.db import Database
 from coffer.store.schema import access_keys, principal_suspensions
 
 UINT32_MAX = 2**32 - 1
+_CACHE = metrics.cache("access_keys")
 MAX_ATTRIBUTES = 15
 MAX_PRINCIPAL = 512
 _KEY_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -189,16 +191,35 @@ _SUSPENDED = sa.select(principal_suspensions.c.principal_name).where(
     principal_suspensions.c.org_id == sa.bindparam("org_id"),
     principal_suspensions.c.principal_name == sa.bindparam("principal"),
 )
+# Served by ix_access_keys_live: only the principal's live keys are visited, however many
+# expired or revoked ones it has accumulated.
+_LIVE_KEYS = (
+    sa.select(sa.func.count())
+    .select_from(access_keys)
+    .where(
+        access_keys.c.org_id == sa.bindparam("org_id"),
+        access_keys.c.principal_name == sa.bindparam("principal"),
+        access_keys.c.revoked_at.is_(None),
+        sa.or_(access_keys.c.expires_at.is_(None), access_keys.c.expires_at > sa.bindparam("now")),
+    )
+)
 
 
 class AccessKeyService:
     def __init__(
-        self, db: Database, changes: ChangeWatcher, box: SecretBox, *, max_duration: int = 43200
+        self,
+        db: Database,
+        changes: ChangeWatcher,
+        box: SecretBox,
+        *,
+        max_duration: int = 43200,
+        max_live_keys: int = 0,
     ) -> None:
         self.db = db
         self.changes = changes
         self.box = box
         self.max_duration = max_duration
+        self.max_live_keys = max_live_keys  # per principal; 0 = no cap
         self._cache: dict[str, KeyCredentials | None] = {}
         self._cache_token: tuple[int, int] | None = None
         self._lock = threading.Lock()
@@ -226,7 +247,8 @@ class AccessKeyService:
         `not_after` clips the expiry (a federated key never outlives its assertion);
         `federation_config_id` records the config a federated key came through;
         `precondition` runs inside the write transaction, before the insert, and may refuse
-        (a federated mint re-checks that its config is still trusted there).
+        (a federated mint re-checks that its config is still trusted there). Every minting
+        path comes through here, so the live-key cap holds for all of them.
         """
         cap = self.max_duration if max_duration is None else max_duration
         if duration_seconds > cap:
@@ -266,6 +288,8 @@ class AccessKeyService:
         with self.db.write() as conn:
             if precondition is not None:
                 precondition(conn)
+            if self.max_live_keys:
+                self._check_live_cap(conn, org_id, principal_name, now)
             for _ in range(5):
                 if not conn.execute(_KEY_TAKEN, {"key_id": key_id}).first():
                     break
@@ -295,6 +319,31 @@ class AccessKeyService:
             session_token is not None,
         )
         return MintedKey(key, secret, session_token)
+
+    def _check_live_cap(self, conn: Connection, org_id: str, principal: str, now: datetime) -> None:
+        """Refuse a mint that would give the principal more than `max_live_keys` live keys.
+
+        The count and the insert after it share the transaction, and concurrent mints for
+        one principal queue on `serialize`, so two of them can never both take the last slot."""
+        self.db.serialize(conn, f"live-keys:{org_id}/{principal}")
+        live = conn.execute(_LIVE_KEYS, {"org_id": org_id, "principal": principal, "now": now}).scalar_one()
+        if live >= self.max_live_keys:
+            cap = self.max_live_keys
+            raise ResourceExhausted(
+                f"principal {_shown(principal)!r} already holds {live} live access keys, the most "
+                f"max_live_keys_per_principal ({cap}) allows; revoke one or let a temporary key expire",
+                details=[
+                    {
+                        "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                        "violations": [
+                            {
+                                "subject": f"principal:{_shown(principal)}",
+                                "description": f"at most {cap} live access keys per principal",
+                            }
+                        ],
+                    }
+                ],
+            )
 
     # reading ---------------------------------------------------------------------------
     @staticmethod
@@ -462,9 +511,13 @@ class AccessKeyService:
         """
         cache = self._current_cache()
         try:
-            return cache[access_key_id]
+            hit = cache[access_key_id]
         except KeyError:
             pass
+        else:
+            _CACHE.hit.inc()
+            return hit
+        _CACHE.miss.inc()
         creds: KeyCredentials | None = None
         if plausible_key_id(access_key_id):
             with self.db.read() as conn:

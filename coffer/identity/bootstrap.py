@@ -24,6 +24,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from coffer.datadir import make_private_dir
 from coffer.identity.directory import Directory
 from coffer.identity.models import Organization, User
 from coffer.identity.policies import OrgPolicies
@@ -58,7 +59,7 @@ def _exclusive(directory: Directory, data_dir: Path) -> Iterator[None]:
                 conn.commit()
         return
     run = data_dir / "run"
-    run.mkdir(parents=True, exist_ok=True)
+    make_private_dir(run)
     fd = os.open(run / "bootstrap.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -127,7 +128,7 @@ def bootstrap(directory: Directory, data_dir: Path, policies: OrgPolicies) -> Bo
         )
         plain, token = directory.create_token(admin.id, name="bootstrap")
         path = data_dir / ADMIN_TOKEN_FILE
-        data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(data_dir)
         _write_private(path, plain + "\n")
         audit(
             "api_token_created",

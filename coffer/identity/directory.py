@@ -9,12 +9,15 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
+from coffer import metrics
 from coffer.errors import AlreadyExists, InvalidArgument, NotFound, Unauthenticated
 from coffer.identity import ids
 from coffer.identity.models import ApiToken, Organization, User, as_utc, utcnow
 from coffer.store.changes import ChangeWatcher
 from coffer.store.db import Database
 from coffer.store.schema import api_tokens, group_members, organizations, users
+
+_CACHE = metrics.cache("api_tokens")
 
 
 def _check_name(field: str, value: str) -> None:
@@ -205,7 +208,10 @@ class Directory:
                 self._token_cache_token = gen
             cache = self._token_cache
         hit = cache.get(digest)
-        if hit is None:
+        if hit is not None:
+            _CACHE.hit.inc()
+        else:
+            _CACHE.miss.inc()
             with self.db.read() as conn:
                 r = conn.execute(sa.select(api_tokens).where(api_tokens.c.token_hash == digest)).first()
                 if r is None or not hmac.compare_digest(bytes(r.token_hash), digest):

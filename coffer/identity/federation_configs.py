@@ -22,6 +22,7 @@ import sqlalchemy as sa
 import sqlalchemy.exc
 from sqlalchemy.engine import Connection, Row
 
+from coffer import metrics
 from coffer.errors import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted
 from coffer.federation import FederationRejected, OidcConfig, SamlConfig
 from coffer.identity.models import as_utc, utcnow
@@ -30,6 +31,7 @@ from coffer.store.db import Database
 from coffer.store.schema import access_keys, federation_configs, organizations
 
 _T = TypeVar("_T")
+_CACHE = metrics.cache("federation_configs")
 Kind = Literal["saml", "oidc"]
 KINDS: tuple[Kind, ...] = ("saml", "oidc")
 MAX_CONFIGS_PER_KIND = 100
@@ -100,7 +102,9 @@ class _ConfigCache:
                 self._entries.clear()
                 self._token = token
             if key in self._entries:
+                _CACHE.hit.inc()
                 return cast("_T", self._entries[key])
+        _CACHE.miss.inc()
         value = load()  # outside the lock: a slow query must not stall the other threads
         with self._lock:
             if value and self._token == token:  # not a miss, and nothing changed meanwhile

@@ -25,6 +25,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from coffer import metrics
 from coffer.errors import CofferError, NotFound, ResourceExhausted
 from coffer.identity.models import utcnow
 from coffer.policy import (
@@ -42,6 +43,8 @@ from coffer.store.db import Database
 from coffer.store.schema import org_policies, organizations
 
 log = logging.getLogger("coffer.policy")
+_ORG_CACHE = metrics.cache("org_policies")
+_BUCKET_CACHE = metrics.cache("bucket_policies")
 
 MAX_POLICIES_PER_ORG = 200
 _CACHE_MAX = 10_000
@@ -173,7 +176,9 @@ class OrgPolicies:
         token = self.changes.token()
         entry = self._entries.get(org_id)
         if entry is not None and entry.token == token:
+            _ORG_CACHE.hit.inc()
             return entry.compiled
+        _ORG_CACHE.miss.inc()
         # Stamp what is read with the token read before it: if anything changes meanwhile,
         # the token moves on and the next request looks again.
         mine = org_policies.c.org_id == org_id
@@ -222,7 +227,9 @@ class OrgPolicies:
             return None
         hit = self._buckets.get(bucket)
         if hit is not None and hit[0] == text:
+            _BUCKET_CACHE.hit.inc()
             return hit[1]
+        _BUCKET_CACHE.miss.inc()
         try:
             compiled = compile_bucket_policy(parse_bucket_policy(text, bucket))
         except CofferError as exc:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from coffer.datadir import make_private_dir
+
 _VERSION = b"\x01"
 _NONCE_LEN = 12
 
@@ -49,7 +51,7 @@ def load_master_key(configured: str, data_dir: Path) -> bytes:
         return key
     path = data_dir / "master.key"
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(data_dir)
         encoded = base64.b64encode(secrets.token_bytes(32))
         # Write a private temp file, then link it into place: link() fails if another
         # process got there first, and nobody ever reads a half-written key.

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from coffer.policy.patterns import glob_regex, has_wildcard
+from coffer.policy.patterns import compile_glob, has_wildcard
 
 
 class Scope(enum.Enum):
@@ -278,8 +278,8 @@ def expand(pattern: str, services: tuple[str, ...] = SERVICES) -> frozenset[str]
         if found is None:
             raise ActionError(f"action {pattern!r} is not a known action")
         return frozenset({found.key})
-    regex = glob_regex(key)
-    keys = {_ALIAS_KEYS.get(s, s) for s in _SPELLINGS if regex.fullmatch(s)}
+    matches = compile_glob(key)
+    keys = {_ALIAS_KEYS.get(s, s) for s in _SPELLINGS if matches(s)}
     if not keys:
         raise ActionError(f"action pattern {pattern!r} matches no known action")
     return frozenset(keys)

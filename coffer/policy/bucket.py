@@ -18,7 +18,7 @@ from coffer.errors import S3Error
 from coffer.policy.actions import ACTIONS, S3_SERVICE, ActionError, Scope, expand
 from coffer.policy.conditions import EMPTY, ConditionBlock, ConditionError, Lookup, parse_condition_block
 from coffer.policy.org import Effect
-from coffer.policy.patterns import GlobSet
+from coffer.policy.patterns import GlobSet, PatternError, check_pattern
 from coffer.policy.principals import (
     BucketPrincipal,
     Identity,
@@ -95,6 +95,16 @@ def _strings(raw: Any, reason: str) -> list[str]:
     return list(items)
 
 
+def _bounded(values: list[str], reason: str, what: str) -> list[str]:
+    """Values within coffer.limits' pattern bounds, so evaluating one costs a known amount."""
+    for value in values:
+        try:
+            check_pattern(value, what)
+        except PatternError as exc:
+            raise _malformed(f"{reason}: {exc}") from None
+    return values
+
+
 def _principals(raw: Any) -> tuple[BucketPrincipal, ...]:
     reason = "Invalid principal in policy"
     if raw == "*":
@@ -105,7 +115,7 @@ def _principals(raw: Any) -> tuple[BucketPrincipal, ...]:
     for kind, values in raw.items():
         if kind not in _PRINCIPAL_KINDS:
             raise _malformed(reason)
-        for value in _strings(values, reason):
+        for value in _bounded(_strings(values, reason), reason, "principal"):
             try:
                 out.append(parse_bucket_principal(value))
             except PrincipalError:
@@ -115,7 +125,7 @@ def _principals(raw: Any) -> tuple[BucketPrincipal, ...]:
 
 def _actions(raw: Any) -> tuple[str, ...]:
     reason = "Policy has invalid action"
-    entries = _strings(raw, reason)
+    entries = _bounded(_strings(raw, reason), reason, "action")
     for entry in entries:
         try:
             expand(entry, (S3_SERVICE,))
@@ -127,7 +137,7 @@ def _actions(raw: Any) -> tuple[str, ...]:
 def _resources(raw: Any, bucket: str) -> tuple[str, ...]:
     reason = "Policy has invalid resource"
     try:
-        return tuple(arn_to_short(arn, bucket) for arn in _strings(raw, reason))
+        return tuple(arn_to_short(arn, bucket) for arn in _bounded(_strings(raw, reason), reason, "resource"))
     except ResourceError:
         raise _malformed(reason) from None
 

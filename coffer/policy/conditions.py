@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from coffer.policy.patterns import GlobSet, glob_regex
+from coffer.policy.patterns import GlobSet, PatternError, check_pattern, compile_glob
 
 # A request's value for a key: None when the key is missing, else one or more strings.
 Lookup = Callable[[str], tuple[str, ...] | None]
@@ -162,13 +162,13 @@ class _ArnPattern:
         pieces = pattern.split(":", 5)
         if len(pieces) != 6 or pieces[0] != "arn":
             raise ConditionError(f"Invalid ARN in condition: {pattern!r}")
-        self.parts = tuple(glob_regex(p) for p in pieces)
+        self.parts = tuple(compile_glob(p) for p in pieces)
 
     def matches(self, value: str) -> bool:
         pieces = value.split(":", 5)
         if len(pieces) != 6:
             return False
-        return all(rx.fullmatch(piece) is not None for rx, piece in zip(self.parts, pieces, strict=True))
+        return all(test(piece) for test, piece in zip(self.parts, pieces, strict=True))
 
 
 def _policy_values(raw: Any, operator: str, key: str) -> tuple[str, ...]:
@@ -335,6 +335,12 @@ def parse_condition(operator: str, key: str, raw: Any) -> Condition:
     if not isinstance(key, str) or len(key) > MAX_KEY_LENGTH or not _KEY_SYNTAX.fullmatch(key):
         raise ConditionError(f"Policy has an invalid condition key: {key!r}")
     values = _policy_values(raw, operator, key)
+    is_pattern = base in (_Base.STRING_LIKE, _Base.ARN)
+    for value in values:
+        try:
+            check_pattern(value, "condition value", wildcards=is_pattern)
+        except PatternError as exc:
+            raise ConditionError(f"Condition {operator} on {key}: {exc}") from None
     if base is _Base.NULL:
         for v in values:
             if v.lower() not in ("true", "false"):

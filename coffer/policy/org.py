@@ -22,7 +22,7 @@ from typing import Any
 
 from coffer.errors import InvalidArgument
 from coffer.policy.actions import ActionError, expand
-from coffer.policy.patterns import GlobSet, literal_prefix
+from coffer.policy.patterns import GlobSet, PatternError, check_pattern, literal_prefix
 from coffer.policy.principals import PrincipalError, check_short_form
 from coffer.policy.resources import ResourceError, bucket_literal, check_short_resource
 
@@ -91,6 +91,15 @@ def _string_list(raw: Any, path: str, what: str, where: str) -> list[str]:
     return list(raw)
 
 
+def _check_bounds(values: list[str], path: str, what: str, where: str) -> None:
+    """Every value within coffer.limits' pattern bounds, so evaluating one costs a known amount."""
+    for i, value in enumerate(values):
+        try:
+            check_pattern(value, what)
+        except PatternError as exc:
+            raise _fail(f"{path}[{i}]", f"{where}: {exc}") from None
+
+
 def _parse_statement(raw: Any, path: str, index: int) -> OrgStatement:
     if not isinstance(raw, dict):
         raise _fail(path, f"statement #{index + 1} must be an object")
@@ -115,18 +124,21 @@ def _parse_statement(raw: Any, path: str, index: int) -> OrgStatement:
         ) from None
 
     actions = _string_list(raw.get("actions"), f"{path}.actions", "actions", where)
+    _check_bounds(actions, f"{path}.actions", "action", where)
     for i, action in enumerate(actions):
         try:
             expand(action)
         except ActionError as exc:
             raise _fail(f"{path}.actions[{i}]", f"{where}: {exc}") from None
     resources = _string_list(raw.get("resources"), f"{path}.resources", "resources", where)
+    _check_bounds(resources, f"{path}.resources", "resource", where)
     for i, resource in enumerate(resources):
         try:
             check_short_resource(resource)
         except ResourceError as exc:
             raise _fail(f"{path}.resources[{i}]", f"{where}: {exc}") from None
     principals = _string_list(raw.get("principals"), f"{path}.principals", "principals", where)
+    _check_bounds(principals, f"{path}.principals", "principal", where)
     for i, principal in enumerate(principals):
         try:
             check_short_form(principal)

@@ -17,8 +17,10 @@ import time
 
 from starlette.types import Message, Receive, Scope, Send
 
+from coffer import metrics
 from coffer.errors import CofferError, S3Error
 from coffer.node import Node
+from coffer.s3 import throttle
 from coffer.s3.context import Context, origin_of
 from coffer.s3.handlers import HANDLERS, cors
 from coffer.s3.request import ClientDisconnected, S3Request
@@ -56,11 +58,13 @@ class S3App:
         self.node = node
         self.settings = node.settings
         self.lookup = node.keys.credentials
+        self.budget = node.auth_budget
 
     async def __call__(self, scope: Scope, receive: Receive, send_: Send) -> None:
         if scope["type"] != "http":
             return
         started = time.perf_counter()
+        receive = meter = metrics.Meter(receive)
         request_id, host_id = new_request_id()
         head = scope["method"] == "HEAD"
         req: S3Request | None = None
@@ -85,6 +89,7 @@ class S3App:
                     op, auth, response = await self._handle(req)
         except ClientDisconnected:
             log.info("client disconnected", extra={"request_id": request_id})
+            metrics.observe(metrics.S3, _operation_name(scope, req, op), 499, started, meter.received, 0)
             return
         except CofferError as exc:
             response = self._error(exc, req, scope, request_id, host_id, head)
@@ -111,6 +116,8 @@ class S3App:
                 fallback = self._error(S3Error("InternalError"), req, scope, request_id, host_id, head)
                 await send(fallback, send_, request_id, host_id, head=head)
                 response = fallback
+        name = _operation_name(scope, req, op)
+        metrics.observe(metrics.S3, name, response.status, started, meter.received, sent)
         if self.settings.access_log:
             self._log_access(scope, req, op, auth, response, sent, started, request_id)
 
@@ -123,7 +130,14 @@ class S3App:
             op = route(req.method, req.bucket, req.key, req.query, flags=req.flags)
             return op, None, cors.preflight(req, self.node.storage)
         signed = req.signed()
-        auth = authenticate(signed, self.lookup, allow_sigv2=settings.sigv2)
+        client = req.source_ip
+        try:
+            lookup = throttle.lookup_for(self.budget, client, self.lookup)
+            auth = authenticate(signed, lookup, allow_sigv2=settings.sigv2)
+        except S3Error as exc:
+            throttle.count(self.budget, client, exc)
+            metrics.s3_auth_failed(exc.code)
+            raise
         copy_source = None
         has_copy_source = (
             req.method == "PUT" and req.key is not None and req.header("x-amz-copy-source") is not None
@@ -243,6 +257,22 @@ class S3App:
                 "source_ip": client[0] if client else None,
             },
         )
+
+
+def _operation_name(scope: Scope, req: S3Request | None, op: Operation | None) -> str:
+    """The operation label of a request's metrics; a refused request is routed again for it
+    (routing is a table lookup) so that a denied GetObject counts as GetObject."""
+    if op is not None:
+        return op.name
+    if req is None:
+        return "Health" if scope["path"] == HEALTH_PATH else metrics.UNROUTED
+    if req.method == "GET" and req.path == LEGACY_HEALTH_PATH and not (req.raw_query or req.has_credentials):
+        return "Health"
+    try:
+        copy = req.method == "PUT" and req.key is not None and req.header("x-amz-copy-source") is not None
+        return route(req.method, req.bucket, req.key, req.query, flags=req.flags, has_copy_source=copy).name
+    except Exception:
+        return metrics.UNROUTED
 
 
 def build_app(node: Node) -> S3App:

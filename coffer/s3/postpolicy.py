@@ -35,6 +35,7 @@ from coffer.identity.models import KeyCredentials
 from coffer.s3.sigv4 import sigv2
 from coffer.s3.sigv4.canonical import ALGORITHM, sign, signatures_match, signing_key
 from coffer.s3.sigv4.header import parse_amz_date, parse_credential
+from coffer.s3.sigv4.types import CredentialRefused
 from coffer.s3.sigv4.verifier import _check_key_standing, _lookup
 
 CredentialLookup = Callable[[str], KeyCredentials | None]
@@ -145,8 +146,10 @@ def verify(
 
 
 def _mismatch(access_key_id: str, policy: str, provided: str) -> S3Error:
-    return S3Error(
+    return CredentialRefused(
         "SignatureDoesNotMatch",
+        access_key_id=access_key_id,
+        guess=True,
         fields={
             "AWSAccessKeyId": access_key_id[:128],
             "StringToSign": policy[:4096],

@@ -20,6 +20,7 @@ from starlette.types import Send
 
 from coffer.errors import CofferError, Kind, S3Error
 from coffer.s3 import xml
+from coffer.web import protocol
 
 XML_TYPE = "application/xml"
 T = TypeVar("T")
@@ -143,3 +144,28 @@ async def send(response: S3Response, send: Send, request_id: str, host_id: str, 
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
     return sent
+
+
+_CONNECTION_ERRORS = {
+    protocol.HEAD_TOO_LARGE: "RequestHeaderSectionTooLarge",
+    protocol.HEAD_TIMEOUT: "RequestTimeout",
+    protocol.CAP_REFUSED: "SlowDown",
+}
+
+
+def connection_refusal(reason: str, detail: str) -> protocol.Response | None:
+    """What the S3 port answers when the connection layer refuses a request (no app ran)."""
+    code = _CONNECTION_ERRORS.get(reason)
+    if code is None:
+        return None
+    request_id, host_id = new_request_id()
+    err = S3Error(code, detail)
+    body = error_document(err, resource="/", request_id=request_id, host_id=host_id)
+    headers = [
+        (b"content-type", XML_TYPE.encode()),
+        (b"x-amz-request-id", request_id.encode()),
+        (b"x-amz-id-2", host_id.encode()),
+    ]
+    if reason == protocol.CAP_REFUSED:
+        headers.append((b"retry-after", b"1"))
+    return err.status, headers, body

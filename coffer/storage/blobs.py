@@ -42,7 +42,7 @@ __all__ = ["ALGORITHMS", "BlobStore", "BlobWriter"]
 log = logging.getLogger("coffer.blobs")
 
 WRITE_BUFFER = 1 << 20  # buffer this much before a thread hop (write + hashes in parallel)
-READ_CHUNK = 4 << 20  # bytes per yielded chunk and per thread hop on reads
+READ_CHUNK = 1 << 20  # bytes per chunk and thread hop on reads; a stalled reader pins two (sent, ahead)
 _INLINE_MAX = 256 << 10  # a final buffer this small is written and hashed inline in finish()
 _FULL_DISK = frozenset({errno.ENOSPC, errno.EDQUOT})
 _NO_COPY_FILE_RANGE = frozenset(
@@ -255,18 +255,31 @@ class BlobWriter:
             self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         return self._fd
 
+    def _put(self, fd: int, chunk: bytes) -> None:
+        """Write all of `chunk`. On a full disk the collector may free space (see
+        BlobStore.relieved); then the write goes on once from where it stopped, since the
+        body it came from cannot be read again."""
+        try:
+            _write_all(fd, chunk)
+        except OSError as exc:
+            if not self._store.relieved(exc):
+                raise
+            done = os.lseek(fd, 0, os.SEEK_CUR) - self._written  # a failed write() writes nothing
+            _write_all(fd, memoryview(chunk)[done:])
+        self._written += len(chunk)
+
     def _write_chunk(self, chunk: bytes) -> None:
         fd = self._open()
-        _write_all(fd, chunk)
+        offset = self._written
+        self._put(fd, chunk)
         for h in self._inline:
             h.update(chunk)
-        _start_writeback(fd, self._written, len(chunk))
-        self._written += len(chunk)
+        _start_writeback(fd, offset, len(chunk))
 
     def _write_and_hash(self, chunk: bytes) -> None:
         fd = self._open()
         if chunk:
-            _write_all(fd, chunk)
+            self._put(fd, chunk)
             for h in self._hashers.values():
                 h.update(chunk)
 
@@ -352,7 +365,9 @@ class BlobStore:
     def __init__(self, root: Path, *, threads: int | None = None) -> None:
         self.root = Path(root)
         self.tmp_path = self.root / TMP_DIR
-        self.tmp_path.mkdir(parents=True, exist_ok=True)
+        # Owner-only whatever the umask: bodies are 0600, and the tree's listing is no one else's either.
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.tmp_path.mkdir(mode=0o700, exist_ok=True)
         self._known_dirs: set[str] = set()
         self._dirs_lock = threading.Lock()
         self._threads = threads or max(8, 4 * (os.cpu_count() or 2))
@@ -362,6 +377,9 @@ class BlobStore:
         # discarded before any claim (False, remembered for a while): see claim().
         self._unclaimed: OrderedDict[str, bool] = OrderedDict()
         self._claims_lock = threading.Lock()
+        # Set by the collector: frees space when a write finds the disk full (see relieved()).
+        self.on_full: Callable[[], bool] | None = None
+        self._spares_readers: bool | None = None
 
     @property
     def pool(self) -> ThreadPoolExecutor:
@@ -376,6 +394,27 @@ class BlobStore:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+
+    # space -----------------------------------------------------------------------------------
+    def relieved(self, exc: OSError) -> bool:
+        """A write failed with `exc`: if the disk is full, have the collector free what it
+        may now. True when it did, so the one write may be tried again. Blocking: blob and
+        worker threads only."""
+        return exc.errno in _FULL_DISK and self.on_full is not None and self.on_full()
+
+    def free_space(self) -> tuple[int, int]:
+        """(bytes an unprivileged writer may still use, size) of the blobs' filesystem."""
+        st = os.statvfs(self.root)
+        return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+
+    def unlink_spares_readers(self) -> bool:
+        """Does a reader that opened a blob keep reading it after another process unlinks
+        it? POSIX says so for a local filesystem. Shared storage does not promise it to
+        readers on other hosts (NFS: their reads fail with ESTALE), so there, and where the
+        filesystem cannot be told, the answer is no."""
+        if self._spares_readers is None:
+            self._spares_readers = is_local_filesystem(filesystem_type(self.root))
+        return self._spares_readers
 
     def writer(self, algorithms: Iterable[str] = ("md5",)) -> BlobWriter:
         return BlobWriter(self, algorithms)
@@ -412,7 +451,7 @@ class BlobStore:
             outer = self.root / blob[:2]
             for parent, child in ((self.root, outer), (outer, outer / blob[2:4])):
                 with contextlib.suppress(FileExistsError):
-                    os.mkdir(child)
+                    os.mkdir(child, 0o700)
                 _fsync_dir(parent)
             self._known_dirs.add(shard)
 
@@ -554,13 +593,28 @@ class BlobStore:
 
         Blocking. The bytes move with `copy_file_range` (in the kernel, or a reflink on
         filesystems that offer one); digests, if asked for, are computed from the source
-        in parallel threads. ENOSPC/EDQUOT → InsufficientStorage, nothing published.
+        in parallel threads. A full disk (ENOSPC/EDQUOT) gets the collector's help and one
+        more try; then InsufficientStorage, and nothing is published.
         """
         algs = check_algorithms(algorithms)
         spans = self._spans(parts, start, end)
+        self._open_spans(spans)  # once: the source stays readable whatever a collection does
+        try:
+            try:
+                return self._copy(spans, algs)
+            except OSError as exc:
+                if not self.relieved(exc):
+                    raise _storage_error(exc) from exc
+            try:  # once more, from the start: the failed copy left nothing behind
+                return self._copy(spans, algs)
+            except OSError as exc:
+                raise _storage_error(exc) from exc
+        finally:
+            self._close_spans(spans)
+
+    def _copy(self, spans: list[_Span], algs: tuple[str, ...]) -> BlobInfo:
         blob = new_blob_id()
         tmp = self.tmp_path / blob
-        self._open_spans(spans)
         fd = -1
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -573,16 +627,12 @@ class BlobStore:
             os.close(fd)
             fd = -1
             self.publish(tmp, blob)
-        except BaseException as exc:
+        except BaseException:
             if fd >= 0:
                 os.close(fd)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-            if isinstance(exc, OSError):
-                raise _storage_error(exc) from exc
             raise
-        finally:
-            self._close_spans(spans)
         return BlobInfo(blob=blob, size=size, digests=digests)
 
     def _digest_spans(self, spans: list[_Span], algs: tuple[str, ...]) -> dict[str, bytes]:
@@ -625,6 +675,54 @@ class BlobStore:
             except FileNotFoundError:
                 continue
         return removed
+
+
+# Filesystems shared between hosts, where an unlink by one host may cut off a reader on
+# another (fuse.* too: sshfs, s3fs, JuiceFS, ...). Anything else is taken as local.
+_SHARED_FILESYSTEMS = frozenset(
+    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "glusterfs", "lustre", "gpfs", "beegfs"}
+    | {"ocfs2", "gfs2", "afs", "9p", "virtiofs", "fuse"}
+)
+_MOUNTINFO = Path("/proc/self/mountinfo")
+
+
+def is_local_filesystem(fstype: str | None) -> bool:
+    """False for shared filesystems and for an unknown one."""
+    if not fstype:
+        return False
+    return fstype not in _SHARED_FILESYSTEMS and not fstype.startswith("fuse.")
+
+
+def filesystem_type(path: Path) -> str | None:
+    """The type of the filesystem holding `path` ("ext4", "nfs4"), from Linux's
+    /proc/self/mountinfo; None where that cannot be read."""
+    try:
+        st = os.stat(path)
+        text = _MOUNTINFO.read_text()
+    except OSError:
+        return None
+    return mount_type(text, os.major(st.st_dev), os.minor(st.st_dev), os.path.realpath(path))
+
+
+def mount_type(mountinfo: str, major: int, minor: int, path: str) -> str | None:
+    """The filesystem type in `mountinfo` of device major:minor, or failing that (a btrfs
+    subvolume has a device number of its own) of the longest mount point above `path`."""
+    device = f"{major}:{minor}"
+    by_device = None
+    best: tuple[int, str] | None = None
+    for line in mountinfo.splitlines():
+        fields = line.split(" ")
+        sep = fields.index("-", 6) if "-" in fields[6:] else len(fields)
+        if sep + 1 >= len(fields):
+            continue
+        fstype = fields[sep + 1]
+        if fields[2] == device:
+            by_device = fstype
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        if inside and (best is None or len(point) >= best[0]):
+            best = (len(point), fstype)  # a later mount on the same point hides the earlier
+    return by_device or (best[1] if best else None)
 
 
 def _scandir(path: Path) -> Iterator[os.DirEntry[str]]:

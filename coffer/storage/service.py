@@ -29,6 +29,7 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection
 
+from coffer import metrics
 from coffer.errors import S3Error
 from coffer.s3.sigv4 import checksums as cks
 from coffer.storage import listing, versions
@@ -105,6 +106,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("coffer.storage")
+_CACHE = metrics.cache("buckets")
 
 T = TypeVar("T")
 
@@ -373,8 +375,10 @@ class Storage:
             self._bucket_cache = cache
             self._cache_token = token
         if name in cache:
+            _CACHE.hit.inc()
             hit = cache[name]
         else:
+            _CACHE.miss.inc()
             hit = cache[name] = self._load_bucket(name)
         if hit is None:
             raise S3Error("NoSuchBucket", fields={"BucketName": name})
@@ -1066,7 +1070,8 @@ class Storage:
     def start_collector(
         self, interval: float = GC_INTERVAL, orphan_interval: float = ORPHAN_SCAN_INTERVAL
     ) -> None:
-        """Run the collector now and every minute in a background thread (see collector.py)."""
+        """Run the collector now and every minute (every second while space is short) in a
+        background thread; see collector.py."""
         self.collector.start(interval, orphan_interval)
 
     def stop_collector(self) -> None:

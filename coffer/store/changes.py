@@ -20,8 +20,12 @@ import mmap
 import os
 import struct
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from coffer import metrics
+from coffer.datadir import make_private_dir
 
 if TYPE_CHECKING:
     from coffer.store.db import Database
@@ -35,7 +39,7 @@ _COUNTER = struct.Struct("<Q")
 class ChangeWatcher:
     def __init__(self, db: Database, run_dir: Path, poll_seconds: float = 1.0) -> None:
         self._db = db
-        run_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(run_dir)
         path = run_dir / "changes"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -86,6 +90,9 @@ class ChangeWatcher:
 
         url = self._db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         last_seen = -1
+        # coffer_change_lag_seconds: 0 after every read of the stored counter; while reads
+        # fail, the seconds since the last one, so a listener cut off from the store shows.
+        caught_up = time.monotonic()
         while not self._stop.is_set():
             try:
                 with psycopg.connect(url, autocommit=True) as conn:
@@ -95,10 +102,13 @@ class ChangeWatcher:
                         for _ in conn.notifies(timeout=self._poll_seconds, stop_after=1):
                             got = True
                         stored = self._db.read_changes()
+                        caught_up = time.monotonic()
+                        metrics.CHANGE_LAG.set(0)
                         if got or stored != last_seen:
                             last_seen = stored
                             self._bump_remote()
             except Exception:
                 log.warning("change listener lost its connection; retrying")
+                metrics.CHANGE_LAG.set(time.monotonic() - caught_up)
                 self._bump_remote()
                 self._stop.wait(self._poll_seconds)

@@ -16,6 +16,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 
+from coffer.datadir import create_private_file
 from coffer.store.schema import change_counter
 
 log = logging.getLogger("coffer.store")
@@ -23,6 +24,10 @@ log = logging.getLogger("coffer.store")
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Any constant works; it only has to be the same on every node sharing a database.
 _PG_MIGRATION_LOCK = 0x0C0FFE12
+# The first key of the two-key advisory locks `Database.serialize` takes (the one-key
+# space of the migration lock is separate).
+_PG_SERIALIZE_SPACE = 0x0C0FFE13
+_PG_SERIALIZE = sa.text("SELECT pg_advisory_xact_lock(:space, hashtext(:name))")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -147,7 +152,10 @@ class Database:
         self.engine = create_engine(url)
         self.dialect = self.engine.dialect.name
         self._lock = threading.Lock()
-        self._gate = _WriteGate(_sqlite_file(self.engine)) if self.dialect == "sqlite" else None
+        db_file = _sqlite_file(self.engine)
+        if db_file is not None:
+            create_private_file(Path(db_file))  # SQLite gives -wal and -shm this file's mode
+        self._gate = _WriteGate(db_file) if self.dialect == "sqlite" else None
         self.inline_reads = self.dialect == "sqlite"
 
     @contextlib.contextmanager
@@ -187,6 +195,16 @@ class Database:
 
     def migrate(self) -> None:
         migrate(self.engine)
+
+    def serialize(self, conn: Connection, name: str) -> None:
+        """Make write transactions that name the same `name` run one at a time, until commit.
+
+        A count-then-insert (a per-principal cap) must not let two writers both see room.
+        On PostgreSQL that is a transaction-scoped advisory lock (on a 32-bit hash of the
+        name: a collision only queues two unrelated writers); SQLite writers already hold
+        the database's one write lock (BEGIN IMMEDIATE), so there is nothing to take."""
+        if self.dialect == "postgresql":
+            conn.execute(_PG_SERIALIZE, {"space": _PG_SERIALIZE_SPACE, "name": name})
 
     def bump_changes(self, conn: Connection, name: str = "auth") -> None:
         """Record, inside the caller's transaction, that cached state named `name` changed."""

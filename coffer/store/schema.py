@@ -73,6 +73,8 @@ access_keys = sa.Table(
     # deactivating the config revokes its keys (trust in that IdP is withdrawn).
     sa.Column("federation_config_id", sa.String(36), nullable=True, index=True),
     sa.Index("ix_access_keys_org_created", "org_id", "created_at"),
+    # The live-key cap's count (coffer.identity.accesskeys): live keys only.
+    sa.Index("ix_access_keys_live", "org_id", "principal_name", "revoked_at", "expires_at"),
 )
 
 principal_suspensions = sa.Table(

@@ -52,6 +52,7 @@ def s3_client(
         aws_secret_access_key=key["secretKey"],
         region_name=REGION,
         config=cfg,
+        verify=str(server.ca_file) if server.ca_file else None,
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from coffer.authbudget import AuthBudget
 from coffer.config import Settings
 from coffer.s3.app import S3App
 
@@ -24,6 +25,7 @@ def _app() -> S3App:
         settings=Settings(),
         keys=SimpleNamespace(credentials=lambda akid: None),
         storage=ExplodingStorage(),
+        auth_budget=AuthBudget(0, 60.0),
     )
     return S3App(node)  # type: ignore[arg-type]
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlencode, urlsplit
 
 from coffer.errors import S3Error
-from coffer.s3 import postpolicy, xml
+from coffer.s3 import postpolicy, throttle, xml
 from coffer.s3.context import Context, origin_of, run
 from coffer.s3.formdata import FormPart, FormReader, boundary_of
 from coffer.s3.handlers.acl import CANNED_OK, NO_ACLS, OBJECT_LOCK
@@ -175,7 +175,13 @@ async def post_object(ctx: Context) -> S3Response:
         raise postpolicy.missing_field("key")
     if form.file is None:
         raise S3Error("InvalidArgument", NO_FILE, fields={"ArgumentName": "file", "ArgumentValue": "0"})
-    signer = postpolicy.verify(fields, ctx.node.keys.credentials, allow_sigv2=ctx.node.settings.sigv2)
+    budget, client = ctx.node.auth_budget, req.source_ip
+    try:
+        lookup = throttle.lookup_for(budget, client, ctx.node.keys.credentials)
+        signer = postpolicy.verify(fields, lookup, allow_sigv2=ctx.node.settings.sigv2)
+    except S3Error as exc:
+        throttle.count(budget, client, exc)
+        raise
     if form.file.filename is not None:
         name = _basename(form.file.filename)
         fields = {k: v.replace("${filename}", name) for k, v in fields.items()}

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from coffer.errors import S3Error
 from coffer.identity.models import KeyCredentials
 
 
@@ -73,3 +74,22 @@ class AuthResult:
 
 
 CredentialLookup = Callable[[str], KeyCredentials | None]
+
+
+class CredentialRefused(S3Error):
+    """A request refused for its credentials rather than their shape: the failed
+    authentications the budget counts (coffer.authbudget). `guess` marks a wrong secret
+    (signature or session token) for an existing key: only those count against the key id."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str | None = None,
+        *,
+        access_key_id: str,
+        guess: bool = False,
+        fields: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(code, message, fields=fields)
+        self.access_key_id = access_key_id
+        self.guess = guess

@@ -53,7 +53,13 @@ from coffer.s3.sigv4.presigned import (
     parse_presigned,
 )
 from coffer.s3.sigv4.streaming import ChunkedDecoder, ChunkSigning
-from coffer.s3.sigv4.types import AuthResult, CredentialLookup, PayloadMode, SignedRequest
+from coffer.s3.sigv4.types import (
+    AuthResult,
+    CredentialLookup,
+    CredentialRefused,
+    PayloadMode,
+    SignedRequest,
+)
 
 MAX_SKEW = timedelta(minutes=15)
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -173,20 +179,24 @@ def _check_signed_headers(headers: dict[str, list[str]], signed: list[str]) -> N
 def _lookup(lookup: CredentialLookup, access_key_id: str) -> KeyCredentials:
     creds = lookup(access_key_id) if access_key_id else None
     if creds is None or creds.key.revoked_at is not None:
-        raise S3Error("InvalidAccessKeyId", fields={"AWSAccessKeyId": access_key_id[:128]})
+        raise CredentialRefused(
+            "InvalidAccessKeyId", access_key_id=access_key_id, fields={"AWSAccessKeyId": access_key_id[:128]}
+        )
     return creds
 
 
 def _check_key_standing(creds: KeyCredentials, now: datetime, token: str | None) -> None:
     """After a genuine signature: the key must be unexpired, its principal active, and
     the session token (if the key has one) presented and right."""
+    key_id = creds.key.access_key_id
     expires_at = as_utc(creds.key.expires_at)
     if expires_at is not None and expires_at <= now:
-        raise S3Error("ExpiredToken", fields={"AWSAccessKeyId": creds.key.access_key_id})
+        raise CredentialRefused("ExpiredToken", access_key_id=key_id, fields={"AWSAccessKeyId": key_id})
     if creds.key.suspended:
-        raise S3Error(
+        raise CredentialRefused(
             "AccessDenied",
-            f"The access key {creds.key.access_key_id} is suspended: its principal has been suspended.",
+            f"The access key {key_id} is suspended: its principal has been suspended.",
+            access_key_id=key_id,
         )
     presented = token or None
     if not AccessKeyService.session_token_matches(creds, presented):
@@ -196,7 +206,7 @@ def _check_key_standing(creds: KeyCredentials, now: datetime, token: str | None)
             message = "This access key takes no session token, but x-amz-security-token was sent."
         else:
             message = "The provided token is malformed or otherwise invalid."
-        raise S3Error("InvalidToken", message)
+        raise CredentialRefused("InvalidToken", message, access_key_id=key_id, guess=True)
 
 
 def _verify_v4(
@@ -244,7 +254,7 @@ def _verify_v4(
     fields = {"AWSAccessKeyId": access_key_id, "StringToSign": sts, "SignatureProvided": provided[:128]}
     if not has_token:  # the canonical request would echo the session token
         fields["CanonicalRequest"] = creq
-    raise S3Error("SignatureDoesNotMatch", fields=fields)
+    raise CredentialRefused("SignatureDoesNotMatch", access_key_id=access_key_id, guess=True, fields=fields)
 
 
 # -- authenticate -----------------------------------------------------------------------------
@@ -452,8 +462,10 @@ def _verify_v2(
             first = first or sts
             if hmac.compare_digest(sigv2.sign(creds.secret_key, sts).encode("ascii"), wire_bytes(provided)):
                 return
-    raise S3Error(
+    raise CredentialRefused(
         "SignatureDoesNotMatch",
+        access_key_id=creds.key.access_key_id,
+        guess=True,
         fields={
             "AWSAccessKeyId": creds.key.access_key_id,
             "StringToSign": first,
