@@ -42,9 +42,7 @@ import contextlib
 import itertools
 import json
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -55,14 +53,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from bench import limits
-from bench.loadgen import Load, raw_request
+from bench.common import log, machine_facts, percentile, publish, tree_cpu
+from bench.loadgen import Load, parse_head, raw_request
 from bench.report import Report, Row
+from tests.support import idp
+from tests.support.harness import (
+    CofferServer,
+    create_pg_database,
+    drop_pg_database,
+    postgres_available,
+    start_server,
+    stop_server,
+    worker_processes,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
 SAML_PATH = "/v1/cwobject/temporary-credentials/saml"
 OIDC_PATH = "/v1/cwobject/temporary-credentials/oidc"
 MINT_PATH = "/v1/cwobject/access-key"
@@ -88,31 +93,6 @@ SIZES = {
     "quick": Sizes(0.25, 300, 0, 16, 1, 60),
     "selftest": Sizes(0.03, 24, 6, 16, 1, 6),
 }
-
-
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def _test_idp() -> Any:
-    """tests/federation/idp.py: the test IdP that signs real SAML responses and JWTs."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    from tests.federation import idp
-
-    return idp
-
-
-def tree_cpu(pid: int) -> float:
-    """User + system CPU seconds of a process and its live children."""
-    total = 0.0
-    with contextlib.suppress(psutil.Error):
-        root = psutil.Process(pid)
-        for proc in [root, *root.children(recursive=True)]:
-            with contextlib.suppress(psutil.Error):
-                t = proc.cpu_times()
-                total += t.user + t.system
-    return total
 
 
 # --- 1. the verifiers, in process ---------------------------------------------------------------
@@ -159,7 +139,6 @@ def measure_verifiers(seconds: float) -> dict[str, Any]:
     from coffer.federation import verify_oidc_token as verify_oidc
     from coffer.federation import verify_saml_response as verify_saml
 
-    idp = _test_idp()
     rsa, p256 = idp.rsa_key("bench-idp"), idp.ec_key("bench-idp-ec")
     now = datetime.now(UTC)
 
@@ -267,48 +246,43 @@ def verifier_rows(v: dict[str, Any]) -> list[Row]:
         f"Coffer's checks {rest:.0f}; {v['saml_bytes']:,}-byte Response; replay stubbed"
     )
     pyjwk = st["PyJWK from the JWK (RSA), per OIDC verify"]
+    raw_names = {"rsa_raw": "raw RSA-2048 verify", "ec_raw": "raw ECDSA P-256 verify"}
+
+    def raw(name: str, case: str, note: str) -> Row:
+        return Row("machine", name, "ops/s", r[case], note=note)
+
+    def verifier(name: str, case: str, raw_case: str, note: str, detail: dict[str, Any] | None = None) -> Row:
+        """A verifier's rate beside the raw verify of the primitive it uses."""
+        bound, bound_name = r[raw_case], raw_names[raw_case]
+        return Row(
+            "cpu", name, "ops/s", r[case], bound=bound, bound_name=bound_name, note=note, detail=detail or {}
+        )
+
     return [
-        Row(
-            "machine",
+        raw(
             "RSA-2048 PKCS#1 v1.5 SHA-256 verify (cryptography), one core",
-            "ops/s",
-            r["rsa_raw"],
-            note=f"{1e6 / r['rsa_raw']:.1f} µs; 600-byte message",
+            "rsa_raw",
+            f"{1e6 / r['rsa_raw']:.1f} µs; 600-byte message",
         ),
-        Row(
-            "machine",
-            "ECDSA P-256 SHA-256 verify (cryptography), one core",
-            "ops/s",
-            r["ec_raw"],
-            note=f"{1e6 / r['ec_raw']:.1f} µs",
-        ),
-        Row(
-            "cpu",
+        raw("ECDSA P-256 SHA-256 verify (cryptography), one core", "ec_raw", f"{1e6 / r['ec_raw']:.1f} µs"),
+        verifier(
             "SAML verify_saml_response: RSA-2048 SHA-256, signed assertion",
-            "ops/s",
-            r["saml"],
-            bound=r["rsa_raw"],
-            bound_name="raw RSA-2048 verify",
-            note=saml_note,
-            detail={"stages_us": st},
+            "saml",
+            "rsa_raw",
+            saml_note,
+            {"stages_us": st},
         ),
-        Row(
-            "cpu",
+        verifier(
             "OIDC verify_oidc_token: RS256, inline JWKS",
-            "ops/s",
-            r["oidc_rs256"],
-            bound=r["rsa_raw"],
-            bound_name="raw RSA-2048 verify",
-            note=f"{1e6 / r['oidc_rs256']:.0f} µs, of which building the key from its JWK {pyjwk:.0f}",
+            "oidc_rs256",
+            "rsa_raw",
+            f"{1e6 / r['oidc_rs256']:.0f} µs, of which building the key from its JWK {pyjwk:.0f}",
         ),
-        Row(
-            "cpu",
+        verifier(
             "OIDC verify_oidc_token: ES256, inline JWKS",
-            "ops/s",
-            r["oidc_es256"],
-            bound=r["ec_raw"],
-            bound_name="raw ECDSA P-256 verify",
-            note=f"{1e6 / r['oidc_es256']:.0f} µs",
+            "oidc_es256",
+            "ec_raw",
+            f"{1e6 / r['oidc_es256']:.0f} µs",
         ),
     ]
 
@@ -362,11 +336,8 @@ def measure_service(work: Path, backend: str, n: int) -> dict[str, dict[str, flo
     from coffer.identity.models import KeySource
     from coffer.node import Node
 
-    idp = _test_idp()
     url = ""
     if backend == "postgres":
-        from tests.harness import create_pg_database
-
         url = create_pg_database()
     node = Node.open(
         Settings(data_dir=str(work / f"service-{backend}"), database_url=url, log_level="warning")
@@ -459,8 +430,6 @@ def measure_service(work: Path, backend: str, n: int) -> dict[str, dict[str, flo
     finally:
         node.close()
         if url:
-            from tests.harness import drop_pg_database
-
             drop_pg_database(url)
 
 
@@ -566,16 +535,8 @@ async def _lane(
                 writer.close()
                 reader, writer = await asyncio.open_connection(host, port)
                 continue
-            status = int(head.split(b" ", 2)[1])
-            length, close = -1, False
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                name = name.strip().lower()
-                if name == b"content-length":
-                    length = int(value)
-                elif name == b"connection" and value.strip().lower() == b"close":
-                    close = True
-            if length < 0:
+            status, length, close = parse_head(head)
+            if length is None:
                 raise RuntimeError(f"a response without Content-Length: {head[:200]!r}")
             body = await reader.readexactly(length)
             lat.append(time.perf_counter() - t0)
@@ -624,10 +585,7 @@ def run_once(
     elapsed = runner(main())
     client = time.process_time() - c0
     server = (tree_cpu(pid) - s0) if pid else 0.0
-    lat.sort()
-
-    def pct(p: float) -> float:
-        return lat[min(len(lat) - 1, int(len(lat) * p))] * 1000 if lat else 0.0
+    ms = sorted(t * 1000 for t in lat)
 
     n = sum(statuses.values())  # answered or not
     errors = n - statuses.get(200, 0)
@@ -637,9 +595,9 @@ def run_once(
         n,
         elapsed,
         errors,
-        pct(0.5),
-        pct(0.9),
-        pct(0.99),
+        percentile(ms, 0.5),
+        percentile(ms, 0.9),
+        percentile(ms, 0.99),
         server / n * 1e6 if pid and n else None,
     )
     return Outcome(load, statuses, failures, client / n * 1e6 if n else 0.0)
@@ -655,11 +613,9 @@ def _credentials_in(body: bytes) -> bool:
 class Exchanges:
     """The federation configs on a running Coffer and the request pools that use them."""
 
-    def __init__(self, server: Any) -> None:
+    def __init__(self, server: CofferServer) -> None:
         import httpx
 
-        idp = _test_idp()
-        self.idp = idp
         self.server = server
         self.host = f"127.0.0.1:{server.api_port}"
         self.rsa, self.p256 = idp.rsa_key("bench-idp"), idp.ec_key("bench-idp-ec")
@@ -698,7 +654,7 @@ class Exchanges:
 
     def saml_pool(self, n: int) -> list[bytes]:
         """n distinct assertions, each signed now (client cost, before any clock starts)."""
-        cfg, idp = self.saml, self.idp
+        cfg = self.saml
         out = []
         for _ in range(n):
             spec = idp.AssertionSpec(
@@ -724,7 +680,7 @@ class Exchanges:
         """A JWT may be presented again (no replay rule for OIDC): a few tokens, reused."""
         key, kid = (self.rsa, "rsa") if alg == "RS256" else (self.p256, "ec")
         tokens = [
-            self.idp.mint_jwt(
+            idp.mint_jwt(
                 key,
                 issuer=self.oidc["issuerUrl"],
                 kid=kid,
@@ -752,10 +708,8 @@ LABELS = {
 BACKEND_NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 
 
-def _wait_for_workers(server: Any, timeout: float = 30) -> None:
+def _wait_for_workers(server: CofferServer, timeout: float = 30) -> None:
     """Until every worker listens on the API port (the ready check needs only one)."""
-    from tests.harness import worker_processes
-
     deadline = time.monotonic() + timeout
     while len(worker_processes(server, server.api_port)) < server.workers:
         if time.monotonic() > deadline:
@@ -763,9 +717,10 @@ def _wait_for_workers(server: Any, timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
-def measure_exchanges(server: Any, sizes: Sizes, *, strict: bool) -> dict[str, Any]:
+def measure_exchanges(server: CofferServer, sizes: Sizes, *, strict: bool) -> dict[str, Any]:
     """Best-of-`rounds` loads of every kind at c`concurrency` (and c1), kinds interleaved."""
     ex = Exchanges(server)
+    assert server.proc is not None, "a started server"
     pid = server.proc.pid
     port = server.api_port
     levels = [(sizes.concurrency, sizes.exchanges)]
@@ -877,85 +832,19 @@ def exchange_rows(
     return rows
 
 
-# --- in the suite: `python -m bench` ------------------------------------------------------------
-
-
-def _place(report: Report, row: Row) -> None:
-    """After the last row of the same section, so the suite's table stays grouped."""
-    last = max((i for i, r in enumerate(report.rows) if r.section == row.section), default=None)
-    if last is None:
-        report.rows.append(row)
-    else:
-        report.rows.insert(last + 1, row)
-
-
-def suite(bench: Any) -> None:
-    """The `federation` section of `python -m bench`, on the run's own Coffer (SQLite)."""
-    sizes = SIZES[bench.p.name]
-    bench.section("workload identity federation: verifier CPU, SAML/OIDC exchanges over HTTP")
-    v = measure_verifiers(sizes.verify_seconds)
-    bench.L["federation_verify"] = v
-    for row in verifier_rows(v):
-        _place(bench.report, row)
-    service = measure_service(bench.work, "sqlite", sizes.service)
-    for row in service_rows(service, "sqlite"):
-        _place(bench.report, row)
-    results = measure_exchanges(bench.coffer, sizes, strict=bench.p.name == "selftest")
-    commits = bench.L.get("sqlite_commits")
-    for row in exchange_rows(results, "sqlite", sizes, v["rates"], commits):
-        _place(bench.report, row)
-
-
 # --- standalone: `python -m bench.federation_bench` ---------------------------------------------
 
 
 def _meta(mode: str, workers: int, backends: list[str]) -> dict[str, Any]:
-    commit = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    model = ""
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
-        model = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), "")
     return {
         "mode": mode,
         "bench": "federation",
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": commit,
-        "command": "python -m bench.federation_bench " + " ".join(sys.argv[1:]),
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "memory_gib": psutil.virtual_memory().total / (1 << 30),
-        "python": platform.python_version(),
+        **machine_facts("python -m bench.federation_bench"),
         "workers": workers,
         "backends": backends,
         "loadgen": "python asyncio (uvloop), each request sent once",
         "baseline": "n/a",
     }
-
-
-def start_server(work: Path, backend: str, workers: int) -> Any:
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    from tests.harness import CofferServer, create_pg_database, drop_pg_database
-
-    url = create_pg_database() if backend == "postgres" else ""
-    server = CofferServer(
-        data_dir=work / backend, database_url=url, workers=workers, extra_args=["--log-level", "warning"]
-    )
-    try:
-        return server.start()
-    except Exception:
-        if url:
-            drop_pg_database(url)
-        raise
-
-
-def stop_server(server: Any) -> None:
-    from tests.harness import drop_pg_database
-
-    server.stop()
-    if server.database_url:
-        drop_pg_database(server.database_url)
 
 
 def run(args: argparse.Namespace) -> Report:
@@ -978,8 +867,6 @@ def run(args: argparse.Namespace) -> Report:
         )
         for backend in backends:
             if backend == "postgres":
-                from tests.harness import postgres_available
-
                 why = postgres_available()
                 if why:
                     log(f"skipping PostgreSQL: {why}")
@@ -991,7 +878,9 @@ def run(args: argparse.Namespace) -> Report:
             for row in service_rows(measure_service(work, backend, sizes.service), backend):
                 report.add(row)
             log(f"coffer serve on {BACKEND_NAMES.get(backend, backend)}, {args.workers} workers")
-            server = start_server(work, backend, args.workers)
+            server = start_server(
+                work / backend, backend, workers=args.workers, extra_args=["--log-level", "warning"]
+            )
             try:
                 results = measure_exchanges(server, sizes, strict=mode == "selftest" or args.strict)
             finally:
@@ -1029,14 +918,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     report = run(args)
-    text = report.render().split("\n\n| target |")[0]  # no targets: the table alone
-    print(text)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = args.json or RESULTS / f"{stamp}-federation-{report.meta['mode']}.json"
-    report.write_json(path)
-    if args.markdown:
-        args.markdown.write_text(text + "\n")
-    log(f"wrote {path} ({report.meta['seconds']:.0f}s)")
+    table = report.render().split("\n\n| target |")[0]  # no targets: the table alone
+    publish(report, table, args.json, args.markdown, f"federation-{report.meta['mode']}")
     return 0
 
 

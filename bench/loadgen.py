@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bench.common import percentile
+
 
 @dataclass
 class Load:
@@ -147,6 +149,21 @@ def run_wrk(host: str, port: int, pool: list[bytes], concurrency: int, seconds: 
 # --- asyncio fallback ------------------------------------------------------------------------
 
 
+def parse_head(head: bytes) -> tuple[int, int | None, bool]:
+    """A response head's status, Content-Length (None: absent) and whether the server closes."""
+    status = int(head.split(b" ", 2)[1])
+    length: int | None = None
+    close = False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"connection" and value.strip().lower() == b"close":
+            close = True
+    return status, length, close
+
+
 async def _one_connection(
     host: str, port: int, pool: list[bytes], start: int, deadline: float, lat: list[float], errs: list[int]
 ) -> None:
@@ -159,16 +176,7 @@ async def _one_connection(
             t0 = time.perf_counter()
             writer.write(req)
             head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head.split(b" ", 2)[1])
-            length = 0
-            close = False
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                name = name.strip().lower()
-                if name == b"content-length":
-                    length = int(value)
-                elif name == b"connection" and value.strip().lower() == b"close":
-                    close = True
+            status, length, close = parse_head(head)
             if length:
                 await reader.readexactly(length)
             lat.append(time.perf_counter() - t0)
@@ -195,12 +203,9 @@ def run_python(host: str, port: int, pool: list[bytes], concurrency: int, second
         return time.perf_counter() - t0
 
     elapsed = asyncio.run(main())
-    lat.sort()
-
-    def pct(p: float) -> float:
-        return lat[min(len(lat) - 1, int(len(lat) * p))] * 1000 if lat else 0.0
-
-    return Load("python-asyncio", concurrency, len(lat), elapsed, len(errs), pct(0.5), pct(0.9), pct(0.99))
+    ms = sorted(t * 1000 for t in lat)
+    p50, p90, p99 = (percentile(ms, f) for f in (0.5, 0.9, 0.99))
+    return Load("python-asyncio", concurrency, len(lat), elapsed, len(errs), p50, p90, p99)
 
 
 def run(host: str, port: int, pool: list[bytes], concurrency: int, seconds: float, *, use_wrk: bool) -> Load:

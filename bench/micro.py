@@ -8,73 +8,51 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+from bench.common import ROOT
+
 _SIGV4_LINE = re.compile(r"^(.*?)\s+([\d.]+) µs per verification")
 _POLICY_LINE = re.compile(r"^(.*?)\s+(allow|deny|Allow|Deny|ALLOW|DENY|\S+)\s+([\d.]+)\s+([\d.]+)\s*$")
+_AUTHZ_LINE = re.compile(r"^(.*?)\s+(allow|deny)\s+([\d.]+)\s*$")
+
+
+def _run_module(
+    module: str, args: list[str], line: re.Pattern[str], value_group: int, skip: int
+) -> dict[str, float]:
+    """Run `python -m bench.<module> ARGS` in its own process; {case: the number in
+    `value_group`} from each output line (after the first `skip`) that `line` matches."""
+    out = subprocess.run(
+        [sys.executable, "-m", f"bench.{module}", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    result = {}
+    for text in out.stdout.splitlines()[skip:]:
+        m = line.match(text.strip())
+        if m:
+            result[m.group(1).strip()] = float(m.group(value_group))
+    if not result:
+        raise RuntimeError(f"{module} printed nothing usable: {out.stdout[-500:]}")
+    return result
 
 
 def sigv4(iterations: int) -> dict[str, float]:
-    """{case: µs per verification} from bench/sigv4_bench.py, run as its own process."""
-    out = subprocess.run(
-        [sys.executable, str(HERE / "sigv4_bench.py"), str(iterations)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=600,
-    )
-    result = {}
-    for line in out.stdout.splitlines():
-        m = _SIGV4_LINE.match(line.strip())
-        if m:
-            result[m.group(1).strip()] = float(m.group(2))
-    if not result:
-        raise RuntimeError(f"sigv4_bench printed nothing usable: {out.stdout[-500:]}")
-    return result
+    """{case: µs per verification} from bench/sigv4_bench.py."""
+    return _run_module("sigv4_bench", [str(iterations)], _SIGV4_LINE, 2, skip=0)
 
 
 def policy(iterations: int) -> dict[str, float]:
-    """{case: µs per decision} from bench/policy_bench.py, run as its own process."""
-    out = subprocess.run(
-        [sys.executable, str(HERE / "policy_bench.py"), "--iterations", str(iterations)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=600,
-    )
-    result = {}
-    for line in out.stdout.splitlines()[2:]:
-        m = _POLICY_LINE.match(line.rstrip())
-        if m:
-            result[m.group(1).strip()] = float(m.group(3))
-    if not result:
-        raise RuntimeError(f"policy_bench printed nothing usable: {out.stdout[-500:]}")
-    return result
-
-
-_AUTHZ_LINE = re.compile(r"^(.*?)\s+(allow|deny)\s+([\d.]+)\s*$")
+    """{case: µs per decision} from bench/policy_bench.py."""
+    return _run_module("policy_bench", ["--iterations", str(iterations)], _POLICY_LINE, 3, skip=2)
 
 
 def authz(iterations: int) -> dict[str, float]:
     """{case: µs per request} from bench/authz_bench.py (the door on a node holding 100
-    policies x 10 statements), run as its own process."""
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.authz_bench", "--iterations", str(iterations)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=600,
-        cwd=HERE.parent,
-    )
-    result = {}
-    for line in out.stdout.splitlines()[2:]:
-        m = _AUTHZ_LINE.match(line.rstrip())
-        if m:
-            result[m.group(1).strip()] = float(m.group(3))
-    if not result:
-        raise RuntimeError(f"authz_bench printed nothing usable: {out.stdout[-500:]}")
-    return result
+    policies x 10 statements)."""
+    return _run_module("authz_bench", ["--iterations", str(iterations)], _AUTHZ_LINE, 3, skip=2)
 
 
 def authorize_s3(data_dir: str, access_key_id: str, bucket_name: str, iterations: int) -> float:

@@ -10,7 +10,7 @@ Builds 100 organization policies of 10 statements each and times `evaluate()` on
 * a realistic mix: statements spread over 50 principals and 100 buckets;
 * the worst-case allow followed by a 20-statement bucket policy with conditions.
 
-Run: python bench/policy_bench.py [--iterations N]
+Run: python -m bench.policy_bench [--iterations N]
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import psutil
 
@@ -43,19 +43,33 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> 
 
 
 class Proc:
-    """A child process we started, stopped by its pid only."""
+    """A child process we started on a free port, its output in `work/<log_name>`; stopped
+    by its pid only. Subclasses say what to run (`launch_command`)."""
 
     label = "process"
+    log_name = "process.out"
 
-    def __init__(self) -> None:
+    def __init__(self, work: Path) -> None:
+        self.work = work
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
 
-    def _spawn(self, args: list[str], log: Path, **kw: object) -> None:
-        self.port = self.port or free_port()
-        with open(log, "ab") as out:
-            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, **kw)  # type: ignore[call-overload]
+    def launch_command(self) -> list[str]:
+        """The argv to run, listening on `self.port` (and any config file it needs, written)."""
+        raise NotImplementedError
+
+    def launch_environment(self) -> dict[str, str] | None:
+        return None  # inherit ours
+
+    def start(self) -> Self:
+        self.port = free_port()
+        self.work.mkdir(parents=True, exist_ok=True)
+        with open(self.work / self.log_name, "ab") as out:
+            self.proc = subprocess.Popen(
+                self.launch_command(), stdout=out, stderr=subprocess.STDOUT, env=self.launch_environment()
+            )
         wait_port(self.port, self.proc)
+        return self
 
     @property
     def pid(self) -> int:
@@ -72,11 +86,16 @@ class Proc:
                 self.proc.wait(5)
         self.proc = None
 
-    def __enter__(self) -> Proc:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _python_server(kind: str, *args: object) -> list[str]:
+    """The argv of one of this module's own servers (`python -m bench.servers KIND ...`)."""
+    return [sys.executable, "-m", "bench.servers", kind, *map(str, args)]
 
 
 def nginx_binary() -> str | None:
@@ -89,16 +108,15 @@ class Nginx(Proc):
     """nginx serving `root` with sendfile: the zero-copy loopback ceiling for GET."""
 
     label = "nginx sendfile"
+    log_name = "nginx.out"
 
     def __init__(self, root: Path, work: Path, workers: int) -> None:
-        super().__init__()
-        self.root, self.work, self.workers = root, work, workers
+        super().__init__(work)
+        self.root, self.workers = root, workers
 
-    def start(self) -> Nginx:
+    def launch_command(self) -> list[str]:
         binary = nginx_binary()
         assert binary is not None
-        self.port = free_port()
-        self.work.mkdir(parents=True, exist_ok=True)
         user = "user root root;" if os.geteuid() == 0 else ""
         temp = "\n".join(
             f"  {name}_temp_path {self.work / name};"
@@ -127,8 +145,7 @@ http {{
 }}
 """
         )
-        self._spawn([binary, "-p", str(self.work), "-c", str(conf)], self.work / "nginx.out")
-        return self
+        return [binary, "-p", str(self.work), "-c", str(conf)]
 
     def stop(self, sig: int = signal.SIGQUIT) -> None:
         super().stop(sig)
@@ -138,33 +155,24 @@ class PySendfile(Proc):
     """Fallback GET baseline when nginx is missing: a Python server that calls sendfile."""
 
     label = "python sendfile (nginx not installed)"
+    log_name = "sendfile.out"
 
     def __init__(self, root: Path, work: Path) -> None:
-        super().__init__()
-        self.root, self.work = root, work
+        super().__init__(work)
+        self.root = root
 
-    def start(self) -> PySendfile:
-        self.port = free_port()
-        self.work.mkdir(parents=True, exist_ok=True)
-        args = [sys.executable, "-m", "bench.servers", "sendfile", str(self.root), str(self.port)]
-        self._spawn(args, self.work / "sendfile.out")
-        return self
+    def launch_command(self) -> list[str]:
+        return _python_server("sendfile", self.root, self.port)
 
 
 class Sink(Proc):
     """Reads request bodies into one buffer and drops them: what the PUT client costs alone."""
 
     label = "discard sink"
+    log_name = "sink.out"
 
-    def __init__(self, work: Path) -> None:
-        super().__init__()
-        self.work = work
-
-    def start(self) -> Sink:
-        self.port = free_port()
-        self.work.mkdir(parents=True, exist_ok=True)
-        self._spawn([sys.executable, "-m", "bench.servers", "sink", str(self.port)], self.work / "sink.out")
-        return self
+    def launch_command(self) -> list[str]:
+        return _python_server("sink", self.port)
 
 
 def moto_python(explicit: str | None = None) -> str | None:
@@ -182,21 +190,17 @@ class Moto(Proc):
     """moto's server (Werkzeug, threaded): S3 without signature checks, objects in memory."""
 
     label = "moto (no signature checks)"
+    log_name = "moto.out"
 
     def __init__(self, python: str, work: Path) -> None:
-        super().__init__()
-        self.python, self.work = python, work
+        super().__init__(work)
+        self.python = python
 
-    def start(self) -> Moto:
-        self.port = free_port()
-        self.work.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "MOTO_PORT": str(self.port)}
-        self._spawn(
-            [self.python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            self.work / "moto.out",
-            env=env,
-        )
-        return self
+    def launch_command(self) -> list[str]:
+        return [self.python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+
+    def launch_environment(self) -> dict[str, str]:
+        return {**os.environ, "MOTO_PORT": str(self.port)}
 
     @property
     def version(self) -> str:
@@ -325,17 +329,14 @@ class HelloASGI(Proc):
     ceiling of the HTTP stack Coffer is built on, for small requests."""
 
     label = "uvicorn hello app"
+    log_name = "asgi.out"
 
     def __init__(self, work: Path, workers: int) -> None:
-        super().__init__()
-        self.work, self.workers = work, workers
+        super().__init__(work)
+        self.workers = workers
 
-    def start(self) -> HelloASGI:
-        self.port = free_port()
-        self.work.mkdir(parents=True, exist_ok=True)
-        args = [sys.executable, "-m", "bench.servers", "asgi", str(self.workers), str(self.port)]
-        self._spawn(args, self.work / "asgi.out")
-        return self
+    def launch_command(self) -> list[str]:
+        return _python_server("asgi", self.workers, self.port)
 
 
 def _serve_asgi(workers: int, port: int) -> None:

@@ -3,7 +3,7 @@
 Signs typical requests once with botocore, then times `authenticate()` on them in a
 loop, the way the S3 face calls it for every request. Run:
 
-    python bench/sigv4_bench.py [iterations]
+    python -m bench.sigv4_bench [iterations]
 """
 
 from __future__ import annotations

@@ -300,38 +300,3 @@ class Authorizer:
         if not _BUCKET_NAME.fullmatch(name):
             return None
         return self.buckets(name)
-
-
-# --- the process's authorizer ----------------------------------------------------------------
-# Faces reach the authorizer through their node (`node.authz`). Code without a node at
-# hand uses these, which ask the authorizer of the node this process opened last (a
-# server worker opens exactly one).
-_installed: Authorizer | None = None
-
-
-def install(authorizer: Authorizer) -> None:
-    global _installed
-    _installed = authorizer
-
-
-def current() -> Authorizer:
-    if _installed is None:
-        raise RuntimeError("no node is open in this process, so there is no authorizer")
-    return _installed
-
-
-def authorize_s3(
-    key: AccessKey | None,
-    operation: S3Operation,
-    bucket: Bucket | None,
-    origin: Origin = UNKNOWN_ORIGIN,
-    *,
-    object_tags: Mapping[str, str] | None = None,
-) -> None:
-    """`Authorizer.authorize_s3` of this process's node."""
-    current().authorize_s3(key, operation, bucket, origin, object_tags=object_tags)
-
-
-def authorize_control(caller: Caller, action: str, origin: Origin = UNKNOWN_ORIGIN) -> None:
-    """`Authorizer.authorize_control` of this process's node."""
-    current().authorize_control(caller, action, origin)

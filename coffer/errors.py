@@ -62,10 +62,6 @@ class InvalidArgument(CofferError):
         )
 
 
-class FailedPrecondition(CofferError):
-    kind = Kind.FAILED_PRECONDITION
-
-
 class Unauthenticated(CofferError):
     kind = Kind.UNAUTHENTICATED
 
@@ -98,10 +94,6 @@ class AlreadyExists(CofferError):
 
 class ResourceExhausted(CofferError):
     kind = Kind.RESOURCE_EXHAUSTED
-
-
-class Unimplemented(CofferError):
-    kind = Kind.UNIMPLEMENTED
 
 
 class Unavailable(CofferError):

@@ -6,11 +6,13 @@ Three loggers matter:
 * `coffer.audit` lines (key minted, suspended, revoked, token created, call denied) also go
   to the audit file when one is configured, so the CLI's actions land in the same trail
   as the server's;
-* `coffer.access` lines (one per HTTP request) only when `access_log` is on.
+* `coffer.access` lines (one per HTTP request, written by `coffer.web.http.AccessLog`) only
+  when `access_log` is on.
 
-No line ever carries a secret: callers of `audit()` pass ids and principals only, the
-access log records the path without its query string (presigned URLs carry signatures
-there) and never a header.
+`audit` is the sink the node injects into the core's services (`coffer.audit.AuditSink`): they
+write each event once, after commit. No line ever carries a secret: callers of `audit()` pass
+ids and principals only, the access log records the path without its query string (presigned
+URLs carry signatures there) and never a header.
 """
 
 from __future__ import annotations
@@ -19,18 +21,9 @@ import json
 import logging
 import os
 import sys
-import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-# The ASGI shapes, spelled out so that logging does not depend on a web framework.
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
@@ -98,7 +91,7 @@ def configure(level: str = "info", *, audit_path: Path | None = None, to_stderr:
         audit_log.addHandler(_audit_file_handler(audit_path))
 
 
-def audit(event: str, **fields: Any) -> None:
+def audit(event: str, /, **fields: Any) -> None:
     """One JSON line per security-relevant event. Callers never pass secrets.
 
     A field that collides with a LogRecord attribute (`name`, `msg`, ...) gets a trailing
@@ -106,46 +99,3 @@ def audit(event: str, **fields: Any) -> None:
     """
     extra = {(f"{k}_" if k in _RESERVED else k): v for k, v in fields.items()}
     audit_log.info(event, extra={"event": event, **extra})
-
-
-class AccessLog:
-    """ASGI middleware: one `coffer.access` line per HTTP request, without query or headers."""
-
-    def __init__(self, app: ASGIApp, plane: str) -> None:
-        self.app = app
-        self.plane = plane
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 0
-        sent = 0
-
-        async def counting_send(message: Message) -> None:
-            nonlocal status, sent
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            elif message["type"] == "http.response.body":
-                sent += len(message.get("body", b""))
-            await send(message)
-
-        try:
-            await self.app(scope, receive, counting_send)
-        finally:
-            state: MutableMapping[str, Any] = scope.get("state") or {}
-            client = scope.get("client")
-            access_log.info(
-                "request",
-                extra={
-                    "plane": self.plane,
-                    "method": scope.get("method", ""),
-                    "path": scope.get("path", ""),
-                    "status": status or 500,
-                    "bytes": sent,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                    "client": client[0] if client else None,
-                    "principal": state.get("principal"),
-                },
-            )

@@ -42,7 +42,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 # Set by `serve()` for its workers only; prometheus_client reads the second one itself.
 MULTIPROC_ENV = "COFFER_METRICS_MULTIPROC_DIR"
@@ -244,7 +244,7 @@ def s3_auth_failed(code: str) -> None:
 
 
 def control_auth_reason(message: str, csrf: bool) -> str:
-    """The reason label of a refused control-plane credential (coffer.api.http.authenticate)."""
+    """The reason label of a refused control-plane credential (coffer.web.http.authenticate)."""
     if csrf:
         return "csrf"
     for word, reason in (
@@ -276,65 +276,6 @@ def worker_started() -> None:
 
 
 # --- ASGI ---------------------------------------------------------------------------------------
-class Meter:
-    """A `receive` that counts the request body bytes it passes on."""
-
-    __slots__ = ("receive", "received")
-
-    def __init__(self, receive: Receive) -> None:
-        self.receive = receive
-        self.received = 0
-
-    async def __call__(self) -> Message:
-        message = await self.receive()
-        body = message.get("body")
-        if body:
-            self.received += len(body)
-        return message
-
-
-class RequestMetrics:
-    """ASGI middleware of the control-plane port: counts and times every request.
-
-    The operation is the control-plane RPC the dispatcher recorded in the request state,
-    else the name of the route that matched (console pages, /healthz), else `unrouted`."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        meter = Meter(receive)
-        status = 0
-        sent = 0
-
-        async def counting_send(message: Message) -> None:
-            nonlocal status, sent
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            elif message["type"] == "http.response.body":
-                sent += len(message.get("body", b""))
-            await send(message)
-
-        try:
-            await self.app(scope, meter, counting_send)
-        finally:
-            observe(face_of(scope["path"]), _operation(scope), status or 500, started, meter.received, sent)
-
-
-def _operation(scope: Scope) -> str:
-    state = scope.get("state")
-    if state:
-        name = state.get("operation")
-        if name:
-            return str(name)
-    route = scope.get("route")
-    return str(getattr(route, "name", None) or UNROUTED)
-
-
 class MetricsApp:
     """The whole ASGI app of a `metrics_port` of its own: GET /metrics, nothing else."""
 

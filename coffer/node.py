@@ -9,12 +9,11 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coffer import authz as authz_module
-from coffer import datadir
+from coffer import datadir, logs
+from coffer.audit import AuditSink
 from coffer.authbudget import AuthBudget
 from coffer.authz import Authorizer
 from coffer.config import Settings
-from coffer.errors import S3Error
 from coffer.federation import HttpJwksProvider
 from coffer.identity.accesskeys import AccessKeyService
 from coffer.identity.directory import Directory
@@ -24,6 +23,7 @@ from coffer.identity.policies import OrgPolicies
 from coffer.identity.replay import SqlReplayCache
 from coffer.identity.secretbox import SecretBox, load_master_key
 from coffer.storage.blobs import BlobStore
+from coffer.storage.errors import StorageError
 from coffer.storage.models import Bucket
 from coffer.storage.service import Storage, parse_zones
 from coffer.store.changes import ChangeWatcher
@@ -45,6 +45,8 @@ class Node:
     authz: Authorizer
     federation: FederationConfigs
     federated_keys: FederatedKeys
+    # Where every audit event goes: the services write theirs, the faces their refusals.
+    audit: AuditSink = logs.audit
     # Per process, like the caches: failed authentications by source and key id.
     auth_budget: AuthBudget = field(default_factory=lambda: AuthBudget(0, 60.0))
 
@@ -57,11 +59,13 @@ class Node:
             db.migrate()
         changes = ChangeWatcher(db, data / "run", settings.cache_poll_seconds)
         box = SecretBox(load_master_key(settings.master_key, data))
-        directory = Directory(db, changes)
+        audit = logs.audit
+        directory = Directory(db, changes, audit=audit)
         keys = AccessKeyService(
             db,
             changes,
             box,
+            audit=audit,
             max_duration=settings.max_key_duration,
             max_live_keys=settings.max_live_keys_per_principal,
         )
@@ -73,28 +77,28 @@ class Node:
             default_zone=settings.default_zone,
             changes=changes,
         )
-        policies = OrgPolicies(db, changes)
+        policies = OrgPolicies(db, changes, audit=audit)
 
         def find_bucket(name: str) -> Bucket | None:
             try:
                 return storage.get_bucket(name)
-            except S3Error:
+            except StorageError:
                 return None
 
         def object_tags(bucket: str, key: str, version_id: str | None) -> dict[str, str] | None:
             try:
                 return storage.get_object(bucket, key, version_id).tags
-            except S3Error:  # no such object (or version): it has no tags to test
+            except StorageError:  # no such object (or version): it has no tags to test
                 return None
 
         authz = Authorizer(policies, find_bucket, object_tags)
-        authz_module.install(authz)
-        federation = FederationConfigs(db, changes)
+        federation = FederationConfigs(db, changes, audit=audit)
         federated_keys = FederatedKeys(
             federation,
             keys,
             replay_cache=SqlReplayCache(db),
             jwks_provider=HttpJwksProvider(),
+            audit=audit,
             max_duration=settings.max_key_duration,
         )
         return cls(
@@ -109,6 +113,7 @@ class Node:
             authz=authz,
             federation=federation,
             federated_keys=federated_keys,
+            audit=audit,
             auth_budget=AuthBudget(settings.auth_failure_limit, settings.auth_failure_window),
         )
 

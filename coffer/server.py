@@ -1,7 +1,8 @@
 """Runs a node: both faces behind one uvicorn, on two listening sockets, N workers.
 
 Each worker process builds its own Node from the settings the parent resolved (passed
-through the environment, since uvicorn spawns workers afresh), and routes each
+through the environment, since uvicorn spawns workers afresh), assembles the apps (the
+console's routes mounted beside the control plane's on the API port), and routes each
 connection to the API or the S3 app by the local port it arrived on.
 """
 
@@ -62,17 +63,25 @@ def create_app() -> PortDispatch:
     logs.configure(settings.log_level, audit_path=settings.audit_path)
     tls.handle_hangups()
     node = Node.open(settings, migrate=False)
-    from coffer.api.app import build_app as build_api
     from coffer.s3.app import build_app as build_s3
+    from coffer.web.http import AccessLog
 
     _install_guard(settings)
-    api: ASGIApp = build_api(node)
+    api: ASGIApp = build_api_port(node)
     s3: ASGIApp = build_s3(node)
     if settings.access_log:
-        api, s3 = logs.AccessLog(api, "api"), logs.AccessLog(s3, "s3")
+        api, s3 = AccessLog(api, "api"), AccessLog(s3, "s3")
     metrics.worker_started()
     metrics_port = settings.metrics_port if settings.metrics else 0
     return PortDispatch(api, s3, settings.api_port, node, metrics_port)
+
+
+def build_api_port(node: Node) -> ASGIApp:
+    """The API port's app: the control plane, with the console's routes mounted beside its own."""
+    from coffer.api.app import build_app
+    from coffer.console.app import routes as console_routes
+
+    return build_app(node, console_routes(node.settings))
 
 
 def _install_guard(settings: Settings) -> None:
@@ -95,13 +104,13 @@ def _install_guard(settings: Settings) -> None:
     names = {settings.api_port: "api", settings.s3_port: "s3"}
     if settings.metrics_port:
         names[settings.metrics_port] = "metrics"
-    open_by_port = {name: metrics.CONNECTIONS_OPEN.labels(name) for name in (*names.values(), "other")}
+    open_by_port = {name: metrics.CONNECTIONS_OPEN.labels(name) for name in names.values()}
     protocol.install(
         protocol.Guard(
             bounds=bounds,
             refusal=refusal,
             port_names=names,
-            on_open=lambda port, delta: open_by_port[port].inc(delta),
+            on_open=lambda port, delta: open_by_port[port].inc(delta) if port in open_by_port else None,
             on_close=lambda reason: metrics.CONNECTIONS_CLOSED.labels(reason).inc(),
         )
     )

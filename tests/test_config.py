@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from coffer.config import Settings, flag_name, load_settings, normalize_database_url, setting_fields
-from tests.harness import coffer_cmd, free_port
+from tests.support.harness import coffer_cmd, free_port, run_coffer
 
 
 def write(tmp_path: Path, text: str) -> str:
@@ -206,13 +206,7 @@ def test_serve_precedence_end_to_end(tmp_path: Path) -> None:
 def test_serve_refuses_bad_settings_cleanly(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.toml"
     cfg.write_text("api_port = 99999\n")
-    out = subprocess.run(
-        [*coffer_cmd(), "serve", "--config", str(cfg)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    out = run_coffer("serve", "--config", str(cfg), timeout=60)
     assert out.returncode == 2
     assert "api_port: must be between 0 and 65535, got 99999" in out.stderr
     assert "Traceback" not in out.stderr

@@ -255,10 +255,10 @@ def prose_limits() -> list[tuple[str, str]]:
     from coffer.identity.accesskeys import MAX_ATTRIBUTES
     from coffer.s3.formdata import MAX_PRE_DATA
     from coffer.s3.handlers import delete, listing, versions
-    from coffer.s3.payload import MAX_PUT_SIZE
     from coffer.storage import cors, rules, tags
+    from coffer.storage.rules import MAX_PART_SIZE
 
-    gib, to = MAX_PUT_SIZE >> 30, "\N{EN DASH}"
+    gib, to = MAX_PART_SIZE >> 30, "\N{EN DASH}"
     return [
         ("s3-compatibility.md", f"more than {gib} GiB is `EntityTooLarge`"),
         ("s3-compatibility.md", f"the {gib} GiB PUT limit applies to the file"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.harness import CofferServer
+from tests.support.harness import CofferServer
 
 
 def test_health_on_both_ports(server: CofferServer) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from coffer.api.http import Call, Operation, call, json_body, require_string, rfc3339
+from coffer.api.http import Call, Operation, require_string
 from coffer.errors import InvalidArgument
 from coffer.identity.accesskeys import (
     parse_duration,
@@ -19,8 +19,8 @@ from coffer.identity.accesskeys import (
     validate_attributes,
     validate_principal,
 )
-from coffer.identity.models import AccessKey, KeySource, KeyStatus, MintedKey
-from coffer.logs import audit
+from coffer.identity.models import AccessKey, KeySource, MintedKey, rfc3339
+from coffer.web.http import call, json_body
 
 
 def _multi(key: AccessKey) -> dict[str, Any]:
@@ -63,21 +63,6 @@ def container_credentials_json(minted: MintedKey) -> dict[str, Any]:
     }
 
 
-def audit_mint(minted: MintedKey, actor: str, action: str, duration: int) -> None:
-    audit(
-        "access_key_minted",
-        action=action,
-        access_key_id=minted.key.access_key_id,
-        principal=minted.key.principal_name,
-        actor=actor,
-        org_id=minted.key.org_id,
-        source=minted.key.source.value,
-        duration_seconds=duration,
-        expiry=rfc3339(minted.key.expiry_for_api),
-        suspended=minted.key.suspended,
-    )
-
-
 def _groups(c: Call) -> dict[str, list[str]] | None:
     """The caller's groups travel with its keys (multiAttributes.groups), for policy conditions."""
     groups = list(c.caller.user.groups)
@@ -97,8 +82,8 @@ async def create_access_key(c: Call) -> JSONResponse:
         source=KeySource.JWT,
         attributes=attributes,
         multi_attributes=_groups(c),
+        actor=c.actor("cwobject:CreateAccessKey"),
     )
-    audit_mint(minted, c.caller.principal_name, "cwobject:CreateAccessKey", duration)
     return JSONResponse(minted_json(minted))
 
 
@@ -123,46 +108,21 @@ async def update_access_key_status(c: Call) -> JSONResponse:
             "status", "is required: ACCESS_KEY_STATUS_ACTIVE or ACCESS_KEY_STATUS_SUSPENDED"
         )
     status = parse_status(body["status"], settable=True)
-    await call(c.node.keys.set_principal_status, c.caller.org_id, principal, status)
-    audit(
-        "access_keys_suspended" if status is KeyStatus.FULL_SUSPENDED else "access_keys_reactivated",
-        action="cwobject:UpdateAccessKeyStatus",
-        principal=principal,
-        status=status.value,
-        actor=c.caller.principal_name,
-        org_id=c.caller.org_id,
-    )
+    await call(c.node.keys.set_principal_status, c.caller.org_id, principal, status, actor=c.actor())
     return JSONResponse({})
 
 
 async def revoke_access_key(c: Call) -> JSONResponse:
     body = await json_body(c.request)
     key_id = require_string(body, "accessKey")
-    key, changed = await call(c.node.keys.revoke_key, c.caller.org_id, key_id)
-    audit(
-        "access_key_revoked",
-        action="cwobject:RevokeAccessKeyByAccessKey",
-        access_key_id=key.access_key_id,
-        principal=key.principal_name,
-        already_revoked=not changed,
-        actor=c.caller.principal_name,
-        org_id=c.caller.org_id,
-    )
+    await call(c.node.keys.revoke_key, c.caller.org_id, key_id, actor=c.actor())
     return JSONResponse({})
 
 
 async def revoke_principal_keys(c: Call) -> JSONResponse:
     body = await json_body(c.request)
     principal = validate_principal(body.get("principalName"))
-    count = await call(c.node.keys.revoke_principal, c.caller.org_id, principal)
-    audit(
-        "principal_keys_revoked",
-        action="cwobject:RevokeAccessKeysByPrincipal",
-        principal=principal,
-        count=count,
-        actor=c.caller.principal_name,
-        org_id=c.caller.org_id,
-    )
+    await call(c.node.keys.revoke_principal, c.caller.org_id, principal, actor=c.actor())
     return JSONResponse({})
 
 
@@ -179,8 +139,8 @@ async def credentials_from_api_token(c: Call) -> JSONResponse:
         source=KeySource.API_TOKEN,
         multi_attributes=_groups(c),
         with_session_token=True,
+        actor=c.actor("cwobject:CreateAccessKeyFromApiToken"),
     )
-    audit_mint(minted, c.caller.principal_name, "cwobject:CreateAccessKeyFromApiToken", duration)
     return JSONResponse(container_credentials_json(minted))
 
 

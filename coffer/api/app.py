@@ -9,6 +9,7 @@ a traceback.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -16,16 +17,16 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from coffer import metrics
 from coffer.api import accesskeys, federation, policies
-from coffer.api.http import Operation, error_response, node_of, routes, status_json
+from coffer.api.http import Operation, error_response, routes, status_json
 from coffer.api.openapi import build_spec
-from coffer.console.app import routes as console_routes
 from coffer.errors import CofferError, Kind
 from coffer.node import Node
+from coffer.web.http import RequestMetrics, ResponseMeter, node_of
 
 log = logging.getLogger("coffer.api")
 
@@ -80,23 +81,17 @@ class CatchAll:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        response = ResponseMeter(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, response)
         except Exception:
             log.exception("unhandled error on %s %s", scope.get("method", ""), scope.get("path", ""))
-            if not started and scope["type"] == "http":
+            if not response.started and scope["type"] == "http":
                 await status_json(Kind.INTERNAL, "internal error")(scope, receive, send)
 
 
-def build_app(node: Node) -> Starlette:
+def build_app(node: Node, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+    """The control plane, with `extra_routes` beside its own (the console's, from coffer.server)."""
     settings = node.settings
     # With a metrics port of its own, /metrics is served there and not here.
     own_metrics = settings.metrics and not settings.metrics_port
@@ -106,10 +101,10 @@ def build_app(node: Node) -> Starlette:
             *([Route("/metrics", metrics_page, methods=["GET"], name="metrics")] if own_metrics else []),
             Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
             *routes(OPERATIONS),
-            *console_routes(node.settings),
+            *extra_routes,
         ],
         exception_handlers={CofferError: on_coffer_error, HTTPException: on_http_error},
-        middleware=[Middleware(metrics.RequestMetrics), Middleware(CatchAll)],
+        middleware=[Middleware(RequestMetrics), Middleware(CatchAll)],
     )
     # gRPC-gateway has no trailing-slash redirects; a stray slash is an unknown route (404 JSON).
     app.router.redirect_slashes = False

@@ -15,21 +15,21 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from starlette.responses import JSONResponse
 
-from coffer.api.accesskeys import audit_mint, container_credentials_json, minted_json
-from coffer.api.http import Call, Operation, call, json_body, origin_of, require_string, rfc3339
+from coffer.api.accesskeys import container_credentials_json, minted_json
+from coffer.api.http import Call, Operation, require_string
 from coffer.errors import CofferError, InvalidArgument, Unauthenticated
 from coffer.federation import FederationError, OidcConfig, SamlConfig
 from coffer.federation.saml import certificate_fingerprint
 from coffer.identity.accesskeys import parse_duration, validate_attributes
-from coffer.identity.federated_keys import FederatedKey
 from coffer.identity.federation_configs import UPDATABLE, Kind, StoredConfig
-from coffer.logs import audit
+from coffer.identity.models import rfc3339
 from coffer.policy import RPC_ACTIONS
+from coffer.web.http import call, client_of, json_body
 
 EXCHANGE_PATH = "/v1/cwobject/temporary-credentials"
 CONFIGS_PATH = "/v1beta1/workload-federation"
@@ -48,11 +48,13 @@ def _org_id(value: object, field: str = "orgId") -> str:
 
 class _Attempt:
     """One exchange request: what it has said so far, so a refusal at any step (bad JSON,
-    bad field, failed check) leaves an audit line naming as much as is known."""
+    bad field, failed check) leaves an audit line naming as much as is known. A key minted
+    is audited by the core (`access_key_minted`, `federated_sign_in`)."""
 
     def __init__(self, c: Call, action: str) -> None:
         self.c = c
         self.action = action
+        self.client = client_of(c.request)
         self.org_id: str | None = None
         self.config_id: str | None = None
 
@@ -61,7 +63,7 @@ class _Attempt:
         try:
             yield
         except CofferError as exc:
-            audit(
+            self.c.node.audit(
                 "federation_denied",
                 plane="control",
                 action=self.action,
@@ -71,28 +73,9 @@ class _Attempt:
                 reason=exc.message,
                 detail=exc.detail if isinstance(exc, FederationError) else None,
                 status=exc.kind.http_status,
-                client=origin_of(self.c.request).source_ip,
+                client=self.client,
             )
             raise
-
-    async def mint(self, fn: Callable[[], FederatedKey]) -> FederatedKey:
-        """Verify and mint in the thread pool (signature checks and JWKS fetches block)."""
-        result: FederatedKey = await call(fn)
-        minted = result.minted
-        audit_mint(minted, minted.key.principal_name, self.action, result.lifetime.duration_seconds)
-        audit(
-            "federated_sign_in",
-            action=self.action,
-            access_key_id=minted.key.access_key_id,
-            principal=minted.key.principal_name,
-            roles=list(minted.key.multi_attributes.get("roles", [])),
-            org_id=minted.key.org_id,
-            config_id=result.identity.config_id,
-            issuer=result.identity.issuer,
-            lifetime_clipped=result.lifetime.clipped,
-            client=origin_of(self.c.request).source_ip,
-        )
-        return result
 
 
 async def create_from_saml(c: Call) -> JSONResponse:
@@ -104,8 +87,16 @@ async def create_from_saml(c: Call) -> JSONResponse:
         config_id = attempt.config_id = _org_id(body.get("configId"), "configId")
         saml = require_string(body, "samlResponse")
         attributes = validate_attributes(body.get("attributes"))
-        fed = c.node.federated_keys
-        result = await attempt.mint(lambda: fed.from_saml(org_id, config_id, saml, duration, attributes))
+        result = await call(
+            c.node.federated_keys.from_saml,
+            org_id,
+            config_id,
+            saml,
+            duration,
+            attributes,
+            action=attempt.action,
+            client=attempt.client,
+        )
     return JSONResponse(minted_json(result.minted))
 
 
@@ -117,8 +108,15 @@ async def create_from_oidc(c: Call) -> JSONResponse:
         org_id = attempt.org_id = _org_id(body.get("orgId"))
         token = require_string(body, "oidcToken")
         attributes = validate_attributes(body.get("attributes"))
-        fed = c.node.federated_keys
-        result = await attempt.mint(lambda: fed.from_oidc(org_id, token, duration, attributes))
+        result = await call(
+            c.node.federated_keys.from_oidc,
+            org_id,
+            token,
+            duration,
+            attributes,
+            action=attempt.action,
+            client=attempt.client,
+        )
     return JSONResponse(minted_json(result.minted))
 
 
@@ -140,7 +138,15 @@ async def create_from_container_creds(c: Call) -> JSONResponse:
         token = _raw_token(c.request.headers.get("authorization", ""))
         fed = c.node.federated_keys
         duration = min(c.node.settings.oidc_container_key_duration, fed.max_duration)
-        result = await attempt.mint(lambda: fed.from_oidc(org_id, token, duration, with_session_token=True))
+        result = await call(
+            fed.from_oidc,
+            org_id,
+            token,
+            duration,
+            with_session_token=True,
+            action=attempt.action,
+            client=attempt.client,
+        )
     return JSONResponse(container_credentials_json(result.minted))
 
 
@@ -232,8 +238,9 @@ def _config_ops(kind: Kind, label: str) -> list[Operation]:
         body = await json_body(c.request)
         fields = _fields(kind, body, creating=True)
         public_url = c.node.settings.public_url.rstrip("/") or str(c.request.base_url).rstrip("/")
-        stored = await call(c.node.federation.create, c.caller.org_id, kind, fields, public_url=public_url)
-        _audit_config(c, f"Create{label}Config", stored.config_id, config_name=stored.config.name)
+        stored = await call(
+            c.node.federation.create, c.caller.org_id, kind, fields, public_url=public_url, actor=c.actor()
+        )
         return JSONResponse({"config": config_json(stored)})
 
     async def get_config(c: Call) -> JSONResponse:
@@ -244,14 +251,12 @@ def _config_ops(kind: Kind, label: str) -> list[Operation]:
         body = await json_body(c.request)
         changes = _mask(kind, body, _fields(kind, body, creating=False))
         uid = c.request.path_params["uid"]
-        stored = await call(c.node.federation.update, c.caller.org_id, kind, uid, changes)
-        _audit_config(c, f"Update{label}Config", uid, changed=sorted(changes), active=stored.config.active)
+        stored = await call(c.node.federation.update, c.caller.org_id, kind, uid, changes, actor=c.actor())
         return JSONResponse({"config": config_json(stored)})
 
     async def delete_config(c: Call) -> JSONResponse:
         uid = c.request.path_params["uid"]
-        revoked = await call(c.node.federation.delete, c.caller.org_id, kind, uid)
-        _audit_config(c, f"Delete{label}Config", uid, revoked_keys=revoked)
+        await call(c.node.federation.delete, c.caller.org_id, kind, uid, actor=c.actor())
         return JSONResponse({})
 
     def op(name: str, method: str, p: str, handler: Any) -> Operation:
@@ -264,17 +269,6 @@ def _config_ops(kind: Kind, label: str) -> list[Operation]:
         op(f"Update{label}Config", "PATCH", path + "/{uid}", update_config),
         op(f"Delete{label}Config", "DELETE", path + "/{uid}", delete_config),
     ]
-
-
-def _audit_config(c: Call, rpc: str, config_id: str, **fields: Any) -> None:
-    audit(
-        "federation_config_changed",
-        action=f"cwobject:{rpc}",
-        config_id=config_id,
-        actor=c.caller.principal_name,
-        org_id=c.caller.org_id,
-        **fields,
-    )
 
 
 def _anonymous(name: str, method: str, path: str, handler: Any) -> Operation:

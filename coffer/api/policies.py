@@ -13,18 +13,24 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from coffer.api.http import Call, Operation, call, json_body, origin_of
+from coffer.api.http import Call, Operation
 from coffer.errors import InvalidArgument
-from coffer.logs import audit
-from coffer.policy import RPC_ACTIONS, parse_org_policy
+from coffer.policy import RPC_ACTIONS, InvalidOrgPolicy, parse_org_policy
 from coffer.policy.org import MAX_ENTRIES, MAX_STATEMENT_NAME, MAX_STATEMENTS, ORG_POLICY_VERSION
 from coffer.policy.principals import MAX_PRINCIPAL_LENGTH
 from coffer.policy.resources import MAX_RESOURCE_LENGTH
+from coffer.web.http import call, json_body, origin_of
 
 POLICY_PATH = "/v1/cwobject/access-policy"
 MAX_CAN_I_ITEMS = 100
 MAX_CAN_I_ACTION = 256
 MAX_CAN_I_RESOURCE = 2048
+
+
+def invalid_policy(exc: InvalidOrgPolicy) -> InvalidArgument:
+    """An organization policy the parser refused: INVALID_ARGUMENT with a google.rpc.BadRequest
+    naming the offending field."""
+    return InvalidArgument.field(exc.field, exc.description)
 
 
 async def list_policies(c: Call) -> JSONResponse:
@@ -37,30 +43,17 @@ async def ensure_policy(c: Call) -> JSONResponse:
     raw = body.get("policy")
     if raw is None:
         raise InvalidArgument.field("policy", "is required: a CWObjectPolicy object")
-    policy = parse_org_policy(raw, field_prefix="policy")
-    created = await call(c.node.policies.ensure, c.caller.org_id, policy)
-    audit(
-        "access_policy_ensured",
-        action="cwobject:EnsureAccessPolicy",
-        policy=policy.name,
-        statements=len(policy.statements),
-        created=created,
-        actor=c.caller.principal_name,
-        org_id=c.caller.org_id,
-    )
+    try:
+        policy = parse_org_policy(raw, field_prefix="policy")
+    except InvalidOrgPolicy as exc:
+        raise invalid_policy(exc) from None
+    await call(c.node.policies.ensure, c.caller.org_id, policy, actor=c.actor("cwobject:EnsureAccessPolicy"))
     return JSONResponse({"policy": policy.to_dict()})
 
 
 async def delete_policy(c: Call) -> JSONResponse:
     name = c.request.path_params["name"]
-    await call(c.node.policies.delete, c.caller.org_id, name)
-    audit(
-        "access_policy_deleted",
-        action="cwobject:DeleteAccessPolicy",
-        policy=name,
-        actor=c.caller.principal_name,
-        org_id=c.caller.org_id,
-    )
+    await call(c.node.policies.delete, c.caller.org_id, name, actor=c.actor("cwobject:DeleteAccessPolicy"))
     return JSONResponse({})
 
 

@@ -19,13 +19,13 @@ import click
 import sqlalchemy.exc
 
 from coffer import logs
+from coffer.audit import Actor
 from coffer.cli.options import STORE_FIELDS, pop_settings, settings_options
 from coffer.cli.output import json_option, print_json, print_table
 from coffer.datadir import PRIVATE_UMASK
 from coffer.errors import CofferError
 from coffer.identity.bootstrap import BOOTSTRAP_ADMIN, bootstrap
 from coffer.identity.models import ApiToken, User
-from coffer.logs import audit
 from coffer.node import Node
 
 store_options = settings_options(STORE_FIELDS)
@@ -63,11 +63,13 @@ def opened(kwargs: dict[str, Any]) -> Iterator[Node]:
         os.umask(umask)
 
 
-def _actor() -> str:
+def _actor() -> Actor:
+    """The person at the keyboard, as the audit trail names them: `cli:<os user>`."""
     try:
-        return f"cli:{getpass.getuser()}"
+        name = f"cli:{getpass.getuser()}"
     except Exception:  # no user name (containers without passwd entries)
-        return "cli"
+        name = "cli"
+    return Actor(name)
 
 
 def _org(node: Node, org: str | None) -> str:
@@ -133,28 +135,12 @@ def user_create(
 ) -> None:
     """Create a user (and, with --with-token, an API token for it)."""
     with opened(kw) as node:
-        u = node.directory.create_user(_org(node, org), name, storage_admin=is_admin, groups=groups)
-        audit(
-            "user_created",
-            user=u.name,
-            principal=u.principal_name,
-            org_id=u.org_id,
-            storage_admin=u.is_storage_admin,
-            groups=list(u.groups),
-            actor=_actor(),
+        u = node.directory.create_user(
+            _org(node, org), name, storage_admin=is_admin, groups=groups, actor=_actor()
         )
         plain = None
         if with_token:
-            plain, t = node.directory.create_token(u.id)
-            audit(
-                "api_token_created",
-                token_id=t.id,
-                user=u.name,
-                principal=u.principal_name,
-                org_id=u.org_id,
-                expires_at=None,
-                actor=_actor(),
-            )
+            plain, _ = node.directory.create_token(u.id, actor=_actor())
         if as_json:
             print_json({**_user_json(u), **({"apiToken": plain} if plain else {})})
         else:
@@ -203,18 +189,8 @@ def token_create(
     """Mint an API token and print it alone on one line on stdout; it is never shown again."""
     with opened(kw) as node:
         u = node.directory.find_user(user_name or BOOTSTRAP_ADMIN, org)
-        plain, t = node.directory.create_token(
-            u.id, name=name, ttl=timedelta(seconds=expires_in) if expires_in else None
-        )
-        audit(
-            "api_token_created",
-            token_id=t.id,
-            user=u.name,
-            principal=u.principal_name,
-            org_id=u.org_id,
-            expires_at=t.expires_at.isoformat() if t.expires_at else None,
-            actor=_actor(),
-        )
+        ttl = timedelta(seconds=expires_in) if expires_in else None
+        plain, _ = node.directory.create_token(u.id, name=name, ttl=ttl, actor=_actor())
         click.echo(plain)
 
 
@@ -253,8 +229,7 @@ def token_list(user_name: str | None, as_json: bool, **kw: Any) -> None:
 def token_revoke(token_id: str, **kw: Any) -> None:
     """Revoke an API token by its id (see `token list`); refused from the next request on."""
     with opened(kw) as node:
-        t = node.directory.revoke_token(token_id)
-        audit("api_token_revoked", token_id=t.id, user_id=t.user_id, actor=_actor())
+        node.directory.revoke_token(token_id, actor=_actor())
         click.echo(f"revoked token {token_id}")
 
 
@@ -293,8 +268,7 @@ def org_list(as_json: bool, **kw: Any) -> None:
 def org_create(name: str, **kw: Any) -> None:
     """Create an organization and print its id."""
     with opened(kw) as node:
-        o = node.directory.create_org(name)
-        audit("org_created", org_id=o.id, org_name=o.name, actor=_actor())
+        o = node.directory.create_org(name, actor=_actor())
         click.echo(o.id)
 
 
@@ -318,5 +292,8 @@ def gc(older_than: int | None, orphans: bool, **kw: Any) -> None:
     with opened(kw) as node:
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than) if older_than is not None else None
         removed = node.storage.collect_garbage(older_than=cutoff, orphans=orphans)
-        audit("garbage_collected", removed=removed, older_than=older_than, orphans=orphans, actor=_actor())
+        # Storage writes no audit events (yet): this hand-run pass is recorded here.
+        node.audit(
+            "garbage_collected", removed=removed, older_than=older_than, orphans=orphans, actor=_actor().name
+        )
         click.echo(removed)

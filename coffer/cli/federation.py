@@ -31,7 +31,6 @@ from coffer.federation import OidcConfig, SamlConfig
 from coffer.federation.jwks import validate_jwks
 from coffer.federation.saml import certificate_fingerprint, load_signing_certificate
 from coffer.identity.federation_configs import Kind, StoredConfig
-from coffer.logs import audit
 from coffer.node import Node
 
 store_options = settings_options(STORE_FIELDS)
@@ -193,17 +192,6 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
-def _audit(rpc: str, org_id: str, config_id: str, **fields: Any) -> None:
-    audit(
-        "federation_config_changed",
-        action=f"cwobject:{rpc}",
-        config_id=config_id,
-        actor=_actor(),
-        org_id=org_id,
-        **fields,
-    )
-
-
 def _show(stored: StoredConfig, as_json: bool) -> None:
     if as_json:
         print_json(config_json(stored))
@@ -286,8 +274,7 @@ def _get(kind: Kind, config_id: str, org: str | None, as_json: bool, kw: dict[st
 def _remove(kind: Kind, config_id: str, org: str | None, kw: dict[str, Any]) -> None:
     with opened(kw) as node:
         org_id = _org(node, org)
-        revoked = node.federation.delete(org_id, kind, config_id)
-        _audit(f"Delete{_LABEL[kind]}Config", org_id, config_id, revoked_keys=revoked)
+        revoked = node.federation.delete(org_id, kind, config_id, actor=_actor())
         click.echo(
             f"removed {_LABEL[kind]} configuration {config_id}; "
             f"revoked {revoked} access key{'' if revoked == 1 else 's'} minted through it"
@@ -297,14 +284,7 @@ def _remove(kind: Kind, config_id: str, org: str | None, kw: dict[str, Any]) -> 
 def _update(
     node: Node, org_id: str, kind: Kind, config_id: str, changes: dict[str, Any], as_json: bool
 ) -> None:
-    stored = node.federation.update(org_id, kind, config_id, changes)
-    _audit(
-        f"Update{_LABEL[kind]}Config",
-        org_id,
-        config_id,
-        changed=sorted(changes),
-        active=stored.config.active,
-    )
+    stored = node.federation.update(org_id, kind, config_id, changes, actor=_actor())
     if as_json:
         print_json(config_json(stored))
         return
@@ -391,8 +371,7 @@ def saml_add(
             "active": not inactive,
         }
         with _as_flags(_SAML_FLAGS):
-            stored = node.federation.create(org_id, "saml", fields, public_url=public_url)
-        _audit("CreateSAMLConfig", org_id, stored.config_id, config_name=name)
+            stored = node.federation.create(org_id, "saml", fields, public_url=public_url, actor=_actor())
         cfg = stored.config
         assert isinstance(cfg, SamlConfig)
         _say(
@@ -564,9 +543,8 @@ def oidc_add(
             fields["jwks"] = jwks
         with _as_flags(_OIDC_FLAGS):
             stored = node.federation.create(
-                org_id, "oidc", fields, public_url=node.settings.effective_public_url
+                org_id, "oidc", fields, public_url=node.settings.effective_public_url, actor=_actor()
             )
-        _audit("CreateOIDCConfig", org_id, stored.config_id, config_name=name)
         cfg = stored.config
         assert isinstance(cfg, OidcConfig)
         state = "" if cfg.active else " (inactive)"

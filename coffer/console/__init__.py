@@ -6,6 +6,7 @@ session cookie), and bucket and object calls go through /console/api/..., which 
 real S3 requests with a temporary key of the signed-in user and sends them to this
 node's own S3 listener. See docs/console.md.
 
-This package's __init__ imports nothing, so `coffer.api.http` can import
-`coffer.console.cookies` without a cycle.
+It shares the API port's plumbing (`coffer.web.http`: session cookie and CSRF token,
+authentication, JSON bodies) with the control plane and imports nothing from `coffer.api`;
+`coffer.server` mounts its routes beside the control plane's.
 """

@@ -1,4 +1,5 @@
-"""The console's routes, mounted into the control-plane app under /console.
+"""The console's routes, under /console on the API port (`coffer.server` mounts them beside
+the control plane's).
 
 - `/console`, `/console/...`: the one HTML page (the page's script picks the view from
   the path), with a strict Content-Security-Policy: scripts and styles only from this

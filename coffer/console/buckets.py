@@ -1,9 +1,9 @@
 """/console/api/buckets/...: the Buckets page's calls, each one or a few real S3 requests.
 
 Every handler authenticates the session (cookie plus CSRF header for changes, through
-the control plane's own `authenticate`), checks `cwobject:CreateAccessKey` through the
-control plane's one door (the console needs a temporary key, as CoreWeave's does), and
-then asks the S3 face, signed with that key, which authorizes the operation itself.
+the API port's one `authenticate` in coffer.web.http), checks `cwobject:CreateAccessKey`
+through the control plane's one door (the console needs a temporary key, as CoreWeave's
+does), and then asks the S3 face, signed with that key, which authorizes the operation itself.
 Bodies stream both ways; nothing is buffered but small XML and JSON documents.
 """
 
@@ -20,7 +20,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from coffer.api.http import authenticate, call, json_body, node_of, origin_of
 from coffer.console.s3client import (
     ConsoleS3,
     S3CallError,
@@ -33,6 +32,7 @@ from coffer.console.s3client import (
 from coffer.errors import InvalidArgument, Unavailable
 from coffer.identity.models import Caller
 from coffer.s3.xml import escape
+from coffer.web.http import authenticate, call, json_body, node_of, origin_of
 
 ACTION = "cwobject:CreateAccessKey"
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"

@@ -24,12 +24,12 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
 from starlette.requests import Request
 
+from coffer.audit import Actor
 from coffer.config import Settings
 from coffer.console.signer import Credentials, body_hash, encode_query, object_path, sign_request
 from coffer.errors import S3_ERRORS, CofferError, Kind
 from coffer.identity.accesskeys import Page
 from coffer.identity.models import Caller, KeySource, KeyStatus, utcnow
-from coffer.logs import audit
 from coffer.node import Node
 from coffer.web import tls
 
@@ -135,16 +135,8 @@ class ConsoleKeys:
             source=KeySource.JWT,
             attributes=attributes,
             multi_attributes={"groups": groups} if groups else None,
-        )
-        audit(
-            "access_key_minted",
-            action="cwobject:CreateAccessKey",
-            access_key_id=minted.key.access_key_id,
-            principal=minted.key.principal_name,
-            actor=caller.principal_name,
-            org_id=caller.org_id,
-            source="console",
-            duration_seconds=duration,
+            actor=Actor(caller.principal_name, "cwobject:CreateAccessKey"),
+            audit_source="console",
         )
         assert minted.key.expires_at is not None
         # Renew 2 minutes before expiry, or after 3/4 of a life shorter than 8 minutes.

@@ -18,13 +18,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from coffer import metrics
-from coffer.api.http import authenticate, call, json_body, node_of, rfc3339, verify_token
-from coffer.console.cookies import COOKIE, SECURE_COOKIE, cookie_name, csrf_token, session_cookie
 from coffer.console.s3client import console_s3
 from coffer.errors import InvalidArgument, PermissionDenied, Unauthenticated
-from coffer.identity.models import Caller, User, utcnow
-from coffer.logs import audit
+from coffer.identity.models import Caller, User, rfc3339, utcnow
 from coffer.policy.actions import names as action_names
+from coffer.web.http import (
+    COOKIE,
+    SECURE_COOKIE,
+    authenticate,
+    call,
+    client_of,
+    cookie_name,
+    csrf_token,
+    json_body,
+    node_of,
+    session_cookie,
+    verify_token,
+)
 
 SESSION_TOKEN_NAME = "console session"  # noqa: S105 - a label for the token list
 
@@ -63,7 +73,7 @@ def _user_json(user: User) -> dict[str, Any]:
         "name": user.name,
         "principalName": user.principal_name,
         "orgId": user.org_id,
-        "storageAdmin": user.has_storage_admin,
+        "objectStorageAdmin": user.has_storage_admin,
     }
 
 
@@ -99,11 +109,11 @@ async def sign_in(request: Request) -> JSONResponse:
     token = body.get("token")
     if not isinstance(token, str) or not token.strip():
         raise InvalidArgument.field("token", "is required: paste an API access token")
-    client = request.client.host if request.client else None
+    client = client_of(request)
     try:
         api_token, user = await verify_token(node, client, token.strip(), face="console")
     except Unauthenticated as exc:
-        audit(
+        node.audit(
             "denied", plane="console", action="console:SignIn", client=client, reason=exc.message, status=401
         )
         metrics.auth_failed(metrics.CONSOLE, metrics.control_auth_reason(exc.message, csrf=False))
@@ -116,15 +126,11 @@ async def sign_in(request: Request) -> JSONResponse:
     if seconds < 1:
         raise Unauthenticated("that API access token is about to expire; use another one")
     plain, session = await call(
-        node.directory.create_token, user.id, name=SESSION_TOKEN_NAME, ttl=timedelta(seconds=seconds)
-    )
-    audit(
-        "console_signed_in",
-        principal=user.principal_name,
-        org_id=user.org_id,
-        token_id=session.id,
-        signed_in_with=api_token.id,
-        expires_at=rfc3339(session.expires_at) if session.expires_at else None,
+        node.directory.start_session,
+        user,
+        api_token,
+        name=SESSION_TOKEN_NAME,
+        ttl=timedelta(seconds=seconds),
         client=client,
     )
     expires = rfc3339(session.expires_at) if session.expires_at else None
@@ -160,19 +166,11 @@ async def sign_out(request: Request) -> JSONResponse:
         # Never revoke a bearer token by accident: only a console session signs out.
         raise InvalidArgument("sign-out ends a console session, and this request carries none")
     caller: Caller = await authenticate(request, "console:SignOut")
-    node = node_of(request)
-    revoked_keys = 0
-    if caller.token_id:
-        await call(node.directory.revoke_token, caller.token_id)
-        revoked_keys = await call(
-            console_s3(request).keys.revoke_session_keys, caller.org_id, caller.token_id
-        )
-    audit(
-        "console_signed_out",
-        principal=caller.principal_name,
-        org_id=caller.org_id,
-        token_id=caller.token_id,
-        console_keys_revoked=revoked_keys,
+    keys = console_s3(request).keys
+    await call(
+        node_of(request).directory.end_session,
+        caller,
+        lambda token_id: keys.revoke_session_keys(caller.org_id, token_id),
     )
     response = JSONResponse({})
     for name in (COOKIE, SECURE_COOKIE):

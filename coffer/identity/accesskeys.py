@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from coffer import metrics
+from coffer.audit import Actor, AuditSink
 from coffer.errors import InvalidArgument, NotFound, ResourceExhausted
 from coffer.identity import ids
 from coffer.identity.models import (
@@ -28,6 +29,7 @@ from coffer.identity.models import (
     KeyStatus,
     MintedKey,
     as_utc,
+    rfc3339,
     utcnow,
 )
 from coffer.identity.secretbox import SecretBox
@@ -212,12 +214,14 @@ class AccessKeyService:
         changes: ChangeWatcher,
         box: SecretBox,
         *,
+        audit: AuditSink,
         max_duration: int = 43200,
         max_live_keys: int = 0,
     ) -> None:
         self.db = db
         self.changes = changes
         self.box = box
+        self.audit = audit
         self.max_duration = max_duration
         self.max_live_keys = max_live_keys  # per principal; 0 = no cap
         self._cache: dict[str, KeyCredentials | None] = {}
@@ -241,6 +245,8 @@ class AccessKeyService:
         not_after: datetime | None = None,
         federation_config_id: str | None = None,
         precondition: Callable[[Connection], None] | None = None,
+        actor: Actor | None = None,
+        audit_source: str | None = None,
     ) -> MintedKey:
         """Create a key. 0 seconds means permanent; a positive lifetime is capped.
 
@@ -248,7 +254,9 @@ class AccessKeyService:
         `federation_config_id` records the config a federated key came through;
         `precondition` runs inside the write transaction, before the insert, and may refuse
         (a federated mint re-checks that its config is still trusted there). Every minting
-        path comes through here, so the live-key cap holds for all of them.
+        path comes through here, so the live-key cap holds for all of them, and so does the
+        audit line (with an `actor`; `audit_source` names the source there when the key's
+        own does not say it, as for the console's keys).
         """
         cap = self.max_duration if max_duration is None else max_duration
         if duration_seconds > cap:
@@ -318,6 +326,19 @@ class AccessKeyService:
             suspended,
             session_token is not None,
         )
+        if actor is not None:
+            self.audit(
+                "access_key_minted",
+                action=actor.action,
+                access_key_id=key.access_key_id,
+                principal=key.principal_name,
+                actor=actor.name,
+                org_id=key.org_id,
+                source=audit_source or key.source.value,
+                duration_seconds=duration_seconds,
+                expiry=rfc3339(key.expiry_for_api),
+                suspended=key.suspended,
+            )
         return MintedKey(key, secret, session_token)
 
     def _check_live_cap(self, conn: Connection, org_id: str, principal: str, now: datetime) -> None:
@@ -437,7 +458,9 @@ class AccessKeyService:
             )
         return False
 
-    def set_principal_status(self, org_id: str, principal: str, status: KeyStatus) -> None:
+    def set_principal_status(
+        self, org_id: str, principal: str, status: KeyStatus, *, actor: Actor | None = None
+    ) -> None:
         """Suspend or reactivate every key of a principal, including keys minted later."""
         with self.db.write() as conn:
             if not self._principal_known(conn, org_id, principal):
@@ -456,8 +479,19 @@ class AccessKeyService:
                 )
             self.db.bump_changes(conn)
         self.changes.changed()
+        if actor is not None:
+            self.audit(
+                "access_keys_suspended" if status is KeyStatus.FULL_SUSPENDED else "access_keys_reactivated",
+                action="cwobject:UpdateAccessKeyStatus",
+                principal=principal,
+                status=status.value,
+                actor=actor.name,
+                org_id=org_id,
+            )
 
-    def revoke_key(self, org_id: str, access_key_id: str) -> tuple[AccessKey, bool]:
+    def revoke_key(
+        self, org_id: str, access_key_id: str, *, actor: Actor | None = None
+    ) -> tuple[AccessKey, bool]:
         """Revoke one key; idempotent. Returns the key and whether this call revoked it."""
         if not plausible_key_id(access_key_id):
             raise key_not_found(access_key_id)
@@ -480,9 +514,20 @@ class AccessKeyService:
                 changed = True
         if changed:
             self.changes.changed()
-        return self.get(org_id, access_key_id), changed
+        key = self.get(org_id, access_key_id)
+        if actor is not None:
+            self.audit(
+                "access_key_revoked",
+                action="cwobject:RevokeAccessKeyByAccessKey",
+                access_key_id=key.access_key_id,
+                principal=key.principal_name,
+                already_revoked=not changed,
+                actor=actor.name,
+                org_id=org_id,
+            )
+        return key, changed
 
-    def revoke_principal(self, org_id: str, principal: str) -> int:
+    def revoke_principal(self, org_id: str, principal: str, *, actor: Actor | None = None) -> int:
         """Revoke every live key of a principal; returns how many this call revoked.
 
         Keys minted later are not affected (unlike a suspension): revocation acts on keys.
@@ -501,7 +546,17 @@ class AccessKeyService:
             ).rowcount
             self.db.bump_changes(conn)
         self.changes.changed()
-        return int(count or 0)
+        revoked = int(count or 0)
+        if actor is not None:
+            self.audit(
+                "principal_keys_revoked",
+                action="cwobject:RevokeAccessKeysByPrincipal",
+                principal=principal,
+                count=revoked,
+                actor=actor.name,
+                org_id=org_id,
+            )
+        return revoked
 
     # the hot path ----------------------------------------------------------------------
     def credentials(self, access_key_id: str) -> KeyCredentials | None:

@@ -24,17 +24,18 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from coffer.audit import Actor
 from coffer.datadir import make_private_dir
 from coffer.identity.directory import Directory
 from coffer.identity.models import Organization, User
 from coffer.identity.policies import OrgPolicies
-from coffer.logs import audit
 from coffer.policy import parse_org_policy
 
 ADMIN_TOKEN_FILE = "admin-token"  # noqa: S105 - a file name
 BOOTSTRAP_ADMIN = "admin"
 STARTER_POLICY = "coffer-bootstrap-admin-s3"
 _PG_BOOTSTRAP_LOCK = 0x0C0FFE13
+BOOTSTRAP_ACTOR = Actor("bootstrap")
 
 
 @dataclass(frozen=True)
@@ -117,26 +118,9 @@ def bootstrap(directory: Directory, data_dir: Path, policies: OrgPolicies) -> Bo
         if existing:
             return Bootstrap(org, existing[0], None)
         admin = directory.create_user(org.id, BOOTSTRAP_ADMIN, storage_admin=True)
-        policies.ensure(org.id, parse_org_policy(starter_policy(admin)))
-        audit(
-            "access_policy_ensured",
-            policy=STARTER_POLICY,
-            org_id=org.id,
-            statements=1,
-            created=True,
-            actor="bootstrap",
-        )
-        plain, token = directory.create_token(admin.id, name="bootstrap")
+        policies.ensure(org.id, parse_org_policy(starter_policy(admin)), actor=BOOTSTRAP_ACTOR)
+        plain, _ = directory.create_token(admin.id, name="bootstrap", actor=BOOTSTRAP_ACTOR)
         path = data_dir / ADMIN_TOKEN_FILE
         make_private_dir(data_dir)
         _write_private(path, plain + "\n")
-        audit(
-            "api_token_created",
-            token_id=token.id,
-            user=admin.name,
-            principal=admin.principal_name,
-            org_id=org.id,
-            actor="bootstrap",
-            expires_at=None,
-        )
         return Bootstrap(org, admin, path)

@@ -1,18 +1,23 @@
-"""Organizations, users, groups and API access tokens."""
+"""Organizations, users, groups, API access tokens and console sessions.
+
+Every change made on behalf of an `Actor` is written to the audit trail here, after commit.
+"""
 
 from __future__ import annotations
 
 import hmac
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from coffer import metrics
+from coffer.audit import Actor, AuditSink
 from coffer.errors import AlreadyExists, InvalidArgument, NotFound, Unauthenticated
 from coffer.identity import ids
-from coffer.identity.models import ApiToken, Organization, User, as_utc, utcnow
+from coffer.identity.models import ApiToken, Caller, Organization, User, as_utc, rfc3339, utcnow
 from coffer.store.changes import ChangeWatcher
 from coffer.store.db import Database
 from coffer.store.schema import api_tokens, group_members, organizations, users
@@ -27,19 +32,22 @@ def _check_name(field: str, value: str) -> None:
 
 
 class Directory:
-    def __init__(self, db: Database, changes: ChangeWatcher) -> None:
+    def __init__(self, db: Database, changes: ChangeWatcher, *, audit: AuditSink) -> None:
         self.db = db
         self.changes = changes
+        self.audit = audit
         self._token_cache: dict[bytes, tuple[ApiToken, User]] = {}
         self._token_cache_token: tuple[int, int] | None = None
         self._lock = threading.Lock()
 
     # organizations -------------------------------------------------------------------
-    def create_org(self, name: str, org_id: str | None = None) -> Organization:
+    def create_org(self, name: str, org_id: str | None = None, *, actor: Actor | None = None) -> Organization:
         _check_name("name", name)
         org = Organization(id=org_id or ids.new_org_id(), name=name, created_at=utcnow())
         with self.db.write() as conn:
             conn.execute(organizations.insert().values(id=org.id, name=org.name, created_at=org.created_at))
+        if actor is not None:
+            self.audit("org_created", org_id=org.id, org_name=org.name, actor=actor.name)
         return org
 
     def list_orgs(self) -> list[Organization]:
@@ -62,7 +70,13 @@ class Directory:
 
     # users ---------------------------------------------------------------------------
     def create_user(
-        self, org_id: str, name: str, *, storage_admin: bool = False, groups: tuple[str, ...] = ()
+        self,
+        org_id: str,
+        name: str,
+        *,
+        storage_admin: bool = False,
+        groups: tuple[str, ...] = (),
+        actor: Actor | None = None,
     ) -> User:
         _check_name("name", name)
         for group in groups:
@@ -84,7 +98,18 @@ class Directory:
                 conn.execute(group_members.insert().values(user_id=user_id, group_name=group))
             self.db.bump_changes(conn)
         self.changes.changed()
-        return User(user_id, org_id, name, storage_admin, tuple(sorted(set(groups))), now)
+        user = User(user_id, org_id, name, storage_admin, tuple(sorted(set(groups))), now)
+        if actor is not None:
+            self.audit(
+                "user_created",
+                user=user.name,
+                principal=user.principal_name,
+                org_id=user.org_id,
+                storage_admin=user.is_storage_admin,
+                groups=list(user.groups),
+                actor=actor.name,
+            )
+        return user
 
     def _user_from_row(self, conn: Connection, r: Row) -> User:
         groups = conn.execute(
@@ -122,25 +147,30 @@ class Directory:
                 q = q.where(users.c.org_id == org_id)
             return [self._user_from_row(conn, r) for r in conn.execute(q).all()]
 
-    def set_groups(self, user_id: str, groups: tuple[str, ...]) -> User:
-        with self.db.write() as conn:
-            conn.execute(group_members.delete().where(group_members.c.user_id == user_id))
-            for group in sorted(set(groups)):
-                conn.execute(group_members.insert().values(user_id=user_id, group_name=group))
-            self.db.bump_changes(conn)
-        self.changes.changed()
-        return self.get_user(user_id)
-
     # API access tokens -----------------------------------------------------------------
     def create_token(
-        self, user_id: str, *, name: str = "", ttl: timedelta | None = None
+        self, user_id: str, *, name: str = "", ttl: timedelta | None = None, actor: Actor | None = None
     ) -> tuple[str, ApiToken]:
         """Mint a token. The plain value is returned once and only its hash is stored."""
+        plain, token, user = self._insert_token(user_id, name, ttl)
+        if actor is not None:
+            self.audit(
+                "api_token_created",
+                token_id=token.id,
+                user=user.name,
+                principal=user.principal_name,
+                org_id=user.org_id,
+                expires_at=token.expires_at.isoformat() if token.expires_at else None,
+                actor=actor.name,
+            )
+        return plain, token
+
+    def _insert_token(self, user_id: str, name: str, ttl: timedelta | None) -> tuple[str, ApiToken, User]:
         if name:
             _check_name("name", name)
         if ttl is not None and ttl.total_seconds() <= 0:
             raise InvalidArgument.field("expires_in", "must be a positive number of seconds")
-        self.get_user(user_id)
+        user = self.get_user(user_id)
         plain = ids.new_api_token()
         now = utcnow()
         token = ApiToken(ids.new_id(), user_id, name, now, now + ttl if ttl else None, None)
@@ -155,7 +185,7 @@ class Directory:
                     expires_at=token.expires_at,
                 )
             )
-        return plain, token
+        return plain, token, user
 
     def list_tokens(self, user_id: str | None = None) -> list[ApiToken]:
         with self.db.read() as conn:
@@ -164,7 +194,7 @@ class Directory:
                 q = q.where(api_tokens.c.user_id == user_id)
             return [self._token(r) for r in conn.execute(q).all()]
 
-    def revoke_token(self, token_id: str) -> ApiToken:
+    def revoke_token(self, token_id: str, *, actor: Actor | None = None) -> ApiToken:
         with self.db.write() as conn:
             r = conn.execute(sa.select(api_tokens).where(api_tokens.c.id == token_id)).first()
             if r is None:
@@ -175,7 +205,43 @@ class Directory:
                 )
                 self.db.bump_changes(conn)
         self.changes.changed()
-        return self.get_token(token_id)
+        token = self.get_token(token_id)
+        if actor is not None:
+            self.audit("api_token_revoked", token_id=token.id, user_id=token.user_id, actor=actor.name)
+        return token
+
+    # console sessions ------------------------------------------------------------------
+    def start_session(
+        self, user: User, signed_in_with: ApiToken, *, name: str, ttl: timedelta, client: str | None
+    ) -> tuple[str, ApiToken]:
+        """A console sign-in: a new API token of the same user, the session."""
+        plain, session, _ = self._insert_token(user.id, name, ttl)
+        self.audit(
+            "console_signed_in",
+            principal=user.principal_name,
+            org_id=user.org_id,
+            token_id=session.id,
+            signed_in_with=signed_in_with.id,
+            expires_at=rfc3339(session.expires_at) if session.expires_at else None,
+            client=client,
+        )
+        return plain, session
+
+    def end_session(self, caller: Caller, revoke_keys: Callable[[str], int]) -> int:
+        """A console sign-out: revoke the session token and, through `revoke_keys(token_id)`,
+        the keys minted for it; returns how many keys that revoked."""
+        revoked_keys = 0
+        if caller.token_id:
+            self.revoke_token(caller.token_id)
+            revoked_keys = revoke_keys(caller.token_id)
+        self.audit(
+            "console_signed_out",
+            principal=caller.principal_name,
+            org_id=caller.org_id,
+            token_id=caller.token_id,
+            console_keys_revoked=revoked_keys,
+        )
+        return revoked_keys
 
     def get_token(self, token_id: str) -> ApiToken:
         with self.db.read() as conn:

@@ -4,6 +4,11 @@ The verifiers (coffer.federation) decide whether the credential is trustworthy; 
 finds the organization's configuration, mints the key with the identity the credential
 vouches for, and records which configuration it came through (so withdrawing the config
 revokes the key). Nothing here trusts a field of the request beyond choosing a config.
+
+A mint made for a call (`action`, the face's `cwobject:` action) is audited twice, after it
+committed: `access_key_minted` (by the key service) and `federated_sign_in`. The actor is the
+principal the credential vouches for; refusals are audited by the face (`federation_denied`),
+which alone knows how far the request got.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from datetime import datetime
 
 from sqlalchemy.engine import Connection
 
+from coffer.audit import Actor, AuditSink
 from coffer.errors import InvalidArgument
 from coffer.federation import (
     MAX_FEDERATED_SECONDS,
@@ -50,8 +56,10 @@ class FederatedKeys:
         *,
         replay_cache: SqlReplayCache,
         jwks_provider: JwksProvider,
+        audit: AuditSink,
         max_duration: int = MAX_FEDERATED_SECONDS,
     ) -> None:
+        self.audit = audit
         self.configs = configs
         self.keys = keys
         self.replay_cache = replay_cache
@@ -65,6 +73,9 @@ class FederatedKeys:
         saml_response: str,
         duration_seconds: int,
         attributes: dict[str, str] | None = None,
+        *,
+        action: str | None = None,
+        client: str | None = None,
     ) -> FederatedKey:
         self._check_duration(duration_seconds)
         config = self.configs.saml(org_id, config_id)
@@ -97,8 +108,9 @@ class FederatedKeys:
             multi_attributes={"roles": list(roles)},
             federation_config_id=identity.config_id,
             precondition=trusted_and_first_use,
+            actor=_actor(identity.principal_name, action, client),
         )
-        return FederatedKey(minted, identity, lifetime)
+        return self._signed_in(FederatedKey(minted, identity, lifetime), action, client)
 
     def from_oidc(
         self,
@@ -108,6 +120,8 @@ class FederatedKeys:
         attributes: dict[str, str] | None = None,
         *,
         with_session_token: bool = False,
+        action: str | None = None,
+        client: str | None = None,
     ) -> FederatedKey:
         self._check_duration(duration_seconds)
         now = utcnow()
@@ -127,8 +141,26 @@ class FederatedKeys:
             with_session_token=with_session_token,
             federation_config_id=identity.config_id,
             precondition=self._still_trusted(identity.config_id),
+            actor=_actor(principal, action, client),
         )
-        return FederatedKey(minted, identity, lifetime)
+        return self._signed_in(FederatedKey(minted, identity, lifetime), action, client)
+
+    def _signed_in(self, result: FederatedKey, action: str | None, client: str | None) -> FederatedKey:
+        if action is not None:
+            key = result.minted.key
+            self.audit(
+                "federated_sign_in",
+                action=action,
+                access_key_id=key.access_key_id,
+                principal=key.principal_name,
+                roles=list(key.multi_attributes.get("roles", [])),
+                org_id=key.org_id,
+                config_id=result.identity.config_id,
+                issuer=result.identity.issuer,
+                lifetime_clipped=result.lifetime.clipped,
+                client=client,
+            )
+        return result
 
     def _still_trusted(self, config_id: str) -> Callable[[Connection], None]:
         return lambda conn: self.configs.require_active(conn, config_id)
@@ -167,6 +199,11 @@ class _DeferredClaim:
         if self.key is None or self.expires_at is None:
             raise RuntimeError("the verifier accepted an assertion without asking for its replay check")
         return cache.claim(conn, self.key, expires_at=self.expires_at, now=now)
+
+
+def _actor(principal: str, action: str | None, client: str | None) -> Actor | None:
+    """The mint's actor: the principal the credential vouches for, when the mint is audited."""
+    return Actor(principal, action, client) if action is not None else None
 
 
 def _bounded(principal: str, check: str) -> str:

@@ -23,6 +23,7 @@ import sqlalchemy.exc
 from sqlalchemy.engine import Connection, Row
 
 from coffer import metrics
+from coffer.audit import Actor, AuditSink
 from coffer.errors import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted
 from coffer.federation import FederationRejected, OidcConfig, SamlConfig
 from coffer.identity.models import as_utc, utcnow
@@ -33,7 +34,6 @@ from coffer.store.schema import access_keys, federation_configs, organizations
 _T = TypeVar("_T")
 _CACHE = metrics.cache("federation_configs")
 Kind = Literal["saml", "oidc"]
-KINDS: tuple[Kind, ...] = ("saml", "oidc")
 MAX_CONFIGS_PER_KIND = 100
 _LABEL = {"saml": "SAML configuration", "oidc": "OIDC configuration"}
 # The fields a caller may change, as the JSON names of the dataclasses.
@@ -123,13 +123,16 @@ def _plausible(config_id: str) -> bool:
 class FederationConfigs:
     """Create, read, change and remove SAML and OIDC configurations of an organization."""
 
-    def __init__(self, db: Database, changes: ChangeWatcher) -> None:
+    def __init__(self, db: Database, changes: ChangeWatcher, *, audit: AuditSink) -> None:
         self.db = db
         self.changes = changes
+        self.audit = audit
         self._cache = _ConfigCache(changes)
 
     # --- writing ---------------------------------------------------------------------------
-    def create(self, org_id: str, kind: Kind, fields: dict[str, Any], *, public_url: str) -> StoredConfig:
+    def create(
+        self, org_id: str, kind: Kind, fields: dict[str, Any], *, public_url: str, actor: Actor | None = None
+    ) -> StoredConfig:
         """A new configuration from the JSON-named `fields`; its id is generated here.
 
         SAML's audience and recipient default to Coffer's URLs under `public_url`."""
@@ -182,9 +185,12 @@ class FederationConfigs:
         except sqlalchemy.exc.IntegrityError:
             raise _taken(config) from None
         self.changes.changed()
+        self._changed(actor, "Create", kind, org_id, config.config_id, config_name=config.name)
         return StoredConfig(kind, config, now, now, None if config.active else now)
 
-    def update(self, org_id: str, kind: Kind, config_id: str, changes: dict[str, Any]) -> StoredConfig:
+    def update(
+        self, org_id: str, kind: Kind, config_id: str, changes: dict[str, Any], *, actor: Actor | None = None
+    ) -> StoredConfig:
         """Change the named fields (JSON names); deactivating revokes the config's keys.
 
         Read, merged and written in one transaction with the row locked (SQLite writers are
@@ -238,9 +244,10 @@ class FederationConfigs:
             assert config is not None  # only the UPDATE can violate a constraint
             raise _taken(config) from None
         self.changes.changed()
+        self._changed(actor, "Update", kind, org_id, config_id, changed=sorted(changes), active=config.active)
         return StoredConfig(kind, config, current.created_at, now, deactivated)
 
-    def delete(self, org_id: str, kind: Kind, config_id: str) -> int:
+    def delete(self, org_id: str, kind: Kind, config_id: str, *, actor: Actor | None = None) -> int:
         """Remove a configuration and revoke the keys minted through it; how many were revoked."""
         if not _plausible(config_id):
             raise _not_found(kind, config_id)
@@ -254,7 +261,23 @@ class FederationConfigs:
             revoked = self._revoke_keys(conn, config_id, now)
             self.db.bump_changes(conn, "federation")
         self.changes.changed()
+        self._changed(actor, "Delete", kind, org_id, config_id, revoked_keys=revoked)
         return revoked
+
+    def _changed(
+        self, actor: Actor | None, verb: str, kind: Kind, org_id: str, config_id: str, **fields: Any
+    ) -> None:
+        """The audit line of a committed config write: the RPC it is (`cwobject:UpdateSAMLConfig`)."""
+        if actor is None:
+            return
+        self.audit(
+            "federation_config_changed",
+            action=f"cwobject:{verb}{kind.upper()}Config",
+            config_id=config_id,
+            actor=actor.name,
+            org_id=org_id,
+            **fields,
+        )
 
     # --- reading ---------------------------------------------------------------------------
     def get(self, org_id: str, kind: Kind, config_id: str) -> StoredConfig:

@@ -14,6 +14,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def rfc3339(value: datetime) -> str:
+    """A time as the API and the audit trail write it: `2006-01-02T15:04:05Z`."""
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def as_utc(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; every one Coffer stores is UTC."""
     if value is None:

@@ -26,12 +26,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from coffer import metrics
-from coffer.errors import CofferError, NotFound, ResourceExhausted
+from coffer.audit import Actor, AuditSink
+from coffer.errors import NotFound, ResourceExhausted
 from coffer.identity.models import utcnow
 from coffer.policy import (
     CompiledBucketPolicy,
+    MalformedPolicy,
     OrgPolicy,
     OrgPolicySet,
+    PolicyError,
     compile_bucket_policy,
     compile_org_policies,
     parse_bucket_policy,
@@ -68,6 +71,11 @@ def _deny_everything(name: str) -> OrgPolicy:
     return OrgPolicy(name=name, statements=(statement,))
 
 
+def _action_of(actor: Actor) -> dict[str, str]:
+    """The `action` field of a policy edit made through the API (bootstrap's has none)."""
+    return {"action": actor.action} if actor.action else {}
+
+
 @dataclass(frozen=True)
 class _Entry:
     token: tuple[int, int]
@@ -79,10 +87,16 @@ class OrgPolicies:
     """One organization's access policies: stored, listed, and compiled for the authorizer."""
 
     def __init__(
-        self, db: Database, changes: ChangeWatcher, *, max_policies: int = MAX_POLICIES_PER_ORG
+        self,
+        db: Database,
+        changes: ChangeWatcher,
+        *,
+        audit: AuditSink,
+        max_policies: int = MAX_POLICIES_PER_ORG,
     ) -> None:
         self.db = db
         self.changes = changes
+        self.audit = audit
         self.max_policies = max_policies
         self._entries: dict[str, _Entry] = {}
         self._buckets: dict[str, tuple[str, CompiledBucketPolicy]] = {}
@@ -99,7 +113,7 @@ class OrgPolicies:
             ).scalars()
             return [json.loads(doc) for doc in rows]
 
-    def ensure(self, org_id: str, policy: OrgPolicy) -> bool:
+    def ensure(self, org_id: str, policy: OrgPolicy, *, actor: Actor | None = None) -> bool:
         """Create or replace the policy named `policy.name`; True if it was created."""
         document = canonical_json(policy)
         now = utcnow()
@@ -142,9 +156,19 @@ class OrgPolicies:
                 )
             self.db.bump_changes(conn, "policies")
         self.changes.changed()
+        if actor is not None:
+            self.audit(
+                "access_policy_ensured",
+                **_action_of(actor),
+                policy=policy.name,
+                statements=len(policy.statements),
+                created=not exists,
+                actor=actor.name,
+                org_id=org_id,
+            )
         return not exists
 
-    def delete(self, org_id: str, name: str) -> None:
+    def delete(self, org_id: str, name: str, *, actor: Actor | None = None) -> None:
         """Delete a policy by name; NOT_FOUND if the organization has none by that name."""
         if not POLICY_NAME.fullmatch(name):  # could never have been stored: no query needed
             raise NotFound.resource("access policy", name[:128].encode("unicode_escape").decode("ascii"))
@@ -156,6 +180,10 @@ class OrgPolicies:
                 raise NotFound.resource("access policy", name)
             self.db.bump_changes(conn, "policies")
         self.changes.changed()
+        if actor is not None:
+            self.audit(
+                "access_policy_deleted", **_action_of(actor), policy=name, actor=actor.name, org_id=org_id
+            )
 
     def names_by_org(self) -> dict[str, list[str]]:
         """Every organization's policy names (for the start-up check and the CLI)."""
@@ -211,7 +239,7 @@ class OrgPolicies:
     def _parse(org_id: str, name: str, document: str) -> OrgPolicy:
         try:
             return parse_org_policy(json.loads(document))
-        except (CofferError, ValueError):
+        except (PolicyError, ValueError):
             log.error(
                 "stored access policy %r of organization %s no longer validates; it denies everything "
                 "until it is replaced or deleted",
@@ -232,13 +260,13 @@ class OrgPolicies:
         _BUCKET_CACHE.miss.inc()
         try:
             compiled = compile_bucket_policy(parse_bucket_policy(text, bucket))
-        except CofferError as exc:
+        except MalformedPolicy as exc:
             # Stored before PutBucketPolicy validated: fail closed. No statement matches, so
             # only the owner's organization policies (PutBucketPolicy is global) can fix it.
             log.error(
                 "stored policy of bucket %s does not validate (%s); it denies every request it decides",
                 bucket,
-                exc.message,
+                exc.reason,
                 extra={"bucket": bucket},
             )
             compiled = CompiledBucketPolicy(bucket=bucket, statements=())

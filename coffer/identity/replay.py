@@ -62,8 +62,3 @@ class SqlReplayCache:
         if next(self._inserts) % _PURGE_EVERY == 0:
             conn.execute(table.delete().where(table.c.expires_at <= now))
         return True
-
-    def purge(self, now: datetime) -> int:
-        with self.db.write() as conn:
-            result = conn.execute(federation_replay.delete().where(federation_replay.c.expires_at <= now))
-        return int(result.rowcount or 0)

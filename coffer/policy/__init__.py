@@ -13,6 +13,7 @@ from coffer.policy.bucket import (
     parse_bucket_policy,
 )
 from coffer.policy.engine import Decision, RequestContext, Rule, evaluate, org_policy_set
+from coffer.policy.errors import InvalidOrgPolicy, MalformedPolicy, PolicyError
 from coffer.policy.org import Effect, OrgPolicy, OrgPolicySet, compile_org_policies, parse_org_policy
 from coffer.policy.resources import request_resource
 
@@ -24,8 +25,11 @@ __all__ = [
     "CompiledBucketPolicy",
     "Decision",
     "Effect",
+    "InvalidOrgPolicy",
+    "MalformedPolicy",
     "OrgPolicy",
     "OrgPolicySet",
+    "PolicyError",
     "RequestContext",
     "Rule",
     "Scope",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -283,14 +283,6 @@ def expand(pattern: str, services: tuple[str, ...] = SERVICES) -> frozenset[str]
     if not keys:
         raise ActionError(f"action pattern {pattern!r} matches no known action")
     return frozenset(keys)
-
-
-def expand_all(patterns: Iterable[str], services: tuple[str, ...] = SERVICES) -> frozenset[str]:
-    """The union of `expand()` over a statement's action list."""
-    out: set[str] = set()
-    for pattern in patterns:
-        out |= expand(pattern, services)
-    return frozenset(out)
 
 
 def names(service: str | None = None) -> list[str]:

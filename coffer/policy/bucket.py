@@ -1,6 +1,6 @@
 """AWS-style bucket policies: parse and validate (as S3 PutBucketPolicy does), then compile.
 
-`parse_bucket_policy(text, bucket)` is pure and raises `S3Error("MalformedPolicy", reason)`
+`parse_bucket_policy(text, bucket)` is pure and raises `MalformedPolicy(reason)` (`coffer.policy.errors`)
 with the reasons S3 gives ("Policy has invalid resource", "Invalid principal in policy",
 "Missing required field Statement", ...). Every Resource must name the policy's own
 bucket, and only `s3:` actions are accepted: bucket policies grant S3 permissions only
@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from coffer.errors import S3Error
 from coffer.policy.actions import ACTIONS, S3_SERVICE, ActionError, Scope, expand
 from coffer.policy.conditions import EMPTY, ConditionBlock, ConditionError, Lookup, parse_condition_block
+from coffer.policy.errors import MalformedPolicy
 from coffer.policy.org import Effect
 from coffer.policy.patterns import GlobSet, PatternError, check_pattern
 from coffer.policy.principals import (
@@ -49,8 +49,8 @@ _PRINCIPAL_KINDS = ("AWS", "CW")
 _INVALID_JSON = "Policies must be valid JSON and the first byte must be '{'"
 
 
-def _malformed(reason: str) -> S3Error:
-    return S3Error("MalformedPolicy", reason)
+def _malformed(reason: str) -> MalformedPolicy:
+    return MalformedPolicy(reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +228,7 @@ def _reject_constant(name: str) -> Any:
 
 
 def parse_bucket_policy(text: str | bytes, bucket: str) -> BucketPolicy:
-    """Validate a bucket policy document for `bucket`; raises S3Error MalformedPolicy."""
+    """Validate a bucket policy document for `bucket`; raises MalformedPolicy with S3's reason."""
     raw_bytes = text.encode() if isinstance(text, str) else bytes(text)
     if len(raw_bytes) > MAX_POLICY_BYTES:
         raise _malformed(f"Policy exceeds the maximum allowed document size of {MAX_POLICY_BYTES} bytes")

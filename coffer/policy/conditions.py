@@ -88,28 +88,6 @@ ANY_VALUE = "ForAnyValue:"
 ALL_VALUES = "ForAllValues:"
 IF_EXISTS = "IfExists"
 
-# Keys Coffer fills from the request (see engine.RequestContext); others are missing.
-KNOWN_KEYS = (
-    "cw:PrincipalOrgID",
-    "iam:<ORG-ID>:groups",
-    "aws:SourceIp",
-    "aws:SecureTransport",
-    "aws:CurrentTime",
-    "aws:EpochTime",
-    "aws:PrincipalArn",
-    "aws:PrincipalAccount",
-    "aws:username",
-    "aws:userid",
-    "s3:prefix",
-    "s3:delimiter",
-    "s3:max-keys",
-    "s3:ExistingObjectTag/<tag-key>",
-    "s3:RequestObjectTag/<tag-key>",
-    "s3:RequestObjectTagKeys",
-    "s3:x-amz-acl",
-    "s3:VersionId",
-)
-
 _KEY_SYNTAX = re.compile(r"[A-Za-z0-9_.-]+:\S+")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _EPOCH = re.compile(r"-?\d+(?:\.\d+)?")

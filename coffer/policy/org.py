@@ -5,7 +5,7 @@
                      "actions": [...], "resources": [...], "principals": [...]}]}
 
 `parse_org_policy` is pure: it turns the JSON object the control plane received into an
-`OrgPolicy` or raises `InvalidArgument` naming the offending field (and statement), so
+`OrgPolicy` or raises `InvalidOrgPolicy` naming the offending field (and statement), so
 EnsureAccessPolicy can answer 400 with a google.rpc.BadRequest. `compile_org_policies`
 turns the policies of one organization into the index the engine evaluates against;
 callers cache that object and rebuild it when a policy changes.
@@ -20,8 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from coffer.errors import InvalidArgument
 from coffer.policy.actions import ActionError, expand
+from coffer.policy.errors import InvalidOrgPolicy
 from coffer.policy.patterns import GlobSet, PatternError, check_pattern, literal_prefix
 from coffer.policy.principals import PrincipalError, check_short_form
 from coffer.policy.resources import ResourceError, bucket_literal, check_short_resource
@@ -77,8 +77,8 @@ class OrgPolicy:
         }
 
 
-def _fail(path: str, description: str) -> InvalidArgument:
-    return InvalidArgument.field(path, description)
+def _fail(path: str, description: str) -> InvalidOrgPolicy:
+    return InvalidOrgPolicy(path, description)
 
 
 def _string_list(raw: Any, path: str, what: str, where: str) -> list[str]:
@@ -148,7 +148,7 @@ def _parse_statement(raw: Any, path: str, index: int) -> OrgStatement:
 
 
 def parse_org_policy(obj: Any, *, field_prefix: str = "policy") -> OrgPolicy:
-    """Validate a CWObjectPolicy JSON object; raises InvalidArgument naming the field.
+    """Validate a CWObjectPolicy JSON object; raises InvalidOrgPolicy naming the field.
 
     Rules (docs/policies.md): version `v1alpha1`; name 1-128 of `[A-Za-z0-9._-]`,
     starting alphanumeric; 1-100 statements, each with a unique name, an `Allow`/`Deny`

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from coffer import metrics
 from coffer.errors import CofferError, S3Error
@@ -27,6 +27,8 @@ from coffer.s3.request import ClientDisconnected, S3Request
 from coffer.s3.responses import S3Response, as_s3_error, error_response, new_request_id, send
 from coffer.s3.router import Operation, route
 from coffer.s3.sigv4 import AuthResult, authenticate
+from coffer.storage.errors import NoSuchBucket
+from coffer.web.http import RequestMeter, ResponseMeter
 
 log = logging.getLogger("coffer.s3")
 access_log = logging.getLogger("coffer.s3.access")
@@ -64,20 +66,13 @@ class S3App:
         if scope["type"] != "http":
             return
         started = time.perf_counter()
-        receive = meter = metrics.Meter(receive)
+        receive = meter = RequestMeter(receive)
         request_id, host_id = new_request_id()
         head = scope["method"] == "HEAD"
         req: S3Request | None = None
         op: Operation | None = None
         auth: AuthResult | None = None
-        response_started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send_(message)
-
+        tracking_send = ResponseMeter(send_)
         try:
             if scope["path"] == HEALTH_PATH:
                 response = _health()
@@ -112,7 +107,7 @@ class S3App:
                 exc_info=not isinstance(exc, OSError),
                 extra={"request_id": request_id},
             )
-            if not response_started:
+            if not tracking_send.started:
                 fallback = self._error(S3Error("InternalError"), req, scope, request_id, host_id, head)
                 await send(fallback, send_, request_id, host_id, head=head)
                 response = fallback
@@ -196,8 +191,10 @@ class S3App:
             return False
         try:
             self.node.storage.get_bucket("healthz")
-        except S3Error as exc:
-            return exc.code == "NoSuchBucket"
+        except NoSuchBucket:
+            return True
+        except CofferError:
+            return False
         except Exception:
             return True  # the store is not answering; the process still is
         return False

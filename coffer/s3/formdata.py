@@ -115,7 +115,6 @@ class FormReader:
         self._eof = False
         self._max_pre_data = max_pre_data
         self._pre_data = 0
-        self._closed = False  # the close delimiter was seen
         self._in_form = True  # reading the fields before the file
 
     # buffer ------------------------------------------------------------------------------
@@ -150,7 +149,6 @@ class FormReader:
         while len(self._buf) < 2 and await self._fill():
             pass
         if self._buf[:2] == b"--":
-            self._closed = True
             self._consume(2)
             return False
         while True:

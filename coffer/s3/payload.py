@@ -1,52 +1,27 @@
-"""Request bodies: verified on the way in, hashed while written, committed only when sound.
+"""Request bodies as the S3 face reads them: what the headers declare, and the verified stream.
 
-An object body streams from the socket through the `PayloadVerifier` (aws-chunked
-framing, chunk signatures, trailers) into a `BlobWriter` that hashes in parallel as it
-writes. Only after the whole body is durable and every digest checks out (the signed
-SHA-256, Content-MD5, x-amz-checksum-*) does the caller commit metadata; any failure on
-the way aborts the writer, so a client never sees a partial object.
+An object body (`request_body`) is handed to storage as an async iterator of chunks that
+passes through the `PayloadVerifier` (aws-chunked framing, chunk signatures, trailers),
+with an `Expect` of what the request declared (length, Content-MD5, x-amz-checksum-*) and
+the verifier's end-of-body check (the signed SHA-256, trailing checksums). Storage streams
+it into a blob, runs the checks, and commits only when all of them passed
+(`coffer.storage.bodies`). Small documents (XML, JSON) are read whole here
+(`read_small_body`), verified the same way.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TypeVar
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
-from awscrt import checksums as crt
-
+from coffer import checksums as cks
 from coffer.errors import S3Error
-from coffer.s3.context import Context, run
+from coffer.s3.context import Context
 from coffer.s3.request import decode_base64
 from coffer.s3.sigv4 import PayloadVerifier
-from coffer.storage.models import BlobInfo
-
-T = TypeVar("T")
-
-MAX_PUT_SIZE = 5 * 1024**3  # 5 GiB, the largest single PUT or part
-
-# x-amz-checksum-<alg> algorithms: raw digest length, and the S3 spelling.
-CHECKSUMS: dict[str, tuple[int, str]] = {
-    "crc32": (4, "CRC32"),
-    "crc32c": (4, "CRC32C"),
-    "crc64nvme": (8, "CRC64NVME"),
-    "sha1": (20, "SHA1"),
-    "sha256": (32, "SHA256"),
-}
-DEFAULT_CHECKSUM = "crc64nvme"  # what S3 computes when the client names none
-
-
-def digest(algorithm: str, data: bytes) -> bytes:
-    """One-shot digest of a small body (XML documents); bulk bodies hash in the BlobWriter."""
-    if algorithm == "crc32":
-        return crt.crc32(data).to_bytes(4, "big")
-    if algorithm == "crc32c":
-        return crt.crc32c(data).to_bytes(4, "big")
-    if algorithm == "crc64nvme":
-        return crt.crc64nvme(data).to_bytes(8, "big")
-    return hashlib.new(algorithm, data).digest()
+from coffer.storage.bodies import Expect, StoredBody
+from coffer.storage.errors import EntityTooLarge
+from coffer.storage.rules import MAX_PART_SIZE
 
 
 @dataclass
@@ -61,14 +36,14 @@ class ChecksumSpec:
     @property
     def s3_name(self) -> str:
         assert self.algorithm is not None
-        return CHECKSUMS[self.algorithm][1]
+        return cks.display_name(self.algorithm)
 
     @property
     def header(self) -> str:
         return f"x-amz-checksum-{self.algorithm}"
 
 
-def checksum_spec(ctx: Context) -> ChecksumSpec:
+def request_checksum(ctx: Context) -> ChecksumSpec:
     """Read x-amz-checksum-*, x-amz-trailer and x-amz-sdk-checksum-algorithm; refuse bad values."""
     req = ctx.request
     spec = ChecksumSpec()
@@ -84,18 +59,18 @@ def checksum_spec(ctx: Context) -> ChecksumSpec:
         )
     if present:
         alg, value = present[0]
-        if alg not in CHECKSUMS:
+        if alg not in cks.CHECKSUM_ALGORITHMS:
             raise S3Error(
                 "InvalidRequest", f"The algorithm type you specified in x-amz-checksum-{alg} is invalid."
             )
-        raw = decode_base64(value, CHECKSUMS[alg][0])
+        raw = decode_base64(value, cks.digest_size(alg))
         if raw is None:
             raise S3Error("InvalidRequest", f"Value for x-amz-checksum-{alg} header is invalid.")
         spec.algorithm, spec.value, spec.requested = alg, raw, True
     trailer = (req.header("x-amz-trailer") or "").strip().lower()
     if trailer.startswith("x-amz-checksum-"):
         alg = trailer[len("x-amz-checksum-") :]
-        if alg not in CHECKSUMS:
+        if alg not in cks.CHECKSUM_ALGORITHMS:
             raise S3Error("InvalidRequest", f"The algorithm type you specified in {trailer} is invalid.")
         if spec.algorithm and spec.algorithm != alg:
             raise S3Error(
@@ -106,7 +81,7 @@ def checksum_spec(ctx: Context) -> ChecksumSpec:
     sdk = req.header("x-amz-sdk-checksum-algorithm")
     if sdk is not None:
         alg = sdk.strip().lower()
-        if alg not in CHECKSUMS:
+        if alg not in cks.CHECKSUM_ALGORITHMS:
             raise S3Error("InvalidRequest", "Value for x-amz-sdk-checksum-algorithm header is invalid.")
         if spec.algorithm and spec.algorithm != alg:
             raise S3Error(
@@ -137,22 +112,12 @@ def check_digests(spec: ChecksumSpec, md5: bytes | None, digests: dict[str, byte
         raise S3Error("BadDigest", f"The {spec.s3_name} you specified did not match the calculated checksum.")
 
 
-@dataclass
-class StoredBody:
-    """A durable blob whose digests all checked out, ready to be committed."""
-
-    blob: BlobInfo
-    etag: str  # quoted MD5 hex
-    checksums: dict[str, str] = field(default_factory=dict)  # {"CRC32": base64}
-    spec: ChecksumSpec = field(default_factory=ChecksumSpec)
-
-    @property
-    def response_headers(self) -> list[tuple[str, str]]:
-        """ETag, and the checksum when the client sent or asked for one."""
-        headers = [("etag", self.etag)]
-        if self.spec.requested and self.spec.algorithm:
-            headers.append((self.spec.header, self.checksums[self.spec.s3_name]))
-        return headers
+def response_headers(stored: StoredBody, spec: ChecksumSpec) -> list[tuple[str, str]]:
+    """ETag, and the checksum when the client sent or asked for one."""
+    headers = [("etag", stored.etag)]
+    if spec.requested and spec.algorithm:
+        headers.append((spec.header, stored.checksums[spec.s3_name]))
+    return headers
 
 
 def _declared_length(ctx: Context) -> int | None:
@@ -178,60 +143,26 @@ def _declared_length(ctx: Context) -> int | None:
     return length
 
 
-async def store_body(
-    ctx: Context,
-    commit: Callable[[StoredBody], T],
-    *,
-    max_size: int = MAX_PUT_SIZE,
-    spec: ChecksumSpec | None = None,
-) -> tuple[StoredBody, T]:
-    """Stream the body into a blob, verify it, then run `commit` (blocking, on the thread
-    pool). Any failure, including in `commit`, aborts the blob."""
-    spec = spec if spec is not None else checksum_spec(ctx)
+def request_body(ctx: Context, spec: ChecksumSpec | None = None) -> tuple[AsyncIterator[bytes], Expect]:
+    """The object body of a request, for storage to stream, verify and commit
+    (`coffer.storage.bodies.write_body`): its chunks, passed through the payload verifier
+    (aws-chunked framing, chunk signatures, trailers: authentication stays in the face),
+    and what the headers declare about it, with the verifier's own end-of-body check."""
+    spec = spec if spec is not None else request_checksum(ctx)
     md5 = content_md5(ctx)
     declared = _declared_length(ctx)
-    if declared is not None and declared > max_size:
-        raise S3Error(
-            "EntityTooLarge",
-            fields={"ProposedSize": str(declared), "MaxSizeAllowed": str(max_size)},
-        )
+    if declared is not None and declared > MAX_PART_SIZE:  # refused before the signature mode is
+        raise EntityTooLarge(MAX_PART_SIZE, size=declared)
     verifier = PayloadVerifier(ctx.auth, ctx.signed)
-    algorithms = {"md5", *verifier.required_digests}
-    stored_alg = spec.algorithm or DEFAULT_CHECKSUM
-    algorithms.add(stored_alg)
-    writer = ctx.node.blobs.writer(sorted(algorithms))
-    try:
-        size = 0
-        async for chunk in verifier.stream(ctx.request.body()):
-            size += len(chunk)
-            if size > max_size:
-                raise S3Error("EntityTooLarge", fields={"MaxSizeAllowed": str(max_size)})
-            await writer.write(chunk)
-        if declared is not None and size != declared:
-            raise S3Error("IncompleteBody")
-
-        def verified(info: BlobInfo) -> StoredBody:
-            verifier.finish(info.digests)
-            check_digests(spec, md5, info.digests)
-            value = base64.b64encode(info.digests[stored_alg]).decode("ascii")
-            checksums = {CHECKSUMS[stored_alg][1]: value, "type": "FULL_OBJECT"}
-            etag = f'"{info.digests["md5"].hex()}"'
-            return StoredBody(blob=info, etag=etag, checksums=checksums, spec=spec)
-
-        if writer.small:
-            # A small body: sync, publish, verify and commit in one thread hop, not two.
-            def tail() -> tuple[StoredBody, T]:
-                stored = verified(writer.finish_sync())
-                return stored, commit(stored)
-
-            stored, result = await run(tail)
-        else:
-            stored = verified(await writer.finish())
-            result = await run(commit, stored)
-    except BaseException:
-        await writer.abort()
-        raise
-    return stored, result
+    expect = Expect(
+        length=declared,
+        md5=md5,
+        algorithm=spec.algorithm,
+        checksum=spec.value,
+        digests=tuple(verifier.required_digests),
+        check=verifier.finish,
+    )
+    return verifier.stream(ctx.request.body()), expect
 
 
 async def read_small_body(ctx: Context, limit: int, *, checksum_headers: bool = True) -> bytes:
@@ -239,7 +170,7 @@ async def read_small_body(ctx: Context, limit: int, *, checksum_headers: bool = 
 
     `checksum_headers=False` when x-amz-checksum-* describe something other than the body
     (CompleteMultipartUpload: the whole object's checksum)."""
-    spec = checksum_spec(ctx) if checksum_headers else ChecksumSpec()
+    spec = request_checksum(ctx) if checksum_headers else ChecksumSpec()
     md5 = content_md5(ctx)
     length = ctx.request.content_length
     if length is not None and length > limit and not (ctx.auth and ctx.auth.payload_mode.chunked):
@@ -256,7 +187,7 @@ async def read_small_body(ctx: Context, limit: int, *, checksum_headers: bool = 
         wanted.add("md5")
     if spec.algorithm:
         wanted.add(spec.algorithm)
-    digests = {alg: digest(alg, data) for alg in wanted}
+    digests = {alg: cks.compute(alg, data) for alg in wanted}
     verifier.finish(digests)
     check_digests(spec, md5, digests)
     return data

@@ -20,6 +20,8 @@ from starlette.types import Send
 
 from coffer.errors import CofferError, Kind, S3Error
 from coffer.s3 import xml
+from coffer.s3.errors import from_storage
+from coffer.storage.errors import StorageError
 from coffer.web import protocol
 
 XML_TYPE = "application/xml"
@@ -67,8 +69,11 @@ def http_date(value: datetime) -> str:
 
 
 def as_s3_error(exc: CofferError) -> S3Error:
+    """Any domain error as the S3 error it is answered with (storage's: `errors.from_storage`)."""
     if isinstance(exc, S3Error):
         return exc
+    if isinstance(exc, StorageError):
+        return from_storage(exc)
     return S3Error(_KIND_TO_CODE.get(exc.kind, "InternalError"), exc.message)
 
 

@@ -33,8 +33,8 @@ from concurrent.futures import wait as wait_futures
 from pathlib import Path
 from typing import TypeVar
 
-from coffer.errors import S3Error
-from coffer.s3.sigv4.checksums import Hasher, is_algorithm, new_hasher
+from coffer.checksums import Hasher, is_algorithm, new_hasher
+from coffer.storage.errors import BlobUnavailable, InsufficientStorage, InvalidRange
 from coffer.storage.models import BlobInfo, PartRef
 
 __all__ = ["ALGORITHMS", "BlobStore", "BlobWriter"]
@@ -56,7 +56,7 @@ T = TypeVar("T")
 
 
 # Algorithms a writer can compute while it writes: md5, sha256, sha1, crc32, crc32c, crc64nvme.
-# The hashers come from the one checksum registry, coffer.s3.sigv4.checksums.
+# The hashers come from the one checksum registry, coffer.checksums.
 ALGORITHMS = ("md5", "sha256", "sha1", "crc32", "crc32c", "crc64nvme")
 
 
@@ -117,7 +117,7 @@ def _fsync_dir(path: Path) -> None:
 def _storage_error(exc: OSError) -> Exception:
     """A full disk is the caller's problem to hear about (507); anything else is ours."""
     if exc.errno in _FULL_DISK:
-        return S3Error("InsufficientStorage")
+        return InsufficientStorage()
     return exc
 
 
@@ -147,7 +147,7 @@ class BlobWriter:
     # async API (the S3 face) -------------------------------------------------------------
     async def write(self, data: bytes) -> None:
         """Append. A full buffer is written and hashed while the caller goes on receiving,
-        so a full disk raises S3Error("InsufficientStorage") from a later write or from
+        so a full disk raises InsufficientStorage from a later write or from
         finish (nothing is published either way)."""
         self._check_open()
         if not data:
@@ -213,10 +213,6 @@ class BlobWriter:
         except OSError as exc:
             self._discard()
             raise _storage_error(exc) from exc
-
-    def abort_sync(self) -> None:
-        self._buf = []
-        self._abandon()
 
     # internals -----------------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -350,7 +346,7 @@ class _SpanReader:
             left = span.offset + span.length - self._pos
             data = os.pread(span.fd, min(wanted, left), self._pos)
             if not data:
-                raise S3Error("InternalError", f"blob {span.blob} is shorter than its recorded size")
+                raise BlobUnavailable(f"blob {span.blob} is shorter than its recorded size")
             pieces.append(data)
             wanted -= len(data)
             self._pos += len(data)
@@ -475,7 +471,7 @@ class BlobStore:
             state = self._unclaimed.pop(blob, None)
             if state is False:
                 self._unclaimed[blob] = False
-                raise S3Error("InternalError", "the uploaded body was discarded before it was stored")
+                raise BlobUnavailable("the uploaded body was discarded before it was stored")
 
     def release(self, blob: str) -> None:
         """A writer gives up a published blob: unlink it unless it has been claimed."""
@@ -504,7 +500,7 @@ class BlobStore:
             return []
         last = total - 1 if end is None else min(end, total - 1)
         if start < 0 or start >= total or last < start:
-            raise S3Error("InvalidRange")
+            raise InvalidRange()
         spans: list[_Span] = []
         base = 0
         for part in parts:
@@ -521,7 +517,7 @@ class BlobStore:
                 try:
                     span.fd = os.open(self.path(span.blob), os.O_RDONLY | os.O_CLOEXEC)
                 except FileNotFoundError:
-                    raise S3Error("InternalError", f"blob {span.blob} is missing") from None
+                    raise BlobUnavailable(f"blob {span.blob} is missing") from None
         except BaseException:
             self._close_spans(spans)
             raise
@@ -744,13 +740,13 @@ def _copy_range(src: int, dst: int, offset: int, length: int) -> None:
                 raise
             break
         if n == 0:
-            raise S3Error("InternalError", "source blob is shorter than its recorded size")
+            raise BlobUnavailable("source blob is shorter than its recorded size")
         offset += n
         length -= n
     while length > 0:
         data = os.pread(src, min(length, READ_CHUNK), offset)
         if not data:
-            raise S3Error("InternalError", "source blob is shorter than its recorded size")
+            raise BlobUnavailable("source blob is shorter than its recorded size")
         _write_all(dst, data)
         offset += len(data)
         length -= len(data)

@@ -15,7 +15,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-from coffer.errors import S3Error
+from coffer.storage.errors import InvalidArgument, InvalidRequest, MalformedDocument
 
 METHODS = ("GET", "PUT", "HEAD", "POST", "DELETE")
 MAX_RULES = 100
@@ -56,41 +56,35 @@ def wildcard_match(pattern: str, value: str) -> bool:
 
 
 def validate_rules(rules: Sequence[CorsRule]) -> None:
-    """S3's checks on PutBucketCors; MalformedXML for the shape, InvalidRequest for values."""
+    """S3's checks on PutBucketCors; MalformedDocument for the shape, InvalidRequest for values."""
     if not rules:
-        raise S3Error("MalformedXML")
+        raise MalformedDocument()
     if len(rules) > MAX_RULES:
-        raise S3Error("MalformedXML", f"The CORS configuration must not have more than {MAX_RULES} rules.")
+        raise MalformedDocument(f"The CORS configuration must not have more than {MAX_RULES} rules.")
     for rule in rules:
         if not rule.allowed_methods or not rule.allowed_origins:
-            raise S3Error("MalformedXML")
+            raise MalformedDocument()
         if rule.id is not None and len(rule.id) > MAX_ID:
-            raise S3Error("InvalidArgument", f"The ID of a CORS rule is longer than {MAX_ID} characters.")
+            raise InvalidArgument(f"The ID of a CORS rule is longer than {MAX_ID} characters.")
         for method in rule.allowed_methods:
             if method not in METHODS:
-                raise S3Error(
-                    "InvalidRequest",
+                raise InvalidRequest(
                     f"Found unsupported HTTP method in CORS config. Unsupported method is {method}",
                 )
         for origin in rule.allowed_origins:
             if origin.count("*") > 1:
-                raise S3Error(
-                    "InvalidRequest", f'AllowedOrigin "{origin}" can not have more than one wildcard.'
-                )
+                raise InvalidRequest(f'AllowedOrigin "{origin}" can not have more than one wildcard.')
         for header in rule.allowed_headers:
             if header.count("*") > 1:
-                raise S3Error(
-                    "InvalidRequest", f'AllowedHeader "{header}" can not have more than one wildcard.'
-                )
+                raise InvalidRequest(f'AllowedHeader "{header}" can not have more than one wildcard.')
         for header in rule.expose_headers:
             if "*" in header:
-                raise S3Error(
-                    "InvalidRequest",
+                raise InvalidRequest(
                     f'ExposeHeader "{header}" contains wildcard. We currently do not support wildcard '
                     "for ExposeHeader.",
                 )
         if rule.max_age_seconds is not None and rule.max_age_seconds < 0:
-            raise S3Error("MalformedXML")
+            raise MalformedDocument()
 
 
 def find_rule(

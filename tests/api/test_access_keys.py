@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.util import KEY_ID, SECRET, assert_status, user_token, wait_for
-from tests.harness import CofferServer
+from tests.support.api import KEY_ID, SECRET, assert_status, user_token, wait_for
+from tests.support.harness import CofferServer
 
 AK = "/v1/cwobject/access-key"
 

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.harness import CofferServer, start_server, stop_server
+from tests.support.harness import CofferServer
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CofferServer]:
-    srv = start_server(tmp_path_factory.mktemp("coffer-access-log"), "sqlite", extra_args=["--access-log"])
-    yield srv
-    stop_server(srv)
+def backend() -> str:
+    return "sqlite"  # this module runs on SQLite only
+
+
+@pytest.fixture(scope="module")
+def server_options() -> dict[str, Any]:
+    return {"extra_args": ["--access-log"]}
 
 
 def access_lines(server: CofferServer) -> list[dict[str, Any]]:

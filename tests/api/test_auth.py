@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.util import assert_status, audit_events, token_id_of, user_token, wait_for
-from tests.harness import CofferServer
+from tests.support.api import assert_status, token_id_of, user_token, wait_for
+from tests.support.harness import CofferServer
 
 # Every operation with a body that would succeed for an admin, so only the caller differs.
 OPERATIONS: list[tuple[str, str, dict[str, Any] | None, str]] = [
@@ -88,7 +88,7 @@ def test_non_admin_gets_403_with_a_clear_message(server: CofferServer) -> None:
         {"Authorization": f"Bearer {token}"},
     )
     assert_status(r, 403, 7)
-    denied = [e for e in audit_events(server) if e["event"] == "denied" and e.get("principal") == principal]
+    denied = server.audit("denied", from_log=True, principal=principal)
     assert {e["action"] for e in denied} == {a for *_, a in OPERATIONS}
     assert all(e["plane"] == "control" and e["reason"] for e in denied)
 
@@ -143,7 +143,7 @@ def test_revoked_api_token_is_refused_on_the_very_next_request(server: CofferSer
 def test_refusals_are_audited_without_the_token(server: CofferServer) -> None:
     bogus = "cwt_this-token-must-not-be-logged"
     send(server, "GET", "/v1/cwobject/access-key", None, {"Authorization": f"Bearer {bogus}"})
-    denied = [e for e in audit_events(server) if e["event"] == "denied" and e.get("status") == 401]
+    denied = server.audit("denied", from_log=True, status=401)
     assert denied, "no audit line for a 401"
     last = denied[-1]
     assert last["action"] == "cwobject:ListAccessKeyInfo"

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.api.util import KEY_ID, SECRET, user_token
-from tests.harness import CofferServer
+from tests.support.api import KEY_ID, SECRET, user_token
+from tests.support.harness import CofferServer
 
 COREWEAVE = "https://api.coreweave.com"
 

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.util import assert_status, field_violation
-from tests.harness import CofferServer
+from tests.support.api import assert_status, field_violation
+from tests.support.harness import CofferServer
 
 AK = "/v1/cwobject/access-key"
 STATUS = "/v1/cwobject/access-key-status"

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.api.util import GRPC_HTTP
-from tests.harness import CofferServer
+from tests.support.api import GRPC_HTTP
+from tests.support.harness import CofferServer
 
 FUZZ = settings(
     max_examples=80,

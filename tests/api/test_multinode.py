@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import base64
 import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
-from tests.api.util import assert_status, token_id_of, user_token, wait_for
-from tests.harness import CofferServer, coffer_cmd, free_port, start_server, stop_server
+from tests.support.api import assert_status, token_id_of, user_token, wait_for
+from tests.support.harness import CofferServer, free_port, run_coffer
 
 LIST = "/v1/cwobject/access-key"
 POLL_SECONDS = 0.5  # the nodes' cache_poll_seconds
@@ -29,28 +28,8 @@ BOUND = 10 * POLL_SECONDS + 5  # generous: loaded CI machines, two cores, four t
 
 
 @pytest.fixture(scope="module")
-def nodes(
-    pg_reason: str | None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, CofferServer]]:
-    if pg_reason:
-        pytest.skip(pg_reason)
-    tmp = tmp_path_factory.mktemp("coffer-nodes")
-    env = {"COFFER_CACHE_POLL_SECONDS": str(POLL_SECONDS)}
-    a = start_server(tmp, "postgres", env=env)
-    started = [a]
-    try:
-        b = CofferServer(data_dir=a.data_dir, database_url=a.database_url, env=env).start()
-        started.append(b)
-        master_key = (a.data_dir / "master.key").read_text().strip()
-        c = CofferServer(
-            data_dir=tmp / "node-c", database_url=a.database_url, env={**env, "COFFER_MASTER_KEY": master_key}
-        ).start()
-        started.append(c)
-        yield {"a": a, "b": b, "c": c}
-    finally:
-        for node in reversed(started[1:]):
-            node.stop()
-        stop_server(a)
+def nodes_options() -> dict[str, Any]:
+    return {"env": {"COFFER_CACHE_POLL_SECONDS": str(POLL_SECONDS)}}
 
 
 def get(node: CofferServer, token: str, path: str = LIST) -> httpx.Response:
@@ -97,24 +76,17 @@ def test_a_node_with_another_master_key_refuses_to_start(
     with a.api() as api:  # make sure at least one sealed secret exists
         assert api.post(LIST, json={"durationSeconds": 0}).status_code == 200
     wrong = base64.b64encode(b"\x01" * 32).decode()
-    out = subprocess.run(
-        [
-            *coffer_cmd(),
-            "serve",
-            "--data-dir",
-            str(tmp_path / "node-d"),
-            "--database-url",
-            a.database_url,
-            "--api-port",
-            str(free_port()),
-            "--s3-port",
-            str(free_port()),
-        ],
+    out = run_coffer(
+        "serve",
+        "--data-dir",
+        str(tmp_path / "node-d"),
+        "--database-url",
+        a.database_url,
+        "--api-port",
+        str(free_port()),
+        "--s3-port",
+        str(free_port()),
         env={**os.environ, "COFFER_MASTER_KEY": wrong},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
     )
     assert out.returncode == 1
     assert "master key does not decrypt the stored access-key secrets" in out.stderr

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.harness import CofferServer
+from tests.support.harness import CofferServer
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 

@@ -16,8 +16,8 @@ import pytest
 from cryptography.exceptions import InvalidTag
 
 from coffer.identity.secretbox import SecretBox
-from tests.api.util import audit_events, token_id_of, user_token
-from tests.harness import CofferServer
+from tests.support.api import token_id_of, user_token
+from tests.support.harness import CofferServer
 
 AK = "/v1/cwobject/access-key"
 
@@ -74,7 +74,7 @@ def test_no_secret_reaches_the_logs(server: CofferServer, activity: dict[str, An
 def test_audit_lines_for_mint_suspend_revoke_and_denied(
     server: CofferServer, activity: dict[str, Any]
 ) -> None:
-    events = audit_events(server)
+    events = server.audit(from_log=True)
     principal = activity["principal"]
     by_event: dict[str, list[dict[str, Any]]] = {}
     for e in events:
@@ -106,7 +106,7 @@ def test_audit_lines_for_mint_suspend_revoke_and_denied(
 
 
 def test_the_audit_file_holds_the_cli_events_too(server: CofferServer, activity: dict[str, Any]) -> None:
-    lines = [json.loads(line) for line in (server.data_dir / "audit.log").read_text().splitlines()]
+    lines = server.audit()
     events = {e["event"] for e in lines}
     assert {"api_token_created", "user_created", "api_token_revoked", "access_key_minted", "denied"} <= events
     (boot,) = [e for e in lines if e["event"] == "api_token_created" and e["actor"] == "bootstrap"]

@@ -8,22 +8,20 @@ every connection.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.api.util import assert_status, token_id_of, user_token
-from tests.harness import CofferServer, connection_owner, start_server, stop_server, worker_processes
+from tests.support.api import assert_status, token_id_of, user_token
+from tests.support.harness import CofferServer, connection_owner, worker_processes
 
 LIST = "/v1/cwobject/access-key"
 
 
 @pytest.fixture(scope="module")
-def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CofferServer]:
-    srv = start_server(tmp_path_factory.mktemp(f"coffer-workers-{backend}"), backend, workers=2)
-    yield srv
-    stop_server(srv)
+def server_options() -> dict[str, Any]:
+    return {"workers": 2}
 
 
 def test_two_workers_serve(server: CofferServer) -> None:

@@ -18,7 +18,9 @@ from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from bench.loadgen import _lua_pool, raw_request
+from bench.common import best_of, percentile
+from bench.loadgen import _lua_pool, parse_head, raw_request
+from bench.scenarios import ALL_SECTIONS, SCENARIOS
 from bench.signing import Signer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,6 +55,36 @@ def test_selftest_produces_every_row_and_target(tmp_path: Path) -> None:
             assert row["detail"]["coffer"]["errors"] == 0, row
     assert "| target |" in proc.stdout  # the table was printed
     assert not list(tmp_path.glob("coffer-bench-*")), "the run's data directory was left behind"
+
+
+def test_one_scenario_per_section_and_only_the_machine_runs_before_the_servers() -> None:
+    assert ALL_SECTIONS == {"machine", "large", "small", "list", "keys", "federation", "cpu", "memory"}
+    assert len(SCENARIOS) == len(ALL_SECTIONS)
+    assert [s.section for s in SCENARIOS if not s.needs_servers] == ["machine"]
+    # `cpu` budgets against the 4 KiB GET rate that `small` measured
+    order = [s.section for s in SCENARIOS]
+    assert order.index("small") < order.index("cpu")
+
+
+def test_percentile_and_best_of() -> None:
+    assert percentile([], 0.5) == 0.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 3.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 0.99) == 4.0
+    samples = iter([3.0, 5.0, 4.0])
+    assert best_of(3, lambda: next(samples)) == (5.0, [3.0, 5.0, 4.0])
+    assert best_of(0, lambda: 1.0) == (1.0, [1.0])  # at least one measurement
+
+
+@pytest.mark.parametrize(
+    ("head", "parsed"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 12", (200, 12, False)),
+        (b"HTTP/1.1 204 No Content\r\nconnection: Close", (204, None, True)),
+        (b"HTTP/1.1 503 Slow Down\r\nConnection: keep-alive\r\ncontent-length:0", (503, 0, False)),
+    ],
+)
+def test_response_head_parsing(head: bytes, parsed: tuple[int, int | None, bool]) -> None:
+    assert parse_head(head) == parsed
 
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

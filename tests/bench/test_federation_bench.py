@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from bench.federation_bench import KINDS, LABELS, SERVICE_LABELS, SERVICE_STAGES, SIZES
-from tests.harness import postgres_available
+from tests.support.harness import postgres_available
 
 ROOT = Path(__file__).resolve().parents[2]
 

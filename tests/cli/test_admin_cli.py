@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness import CofferServer, coffer_cmd
+from tests.support.harness import CofferServer, run_coffer
 
 
 def one_line_error(out: subprocess.CompletedProcess[str], code: int = 1) -> str:
@@ -111,9 +111,7 @@ def test_usage_errors(server: CofferServer) -> None:
 
 def admin_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("COFFER_")} | (env or {})
-    return subprocess.run(
-        [*coffer_cmd(), "admin", *args], env=environ, capture_output=True, text=True, timeout=120, check=False
-    )
+    return run_coffer("admin", *args, env=environ)
 
 
 def test_works_without_a_server_and_bootstraps_an_empty_store(tmp_path: Path) -> None:

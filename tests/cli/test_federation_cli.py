@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.federation.idp import Key, mint_jwt, rsa_key, signed_response, spec_for_config, to_b64
-from tests.harness import CofferServer, coffer_cmd
+from tests.support.harness import CofferServer, coffer_cmd
+from tests.support.idp import Key, mint_jwt, rsa_key, signed_response, spec_for_config, to_b64
 
 SAML_CONFIGS = "/v1beta1/workload-federation/saml-configs"
 OIDC_CONFIGS = "/v1beta1/workload-federation/oidc-configs"
@@ -128,15 +128,10 @@ def key_status(server: CofferServer, access_key_id: str) -> str:
     return str(r.json()["info"]["status"])
 
 
-def audit_entries(server: CofferServer) -> list[dict[str, Any]]:
-    path = server.data_dir / "audit.log"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def config_events(server: CofferServer, config_id: str) -> list[dict[str, Any]]:
     return [
         e
-        for e in audit_entries(server)
+        for e in server.audit()
         if e.get("event") == "federation_config_changed" and e.get("config_id") == config_id
     ]
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.harness import CofferServer, coffer_cmd, free_port
+from tests.support.clients import run_cli
+from tests.support.harness import CofferServer, free_port, run_coffer
 
 KEY_ID = re.compile(r"CW[A-Z]{14}")
 
@@ -27,9 +28,7 @@ def keys(
     env["COFFER_ENDPOINT"] = endpoint or server.api_url
     if token != "":
         env["COFFER_API_TOKEN"] = token or server.admin_token
-    out = subprocess.run(
-        [*coffer_cmd(), "keys", *args], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+    out = run_coffer("keys", *args, env=env)
     if check:
         assert out.returncode == 0, out.stderr
     assert "Traceback" not in out.stderr
@@ -85,15 +84,7 @@ def test_create_permanent_prints_the_secret_once_with_an_aws_profile(
     assert aws_get("endpoint_url") == server.s3_url
     # And it works as pasted: the profile alone reaches Coffer's S3 endpoint with the new key.
     for args in (["s3", "mb", "s3://snippet-bucket"], ["s3", "ls"]):
-        used = subprocess.run(
-            ["aws", "--profile", "laptop", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert used.returncode == 0, used.stderr
+        used = run_cli(["aws", "--profile", "laptop", *args], env, timeout=120)
     assert "snippet-bucket" in used.stdout
     # The secret is not retrievable afterwards.
     shown = keys(server, "show", key_id.group(0)).stdout

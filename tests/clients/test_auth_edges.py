@@ -31,33 +31,25 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from tests.clients.conftest import REGION
-from tests.harness import CofferServer, start_server, stop_server
-from tests.s3.conftest import assert_s3_error, client_error, s3_client, unique
+from tests.support.harness import CofferServer
+from tests.support.s3 import REGION, assert_s3_error, client_error, new_bucket, s3_client, unique
 
 PER_WORKER = 3  # every "next request" check is served this many times by each worker
 
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["1-worker", "2-workers"])
-def srv(
-    request: pytest.FixtureRequest, backend: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[CofferServer]:
-    workers = int(request.param)
-    server = start_server(tmp_path_factory.mktemp(f"auth-{backend}-{workers}"), backend, workers=workers)
-    yield server
-    stop_server(server)
+def server_options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    return {"workers": int(request.param)}
 
 
 @pytest.fixture(scope="module")
-def owner(srv: CofferServer) -> dict[str, Any]:
-    return srv.mint_key(duration=0, name="auth-edges")
+def owner(server: CofferServer) -> dict[str, Any]:
+    return server.mint_key(duration=0, name="auth-edges")
 
 
 @pytest.fixture(scope="module")
-def bucket(srv: CofferServer, owner: dict[str, Any]) -> str:
-    name = unique("auth")
-    s3_client(srv, owner).create_bucket(Bucket=name)
-    return name
+def bucket(server: CofferServer, owner: dict[str, Any]) -> str:
+    return new_bucket(s3_client(server, owner), "auth")
 
 
 @contextlib.contextmanager
@@ -160,26 +152,26 @@ def presign(server: CofferServer, key: dict[str, Any], bucket: str, expires: int
 
 
 # -- signatures ---------------------------------------------------------------------------------
-def test_wrong_secret(srv: CofferServer, owner: dict[str, Any], bucket: str) -> None:
+def test_wrong_secret(server: CofferServer, owner: dict[str, Any], bucket: str) -> None:
     wrong = {**owner, "secretKey": owner["secretKey"][:-1] + ("x" if owner["secretKey"][-1] != "x" else "y")}
     for _ in range(2):  # a fresh boto3 client each time: fresh connections
         with pytest.raises(ClientError) as info:
-            s3_client(srv, wrong).list_objects_v2(Bucket=bucket)
+            s3_client(server, wrong).list_objects_v2(Bucket=bucket)
         assert client_error(info.value) == (403, "SignatureDoesNotMatch")
-    assert_s3_error(send("GET", *sign(srv, wrong, "GET", f"/{bucket}")), 403, "SignatureDoesNotMatch")
+    assert_s3_error(send("GET", *sign(server, wrong, "GET", f"/{bucket}")), 403, "SignatureDoesNotMatch")
 
 
-def test_tampered_header_query_and_body(srv: CofferServer, owner: dict[str, Any], bucket: str) -> None:
+def test_tampered_header_query_and_body(server: CofferServer, owner: dict[str, Any], bucket: str) -> None:
     # A signed header changed in flight.
-    url, headers = sign(srv, owner, "PUT", f"/{bucket}/meta.txt", headers={"x-amz-meta-colour": "blue"})
+    url, headers = sign(server, owner, "PUT", f"/{bucket}/meta.txt", headers={"x-amz-meta-colour": "blue"})
     headers["x-amz-meta-colour"] = "red"
     assert_s3_error(send("PUT", url, headers), 403, "SignatureDoesNotMatch")
-    url, headers = sign(srv, owner, "GET", f"/{bucket}/meta.txt", headers={"range": "bytes=0-1"})
+    url, headers = sign(server, owner, "GET", f"/{bucket}/meta.txt", headers={"range": "bytes=0-1"})
     headers["range"] = "bytes=0-9"
     assert_s3_error(send("GET", url, headers), 403, "SignatureDoesNotMatch")
 
     # A query parameter changed in flight.
-    url, headers = sign(srv, owner, "GET", f"/{bucket}", query="list-type=2&prefix=public/")
+    url, headers = sign(server, owner, "GET", f"/{bucket}", query="list-type=2&prefix=public/")
     assert send("GET", url, headers).status_code == 200
     tampered = url.replace("prefix=public/", "prefix=private/")
     assert_s3_error(send("GET", tampered, headers), 403, "SignatureDoesNotMatch")
@@ -187,24 +179,24 @@ def test_tampered_header_query_and_body(srv: CofferServer, owner: dict[str, Any]
     # The body changed in flight, same length: the signature (over the headers) holds, the
     # signed payload hash does not, and nothing is stored.
     body = b"the body that was signed"
-    url, headers = sign(srv, owner, "PUT", f"/{bucket}/body.txt", body=body)
+    url, headers = sign(server, owner, "PUT", f"/{bucket}/body.txt", body=body)
     assert headers["x-amz-content-sha256"] == hashlib.sha256(body).hexdigest()
     forged = b"the body that was FORGED"
     assert len(forged) == len(body)
     assert_s3_error(send("PUT", url, headers, forged), 400, "XAmzContentSHA256Mismatch")
-    assert_s3_error(send("GET", *sign(srv, owner, "GET", f"/{bucket}/body.txt")), 404, "NoSuchKey")
+    assert_s3_error(send("GET", *sign(server, owner, "GET", f"/{bucket}/body.txt")), 404, "NoSuchKey")
     assert send("PUT", url, headers, body).status_code == 200  # the genuine request still works
 
 
 # -- time -----------------------------------------------------------------------------------------
 def test_presigned_urls_expire_and_are_not_valid_early(
-    srv: CofferServer, owner: dict[str, Any], bucket: str
+    server: CofferServer, owner: dict[str, Any], bucket: str
 ) -> None:
-    s3_client(srv, owner).put_object(Bucket=bucket, Key="presigned.txt", Body=b"shared")
-    good = presign(srv, owner, bucket, 300, timedelta(0))
+    s3_client(server, owner).put_object(Bucket=bucket, Key="presigned.txt", Body=b"shared")
+    good = presign(server, owner, bucket, 300, timedelta(0))
     assert httpx.get(good, timeout=30).content == b"shared"
 
-    short = presign(srv, owner, bucket, 1, timedelta(0))
+    short = presign(server, owner, bucket, 1, timedelta(0))
     signed_at = time.time()
     # X-Amz-Date has whole seconds: 2.5 s after signing, one second of validity has passed.
     time.sleep(max(0.0, signed_at + 2.5 - time.time()))
@@ -212,28 +204,28 @@ def test_presigned_urls_expire_and_are_not_valid_early(
     assert_s3_error(expired, 403, "AccessDenied")
     assert "Request has expired" in expired.text
 
-    future = presign(srv, owner, bucket, 3600, timedelta(minutes=20))
+    future = presign(server, owner, bucket, 3600, timedelta(minutes=20))
     early = httpx.get(future, timeout=30)
     assert_s3_error(early, 403, "AccessDenied")
     assert "Request is not valid yet" in early.text
 
 
 @pytest.mark.parametrize("minutes", [-20, 20])
-def test_clock_skew(srv: CofferServer, owner: dict[str, Any], bucket: str, minutes: int) -> None:
-    skewed = send("GET", *sign(srv, owner, "GET", f"/{bucket}", skew=timedelta(minutes=minutes)))
+def test_clock_skew(server: CofferServer, owner: dict[str, Any], bucket: str, minutes: int) -> None:
+    skewed = send("GET", *sign(server, owner, "GET", f"/{bucket}", skew=timedelta(minutes=minutes)))
     assert_s3_error(skewed, 403, "RequestTimeTooSkewed")
     assert "<MaxAllowedSkewMilliseconds>900000</MaxAllowedSkewMilliseconds>" in skewed.text
     # Ten minutes off is within the allowed fifteen.
-    within = send("GET", *sign(srv, owner, "GET", f"/{bucket}", skew=timedelta(minutes=minutes // 2)))
+    within = send("GET", *sign(server, owner, "GET", f"/{bucket}", skew=timedelta(minutes=minutes // 2)))
     assert within.status_code == 200, within.text
 
 
-def test_temporary_key_expires(srv: CofferServer) -> None:
+def test_temporary_key_expires(server: CofferServer) -> None:
     """A 2-second key works, then fails with ExpiredToken (400); polled, bounded."""
     for _attempt in range(3):
         minted_at = time.monotonic()
-        temp = srv.mint_key(duration=2, name="two-seconds")
-        first = list_buckets(srv, temp)
+        temp = server.mint_key(duration=2, name="two-seconds")
+        first = list_buckets(server, temp)
         if first.status_code == 200:
             break
         # Only a machine too slow to use the key within its two seconds may see this.
@@ -242,35 +234,35 @@ def test_temporary_key_expires(srv: CofferServer) -> None:
         pytest.fail("could not use a 2-second key within 2 seconds three times")
     deadline = time.monotonic() + 30
     while True:
-        r = list_buckets(srv, temp)
+        r = list_buckets(server, temp)
         if r.status_code != 200:
             break
         assert time.monotonic() < deadline, "a 2-second key still works after 30 s"
         time.sleep(0.2)
     assert_s3_error(r, 400, "ExpiredToken")
-    for later in next_requests(srv, temp):
+    for later in next_requests(server, temp):
         assert_s3_error(later, 400, "ExpiredToken")
     # boto3 reports it the same way.
     with pytest.raises(ClientError) as info:
-        s3_client(srv, temp).list_buckets()
+        s3_client(server, temp).list_buckets()
     assert client_error(info.value) == (400, "ExpiredToken")
 
 
 # -- key and principal state -------------------------------------------------------------------
-def test_revoked_key_is_refused_on_the_next_request(srv: CofferServer) -> None:
-    key = srv.mint_key(duration=0, name="to-revoke")
-    for warm in next_requests(srv, key):  # every worker has now cached the key
+def test_revoked_key_is_refused_on_the_next_request(server: CofferServer) -> None:
+    key = server.mint_key(duration=0, name="to-revoke")
+    for warm in next_requests(server, key):  # every worker has now cached the key
         assert warm.status_code == 200, warm.text
-    with srv.api() as api:
+    with server.api() as api:
         r = api.post("/v1/cwobject/revoke-access-key/access-key", json={"accessKey": key["accessKeyId"]})
         assert r.status_code == 200, r.text
-    for refused in next_requests(srv, key):
+    for refused in next_requests(server, key):
         assert_s3_error(refused, 403, "InvalidAccessKeyId")
 
 
-def test_suspended_principal_then_reactivated(srv: CofferServer) -> None:
+def test_suspended_principal_then_reactivated(server: CofferServer) -> None:
     name = unique("suspend")
-    principal, token = srv.create_user(name, admin=True)
+    principal, token = server.create_user(name, admin=True)
     policy = {  # Object Storage Admin alone grants nothing on S3
         "version": "v1alpha1",
         "name": name,
@@ -279,33 +271,33 @@ def test_suspended_principal_then_reactivated(srv: CofferServer) -> None:
             | {"principals": [principal]}
         ],
     }
-    with srv.api() as api:
+    with server.api() as api:
         api.post("/v1/cwobject/access-policy", json={"policy": policy}).raise_for_status()
-    key = srv.mint_key(token, duration=0, name="suspend-me")
+    key = server.mint_key(token, duration=0, name="suspend-me")
     assert key["principalName"] == principal
-    bystander = srv.mint_key(duration=0, name="bystander")
-    for warm in next_requests(srv, key):
+    bystander = server.mint_key(duration=0, name="bystander")
+    for warm in next_requests(server, key):
         assert warm.status_code == 200, warm.text
 
-    with srv.api() as api:
+    with server.api() as api:
         r = api.put(
             "/v1/cwobject/access-key-status", json={"principalName": principal, "status": "SUSPENDED"}
         )
         assert r.status_code == 200, r.text
-    for refused in next_requests(srv, key):
+    for refused in next_requests(server, key):
         assert_s3_error(refused, 403, "AccessDenied")
         assert "suspended" in refused.text
-    assert list_buckets(srv, bystander).status_code == 200  # other principals are untouched
+    assert list_buckets(server, bystander).status_code == 200  # other principals are untouched
 
-    with srv.api() as api:
+    with server.api() as api:
         r = api.put("/v1/cwobject/access-key-status", json={"principalName": principal, "status": "ACTIVE"})
         assert r.status_code == 200, r.text
-    for back in next_requests(srv, key):
+    for back in next_requests(server, key):
         assert back.status_code == 200, back.text
     # And through boto3, with its own pooled connections.
     client = boto3.session.Session().client(
         "s3",
-        endpoint_url=srv.s3_url,
+        endpoint_url=server.s3_url,
         aws_access_key_id=key["accessKeyId"],
         aws_secret_access_key=key["secretKey"],
         region_name=REGION,

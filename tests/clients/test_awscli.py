@@ -7,50 +7,14 @@ checked from the outside with boto3 and by hashing the bytes that come back.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.clients.conftest import (
-    BIN_DIR,
-    MIB,
-    REGION,
-    PatternStream,
-    client_env,
-    make_tree,
-    read_tree,
-    run,
-    sha256_file,
-)
-from tests.harness import CofferServer
-from tests.s3.conftest import client_error, unique
-
-Aws = Callable[..., Any]
-
-
-@pytest.fixture(scope="module")
-def aws(server: CofferServer, key: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Aws:
-    """aws(*args, check=True, cwd=None) runs `aws --endpoint-url <s3> <args>`; JSON output is parsed."""
-    home = tmp_path_factory.mktemp("aws-home")
-    config, credentials = home / "config", home / "credentials"
-    config.write_text(f"[default]\nregion = {REGION}\noutput = json\n")
-    credentials.write_text(
-        f"[default]\naws_access_key_id = {key['accessKeyId']}\naws_secret_access_key = {key['secretKey']}\n"
-    )
-    env = client_env(home / "home", AWS_CONFIG_FILE=str(config), AWS_SHARED_CREDENTIALS_FILE=str(credentials))
-
-    def call(*args: str, check: bool = True, cwd: Path | None = None) -> Any:
-        argv = [str(BIN_DIR / "aws"), "--endpoint-url", server.s3_url, *args]
-        result = run(argv, env, cwd=cwd, check=check)
-        if not check:
-            return result
-        if args[0] == "s3api" and result.stdout.strip():
-            return json.loads(result.stdout)
-        return result.stdout
-
-    return call
+from tests.support.clients import Cli
+from tests.support.data import MIB, PatternStream, make_tree, read_tree, sha256_file
+from tests.support.s3 import client_error, unique
 
 
 def write_stream(path: Path, size: int, seed: int) -> str:
@@ -62,7 +26,7 @@ def write_stream(path: Path, size: int, seed: int) -> str:
     return stream.sha256.hexdigest()
 
 
-def test_cp_small_and_multipart_mv_rm_rb(aws: Aws, boto: Any, tmp_path: Path) -> None:
+def test_cp_small_and_multipart_mv_rm_rb(aws: Cli, boto: Any, tmp_path: Path) -> None:
     bucket = unique("aws")
     assert f"make_bucket: {bucket}" in aws("s3", "mb", f"s3://{bucket}")
 
@@ -104,7 +68,7 @@ def test_cp_small_and_multipart_mv_rm_rb(aws: Aws, boto: Any, tmp_path: Path) ->
     assert client_error(gone.value)[0] == 404
 
 
-def test_sync_a_tree_twice_then_changes(aws: Aws, boto: Any, tmp_path: Path) -> None:
+def test_sync_a_tree_twice_then_changes(aws: Cli, boto: Any, tmp_path: Path) -> None:
     bucket = unique("sync")
     aws("s3", "mb", f"s3://{bucket}")
     src = tmp_path / "src"
@@ -149,7 +113,7 @@ def test_sync_a_tree_twice_then_changes(aws: Aws, boto: Any, tmp_path: Path) -> 
     assert bucket not in {b["Name"] for b in boto.list_buckets()["Buckets"]}
 
 
-def test_s3api_objects_listing_multipart_range(aws: Aws, boto: Any, tmp_path: Path) -> None:
+def test_s3api_objects_listing_multipart_range(aws: Cli, boto: Any, tmp_path: Path) -> None:
     bucket = unique("api")
     created = aws("s3api", "create-bucket", "--bucket", bucket)
     assert created["Location"] == f"/{bucket}"

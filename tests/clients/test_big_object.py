@@ -23,9 +23,9 @@ import psutil
 import pytest
 from boto3.s3.transfer import TransferConfig
 
-from tests.clients.conftest import MIB, HashSink, PatternStream
-from tests.harness import CofferServer, start_server, stop_server
-from tests.s3.conftest import s3_client, unique
+from tests.support.data import MIB, HashSink, PatternStream
+from tests.support.harness import CofferServer, running_server
+from tests.support.s3 import new_bucket, s3_client
 
 pytestmark = pytest.mark.slow
 
@@ -77,9 +77,8 @@ def big_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CofferServe
     if free < DISK_NEEDED:
         need, have = DISK_NEEDED / GIB, free / GIB
         pytest.fail(f"the 5 GiB test needs {need:.0f} GiB free under {tmp}; {have:.1f} GiB free")
-    server = start_server(tmp, "sqlite")
-    yield server
-    stop_server(server)
+    with running_server(tmp, "sqlite") as server:
+        yield server
     shutil.rmtree(server.data_dir, ignore_errors=True)  # never leave gigabytes in pytest's tmp
 
 
@@ -95,8 +94,7 @@ def test_5gib_round_trip_in_bounded_server_memory(big_server: CofferServer) -> N
     assert big_server.proc is not None
     key = big_server.mint_key(duration=0, name="big")
     s3: Any = s3_client(big_server, key, max_pool_connections=8)
-    bucket = unique("big")
-    s3.create_bucket(Bucket=bucket)
+    bucket = new_bucket(s3, "big")
     s3.put_object(Bucket=bucket, Key="warm-up", Body=b"x" * MIB)  # thread pools and caches in place
     s3.get_object(Bucket=bucket, Key="warm-up")["Body"].read()
     probe = RssSampler(big_server.proc.pid)

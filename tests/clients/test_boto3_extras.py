@@ -4,21 +4,20 @@ threads, and credentials that come from the API-token container-credentials exch
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from boto3.s3.transfer import TransferConfig
 
-from tests.clients.conftest import MIB, REGION, HashSink, PatternStream, client_env
-from tests.harness import CofferServer
-from tests.s3.conftest import assert_s3_error, signed, unique
+from tests.support.clients import client_env, run_cli
+from tests.support.data import MIB, HashSink, PatternStream
+from tests.support.harness import CofferServer
+from tests.support.s3 import REGION, assert_s3_error, new_bucket, signed, unique
 
 
 def test_transfer_manager_streams_64mib_with_eight_threads(boto: Any) -> None:
-    bucket = unique("xfer")
-    boto.create_bucket(Bucket=bucket)
+    bucket = new_bucket(boto, "xfer")
     config = TransferConfig(
         multipart_threshold=8 * MIB, multipart_chunksize=8 * MIB, max_concurrency=8, use_threads=True
     )
@@ -91,15 +90,7 @@ def test_api_token_container_credentials(server: CofferServer, boto: Any, tmp_pa
         AWS_CONFIG_FILE=str(tmp_path / "none"),
         AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
     )
-    done = subprocess.run(
-        [sys.executable, "-c", CONTAINER_SCRIPT, server.s3_url, bucket, REGION],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_cli([sys.executable, "-c", CONTAINER_SCRIPT, server.s3_url, bucket, REGION], env, timeout=120)
     out = json.loads(done.stdout)
     assert out["method"] == "container-role"
     assert out["token"]

@@ -15,7 +15,6 @@ import hashlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,9 +23,9 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from tests.clients.conftest import MIB, REGION, PatternStream
-from tests.harness import CofferServer, start_server, stop_server
-from tests.s3.conftest import client_error, s3_client, unique
+from tests.support.data import MIB, PatternStream
+from tests.support.harness import CofferServer
+from tests.support.s3 import REGION, client_error, new_bucket, s3_client
 
 pytestmark = pytest.mark.slow
 
@@ -34,22 +33,13 @@ BODY = 64 * MIB  # what the slow writers announce; they never get to send it all
 
 
 @pytest.fixture(scope="module")
-def crashy(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CofferServer]:
-    server = start_server(tmp_path_factory.mktemp(f"crash-{backend}"), backend)
-    yield server
-    stop_server(server)
+def owner(server: CofferServer) -> dict[str, Any]:
+    return server.mint_key(duration=0, name="crash")
 
 
 @pytest.fixture(scope="module")
-def owner(crashy: CofferServer) -> dict[str, Any]:
-    return crashy.mint_key(duration=0, name="crash")
-
-
-@pytest.fixture(scope="module")
-def bucket(crashy: CofferServer, owner: dict[str, Any]) -> str:
-    name = unique("crash")
-    s3_client(crashy, owner).create_bucket(Bucket=name)
-    return name
+def bucket(server: CofferServer, owner: dict[str, Any]) -> str:
+    return new_bucket(s3_client(server, owner), "crash")
 
 
 def tmp_files(server: CofferServer) -> dict[str, int]:
@@ -134,10 +124,10 @@ def gc_leaves_no_temp_files(server: CofferServer) -> int:
 
 
 def test_put_killed_mid_body_leaves_the_old_version(
-    crashy: CofferServer, owner: dict[str, Any], bucket: str
+    server: CofferServer, owner: dict[str, Any], bucket: str
 ) -> None:
     """Three PUTs cut off at once: early, midway and one byte short of the end."""
-    s3 = s3_client(crashy, owner)
+    s3 = s3_client(server, owner)
     old = {key: PatternStream(3 * MIB + n, seed=10 + n).read() for n, key in enumerate(("early", "late"))}
     for key, data in old.items():
         s3.put_object(Bucket=bucket, Key=key, Body=data)
@@ -148,16 +138,16 @@ def test_put_killed_mid_body_leaves_the_old_version(
         ("early", "early", 16 * MIB, 8 * MIB),
         ("late", "late", BODY - 1, BODY - 2 * MIB),
     ):
-        before = set(tmp_files(crashy))
-        held[name] = HeldBody(crashy, owner, "PUT", f"/{bucket}/{key}", seed=len(held) + 20, send=sent)
-        temp[name] = held[name].wait_until_server_holds(crashy, before, seen)
-    crashy.kill()
+        before = set(tmp_files(server))
+        held[name] = HeldBody(server, owner, "PUT", f"/{bucket}/{key}", seed=len(held) + 20, send=sent)
+        temp[name] = held[name].wait_until_server_holds(server, before, seen)
+    server.kill()
     for body in held.values():
         body.close()
-    left = tmp_files(crashy)
+    left = tmp_files(server)
     assert set(temp.values()) <= set(left)  # the dead writes' temp files are still there
 
-    s3 = restart(crashy)
+    s3 = restart(server)
     for key, data in old.items():
         got = s3.get_object(Bucket=bucket, Key=key)
         assert got["ContentLength"] == len(data)
@@ -169,7 +159,7 @@ def test_put_killed_mid_body_leaves_the_old_version(
     assert {k: listed.get(k) for k in old} == {k: len(v) for k, v in old.items()}
     assert "never-existed" not in listed
 
-    assert gc_leaves_no_temp_files(crashy) >= 3
+    assert gc_leaves_no_temp_files(server) >= 3
     for key, data in old.items():
         assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == data
     s3.put_object(Bucket=bucket, Key="early", Body=b"writable again")
@@ -177,34 +167,34 @@ def test_put_killed_mid_body_leaves_the_old_version(
 
 
 def test_upload_part_killed_mid_body_keeps_the_whole_parts(
-    crashy: CofferServer, owner: dict[str, Any], bucket: str
+    server: CofferServer, owner: dict[str, Any], bucket: str
 ) -> None:
-    s3 = s3_client(crashy, owner)
+    s3 = s3_client(server, owner)
     key = "multipart.bin"
     upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
     part1 = PatternStream(5 * MIB, seed=13).read()
     part2 = PatternStream(MIB + 3, seed=14).read()
     etag1 = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=part1)["ETag"]
     etag2 = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=2, Body=part2)["ETag"]
-    before = set(tmp_files(crashy))
+    before = set(tmp_files(server))
 
     # Part 2 again (a replacement) and a new part 3, both cut off mid-body.
     target = f"/{bucket}/{key}?partNumber={{}}&uploadId={upload_id}"
-    replacing = HeldBody(crashy, owner, "PUT", target.format(2), seed=15, send=8 * MIB)
-    first = replacing.wait_until_server_holds(crashy, before, 4 * MIB)
-    adding = HeldBody(crashy, owner, "PUT", target.format(3), seed=16, send=2 * MIB)
-    adding.wait_until_server_holds(crashy, before | {first}, MIB)
-    crashy.kill()
+    replacing = HeldBody(server, owner, "PUT", target.format(2), seed=15, send=8 * MIB)
+    first = replacing.wait_until_server_holds(server, before, 4 * MIB)
+    adding = HeldBody(server, owner, "PUT", target.format(3), seed=16, send=2 * MIB)
+    adding.wait_until_server_holds(server, before | {first}, MIB)
+    server.kill()
     replacing.close()
     adding.close()
 
-    s3 = restart(crashy)
+    s3 = restart(server)
     parts = s3.list_parts(Bucket=bucket, Key=key, UploadId=upload_id)["Parts"]
     assert [(p["PartNumber"], p["ETag"], p["Size"]) for p in parts] == [
         (1, etag1, len(part1)),
         (2, etag2, len(part2)),
     ]
-    assert gc_leaves_no_temp_files(crashy) >= 2
+    assert gc_leaves_no_temp_files(server) >= 2
     done = s3.complete_multipart_upload(
         Bucket=bucket,
         Key=key,
@@ -239,12 +229,12 @@ COMPLETES_PER_KILL = 4
 
 @pytest.mark.parametrize("step", [0.0005, 0.004, 0.02])
 def test_complete_killed_at_any_moment_is_all_or_nothing(
-    crashy: CofferServer, owner: dict[str, Any], bucket: str, step: float
+    server: CofferServer, owner: dict[str, Any], bucket: str, step: float
 ) -> None:
     """Four CompleteMultipartUploads sent `step` seconds apart, the server killed `step`
     after the last: each object is then absent (and its upload still completes) or whole
     (and its upload is gone) — never anything in between."""
-    s3 = s3_client(crashy, owner)
+    s3 = s3_client(server, owner)
     uploads = {}
     for n in range(COMPLETES_PER_KILL):
         key = f"completed-{step}-{n}.bin"
@@ -255,17 +245,17 @@ def test_complete_killed_at_any_moment_is_all_or_nothing(
             xml = _complete_xml(parts)
             target = f"/{bucket}/{key}?uploadId={upload_id}"
             digest = hashlib.sha256(xml).hexdigest()
-            head = signed_head(crashy, owner, "POST", target, length=len(xml), payload_hash=digest)
-            sock = socket.create_connection(("127.0.0.1", crashy.s3_port), timeout=30)
+            head = signed_head(server, owner, "POST", target, length=len(xml), payload_hash=digest)
+            sock = socket.create_connection(("127.0.0.1", server.s3_port), timeout=30)
             sockets.append(sock)
             sock.sendall(head + xml)
             time.sleep(step)
-        crashy.kill()
+        server.kill()
     finally:
         for sock in sockets:
             sock.close()
 
-    s3 = restart(crashy)
+    s3 = restart(server)
     outcomes = {"absent": 0, "whole": 0}
     for key, (upload_id, parts, content) in uploads.items():
         try:
@@ -290,18 +280,18 @@ def test_complete_killed_at_any_moment_is_all_or_nothing(
         assert hashlib.sha256(body).digest() == hashlib.sha256(content).digest(), f"{key} is torn"
     print(f"\n{COMPLETES_PER_KILL} Completes {step * 1000:g} ms apart, then SIGKILL: {outcomes}")
 
-    assert tmp_files(crashy) == {}  # completing copies nothing: no write was cut off
+    assert tmp_files(server) == {}  # completing copies nothing: no write was cut off
 
 
-def test_gc_command_on_a_stopped_store(crashy: CofferServer) -> None:
+def test_gc_command_on_a_stopped_store(server: CofferServer) -> None:
     """`coffer admin gc` also works with no server at all, and by default spares young files."""
-    stray = crashy.data_dir / "blobs" / ".tmp" / ("f" * 32)
+    stray = server.data_dir / "blobs" / ".tmp" / ("f" * 32)
     stray.write_bytes(b"left by a writer that died a moment ago")
-    assert crashy.cli("admin", "gc").stdout.strip() == "0"  # younger than the 1 h default
+    assert server.cli("admin", "gc").stdout.strip() == "0"  # younger than the 1 h default
     assert stray.exists()
-    crashy.stop()
+    server.stop()
     try:
-        assert int(crashy.cli("admin", "gc", "--older-than", "0").stdout.strip()) >= 1
+        assert int(server.cli("admin", "gc", "--older-than", "0").stdout.strip()) >= 1
         assert not stray.exists()
     finally:
-        crashy.start()
+        server.start()

@@ -16,9 +16,10 @@ from xml.etree import ElementTree
 
 import pytest
 
-from tests.clients.conftest import MIB, REGION, PatternStream, client_env, sha256_file
-from tests.harness import CofferServer
-from tests.s3.conftest import NS, unique
+from tests.support.clients import client_env
+from tests.support.data import MIB, PatternStream, sha256_file
+from tests.support.harness import CofferServer
+from tests.support.s3 import NS, REGION, new_bucket
 
 
 @dataclass
@@ -73,9 +74,7 @@ def curl(server: CofferServer, key: dict[str, Any], tmp_path_factory: pytest.Tem
 
 @pytest.fixture(scope="module")
 def bucket(boto: Any) -> str:
-    name = unique("curl")
-    boto.create_bucket(Bucket=name)
-    return name
+    return new_bucket(boto, "curl")
 
 
 def test_put_get_head_list_delete(curl: Curl, bucket: str, boto: Any, tmp_path: Path) -> None:

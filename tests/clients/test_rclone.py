@@ -5,60 +5,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.clients.conftest import (
-    MIB,
-    REGION,
-    PatternStream,
-    client_env,
-    make_tree,
-    read_tree,
-    run,
-    sha256_file,
-)
-from tests.harness import CofferServer
-from tests.s3.conftest import client_error, unique
+from tests.support.clients import Cli
+from tests.support.data import MIB, PatternStream, make_tree, read_tree, sha256_file
+from tests.support.s3 import client_error, unique
 
-Rclone = Callable[..., Any]
 REMOTE = "coffer"
 
 
-@pytest.fixture(scope="module")
-def rclone(server: CofferServer, key: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Rclone:
-    """rclone(*args, check=True) -> CompletedProcess, with the remote `coffer:`."""
-    exe = shutil.which("rclone")
-    assert exe, "rclone is not installed (scripts/test installs Debian's package)"
-    home = tmp_path_factory.mktemp("rclone-home")
-    empty_config = home / "rclone.conf"
-    empty_config.write_text("")
-    prefix = f"RCLONE_CONFIG_{REMOTE.upper()}_"
-    env = client_env(
-        home / "home",
-        **{
-            prefix + "TYPE": "s3",
-            prefix + "PROVIDER": "Other",
-            prefix + "ENDPOINT": server.s3_url,
-            prefix + "REGION": REGION,
-            prefix + "ACCESS_KEY_ID": key["accessKeyId"],
-            prefix + "SECRET_ACCESS_KEY": key["secretKey"],
-            prefix + "FORCE_PATH_STYLE": "true",
-        },
-    )
-
-    def call(*args: str, check: bool = True) -> Any:
-        argv = [exe, "--config", str(empty_config), "--retries", "1", "--low-level-retries", "1", *args]
-        return run(argv, env, check=check)
-
-    return call
-
-
-def test_tree_copy_list_check_sync_delete_purge(rclone: Rclone, boto: Any, tmp_path: Path) -> None:
+def test_tree_copy_list_check_sync_delete_purge(rclone: Cli, boto: Any, tmp_path: Path) -> None:
     bucket = unique("rc")
     rclone("mkdir", f"{REMOTE}:{bucket}")
     assert bucket in {b["Name"] for b in boto.list_buckets()["Buckets"]}
@@ -113,7 +72,7 @@ def test_tree_copy_list_check_sync_delete_purge(rclone: Rclone, boto: Any, tmp_p
     assert client_error(gone.value)[0] == 404
 
 
-def test_large_file_goes_multipart(rclone: Rclone, boto: Any, tmp_path: Path) -> None:
+def test_large_file_goes_multipart(rclone: Cli, boto: Any, tmp_path: Path) -> None:
     bucket = unique("rcbig")
     rclone("mkdir", f"{REMOTE}:{bucket}")
     src = tmp_path / "src"

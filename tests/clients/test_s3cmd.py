@@ -12,18 +12,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.clients.conftest import (
-    BIN_DIR,
-    MIB,
-    PatternStream,
-    client_env,
-    make_tree,
-    read_tree,
-    run,
-    sha256_file,
-)
-from tests.harness import CofferServer
-from tests.s3.conftest import client_error, unique
+from tests.support.clients import BIN_DIR, client_env, run_cli
+from tests.support.data import MIB, PatternStream, make_tree, read_tree, sha256_file
+from tests.support.harness import CofferServer
+from tests.support.s3 import client_error, unique
 
 S3cmd = Callable[..., Any]
 
@@ -48,7 +40,7 @@ def s3cmd(server: CofferServer, key: dict[str, Any], tmp_path_factory: pytest.Te
     env = client_env(home / "home")
 
     def call(*args: str, check: bool = True) -> Any:
-        return run([str(BIN_DIR / "s3cmd"), "-c", str(cfg), *args], env, check=check)
+        return run_cli([str(BIN_DIR / "s3cmd"), "-c", str(cfg), *args], env, check=check)
 
     return call
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import s3fs
 
-from tests.clients.conftest import MIB, REGION, PatternStream, make_tree, read_tree
-from tests.harness import CofferServer
-from tests.s3.conftest import unique
+from tests.support.data import MIB, PatternStream, make_tree, read_tree
+from tests.support.harness import CofferServer
+from tests.support.s3 import REGION, unique
 
 
 @pytest.fixture(scope="module")

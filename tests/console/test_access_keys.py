@@ -12,21 +12,24 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.console.conftest import allow_s3, new_context, row, shot, sign_in, unique
-from tests.harness import CofferServer
+from tests.support.console import (
+    allow_s3,
+    confirm_by_typing,
+    expect_create_key_refused,
+    new_context,
+    row,
+    shot,
+    sign_in,
+)
+from tests.support.harness import CofferServer
+from tests.support.s3 import unique
+
+pytestmark = pytest.mark.usefixtures("clipboard")
 
 
 @pytest.fixture(scope="module", autouse=True)
 def s3_allowed(server: CofferServer) -> None:
     allow_s3(server)
-
-
-@pytest.fixture
-def context(browser: Any, server: CofferServer) -> Any:
-    ctx = new_context(browser, server)
-    ctx.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.api_url)
-    yield ctx
-    ctx.close()
 
 
 def boto(server: CofferServer, key_id: str, secret: str) -> Any:
@@ -118,12 +121,7 @@ def test_create_a_permanent_key_and_revoke_it(page: Page, server: CofferServer) 
     r.get_by_role("button", name=f"Actions for key {key_id}").click()
     page.get_by_role("menuitem", name="Revoke…").click()
     dialog = page.get_by_role("dialog", name="Revoke Key")
-    confirm = dialog.get_by_role("button", name="Revoke")
-    expect(confirm).to_be_disabled()
-    field = dialog.get_by_label(f"Type the key ID {key_id} to confirm")
-    field.fill(key_id[:-1])
-    expect(confirm).to_be_disabled()
-    field.fill(key_id)
+    confirm = confirm_by_typing(dialog, "Revoke", f"Type the key ID {key_id} to confirm", key_id)
     shot(page, "revoke-key-dialog")
     confirm.click()
     expect(page.get_by_text(f"Key {key_id} revoked")).to_be_visible()
@@ -250,10 +248,5 @@ def test_a_user_without_permission_sees_the_servers_refusal(browser: Any, server
     expect(alert).to_contain_text(f"{principal} is not allowed to perform cwobject:ListAccessKeyInfo")
     shot(page, "access-keys-forbidden")
     # Creating a key is refused by the server too, with its message in the dialog.
-    page.get_by_role("button", name="Create Key").click()
-    dialog = page.get_by_role("dialog", name="Create Key")
-    dialog.get_by_role("button", name="Create", exact=True).click()
-    expect(dialog.get_by_role("alert").filter(has_text="not allowed")).to_contain_text(
-        "cwobject:CreateAccessKey"
-    )
+    expect_create_key_refused(page)
     ctx.close()

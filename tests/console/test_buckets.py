@@ -15,8 +15,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from playwright.sync_api import Browser, Page, expect
 
-from tests.console.conftest import allow_s3, new_context, row, shot, sign_in, unique
-from tests.harness import CofferServer
+from tests.support.console import allow_s3, new_context, row, shot, sign_in
+from tests.support.harness import CofferServer
+from tests.support.s3 import unique
 
 MIB = 1 << 20
 

@@ -12,23 +12,18 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Locator, Page, expect
 
-from tests.console.conftest import new_context, row, shot, sign_in, unique
-from tests.federation.idp import rsa_key, signed_response, spec_for_config, to_b64
-from tests.harness import CofferServer
+from tests.support.console import confirm_by_typing, new_context, row, shot, sign_in
+from tests.support.harness import CofferServer
+from tests.support.idp import rsa_key, signed_response, spec_for_config, to_b64
+from tests.support.s3 import unique
+
+pytestmark = pytest.mark.usefixtures("clipboard")
 
 SAML = "/v1beta1/workload-federation/saml-configs"
 OIDC = "/v1beta1/workload-federation/oidc-configs"
 EXCHANGE = "/v1/cwobject/temporary-credentials/saml"
 IDP = rsa_key("console-idp")
 OIDC_KEY = rsa_key("console-oidc")
-
-
-@pytest.fixture
-def context(browser: Any, server: CofferServer) -> Any:
-    ctx = new_context(browser, server)
-    ctx.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.api_url)
-    yield ctx
-    ctx.close()
 
 
 def configs(server: CofferServer, path: str) -> dict[str, dict[str, Any]]:
@@ -280,12 +275,7 @@ def test_delete_with_typed_confirmation(page: Page, server: CofferServer) -> Non
     row_action(page, "OIDC", name, "Delete…")
     dialog = page.get_by_role("dialog", name="Delete OIDC configuration")
     expect(dialog).to_contain_text("Every access key minted through this configuration is revoked")
-    confirm = dialog.get_by_role("button", name="Delete")
-    expect(confirm).to_be_disabled()
-    typed = dialog.get_by_label(f"Type the configuration name {name} to confirm")
-    typed.fill(name[:-1])
-    expect(confirm).to_be_disabled()
-    typed.fill(name)
+    confirm = confirm_by_typing(dialog, "Delete", f"Type the configuration name {name} to confirm", name)
     shot(page, "federation-delete")
     confirm.click()
     expect(page.get_by_text(f"OIDC configuration {name} deleted")).to_be_visible()

@@ -8,8 +8,9 @@ from typing import Any
 
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from tests.console.conftest import new_context, row, shot, sign_in, unique
-from tests.harness import CofferServer
+from tests.support.console import expect_create_key_refused, new_context, row, shot, sign_in
+from tests.support.harness import CofferServer
+from tests.support.s3 import unique
 
 
 def policies(server: CofferServer) -> dict[str, Any]:
@@ -224,12 +225,7 @@ def test_a_policy_edit_changes_what_another_user_may_do(
     their_page.get_by_role("link", name="Access Keys").click()
     expect(their_page.get_by_role("table", name="Access keys")).to_contain_text(listed["accessKeyId"])
     # Listing is allowed now; creating a key still is not.
-    their_page.get_by_role("button", name="Create Key").click()
-    dialog = their_page.get_by_role("dialog", name="Create Key")
-    dialog.get_by_role("button", name="Create", exact=True).click()
-    expect(dialog.get_by_role("alert").filter(has_text="not allowed")).to_contain_text(
-        "cwobject:CreateAccessKey"
-    )
+    expect_create_key_refused(their_page)
     other.close()
 
 

@@ -10,8 +10,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.console.conftest import api_with_cookie, new_context, session_cookie, shot, sign_in, unique
-from tests.harness import CofferServer, start_server, stop_server
+from tests.support.console import api_with_cookie, new_context, session_cookie, shot, sign_in
+from tests.support.harness import CofferServer, start_server, stop_server
+from tests.support.s3 import unique
 
 
 def test_sign_in_page_is_served_with_a_strict_policy(server: CofferServer) -> None:

@@ -20,8 +20,9 @@ from coffer.console.signer import (
     object_path,
     sign_request,
 )
-from tests.console.conftest import allow_s3, unique
-from tests.harness import CofferServer
+from tests.support.console import allow_s3
+from tests.support.harness import CofferServer
+from tests.support.s3 import unique
 
 NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 CREDS = Credentials("CWABCDEFGHIJKLMN", "cwo1234567890abcdefghijklmnopqrstuvwxyz1234")

@@ -17,7 +17,7 @@ from coffer.federation import (
     federated_key_lifetime,
 )
 from coffer.federation.urls import check_url, is_loopback_host
-from tests.federation.idp import NOW
+from tests.support.idp import NOW
 
 # --- lifetime ----------------------------------------------------------------------------------
 

@@ -34,10 +34,10 @@ from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import ClientError, CredentialRetrievalError
 from botocore.utils import ContainerMetadataFetcher
 
-from tests.api.util import wait_for
-from tests.federation.idp import OIDC_AUDIENCE, mint_jwt, rsa_key
-from tests.harness import CofferServer, start_server, stop_server
-from tests.s3.conftest import REGION, client_error
+from tests.support.api import key_info, wait_for
+from tests.support.harness import CofferServer
+from tests.support.idp import OIDC_AUDIENCE, mint_jwt, rsa_key
+from tests.support.s3 import REGION, client_error
 
 KEY_SECONDS = 60
 API_TOKEN_PATH = "/v1/cwobject/temporary-credentials/api-token"
@@ -47,19 +47,15 @@ SUBJECTS = ("system:serviceaccount:ml:trainer", "system:serviceaccount:ml:evalua
 
 
 @pytest.fixture(scope="module")
-def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CofferServer]:
-    srv = start_server(
-        tmp_path_factory.mktemp(f"coffer-container-{backend}"),
-        backend,
-        extra_args=[
+def server_options() -> dict[str, Any]:
+    return {
+        "extra_args": [
             "--api-token-key-duration",
             str(KEY_SECONDS),
             "--oidc-container-key-duration",
             str(KEY_SECONDS),
-        ],
-    )
-    yield srv
-    stop_server(srv)
+        ]
+    }
 
 
 @dataclass(frozen=True)
@@ -226,27 +222,11 @@ def direct_client(server: CofferServer, key: dict[str, Any]) -> Any:
     )
 
 
-def key_info(server: CofferServer, access_key_id: str) -> dict[str, Any]:
-    with server.api() as api:
-        r = api.get(f"/v1/cwobject/access-key/{access_key_id}")
-        assert r.status_code == 200, r.text
-        info: dict[str, Any] = r.json()["info"]
-        return info
-
-
 def admin_principal(server: CofferServer) -> str:
     with server.api() as api:
         r = api.post("/v1/cwobject/access-key", json={"durationSeconds": 60})
         assert r.status_code == 200, r.text
         return str(r.json()["principalName"])
-
-
-def audit_lines(server: CofferServer, event: str) -> list[dict[str, Any]]:
-    path = server.data_dir / "audit.log"
-    if not path.exists():
-        return []
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [entry for entry in lines if entry.get("event") == event]
 
 
 def write_token(path: Path, token: str) -> None:
@@ -379,7 +359,7 @@ def test_a_wrong_token_in_the_file_fails_the_provider_clearly(
     server: CofferServer, oidc: Oidc, tmp_path: Path
 ) -> None:
     token_file = tmp_path / "wrong-token"
-    before = len(audit_lines(server, "federation_denied"))
+    before = len(server.audit("federation_denied"))
 
     # Signed by a key the configuration does not trust: the first load fails.
     write_token(token_file, oidc.jwt(SUBJECTS[0], key=STRANGER_KEY))
@@ -414,7 +394,7 @@ def test_a_wrong_token_in_the_file_fails_the_provider_clearly(
     def denied() -> list[dict[str, Any]]:
         return [
             e
-            for e in audit_lines(server, "federation_denied")[before:]
+            for e in server.audit("federation_denied")[before:]
             if e.get("action") == "cwobject:CreateAccessKeyFromContainerCreds"
         ]
 

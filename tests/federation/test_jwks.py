@@ -23,7 +23,7 @@ from coffer.federation import (
     OidcConfig,
     verify_oidc_token,
 )
-from tests.federation.idp import (
+from tests.support.idp import (
     NOW,
     OIDC_AUDIENCE,
     IdpServer,

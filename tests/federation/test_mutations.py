@@ -26,7 +26,7 @@ from coffer.federation import (
     verify_saml_response,
 )
 from coffer.federation.saml import DS_NS, SAML_NS
-from tests.federation.idp import (
+from tests.support.idp import (
     NOW,
     OIDC_AUDIENCE,
     AssertionSpec,

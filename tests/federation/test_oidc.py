@@ -22,7 +22,7 @@ from coffer.federation import (
     StaticJwksProvider,
     verify_oidc_token,
 )
-from tests.federation.idp import (
+from tests.support.idp import (
     NOW,
     OIDC_AUDIENCE,
     Key,

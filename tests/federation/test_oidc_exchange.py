@@ -1,6 +1,6 @@
 """OIDC workload federation end to end: real server, real HTTP, real IdP, real boto3.
 
-The IdP (`tests.federation.idp`) serves discovery and a JWK Set on 127.0.0.1 and signs real
+The IdP (`tests.support.idp`) serves discovery and a JWK Set on 127.0.0.1 and signs real
 JWTs; the server fetches the keys itself. Covered: the OIDC configuration API (create, list,
 get, PATCH with and without updateMask, delete, conflicts, validation, authorization, other
 organizations), both exchanges (`POST .../oidc` and the AWS container-credentials `GET`),
@@ -29,7 +29,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.federation.idp import (
+from tests.support.api import key_info
+from tests.support.harness import CofferServer, free_port
+from tests.support.idp import (
     IdpServer,
     Key,
     Route,
@@ -41,10 +43,9 @@ from tests.federation.idp import (
     serve_idp,
     unsigned_jwt,
 )
-from tests.harness import CofferServer, free_port
-from tests.policy_e2e.util import create_org, create_user, ensure_ok, policy, statement, unique
-from tests.policy_e2e.util import delete as delete_policy
-from tests.s3.conftest import REGION, client_error, s3_client
+from tests.support.policies import create_org, create_user, ensure_ok, policy, statement
+from tests.support.policies import delete as delete_policy
+from tests.support.s3 import REGION, client_error, s3_client, unique
 
 EXCHANGE = "/v1/cwobject/temporary-credentials/oidc"
 CONFIGS = "/v1beta1/workload-federation/oidc-configs"
@@ -90,23 +91,8 @@ def container(server: CofferServer, org_id: str, authorization: str | None) -> h
     return httpx.get(f"{server.api_url}{EXCHANGE}/{org_id}", headers=headers, timeout=30)
 
 
-def audit_lines(server: CofferServer) -> list[dict[str, Any]]:
-    path = server.data_dir / "audit.log"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def events(lines: list[dict[str, Any]], event: str) -> list[dict[str, Any]]:
     return [e for e in lines if e.get("event") == event]
-
-
-def key_info(server: CofferServer, access_key_id: str, token: str | None = None) -> dict[str, Any]:
-    with server.api(token) as c:
-        r = c.get(f"{ACCESS_KEY}/{access_key_id}")
-        assert r.status_code == 200, r.text
-        info: dict[str, Any] = r.json()["info"]
-        return info
 
 
 def create_config(server: CofferServer, token: str | None = None, **fields: Any) -> dict[str, Any]:
@@ -562,7 +548,7 @@ def test_post_exchange_with_discovered_keys(
     now = now_utc()
     token = world.token(key, kid=kid, alg=alg, now=now)
     exp = datetime.fromtimestamp(int((now + timedelta(hours=1)).timestamp()), UTC)
-    before = len(audit_lines(server))
+    before = len(server.audit())
     r = exchange(server, world.org, token, 0, attributes={"team": "ml"})
     assert r.status_code == 200, r.text
     minted = r.json()
@@ -578,7 +564,7 @@ def test_post_exchange_with_discovered_keys(
     assert info["orgId"] == world.org
     assert info["expiry"] == minted["expiry"]
 
-    new = audit_lines(server)[before:]
+    new = server.audit()[before:]
     assert not events(new, "federation_denied")
     [mint] = events(new, "access_key_minted")
     assert mint["access_key_id"] == minted["accessKeyId"] and mint["source"] == "oidc"
@@ -674,9 +660,9 @@ def test_container_endpoint(server: CofferServer, world: World) -> None:
     assert_expiry_near(
         r.json()["Expiration"], datetime.fromtimestamp(int((now + timedelta(minutes=5)).timestamp()), UTC)
     )
-    before = len(audit_lines(server))
+    before = len(server.audit())
     again = container(server, world.org, token).json()
-    new = audit_lines(server)[before:]
+    new = server.audit()[before:]
     [mint] = events(new, "access_key_minted")
     assert mint["action"] == "cwobject:CreateAccessKeyFromContainerCreds"
     assert mint["access_key_id"] == again["AccessKeyId"]
@@ -851,7 +837,7 @@ def check_refusal(
     assert body["code"] == GRPC[status], body
     if check is not None:
         assert body["message"].startswith(f"{check}: "), body
-    new = audit_lines(server)[before:]
+    new = server.audit()[before:]
     denied = events(new, "federation_denied")
     assert len(denied) == 1, new
     line = denied[0]
@@ -873,7 +859,7 @@ def check_refusal(
 def test_attacks_are_refused(server: CofferServer, world: World, attack: str, via: str) -> None:
     build, status, check = ATTACKS[attack]
     token = build(world)
-    before = len(audit_lines(server))
+    before = len(server.audit())
     r = exchange(server, world.org, token) if via == "post" else container(server, world.org, token)
     check_refusal(
         server,
@@ -895,7 +881,7 @@ def test_principal_longer_than_512_characters_is_refused(server: CofferServer, w
     assert r.status_code == 200, r.text
     assert len(r.json()["principalName"]) == 512
     token = mint_jwt(RSA, issuer=issuer, aud=cfg["audience"], sub="s" * (fits + 1), now=now_utc())
-    before = len(audit_lines(server))
+    before = len(server.audit())
     check_refusal(
         server,
         exchange(server, world.org, token),
@@ -912,7 +898,7 @@ def test_tokens_for_an_org_without_configs_are_refused_alike(server: CofferServe
     token = world.token()
     answers = []
     for org in (world.org_b, "no-such-org", "x" * 255):
-        before = len(audit_lines(server))
+        before = len(server.audit())
         body = check_refusal(
             server,
             exchange(server, org, token),
@@ -924,7 +910,7 @@ def test_tokens_for_an_org_without_configs_are_refused_alike(server: CofferServe
         )
         answers.append(body)
     assert answers[0] == answers[1] == answers[2]
-    before = len(audit_lines(server))
+    before = len(server.audit())
     r = container(server, world.org_b, token)
     check_refusal(server, r, before, status=401, check="issuer", org_id=world.org_b, secrets=leaks(token))
 
@@ -946,7 +932,7 @@ def test_deactivated_config_refuses_and_revokes(server: CofferServer, world: Wor
             403,
             "InvalidAccessKeyId",
         )
-        before = len(audit_lines(server))
+        before = len(server.audit())
         check_refusal(
             server,
             exchange(server, world.org, token),
@@ -972,12 +958,12 @@ def test_idp_unreachable_is_503(server: CofferServer, world: World) -> None:
     cfg = create_config(server, issuerUrl=issuer)
     token = mint_jwt(RSA, issuer=issuer, aud=cfg["audience"], now=now_utc())
     for call in (lambda: exchange(server, world.org, token), lambda: container(server, world.org, token)):
-        before = len(audit_lines(server))
+        before = len(server.audit())
         body = check_refusal(
             server, call(), before, status=503, check="jwks", org_id=world.org, secrets=leaks(token)
         )
         assert body["message"] == "jwks: the issuer's signing keys could not be fetched"
-        [line] = events(audit_lines(server)[before:], "federation_denied")
+        [line] = events(server.audit()[before:], "federation_denied")
         assert "ConnectError" in line["detail"] or "earlier fetch failed" in line["detail"]
 
 
@@ -987,7 +973,7 @@ def test_discovery_failures(server: CofferServer, world: World) -> None:
         idp.set_json("/jwks", {"keys": [RSA.jwk("k1")]})
         cfg = create_config(server, issuerUrl=idp.issuer)
         token = mint_jwt(RSA, issuer=idp.issuer, aud=cfg["audience"], now=now_utc())
-        before = len(audit_lines(server))
+        before = len(server.audit())
         body = check_refusal(
             server,
             exchange(server, world.org, token),
@@ -999,7 +985,7 @@ def test_discovery_failures(server: CofferServer, world: World) -> None:
         )
         # the caller learns nothing about what answered where; the operator's audit line does
         assert "HTTP" not in body["message"]
-        [line] = events(audit_lines(server)[before:], "federation_denied")
+        [line] = events(server.audit()[before:], "federation_denied")
         assert line["detail"] == "fetching the discovery document returned HTTP 500"
         assert idp.hits["/.well-known/openid-configuration"] == 1
         # the IdP recovers, but a failed fetch is not retried within the minute (no hammering)
@@ -1014,7 +1000,7 @@ def test_discovery_failures(server: CofferServer, world: World) -> None:
         mixup.publish([RSA.jwk("k1")], issuer="https://somebody-else.example.test")
         cfg = create_config(server, issuerUrl=mixup.issuer)
         token = mint_jwt(RSA, issuer=mixup.issuer, aud=cfg["audience"], now=now_utc())
-        before = len(audit_lines(server))
+        before = len(server.audit())
         check_refusal(
             server,
             exchange(server, world.org, token),
@@ -1031,7 +1017,7 @@ def test_discovery_failures(server: CofferServer, world: World) -> None:
         hostile.publish([RSA.jwk("k1"), {"kty": "oct", "k": "c2VjcmV0", "kid": "h"}])
         cfg = create_config(server, issuerUrl=hostile.issuer)
         token = mint_jwt(RSA, issuer=hostile.issuer, aud=cfg["audience"], now=now_utc())
-        before = len(audit_lines(server))
+        before = len(server.audit())
         check_refusal(
             server,
             exchange(server, world.org, token),
@@ -1054,7 +1040,7 @@ def test_discovery_failures(server: CofferServer, world: World) -> None:
 )
 def test_bad_duration_is_400(server: CofferServer, world: World, duration: Any, field: str) -> None:
     token = world.token()
-    before = len(audit_lines(server))
+    before = len(server.audit())
     r = exchange(server, world.org, token, duration)
     body = check_refusal(server, r, before, status=400, check=None, org_id=ANY, secrets=leaks(token))
     assert [v["field"] for d in body["details"] for v in d.get("fieldViolations", [])] == [field]
@@ -1083,7 +1069,7 @@ def test_malformed_exchange_request_is_400(
     token = world.token()
     body = {"durationSeconds": 0, "orgId": world.org, "oidcToken": token} | change
     body = {k: v for k, v in body.items() if v is not DROP}
-    before = len(audit_lines(server))
+    before = len(server.audit())
     r = httpx.post(server.api_url + EXCHANGE, json=body, timeout=30)
     error = check_refusal(server, r, before, status=400, check=None, org_id=ANY, secrets=leaks(token))
     assert [v["field"] for d in error["details"] for v in d.get("fieldViolations", [])] == [field]
@@ -1091,11 +1077,11 @@ def test_malformed_exchange_request_is_400(
 
 def test_container_endpoint_without_a_token_is_401(server: CofferServer, world: World) -> None:
     for authorization in (None, "", "Bearer"):
-        before = len(audit_lines(server))
+        before = len(server.audit())
         r = container(server, world.org, authorization)
         assert r.status_code == 401, (authorization, r.text)
         assert r.json()["code"] == 16
-        [line] = events(audit_lines(server)[before:], "federation_denied")
+        [line] = events(server.audit()[before:], "federation_denied")
         assert line["status"] == 401 and line["org_id"] == world.org
         assert line["action"] == "cwobject:CreateAccessKeyFromContainerCreds"
     # the container endpoint does not take an API token either
@@ -1132,7 +1118,7 @@ def test_key_stops_working_when_the_token_expires(server: CofferServer, world: W
         )
         assert key_info(server, minted["accessKeyId"])["status"] == "EXPIRED"
         # inside the clock skew the token still verifies, but no key can outlive it
-        before = len(audit_lines(server))
+        before = len(server.audit())
         check_refusal(
             server,
             exchange(server, world.org, token),
@@ -1173,11 +1159,11 @@ def test_deleting_the_config_revokes_its_keys(server: CofferServer, world: World
             for client in (s3, s3c, other):
                 assert client.get_object(Bucket=world.bucket, Key="seed.txt")["Body"].read() == b"seed"
 
-            before = len(audit_lines(server))
+            before = len(server.audit())
             with server.api() as c:
                 r = c.delete(f"{CONFIGS}/{cfg['uid']}")
                 assert r.status_code == 200 and r.json() == {}, r.text
-            [changed] = events(audit_lines(server)[before:], "federation_config_changed")
+            [changed] = events(server.audit()[before:], "federation_config_changed")
             assert changed["config_id"] == cfg["uid"] and changed["revoked_keys"] == 2
 
             for client in (s3, s3c):
@@ -1190,7 +1176,7 @@ def test_deleting_the_config_revokes_its_keys(server: CofferServer, world: World
             assert other.get_object(Bucket=world.bucket, Key="seed.txt")["Body"].read() == b"seed"
             assert key_info(server, bystander["accessKeyId"])["status"] == "ACTIVE"
             # and the issuer is no longer trusted
-            before = len(audit_lines(server))
+            before = len(server.audit())
             check_refusal(
                 server,
                 exchange(server, world.org, token),

@@ -16,15 +16,14 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.api.util import assert_status
-from tests.federation.idp import AssertionSpec, Key, rsa_key, signed_response, to_b64
-from tests.harness import CofferServer, connection_owner, start_server, stop_server, worker_processes
+from tests.support.api import assert_status
+from tests.support.harness import CofferServer, connection_owner, worker_processes
+from tests.support.idp import AssertionSpec, Key, rsa_key, signed_response, to_b64
 
 SAML_PATH = "/v1/cwobject/temporary-credentials/saml"
 IDP_KEY = rsa_key("replay-idp")
@@ -123,15 +122,8 @@ def tally(responses: list[httpx.Response]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CofferServer]:
-    srv = start_server(
-        tmp_path_factory.mktemp(f"coffer-replay-{backend}"),
-        backend,
-        workers=2,
-        extra_args=["--public-url", PUBLIC_URL],
-    )
-    yield srv
-    stop_server(srv)
+def server_options() -> dict[str, Any]:
+    return {"workers": 2, "extra_args": ["--public-url", PUBLIC_URL]}
 
 
 @pytest.fixture(scope="module")
@@ -207,33 +199,8 @@ def test_a_fresh_assertion_still_redeems_after_the_races(server: CofferServer) -
 
 
 @pytest.fixture(scope="module")
-def nodes(
-    pg_reason: str | None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, CofferServer]]:
-    """Node A and B share the database and the data directory; node C only the database
-    (and the master key), so nothing but PostgreSQL can tell it what A and B saw."""
-    if pg_reason:
-        pytest.skip(pg_reason)
-    tmp: Path = tmp_path_factory.mktemp("coffer-replay-nodes")
-    args = ["--public-url", PUBLIC_URL]
-    a = start_server(tmp, "postgres", extra_args=args)
-    started = [a]
-    try:
-        b = CofferServer(data_dir=a.data_dir, database_url=a.database_url, extra_args=args).start()
-        started.append(b)
-        master_key = (a.data_dir / "master.key").read_text().strip()
-        c = CofferServer(
-            data_dir=tmp / "node-c",
-            database_url=a.database_url,
-            extra_args=args,
-            env={"COFFER_MASTER_KEY": master_key},
-        ).start()
-        started.append(c)
-        yield {"a": a, "b": b, "c": c}
-    finally:
-        for node in reversed(started[1:]):
-            node.stop()
-        stop_server(a)
+def nodes_options() -> dict[str, Any]:
+    return {"extra_args": ["--public-url", PUBLIC_URL]}
 
 
 @pytest.mark.parametrize(("first", "second"), [("a", "b"), ("a", "c"), ("c", "a")])

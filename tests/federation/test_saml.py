@@ -24,7 +24,7 @@ from coffer.federation import (
     verify_saml_response,
 )
 from coffer.federation.saml import ATTR_PRINCIPAL_NAME, _simple_text
-from tests.federation.idp import (
+from tests.support.idp import (
     DS,
     IDP_ENTITY_ID,
     NOW,
@@ -759,7 +759,7 @@ from signxml import XMLVerifier
 import coffer.federation.saml as saml
 built = len(XMLVerifier._schemas)
 from coffer.federation import InMemoryReplayCache
-from tests.federation.idp import NOW, saml_config, signed_response, to_b64
+from tests.support.idp import NOW, saml_config, signed_response, to_b64
 config, cache = saml_config(), InMemoryReplayCache()
 docs = [to_b64(signed_response()) for _ in range(8)]
 gate = threading.Barrier(len(docs))

@@ -1,7 +1,7 @@
 """SAML workload federation end to end: the config API, the anonymous exchange, S3 with the key.
 
 Everything goes over real HTTP to a real server (SQLite and PostgreSQL), with assertions signed
-by the test IdP's real keys (tests/federation/idp.py) and the minted keys used by boto3. The
+by the test IdP's real keys (tests/support/idp.py) and the minted keys used by boto3. The
 server's clock is the real clock, so assertions are built around `datetime.now(UTC)`.
 
 Two tests at the end fail against the product as committed, on purpose (they state what must
@@ -27,7 +27,9 @@ import pytest
 from botocore.exceptions import ClientError
 from lxml import etree
 
-from tests.federation.idp import (
+from tests.support.api import key_info
+from tests.support.harness import CofferServer, connection_owner, start_server, stop_server, worker_processes
+from tests.support.idp import (
     DS,
     SP,
     AssertionSpec,
@@ -41,9 +43,8 @@ from tests.federation.idp import (
     spec_for_config,
     to_b64,
 )
-from tests.harness import CofferServer, connection_owner, start_server, stop_server, worker_processes
-from tests.policy_e2e.util import create_org, create_user, ensure_ok, policy, statement
-from tests.s3.conftest import assert_s3_error, client_error, s3_client, signed
+from tests.support.policies import create_org, create_user, ensure_ok, policy, statement
+from tests.support.s3 import assert_s3_error, client_error, s3_client, signed
 
 EXCHANGE = "/v1/cwobject/temporary-credentials/saml"
 CONFIGS = "/v1beta1/workload-federation/saml-configs"
@@ -120,14 +121,6 @@ def minted(server: CofferServer, cfg: dict[str, Any], saml: str, duration: Any =
     return key
 
 
-def key_info(server: CofferServer, access_key_id: str) -> dict[str, Any]:
-    with server.api() as c:
-        r = c.get(KEY_INFO + access_key_id)
-    assert r.status_code == 200, r.text
-    info: dict[str, Any] = r.json()["info"]
-    return info
-
-
 def parse_expiry(value: str) -> datetime:
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
@@ -135,13 +128,6 @@ def parse_expiry(value: str) -> datetime:
 def whole_second(moment: datetime) -> datetime:
     """What the IdP wrote into the XML (xs:dateTime without fractions)."""
     return moment.replace(microsecond=0)
-
-
-def audit_entries(server: CofferServer) -> list[dict[str, Any]]:
-    path = server.data_dir / "audit.log"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def s3_error(call: Any) -> tuple[int, str]:
@@ -164,7 +150,7 @@ def refused(
     duration: Any = 600,
 ) -> dict[str, Any]:
     """The exchange is refused with `status` and `check`; never echoes the assertion; audited."""
-    before = len(audit_entries(server))
+    before = len(server.audit())
     r = exchange(server, cfg, saml, duration, org_id=org_id, config_id=config_id)
     assert r.status_code == status, r.text
     body = r.json()
@@ -173,7 +159,7 @@ def refused(
     assert body["message"].startswith(f"{check}: "), body
     for secret in (saml, saml[:40], saml[-40:], *hidden):
         assert secret not in r.text, f"the refusal echoes {secret[:30]!r}"
-    denials = [e for e in audit_entries(server)[before:] if e.get("event") == "federation_denied"]
+    denials = [e for e in server.audit()[before:] if e.get("event") == "federation_denied"]
     assert len(denials) == 1, denials
     entry = denials[0]
     assert entry["check"] == check, entry
@@ -437,7 +423,7 @@ def test_another_org_cannot_see_or_change_the_config(server: CofferServer) -> No
 def test_signed_assertion_mints_a_key(
     server: CofferServer, cfg: dict[str, Any], org_id: str, sign_assertion: bool, sign_response: bool
 ) -> None:
-    before = len(audit_entries(server))
+    before = len(server.audit())
     spec = spec_for(cfg, roles=("DataEngineer", "Reader"))
     saml = to_b64(signed_response(spec, IDP, sign_assertion=sign_assertion, sign_response=sign_response))
     started = datetime.now(UTC)
@@ -455,7 +441,7 @@ def test_signed_assertion_mints_a_key(
     assert info["expiry"] == key["expiry"]
     assert info["multiAttributes"]["roles"]["values"] == ["role/DataEngineer", "role/Reader"]
 
-    events = audit_entries(server)[before:]
+    events = server.audit()[before:]
     mints = [e for e in events if e.get("event") == "access_key_minted"]
     sign_ins = [e for e in events if e.get("event") == "federated_sign_in"]
     assert [e["access_key_id"] for e in mints] == [key["accessKeyId"]]
@@ -530,14 +516,14 @@ def test_duration_over_twelve_hours_refused_without_burning_the_assertion(
     server: CofferServer, cfg: dict[str, Any]
 ) -> None:
     saml = assertion_b64(cfg)
-    before = len(audit_entries(server))
+    before = len(server.audit())
     for duration in (43201, -1, "soon"):
         r = exchange(server, cfg, saml, duration)
         assert r.status_code == 400, r.text
         assert r.json()["code"] == 3
         assert "durationSeconds" in r.text
         assert saml[:40] not in r.text
-    denials = [e for e in audit_entries(server)[before:] if e.get("event") == "federation_denied"]
+    denials = [e for e in server.audit()[before:] if e.get("event") == "federation_denied"]
     assert [e["status"] for e in denials] == [400, 400, 400]
     # The refused requests did not consume the assertion: it still works, exactly once.
     assert minted(server, cfg, saml)["principalName"] == "saml/alice"
@@ -998,7 +984,7 @@ def test_deactivating_the_config_revokes_its_keys(
 
     changes = [
         e
-        for e in audit_entries(server)
+        for e in server.audit()
         if e.get("event") == "federation_config_changed" and e.get("config_id") == config["uid"]
     ]
     assert [e.get("active") for e in changes if "active" in e][-2:] == [False, True]
@@ -1023,7 +1009,7 @@ def test_deleting_the_config_revokes_its_keys(server: CofferServer, engineers: t
         assert key_info(server, key["accessKeyId"])["status"] == "REVOKED"
     deleted = [
         e
-        for e in audit_entries(server)
+        for e in server.audit()
         if e.get("event") == "federation_config_changed" and e.get("config_id") == config["uid"]
     ]
     assert deleted[-1]["revoked_keys"] == 2

@@ -1,14 +1,12 @@
 """The federation store without HTTP: the SQL replay cache and the config store on a real node.
 
-What the end-to-end tests cannot reach from outside: an expired replay entry gives way, the
-purge removes only dead rows, key aliases come from the stored roles, and revocation by
-config touches only that config's keys.
+What the end-to-end tests cannot reach from outside: an expired replay entry gives way, key
+aliases come from the stored roles, and revocation by config touches only that config's keys.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -16,30 +14,13 @@ import pytest
 import sqlalchemy as sa
 
 from coffer.authz import key_aliases
-from coffer.config import Settings
 from coffer.errors import AlreadyExists, InvalidArgument, NotFound
 from coffer.federation import FederationRejected
-from coffer.identity.bootstrap import bootstrap
 from coffer.identity.models import KeySource, KeyStatus, utcnow
-from coffer.identity.replay import SqlReplayCache, replay_key
+from coffer.identity.replay import SqlReplayCache
 from coffer.node import Node
-from coffer.store.schema import access_keys, federation_replay
-from tests.federation.idp import rsa_key, signed_response, spec_for_config, to_b64
-from tests.harness import create_pg_database, drop_pg_database
-
-
-@pytest.fixture(scope="module")
-def node(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    root = tmp_path_factory.mktemp(f"federation-store-{backend}")
-    url = create_pg_database() if backend == "postgres" else ""
-    n = Node.open(Settings(data_dir=str(root / "data"), database_url=url))
-    try:
-        bootstrap(n.directory, n.data_path, n.policies)
-        yield n
-    finally:
-        n.close()
-        if url:
-            drop_pg_database(url)
+from coffer.store.schema import access_keys
+from tests.support.idp import rsa_key, signed_response, spec_for_config, to_b64
 
 
 def test_replay_cache_refuses_a_second_use_until_expiry(node: Node) -> None:
@@ -51,18 +32,6 @@ def test_replay_cache_refuses_a_second_use_until_expiry(node: Node) -> None:
     later = now + timedelta(minutes=6)
     assert cache.check_and_store("idp\x00_id1", expires_at=later + timedelta(minutes=5), now=later)
     assert not cache.check_and_store("idp\x00_id1", expires_at=later + timedelta(minutes=5), now=later)
-
-
-def test_replay_purge_removes_only_dead_rows(node: Node) -> None:
-    cache = SqlReplayCache(node.db)
-    now = utcnow()
-    cache.check_and_store("purge-dead", expires_at=now + timedelta(seconds=1), now=now)
-    cache.check_and_store("purge-live", expires_at=now + timedelta(hours=1), now=now)
-    assert cache.purge(now + timedelta(seconds=2)) >= 1
-    with node.db.read() as conn:
-        keys = set(conn.execute(sa.select(federation_replay.c.key)).scalars())
-    assert replay_key("purge-live") in keys
-    assert replay_key("purge-dead") not in keys
 
 
 def test_an_assertion_is_consumed_exactly_when_its_key_is_minted(

@@ -13,7 +13,6 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator
 from email.utils import formatdate
 from typing import Any
 
@@ -24,10 +23,10 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from coffer.authbudget import AuthBudget, Throttled, source_of
-from tests.api.util import assert_status, audit_events, user_token
-from tests.harness import CofferServer, start_server, stop_server
-from tests.policy_e2e.util import ensure_ok, policy, statement
-from tests.s3.conftest import REGION, s3_client, unique
+from tests.support.api import assert_status, user_token
+from tests.support.harness import CofferServer
+from tests.support.policies import ensure_ok, policy, statement
+from tests.support.s3 import REGION, new_bucket, s3_client
 
 LIMIT = 5
 WINDOW = 3.0
@@ -37,7 +36,7 @@ WRONG = "cwo" + "x" * 40
 
 
 @pytest.fixture(scope="module")
-def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CofferServer]:
+def server_options() -> dict[str, Any]:
     args = [
         "--auth-failure-limit",
         str(LIMIT),
@@ -46,9 +45,7 @@ def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
         "--max-live-keys-per-principal",
         str(CAP),
     ]
-    srv = start_server(tmp_path_factory.mktemp(f"abuse-{backend}"), backend, extra_args=args)
-    yield srv
-    stop_server(srv)
+    return {"extra_args": args}
 
 
 def from_address(local: str) -> httpx.Client:
@@ -89,11 +86,7 @@ def keys_of_new_user(server: CofferServer, name: str, count: int) -> list[dict[s
 
 
 def throttle_events(server: CofferServer, **match: Any) -> list[dict[str, Any]]:
-    return [
-        e
-        for e in audit_events(server)
-        if e.get("event") == "auth_throttled" and all(e.get(k) == v for k, v in match.items())
-    ]
+    return server.audit("auth_throttled", from_log=True, **match)
 
 
 # --- the S3 face -------------------------------------------------------------------------------
@@ -139,8 +132,7 @@ def test_every_signature_path_counts(server: CofferServer) -> None:
     """Presigned URLs, SigV2 and POST policies spend the same budget as header signatures."""
     key, admin_key = keys_of_new_user(server, "s3-paths", 2)
     admin_s3 = s3_client(server, admin_key)
-    bucket = unique("abuse")
-    admin_s3.create_bucket(Bucket=bucket)
+    bucket = new_bucket(admin_s3, "abuse")
     forged = s3_client(server, {"accessKeyId": key["accessKeyId"], "secretKey": WRONG})
     source = "127.0.2.1"
     with from_address(source) as c:

@@ -19,8 +19,8 @@ import httpx
 import psutil
 import pytest
 
-from tests.harness import CofferServer, start_server, stop_server, worker_processes
-from tests.s3.conftest import assert_s3_error, s3_client, signed, unique
+from tests.support.harness import CofferServer, start_server, stop_server, worker_processes
+from tests.support.s3 import assert_s3_error, new_bucket, s3_client, signed
 
 HEAD_TIMEOUT = 1.5
 BODY_IDLE = 1.5
@@ -28,33 +28,27 @@ WRITE_TIMEOUT = 2.0
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CofferServer]:
-    srv = start_server(
-        tmp_path_factory.mktemp("guard"),
-        "sqlite",
-        extra_args=[
+def backend() -> str:
+    return "sqlite"  # this module runs on SQLite only
+
+
+@pytest.fixture(scope="module")
+def server_options() -> dict[str, Any]:
+    return {
+        "extra_args": [
             "--head-timeout",
             str(HEAD_TIMEOUT),
             "--body-idle-timeout",
             str(BODY_IDLE),
             "--write-timeout",
             str(WRITE_TIMEOUT),
-        ],
-    )
-    yield srv
-    stop_server(srv)
+        ]
+    }
 
 
 @pytest.fixture(scope="module")
-def key(server: CofferServer) -> dict[str, Any]:
-    return server.mint_key(duration=0, name="guard")
-
-
-@pytest.fixture(scope="module")
-def bucket(server: CofferServer, key: dict[str, Any]) -> str:
-    name = unique("guard")
-    s3_client(server, key).create_bucket(Bucket=name)
-    return name
+def bucket(s3: Any) -> str:
+    return new_bucket(s3, "guard")
 
 
 def connect(port: int) -> socket.socket:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import CofferServer, stop_server
-from tests.s3.conftest import s3_client, unique
+from tests.support.harness import CofferServer, stop_server
+from tests.support.s3 import new_bucket, s3_client
 
 
 @pytest.fixture(autouse=True)
@@ -39,8 +39,7 @@ def loose(root: Path) -> list[str]:
 def write_some(server: CofferServer) -> None:
     """A bucket, objects (one replaced, so a blob is retired), an open multipart upload with a part."""
     s3 = s3_client(server, server.mint_key())
-    bucket = unique("rest")
-    s3.create_bucket(Bucket=bucket)
+    bucket = new_bucket(s3, "rest")
     s3.put_object(Bucket=bucket, Key="a", Body=b"first")
     s3.put_object(Bucket=bucket, Key="a", Body=b"second")
     s3.put_object(Bucket=bucket, Key="dir/b", Body=os.urandom(300_000))

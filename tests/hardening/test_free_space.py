@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.harness import CofferServer, stop_server
-from tests.s3.conftest import client_error, s3_client, unique
+from tests.support.harness import CofferServer, stop_server
+from tests.support.s3 import client_error, new_bucket, s3_client
 
 BLOB_FS_SIZE = 32 << 20
 STREAMED = 16 << 20  # much more than a stalled reader's socket buffers and read-ahead hold
@@ -123,8 +123,7 @@ def test_deleting_on_a_full_disk_frees_space_within_seconds(data_dir: Path) -> N
     server = CofferServer(data_dir=data_dir).start()
     try:
         s3 = s3_client(server, server.mint_key())
-        bucket = unique("full")
-        s3.create_bucket(Bucket=bucket)
+        bucket = new_bucket(s3, "full")
         streamed = os.urandom(STREAMED)
         assert put(s3, bucket, "streamed", streamed)
         fillers: list[str] = []

@@ -27,9 +27,16 @@ from coffer import metrics
 from coffer.api.app import OPERATIONS as API_OPERATIONS
 from coffer.policy.engine import Rule
 from coffer.s3.router import OPERATIONS as S3_OPERATIONS
-from tests.api.util import wait_for
-from tests.harness import CofferServer, free_port, start_server, stop_server, worker_processes
-from tests.s3.conftest import assert_s3_error, s3_client, signed, unique
+from tests.support.api import wait_for
+from tests.support.harness import (
+    CofferServer,
+    free_port,
+    running_server,
+    start_server,
+    stop_server,
+    worker_processes,
+)
+from tests.support.s3 import assert_s3_error, new_bucket, s3_client, signed, unique
 
 DOCS = Path(__file__).resolve().parent.parent.parent / "docs"
 N = 24  # requests of each kind: enough fresh connections that both workers get some
@@ -86,24 +93,15 @@ def both_workers_up(server: CofferServer) -> bool:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CofferServer]:
     # The failed-authentication budget would turn the test's deliberate failures into 503s.
-    srv = start_server(
-        tmp_path_factory.mktemp("metrics"), "sqlite", workers=2, extra_args=["--auth-failure-limit", "0"]
-    )
-    assert both_workers_up(srv)
-    yield srv
-    stop_server(srv)
+    args = ["--auth-failure-limit", "0"]
+    with running_server(tmp_path_factory.mktemp("metrics"), "sqlite", workers=2, extra_args=args) as srv:
+        assert both_workers_up(srv)
+        yield srv
 
 
 @pytest.fixture(scope="module")
-def key(server: CofferServer) -> dict[str, Any]:
-    return server.mint_key(duration=0, name="metrics")
-
-
-@pytest.fixture(scope="module")
-def bucket(server: CofferServer, key: dict[str, Any]) -> str:
-    name = unique("metrics")
-    s3 = s3_client(server, key)
-    s3.create_bucket(Bucket=name)
+def bucket(s3: Any) -> str:
+    name = new_bucket(s3, "metrics")
     # Objects under secret/ are off limits to everyone: a bucket-policy Deny. (With a bucket
     # policy, what it does not allow is refused, hence the Allow.)
     deny = {

@@ -20,10 +20,10 @@ import pytest
 from botocore.exceptions import ClientError
 
 from coffer.limits import MAX_PATTERN_LENGTH, MAX_PATTERN_WILDCARDS
-from tests.api.util import assert_status, field_violation
-from tests.harness import CofferServer
-from tests.policy_e2e.util import delete, ensure, ensure_ok, listed, policy, statement, unique
-from tests.s3.conftest import client_error, s3_client
+from tests.support.api import assert_status, field_violation
+from tests.support.harness import CofferServer
+from tests.support.policies import delete, ensure, ensure_ok, listed, policy, statement
+from tests.support.s3 import client_error, new_bucket, s3_client, unique
 
 ARN = "arn:aws:s3:::"
 # Ten `*a` then `*b`: a backtracking regex tries every way to place ten `a` in 1,000 of them.
@@ -48,8 +48,7 @@ def s3(server: CofferServer, admin_key: dict[str, Any]) -> Any:
 @pytest.fixture
 def bucket(s3: Any) -> str:
     """A fresh bucket (a bucket policy that matches nothing locks even its owner out of it)."""
-    name = unique("wild")
-    s3.create_bucket(Bucket=name)
+    name = new_bucket(s3, "wild")
     s3.put_object(Bucket=name, Key=HIT, Body=b"hit")
     s3.put_object(Bucket=name, Key=NEAR_MISS, Body=b"near miss")
     return name

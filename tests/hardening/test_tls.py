@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import ssl
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,10 +19,17 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.clients.conftest import BIN_DIR, REGION, client_env, run
-from tests.hardening.tlsca import Issued, ThrowawayCA, peer_serial
-from tests.harness import CofferServer, coffer_cmd, start_server, stop_server, worker_processes
-from tests.s3.conftest import s3_client, unique
+from tests.support.clients import BIN_DIR, client_env, run_cli
+from tests.support.harness import (
+    CofferServer,
+    coffer_cmd,
+    run_coffer,
+    start_server,
+    stop_server,
+    worker_processes,
+)
+from tests.support.s3 import REGION, new_bucket, s3_client, unique
+from tests.support.tlsca import Issued, ThrowawayCA, peer_serial
 
 
 @pytest.fixture(scope="module")
@@ -41,18 +47,17 @@ def served(ca: ThrowawayCA) -> Issued:
 
 
 @pytest.fixture(scope="module")
-def server(
-    ca: ThrowawayCA, served: Issued, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[CofferServer]:
-    srv = start_server(
-        tmp_path_factory.mktemp("tls"),
-        "sqlite",
-        workers=2,
-        ca_file=ca.pem,
-        extra_args=["--tls-cert", str(served.cert), "--tls-key", str(served.key)],
-    )
-    yield srv
-    stop_server(srv)
+def backend() -> str:
+    return "sqlite"  # this module runs on SQLite only
+
+
+@pytest.fixture(scope="module")
+def server_options(ca: ThrowawayCA, served: Issued) -> dict[str, Any]:
+    return {
+        "workers": 2,
+        "ca_file": ca.pem,
+        "extra_args": ["--tls-cert", str(served.cert), "--tls-key", str(served.key)],
+    }
 
 
 def install(pair: Issued, live: Issued, *, cert: bool = True, key: bool = True) -> None:
@@ -113,8 +118,7 @@ def worker_pids(server: CofferServer) -> set[int]:
 def test_boto3_and_the_aws_cli_over_tls(server: CofferServer, ca: ThrowawayCA, tmp_path: Path) -> None:
     key = server.mint_key(duration=0, name="tls")
     s3 = s3_client(server, key)  # https endpoint, verify=<ca.pem>
-    bucket = unique("tls")
-    s3.create_bucket(Bucket=bucket)
+    bucket = new_bucket(s3, "tls")
     s3.put_object(Bucket=bucket, Key="boto.txt", Body=b"over TLS from boto3")
     assert s3.get_object(Bucket=bucket, Key="boto.txt")["Body"].read() == b"over TLS from boto3"
 
@@ -133,15 +137,17 @@ def test_boto3_and_the_aws_cli_over_tls(server: CofferServer, ca: ThrowawayCA, t
     upload = tmp_path / "cli.txt"
     upload.write_bytes(b"over TLS from the aws cli\n")
     trusted = [*aws, "--ca-bundle", str(ca.pem)]
-    run([*trusted, "s3", "cp", "--no-progress", str(upload), f"s3://{bucket}/cli.txt"], env)
-    run([*trusted, "s3", "cp", "--no-progress", f"s3://{bucket}/cli.txt", str(tmp_path / "back.txt")], env)
+    run_cli([*trusted, "s3", "cp", "--no-progress", str(upload), f"s3://{bucket}/cli.txt"], env)
+    run_cli(
+        [*trusted, "s3", "cp", "--no-progress", f"s3://{bucket}/cli.txt", str(tmp_path / "back.txt")], env
+    )
     assert (tmp_path / "back.txt").read_bytes() == upload.read_bytes()
     assert s3.get_object(Bucket=bucket, Key="cli.txt")["Body"].read() == upload.read_bytes()
-    listed = json.loads(run([*trusted, "s3api", "list-objects-v2", "--bucket", bucket], env).stdout)
+    listed = json.loads(run_cli([*trusted, "s3api", "list-objects-v2", "--bucket", bucket], env).stdout)
     assert sorted(o["Key"] for o in listed["Contents"]) == ["boto.txt", "cli.txt"]
 
     # Without the CA the CLI refuses the certificate: the verification above was real.
-    refused = run([*aws, "s3", "ls", f"s3://{bucket}"], env, check=False)
+    refused = run_cli([*aws, "s3", "ls", f"s3://{bucket}"], env, check=False)
     assert refused.returncode != 0
     assert "CERTIFICATE_VERIFY_FAILED" in refused.stderr, refused.stderr
 
@@ -155,15 +161,11 @@ def test_the_control_plane_over_tls(server: CofferServer, ca: ThrowawayCA) -> No
 
     # `coffer keys` finds the CA the way httpx does, through SSL_CERT_FILE.
     env = {**os.environ, "SSL_CERT_FILE": str(ca.pem), "COFFER_API_TOKEN": server.admin_token}
-    result = subprocess.run(
+    result = run_cli(
         [*coffer_cmd(), "keys", "--endpoint", server.api_url, "create", "--duration", "900", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
+        env,
         timeout=60,
-        check=False,
     )
-    assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["accessKeyId"]
 
 
@@ -328,12 +330,8 @@ def test_a_bad_certificate_fails_the_start(ca: ThrowawayCA, tmp_path: Path) -> N
     }
     for expected, (cert, key) in cases.items():
         data = tmp_path / f"data-{len(expected)}"
-        result = subprocess.run(
-            [*coffer_cmd(), "serve", "--data-dir", str(data), "--tls-cert", str(cert), "--tls-key", str(key)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        result = run_coffer(
+            "serve", "--data-dir", str(data), "--tls-cert", str(cert), "--tls-key", str(key), timeout=60
         )
         assert result.returncode == 2, result.stderr
         message = result.stderr.strip()

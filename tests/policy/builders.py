@@ -15,6 +15,7 @@ from coffer.policy import (
     parse_bucket_policy,
     parse_org_policy,
 )
+from tests.support.policies import statement
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 ORG = "org1"
@@ -30,13 +31,7 @@ def stmt(
     resources: list[str],
     principals: list[str],
 ) -> dict[str, Any]:
-    return {
-        "name": name,
-        "effect": effect,
-        "actions": actions,
-        "resources": resources,
-        "principals": principals,
-    }
+    return statement(name, actions, resources, principals, effect)
 
 
 def allow(name: str, actions: list[str], resources: list[str], principals: list[str]) -> dict[str, Any]:

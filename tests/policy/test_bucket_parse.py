@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from coffer.errors import S3Error
-from coffer.policy import parse_bucket_policy
+from coffer.policy import MalformedPolicy, parse_bucket_policy
 from coffer.policy.bucket import MAX_POLICY_BYTES
+from coffer.s3.errors import from_policy
 from tests.policy.builders import bstmt, bucket_doc
 
 B = "my-bucket"
@@ -111,11 +111,12 @@ INVALID: list[tuple[str, str | bytes, str]] = [
 
 @pytest.mark.parametrize(("text", "fragment"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID])
 def test_invalid_bucket_policies(text: str | bytes, fragment: str) -> None:
-    with pytest.raises(S3Error) as info:
+    with pytest.raises(MalformedPolicy) as info:
         parse_bucket_policy(text, B)
-    assert info.value.code == "MalformedPolicy"
-    assert info.value.status == 400
-    assert fragment in info.value.message
+    err = from_policy(info.value)  # what PutBucketPolicy answers
+    assert err.code == "MalformedPolicy"
+    assert err.status == 400
+    assert fragment in err.message
 
 
 VALID: list[tuple[str, str]] = [
@@ -163,7 +164,7 @@ def test_size_limit_is_inclusive_of_20kb() -> None:
     padded = base.replace('"Id": ""', '"Id": "' + "x" * (MAX_POLICY_BYTES - len(base)) + '"')
     assert len(padded.encode()) == MAX_POLICY_BYTES
     assert parse_bucket_policy(padded, B).id
-    with pytest.raises(S3Error):
+    with pytest.raises(MalformedPolicy):
         parse_bucket_policy(padded.replace('"Id": "', '"Id": "x'), B)
 
 

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from coffer.errors import InvalidArgument, Kind
-from coffer.policy import Effect, parse_org_policy
+from coffer.api.policies import invalid_policy
+from coffer.errors import Kind
+from coffer.policy import Effect, InvalidOrgPolicy, parse_org_policy
 from tests.policy.builders import allow, org_doc
 
 GOOD = org_doc(
@@ -115,9 +116,9 @@ INVALID: list[tuple[str, Any, str, str]] = [
 
 @pytest.mark.parametrize(("doc", "field", "fragment"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID])
 def test_invalid_org_policies(doc: Any, field: str, fragment: str) -> None:
-    with pytest.raises(InvalidArgument) as info:
+    with pytest.raises(InvalidOrgPolicy) as info:
         parse_org_policy(doc)
-    err = info.value
+    err = invalid_policy(info.value)  # what EnsureAccessPolicy answers
     assert err.kind is Kind.INVALID_ARGUMENT
     assert fragment in err.message
     assert err.details[0]["fieldViolations"][0]["field"] == field
@@ -153,6 +154,6 @@ def test_round_trip_to_dict() -> None:
 
 
 def test_field_prefix_is_configurable() -> None:
-    with pytest.raises(InvalidArgument) as info:
+    with pytest.raises(InvalidOrgPolicy) as info:
         parse_org_policy(with_top(version="x"), field_prefix="body")
-    assert info.value.details[0]["fieldViolations"][0]["field"] == "body.version"
+    assert invalid_policy(info.value).details[0]["fieldViolations"][0]["field"] == "body.version"

@@ -10,11 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coffer.errors import InvalidArgument, S3Error
+from coffer.api.policies import invalid_policy
 from coffer.limits import MAX_PATTERN_LENGTH, MAX_PATTERN_WILDCARDS
-from coffer.policy import parse_bucket_policy, parse_org_policy
+from coffer.policy import InvalidOrgPolicy, MalformedPolicy, parse_bucket_policy, parse_org_policy
 from coffer.policy.conditions import ConditionError, parse_condition
 from coffer.policy.patterns import Glob, GlobSet, PatternError, check_pattern, compile_glob, glob_match
+from coffer.s3.errors import from_policy
 from tests.policy.builders import allow, bstmt, bucket_doc, org_doc
 
 # Short alphabets make collisions (and so near-misses) likely; values may hold `*` and `?`
@@ -155,18 +156,20 @@ TOO_LONG = "data/" + "k" * MAX_PATTERN_LENGTH
 )
 def test_org_policy_refuses_patterns_over_the_bounds(resource: str, fragment: str) -> None:
     doc = org_doc("p", allow("s", ["s3:GetObject"], ["data/*", resource], ["*"]))
-    with pytest.raises(InvalidArgument) as info:
+    with pytest.raises(InvalidOrgPolicy) as info:
         parse_org_policy(doc)
-    assert fragment in info.value.message
-    assert info.value.details[0]["fieldViolations"][0]["field"] == "policy.statements[0].resources[1]"
+    err = invalid_policy(info.value)  # what EnsureAccessPolicy answers
+    assert fragment in err.message
+    assert err.details[0]["fieldViolations"][0]["field"] == "policy.statements[0].resources[1]"
 
 
 def test_org_policy_bounds_actions_too() -> None:
     doc = org_doc("p", allow("s", ["s3:" + "?" * 33], ["*"], ["*"]))
-    with pytest.raises(InvalidArgument) as info:
+    with pytest.raises(InvalidOrgPolicy) as info:
         parse_org_policy(doc)
-    assert info.value.details[0]["fieldViolations"][0]["field"] == "policy.statements[0].actions[0]"
-    assert "action has 33 wildcards" in info.value.message
+    err = invalid_policy(info.value)
+    assert err.details[0]["fieldViolations"][0]["field"] == "policy.statements[0].actions[0]"
+    assert "action has 33 wildcards" in err.message
 
 
 def test_org_policy_at_the_bounds_is_accepted() -> None:
@@ -210,10 +213,11 @@ def test_org_policy_at_the_bounds_is_accepted() -> None:
     ],
 )
 def test_bucket_policy_refuses_patterns_over_the_bounds(statement: dict[str, Any], fragment: str) -> None:
-    with pytest.raises(S3Error) as info:
+    with pytest.raises(MalformedPolicy) as info:
         parse_bucket_policy(bucket_doc(statement), "data")
-    assert info.value.code == "MalformedPolicy"
-    assert fragment in info.value.message
+    err = from_policy(info.value)  # what PutBucketPolicy answers
+    assert err.code == "MalformedPolicy"
+    assert fragment in err.message
 
 
 def test_literal_condition_values_may_hold_many_stars() -> None:

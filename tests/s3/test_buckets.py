@@ -11,8 +11,8 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.harness import CofferServer
-from tests.s3.conftest import NS, assert_s3_error, client_error, s3_client, signed, unique
+from tests.support.harness import CofferServer
+from tests.support.s3 import NS, assert_s3_error, client_error, new_bucket, s3_client, signed, unique
 
 
 def other_org_key(server: CofferServer) -> dict[str, Any]:
@@ -55,14 +55,12 @@ def test_create_head_location_list_delete(server: CofferServer, s3: Any, key: di
 
 
 def test_create_without_configuration_uses_default_zone(s3: Any) -> None:
-    name = unique()
-    s3.create_bucket(Bucket=name)
+    name = new_bucket(s3)
     assert s3.get_bucket_location(Bucket=name)["LocationConstraint"] == "US-EAST-04A"
 
 
 def test_create_is_idempotent_in_the_same_zone(s3: Any) -> None:
-    name = unique()
-    s3.create_bucket(Bucket=name)
+    name = new_bucket(s3)
     s3.create_bucket(Bucket=name)
     assert [b["Name"] for b in s3.list_buckets()["Buckets"]].count(name) == 1
 
@@ -93,8 +91,7 @@ def test_missing_bucket_errors(s3: Any, server: CofferServer, key: dict[str, Any
 
 
 def test_delete_non_empty_bucket(s3: Any) -> None:
-    name = unique()
-    s3.create_bucket(Bucket=name)
+    name = new_bucket(s3)
     s3.put_object(Bucket=name, Key="k", Body=b"x")
     with pytest.raises(ClientError) as err:
         s3.delete_bucket(Bucket=name)
@@ -102,8 +99,7 @@ def test_delete_non_empty_bucket(s3: Any) -> None:
 
 
 def test_bucket_policy_store_get_delete(s3: Any) -> None:
-    name = unique()
-    s3.create_bucket(Bucket=name)
+    name = new_bucket(s3)
     with pytest.raises(ClientError) as err:
         s3.get_bucket_policy(Bucket=name)
     assert client_error(err.value) == (404, "NoSuchBucketPolicy")
@@ -137,16 +133,14 @@ def test_bucket_policy_store_get_delete(s3: Any) -> None:
 
 @pytest.mark.parametrize("document", ["not json", "[1, 2]", '"a string"', "{unclosed"])
 def test_malformed_policy(s3: Any, document: str) -> None:
-    name = unique()
-    s3.create_bucket(Bucket=name)
+    name = new_bucket(s3)
     with pytest.raises(ClientError) as err:
         s3.put_bucket_policy(Bucket=name, Policy=document)
     assert client_error(err.value) == (400, "MalformedPolicy")
 
 
 def test_every_response_has_unique_request_ids(server: CofferServer, s3: Any, key: dict[str, Any]) -> None:
-    name = unique()
-    s3.create_bucket(Bucket=name)
+    name = new_bucket(s3)
     seen = set()
     for r in (
         signed(server, key, "GET", "/"),
@@ -167,8 +161,7 @@ def test_head_errors_have_no_body(server: CofferServer, key: dict[str, Any]) -> 
 
 
 def test_unbuilt_operation_is_not_implemented(server: CofferServer, s3: Any, key: dict[str, Any]) -> None:
-    name = unique()
-    s3.create_bucket(Bucket=name)
+    name = new_bucket(s3)
     with pytest.raises(ClientError) as err:
         s3.get_bucket_lifecycle_configuration(Bucket=name)
     assert client_error(err.value) == (501, "NotImplemented")
@@ -185,16 +178,14 @@ def test_wrong_method(server: CofferServer, key: dict[str, Any]) -> None:
 
 
 def test_anonymous_requests_are_denied(server: CofferServer, s3: Any) -> None:
-    name = unique()
-    s3.create_bucket(Bucket=name)
+    name = new_bucket(s3)
     s3.put_object(Bucket=name, Key="k", Body=b"x")
     for method, path in (("GET", "/"), ("GET", f"/{name}"), ("GET", f"/{name}/k"), ("PUT", f"/{unique()}")):
         assert_s3_error(httpx.request(method, server.s3_url + path), 403, "AccessDenied")
 
 
 def test_other_organization_is_denied(server: CofferServer, s3: Any) -> None:
-    name = unique()
-    s3.create_bucket(Bucket=name)
+    name = new_bucket(s3)
     s3.put_object(Bucket=name, Key="k", Body=b"secret")
     stranger = s3_client(server, other_org_key(server))
     for call in (

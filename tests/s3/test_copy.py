@@ -9,14 +9,12 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.s3.conftest import client_error, unique
+from tests.support.s3 import client_error, new_bucket, unique
 
 
 @pytest.fixture(scope="module")
 def bucket(s3: Any) -> str:
-    name = unique("copy")
-    s3.create_bucket(Bucket=name)
-    return name
+    return new_bucket(s3, "copy")
 
 
 def test_copy_keeps_metadata_by_default(s3: Any, bucket: str) -> None:
@@ -30,8 +28,7 @@ def test_copy_keeps_metadata_by_default(s3: Any, bucket: str) -> None:
 
 
 def test_copy_replace_metadata_and_across_buckets(s3: Any, bucket: str) -> None:
-    other = unique("copy2")
-    s3.create_bucket(Bucket=other)
+    other = new_bucket(s3, "copy2")
     s3.put_object(Bucket=bucket, Key="dir/src 1", Body=b"x" * 1000, Metadata={"old": "y"})
     s3.copy_object(
         Bucket=other,

@@ -9,15 +9,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.harness import CofferServer
-from tests.s3.conftest import assert_s3_error, client_error, signed, unique
+from tests.support.harness import CofferServer
+from tests.support.s3 import assert_s3_error, client_error, new_bucket, signed
 
 
 @pytest.fixture(scope="module")
 def bucket(s3: Any) -> str:
-    name = unique("del")
-    s3.create_bucket(Bucket=name)
-    return name
+    return new_bucket(s3, "del")
 
 
 def _keys(s3: Any, bucket: str) -> list[str]:

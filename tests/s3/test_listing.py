@@ -8,16 +8,15 @@ from xml.etree import ElementTree
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.harness import CofferServer
-from tests.s3.conftest import NS, assert_s3_error, client_error, signed, unique
+from tests.support.harness import CofferServer
+from tests.support.s3 import NS, assert_s3_error, client_error, new_bucket, signed, unique
 
 KEYS = ["a/1", "a/2", "a/b/3", "b/4", "c", "d e", "f+g", "z/\u00e9"]
 
 
 @pytest.fixture(scope="module")
 def bucket(s3: Any) -> str:
-    name = unique("list")
-    s3.create_bucket(Bucket=name)
+    name = new_bucket(s3, "list")
     for k in KEYS:
         s3.put_object(Bucket=name, Key=k, Body=k.encode())
     return name

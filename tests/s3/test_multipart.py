@@ -11,17 +11,15 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
-from tests.harness import CofferServer
-from tests.s3.conftest import assert_s3_error, client_error, signed, unique
+from tests.support.harness import CofferServer
+from tests.support.s3 import assert_s3_error, client_error, new_bucket, signed
 
 MIB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
 def bucket(s3: Any) -> str:
-    name = unique("mpu")
-    s3.create_bucket(Bucket=name)
-    return name
+    return new_bucket(s3, "mpu")
 
 
 def test_upload_file_in_parallel_parts(s3: Any, bucket: str, tmp_path: Path) -> None:

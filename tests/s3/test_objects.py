@@ -15,15 +15,13 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.harness import CofferServer
-from tests.s3.conftest import assert_s3_error, client_error, signed, unique
+from tests.support.harness import CofferServer
+from tests.support.s3 import assert_s3_error, client_error, new_bucket, signed
 
 
 @pytest.fixture(scope="module")
 def bucket(s3: Any) -> str:
-    name = unique("obj")
-    s3.create_bucket(Bucket=name)
-    return name
+    return new_bucket(s3, "obj")
 
 
 def md5_b64(data: bytes) -> str:

@@ -7,14 +7,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.harness import CofferServer
-from tests.s3.conftest import assert_s3_error, client_error, signed, unique
+from tests.support.harness import CofferServer
+from tests.support.s3 import assert_s3_error, client_error, new_bucket, signed
 
 
 @pytest.fixture(scope="module")
 def bucket(s3: Any) -> str:
-    name = unique("ver")
-    s3.create_bucket(Bucket=name)
+    name = new_bucket(s3, "ver")
     assert "Status" not in s3.get_bucket_versioning(Bucket=name)
     s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     assert s3.get_bucket_versioning(Bucket=name)["Status"] == "Enabled"
@@ -22,8 +21,7 @@ def bucket(s3: Any) -> str:
 
 
 def test_unversioned_bucket_sends_no_version_id(s3: Any) -> None:
-    name = unique("plain")
-    s3.create_bucket(Bucket=name)
+    name = new_bucket(s3, "plain")
     put = s3.put_object(Bucket=name, Key="k", Body=b"x")
     assert "VersionId" not in put
     assert "VersionId" not in s3.get_object(Bucket=name, Key="k")
@@ -71,9 +69,7 @@ def test_bad_versioning_document(server: CofferServer, key: dict[str, Any], buck
 
 
 def test_suspend(s3: Any) -> None:
-    name = unique("susp")
-    s3.create_bucket(Bucket=name)
-    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    name = new_bucket(s3, "susp", versioned=True)
     s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Suspended"})
     assert s3.get_bucket_versioning(Bucket=name)["Status"] == "Suspended"
     assert s3.put_object(Bucket=name, Key="k", Body=b"x").get("VersionId") == "null"

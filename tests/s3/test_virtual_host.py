@@ -2,7 +2,7 @@
 with `--s3-domain localhost --strict-coreweave --access-log`.
 
 `<bucket>.localhost` is resolved to 127.0.0.1 inside this test process (see
-`localhost_subdomains` in conftest): the clients still use real sockets and send
+`localhost_subdomains` in tests.support.s3): the clients still use real sockets and send
 `Host: <bucket>.localhost:<port>`, which is what the server routes on.
 """
 
@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +20,18 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
-from tests.harness import CofferServer, start_server, stop_server
-from tests.s3.conftest import client_error, localhost_subdomains, s3_client, unique
+from tests.support.harness import CofferServer
+from tests.support.s3 import client_error, s3_client, unique
 
 ZONE = "US-EAST-04A"
 
 
+pytestmark = pytest.mark.usefixtures("subdomains_resolve")
+
+
 @pytest.fixture(scope="module")
-def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CofferServer]:
-    srv = start_server(
-        tmp_path_factory.mktemp(f"coffer-vhost-{backend}"),
-        backend,
-        extra_args=["--s3-domain", "localhost", "--strict-coreweave", "--access-log"],
-    )
-    with localhost_subdomains():
-        yield srv
-    stop_server(srv)
+def server_options() -> dict[str, Any]:
+    return {"extra_args": ["--s3-domain", "localhost", "--strict-coreweave", "--access-log"]}
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ import random
 import sys
 from pathlib import Path
 
-from coffer.errors import S3Error
 from coffer.storage import rules
 from coffer.storage.blobs import BlobStore
+from coffer.storage.errors import StorageError
 from coffer.storage.models import BlobInfo
 from coffer.storage.service import CompletedPart, Storage, parse_zones
 from coffer.store.db import Database
@@ -68,7 +68,7 @@ def main() -> None:
     while True:
         try:
             one_step(storage, blobs, random.choice(buckets))
-        except S3Error as exc:  # e.g. SlowDown under contention: carry on
+        except StorageError as exc:  # e.g. SlowDown under contention: carry on
             print(f"s3 error {exc.code}", file=sys.stderr, flush=True)
         if not announced:
             print("ready", flush=True)

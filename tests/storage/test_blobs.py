@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from coffer.errors import S3Error
-from coffer.s3.sigv4 import checksums as cks
+from coffer import checksums as cks
+from coffer.s3.errors import from_storage
 from coffer.storage import blobs as blobs_mod
 from coffer.storage.blobs import READ_CHUNK, WRITE_BUFFER, BlobStore
+from coffer.storage.errors import StorageError
 from coffer.storage.models import PartRef
-from tests.storage.conftest import write_blob
+from tests.support.storage import write_blob
 
 
 @pytest.fixture
@@ -117,9 +118,9 @@ def test_abort_after_finish_removes_unclaimed_blob_only(store: BlobStore) -> Non
     gone, kept = asyncio.run(go())
     assert not store.exists(gone)
     assert store.exists(kept)
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         store.claim(gone)  # a commit scheduled after the discard must not reference it
-    assert err.value.code == "InternalError"
+    assert from_storage(err.value).code == "InternalError"
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
@@ -140,9 +141,9 @@ def test_full_disk_is_insufficient_storage_and_leaves_nothing(
         await w.write(b"z" * WRITE_BUFFER)
         await w.finish()
 
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         asyncio.run(go())
-    assert err.value.code == "InsufficientStorage" and err.value.status == 507
+    assert from_storage(err.value).code == "InsufficientStorage" and from_storage(err.value).status == 507
     assert list(store.tmp_path.iterdir()) == []
     assert store.path(before.blob).read_bytes() == b"precious"
 
@@ -151,9 +152,9 @@ def test_full_disk_is_insufficient_storage_and_leaves_nothing(
         await w.write(b"tiny")
         await w.finish()
 
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         asyncio.run(small())
-    assert err.value.code == "InsufficientStorage"
+    assert from_storage(err.value).code == "InsufficientStorage"
     assert list(store.tmp_path.iterdir()) == []
 
 
@@ -183,9 +184,9 @@ def test_ranged_reads_across_part_boundaries(store: BlobStore) -> None:
         assert got == whole[start:stop], (start, end)
         assert b"".join(store.read_sync(parts, start, end)) == whole[start:stop]
     for start, end in [(total, None), (5, 4), (-1, None)]:
-        with pytest.raises(S3Error) as err:
+        with pytest.raises(StorageError) as err:
             store.read(parts, start, end)
-        assert err.value.code == "InvalidRange"
+        assert from_storage(err.value).code == "InvalidRange"
     assert asyncio.run(_collect(store, [], 0, None)) == []
 
 
@@ -214,9 +215,9 @@ def test_read_survives_unlink_after_start(store: BlobStore) -> None:
 def test_missing_blob_fails_before_any_byte(store: BlobStore) -> None:
     parts, _ = _parts(store, [100, 100])
     store.unlink(parts[1].blob)
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         asyncio.run(_collect(store, parts))
-    assert err.value.code == "InternalError"
+    assert from_storage(err.value).code == "InternalError"
 
 
 def _sparse_blob(store: BlobStore, size: int) -> PartRef:
@@ -304,9 +305,9 @@ def test_copy_on_full_disk_leaves_nothing(store: BlobStore, monkeypatch: pytest.
 
     monkeypatch.setattr(blobs_mod.os, "copy_file_range", full, raising=False)
     monkeypatch.setattr(blobs_mod.os, "write", full)
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         store.copy(parts)
-    assert err.value.code == "InsufficientStorage"
+    assert from_storage(err.value).code == "InsufficientStorage"
     assert set(_files(store.root)) == before
 
 

@@ -6,9 +6,10 @@ import secrets
 
 import pytest
 
-from coffer.errors import S3Error
+from coffer.s3.errors import from_storage
+from coffer.storage.errors import StorageError
 from coffer.storage.service import COREWEAVE_ZONES, Storage, parse_zones, validate_bucket_name
-from tests.storage.conftest import Env, SQLCounter
+from tests.support.storage import Env, SQLCounter
 
 
 def _name() -> str:
@@ -44,14 +45,14 @@ def test_valid_names(name: str) -> None:
     ],
 )
 def test_invalid_names(name: str) -> None:
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         validate_bucket_name(name)
-    assert err.value.code == "InvalidBucketName" and err.value.status == 400
+    assert from_storage(err.value).code == "InvalidBucketName" and from_storage(err.value).status == 400
 
 
 def test_reserved_names_for_coffer_itself() -> None:
     validate_bucket_name("cw-myorg-audit-logs", allow_reserved=True)
-    with pytest.raises(S3Error):
+    with pytest.raises(StorageError):
         validate_bucket_name("xn--still-bad", allow_reserved=True)
 
 
@@ -74,9 +75,9 @@ def test_create_and_get(env: Env) -> None:
 def test_default_zone_and_unknown_zone(env: Env) -> None:
     b = env.storage.create_bucket(org_id=env.org, owner="p", name=_name(), zone=None)
     assert b.zone == "US-EAST-04A"
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         env.storage.create_bucket(org_id=env.org, owner="p", name=_name(), zone="mars-01a")
-    assert err.value.code == "InvalidLocationConstraint"
+    assert from_storage(err.value).code == "InvalidLocationConstraint"
 
 
 def test_create_again_semantics(env: Env) -> None:
@@ -84,14 +85,14 @@ def test_create_again_semantics(env: Env) -> None:
     first = env.storage.create_bucket(org_id=env.org, owner="coreweave/alice", name=name, zone="US-EAST-04A")
     again = env.storage.create_bucket(org_id=env.org, owner="coreweave/bob", name=name, zone="us-east-04a")
     assert again == first
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         env.storage.create_bucket(org_id=env.org, owner="p", name=name, zone="US-EAST-13A")
-    assert err.value.code == "BucketAlreadyOwnedByYou" and err.value.status == 409
+    assert from_storage(err.value).code == "BucketAlreadyOwnedByYou" and from_storage(err.value).status == 409
     other = env.new_org()
     for zone in ("US-EAST-04A", "US-EAST-13A"):
-        with pytest.raises(S3Error) as err:
+        with pytest.raises(StorageError) as err:
             env.storage.create_bucket(org_id=other, owner="p", name=name, zone=zone)
-        assert err.value.code == "BucketAlreadyExists"
+        assert from_storage(err.value).code == "BucketAlreadyExists"
 
 
 def test_bucket_limit_per_org(env: Env) -> None:
@@ -99,9 +100,9 @@ def test_bucket_limit_per_org(env: Env) -> None:
     limited = env.new_storage(max_buckets=2)
     limited.create_bucket(org_id=org, owner="p", name=_name(), zone=None)
     limited.create_bucket(org_id=org, owner="p", name=_name(), zone=None)
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         limited.create_bucket(org_id=org, owner="p", name=_name(), zone=None)
-    assert err.value.code == "TooManyBuckets"
+    assert from_storage(err.value).code == "TooManyBuckets"
 
 
 def test_list_buckets_per_org_sorted(env: Env) -> None:
@@ -127,16 +128,16 @@ def test_get_bucket_is_cached_and_invalidated_across_instances(env: Env) -> None
     got = env.storage.get_bucket(name)
     assert got.versioning == "Enabled" and got.policy == '{"Version":"2012-10-17"}'
     other.delete_bucket(name)
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         env.storage.get_bucket(name)
-    assert err.value.code == "NoSuchBucket" and err.value.status == 404
+    assert from_storage(err.value).code == "NoSuchBucket" and from_storage(err.value).status == 404
 
 
 def test_missing_bucket_is_cached_until_created(env: Env) -> None:
     name = _name()
-    with pytest.raises(S3Error):
+    with pytest.raises(StorageError):
         env.storage.get_bucket(name)
-    with SQLCounter(env.db) as sql, pytest.raises(S3Error):
+    with SQLCounter(env.db) as sql, pytest.raises(StorageError):
         env.storage.get_bucket(name)
     assert sql.statements == []
     env.new_storage().create_bucket(org_id=env.org, owner="p", name=name, zone=None)
@@ -168,39 +169,39 @@ def test_update_bucket_fields(env: Env, bucket: str) -> None:
     assert b.tags is None and b.cors is None and b.settings == {}
     assert s.update_bucket(bucket, versioning="Suspended").versioning == "Suspended"
     assert s.update_bucket(bucket, versioning="Enabled").versioning == "Enabled"
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         s.update_bucket(bucket, versioning=None)
-    assert err.value.code == "InvalidBucketState"
-    with pytest.raises(S3Error) as err:
+    assert from_storage(err.value).code == "InvalidBucketState"
+    with pytest.raises(StorageError) as err:
         s.update_bucket(bucket, versioning="On")
-    assert err.value.code == "MalformedXML"
+    assert from_storage(err.value).code == "MalformedXML"
     with pytest.raises(TypeError):
         s.update_bucket(bucket, name="other")
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         s.update_bucket(_name(), tags=None)
-    assert err.value.code == "NoSuchBucket"
+    assert from_storage(err.value).code == "NoSuchBucket"
 
 
 def test_delete_bucket_only_when_empty(env: Env, bucket: str) -> None:
     s = env.storage
     env.put(bucket, "k", b"data")
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         s.delete_bucket(bucket)
-    assert err.value.code == "BucketNotEmpty" and err.value.status == 409
+    assert from_storage(err.value).code == "BucketNotEmpty" and from_storage(err.value).status == 409
     s.delete_object(bucket, "k")
     s.delete_bucket(bucket)
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         s.delete_bucket(bucket)
-    assert err.value.code == "NoSuchBucket"
+    assert from_storage(err.value).code == "NoSuchBucket"
 
 
 def test_delete_markers_keep_a_bucket_non_empty(env: Env, bucket: str) -> None:
     s = env.storage
     s.update_bucket(bucket, versioning="Enabled")
     s.delete_object(bucket, "ghost")  # only a delete marker
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         s.delete_bucket(bucket)
-    assert err.value.code == "BucketNotEmpty"
+    assert from_storage(err.value).code == "BucketNotEmpty"
 
 
 def test_delete_bucket_aborts_uploads_and_retires_their_parts(env: Env, bucket: str) -> None:
@@ -210,9 +211,9 @@ def test_delete_bucket_aborts_uploads_and_retires_their_parts(env: Env, bucket: 
     s.put_part(up, 1, info, etag=info.digests["md5"].hex(), checksums={})
     s.delete_bucket(bucket)
     assert info.blob in env.dead()
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         s.get_upload(bucket, "big", up.upload_id)
-    assert err.value.code == "NoSuchUpload"
+    assert from_storage(err.value).code == "NoSuchUpload"
 
 
 def test_unknown_org_is_not_a_name_clash(env: Env) -> None:
@@ -225,7 +226,7 @@ def test_unknown_org_is_not_a_name_clash(env: Env) -> None:
 def test_storage_without_change_watcher_still_invalidates_its_own_cache(env: Env) -> None:
     s = Storage(env.db, env.blobs, zones=[], default_zone="US-EAST-04A")
     name = _name()
-    with pytest.raises(S3Error):
+    with pytest.raises(StorageError):
         s.get_bucket(name)
     s.create_bucket(org_id=env.org, owner="p", name=name, zone=None)
     assert s.get_bucket(name).zone == "US-EAST-04A"

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from coffer.storage.models import PartRef
 from coffer.store.schema import multipart_parts, objects
-from tests.storage.conftest import Env
+from tests.support.storage import Env
 
 KILLS = 5
 

@@ -11,11 +11,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from coffer.errors import S3Error
+from coffer.s3.errors import from_storage
 from coffer.storage import blobs as blobs_mod
 from coffer.storage import collector
+from coffer.storage.errors import StorageError
 from coffer.store.schema import dead_blobs
-from tests.storage.conftest import Env
+from tests.support.storage import Env
 
 
 def _age(env: Env, blob: str, seconds: float) -> None:
@@ -128,10 +129,10 @@ def test_full_disk_keeps_previous_object_and_leaves_no_temp(
         await w.finish()
 
     monkeypatch.setattr(blobs_mod.os, "write", full)
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         asyncio.run(upload())
     monkeypatch.undo()
-    assert err.value.code == "InsufficientStorage"
+    assert from_storage(err.value).code == "InsufficientStorage"
     assert list(env.blobs.tmp_path.iterdir()) == []
     assert env.read(env.storage.get_object(bucket, "precious").parts) == b"the old bytes"
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from coffer.errors import S3Error
-from coffer.s3.sigv4 import checksums as cks
+from coffer import checksums as cks
+from coffer.s3.errors import from_storage
+from coffer.storage.errors import StorageError
 from coffer.storage.models import NULL_VERSION
 from coffer.storage.service import CompletedPart, validate_key
 from coffer.store.schema import objects
-from tests.storage.conftest import Env, SQLCounter, md5_hex
+from tests.support.storage import Env, SQLCounter, md5_hex
 
 
 def test_put_then_get(env: Env, bucket: str) -> None:
@@ -84,13 +85,13 @@ def test_object_lookup_is_one_indexed_query(env: Env, bucket: str) -> None:
     ],
 )
 def test_bad_keys(env: Env, bucket: str, key: str, code: str) -> None:
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         validate_key(key)
-    assert err.value.code == code
+    assert from_storage(err.value).code == code
     info = env.blobs.put(b"body")
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         env.storage.put_object(bucket, key, info, etag="x", headers={}, checksums={}, owner="p")
-    assert err.value.code == code
+    assert from_storage(err.value).code == code
     assert not env.blobs.exists(info.blob)  # the refused body is gone at once
 
 
@@ -102,21 +103,21 @@ def test_longest_keys_are_fine(env: Env, bucket: str) -> None:
 
 def test_missing_things(env: Env, bucket: str) -> None:
     s = env.storage
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         s.get_object(bucket, "nope")
-    assert err.value.code == "NoSuchKey" and err.value.status == 404
-    with pytest.raises(S3Error) as err:
+    assert from_storage(err.value).code == "NoSuchKey" and from_storage(err.value).status == 404
+    with pytest.raises(StorageError) as err:
         s.get_object("no-such-bucket-here", "k")
-    assert err.value.code == "NoSuchBucket"
-    with pytest.raises(S3Error) as err:
+    assert from_storage(err.value).code == "NoSuchBucket"
+    with pytest.raises(StorageError) as err:
         env.put("no-such-bucket-here", "k", b"x")
-    assert err.value.code == "NoSuchBucket"
-    with pytest.raises(S3Error) as err:
+    assert from_storage(err.value).code == "NoSuchBucket"
+    with pytest.raises(StorageError) as err:
         s.get_object(bucket, "nope", "0" * 32)
-    assert err.value.code == "NoSuchVersion"
-    with pytest.raises(S3Error) as err:
+    assert from_storage(err.value).code == "NoSuchVersion"
+    with pytest.raises(StorageError) as err:
         s.get_object(bucket, "nope", "not-a-version")
-    assert err.value.code == "InvalidArgument"
+    assert from_storage(err.value).code == "InvalidArgument"
 
 
 def test_delete_is_idempotent(env: Env, bucket: str) -> None:
@@ -124,35 +125,35 @@ def test_delete_is_idempotent(env: Env, bucket: str) -> None:
     assert env.storage.delete_object(bucket, "k").delete_marker is False
     assert env.storage.delete_object(bucket, "k").version_id is None
     assert v.parts[0].blob in env.dead()
-    with pytest.raises(S3Error):
+    with pytest.raises(StorageError):
         env.storage.get_object(bucket, "k")
 
 
 def test_if_none_match_star(env: Env, bucket: str) -> None:
     env.put(bucket, "k", b"first", if_none_match="*")
     info = env.blobs.put(b"second")
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         env.storage.put_object(
             bucket, "k", info, etag="e", headers={}, checksums={}, owner="p", if_none_match="*"
         )
-    assert err.value.code == "PreconditionFailed" and err.value.status == 412
+    assert from_storage(err.value).code == "PreconditionFailed" and from_storage(err.value).status == 412
     assert not env.blobs.exists(info.blob)
     assert env.read(env.storage.get_object(bucket, "k").parts) == b"first"
 
 
 def test_if_match(env: Env, bucket: str) -> None:
     v = env.put(bucket, "k", b"v1")
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         env.put(bucket, "k", b"v2", if_match='"0123"')
-    assert err.value.code == "PreconditionFailed"
+    assert from_storage(err.value).code == "PreconditionFailed"
     env.put(bucket, "k", b"v2", if_match=v.etag)  # quoted
     v2 = env.storage.get_object(bucket, "k")
     env.put(bucket, "k", b"v3", if_match=v2.etag.strip('"'))  # unquoted
     env.put(bucket, "k", b"v4", if_match="*")
     assert env.read(env.storage.get_object(bucket, "k").parts) == b"v4"
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         env.put(bucket, "absent", b"x", if_match="*")
-    assert err.value.code == "NoSuchKey"
+    assert from_storage(err.value).code == "NoSuchKey"
 
 
 def test_enabled_versioning_keeps_versions_and_uses_delete_markers(env: Env, bucket: str) -> None:
@@ -172,14 +173,17 @@ def test_enabled_versioning_keeps_versions_and_uses_delete_markers(env: Env, buc
 
     marker = s.delete_object(bucket, "k")
     assert marker.delete_marker and marker.version_id not in (None, NULL_VERSION)
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         s.get_object(bucket, "k")
-    assert err.value.code == "NoSuchKey"
-    assert err.value.headers["x-amz-delete-marker"] == "true"
-    assert err.value.headers["x-amz-version-id"] == marker.version_id
-    with pytest.raises(S3Error) as err:
+    assert from_storage(err.value).code == "NoSuchKey"
+    assert from_storage(err.value).headers["x-amz-delete-marker"] == "true"
+    assert from_storage(err.value).headers["x-amz-version-id"] == marker.version_id
+    with pytest.raises(StorageError) as err:
         s.get_object(bucket, "k", marker.version_id)
-    assert err.value.code == "MethodNotAllowed" and err.value.headers["x-amz-delete-marker"] == "true"
+    assert (
+        from_storage(err.value).code == "MethodNotAllowed"
+        and from_storage(err.value).headers["x-amz-delete-marker"] == "true"
+    )
     assert env.storage.list_objects(bucket).contents == []
 
     # removing the marker brings v2 back; removing v2 for good makes v1 the latest
@@ -209,9 +213,9 @@ def test_suspended_versioning_replaces_only_the_null_version(env: Env, bucket: s
     d = s.delete_object(bucket, "k")
     assert d == type(d)(version_id=NULL_VERSION, delete_marker=True)
     assert n2.parts[0].blob in env.dead()
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         s.get_object(bucket, "k")
-    assert err.value.headers.get("x-amz-delete-marker") == "true"
+    assert from_storage(err.value).headers.get("x-amz-delete-marker") == "true"
     # the next suspended PUT replaces that marker
     env.put(bucket, "k", b"null three")
     assert env.read(s.get_object(bucket, "k").parts) == b"null three"
@@ -222,9 +226,9 @@ def test_enabled_delete_of_missing_key_still_writes_marker(env: Env, bucket: str
     env.storage.update_bucket(bucket, versioning="Enabled")
     d = env.storage.delete_object(bucket, "never-existed")
     assert d.delete_marker
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         env.storage.get_object(bucket, "never-existed")
-    assert err.value.headers["x-amz-delete-marker"] == "true"
+    assert from_storage(err.value).headers["x-amz-delete-marker"] == "true"
 
 
 def test_copy_single_part_keeps_etag_and_checksums(env: Env, bucket: str) -> None:
@@ -265,17 +269,17 @@ def test_copy_multipart_source_becomes_single_part(
     assert env.read(dst.parts) == whole
     other = s.copy_object(src, bucket, "copy2", headers={}, owner="p", checksum_algorithm="SHA256")
     assert other.checksums["SHA256"] == cks.to_header_value("sha256", cks.compute("sha256", whole))
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         s.copy_object(src, bucket, "copy3", headers={}, owner="p", checksum_algorithm="MD4")
-    assert err.value.code == "InvalidRequest"
+    assert from_storage(err.value).code == "InvalidRequest"
 
 
 def test_copy_to_missing_bucket_copies_nothing(env: Env, bucket: str) -> None:
     src = env.put(bucket, "src", b"data")
     before = {b for b, _ in env.blobs.iter_blobs()}
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         env.storage.copy_object(src, "no-such-bucket-zz", "dst", headers={}, owner="p")
-    assert err.value.code == "NoSuchBucket"
+    assert from_storage(err.value).code == "NoSuchBucket"
     assert {b for b, _ in env.blobs.iter_blobs()} == before
 
 
@@ -283,9 +287,9 @@ def test_copy_refused_by_precondition_leaves_no_blob(env: Env, bucket: str) -> N
     src = env.put(bucket, "src", b"data")
     env.put(bucket, "dst", b"exists")
     before = {b for b, _ in env.blobs.iter_blobs()}
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         env.storage.copy_object(src, bucket, "dst", headers={}, owner="p", if_none_match="*")
-    assert err.value.code == "PreconditionFailed"
+    assert from_storage(err.value).code == "PreconditionFailed"
     assert {b for b, _ in env.blobs.iter_blobs()} == before
 
 

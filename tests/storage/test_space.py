@@ -19,14 +19,15 @@ from pathlib import Path
 
 import pytest
 
-from coffer.errors import S3Error
+from coffer.s3.errors import from_storage
 from coffer.storage import blobs as blobs_mod
 from coffer.storage import collector as collector_mod
 from coffer.storage.blobs import WRITE_BUFFER, is_local_filesystem, mount_type
 from coffer.storage.collector import Collector
+from coffer.storage.errors import StorageError
 from coffer.storage.models import PartRef
 from coffer.store.schema import dead_blobs
-from tests.storage.conftest import Env
+from tests.support.storage import Env
 
 
 def _retire(env: Env, data: bytes, seconds_ago: float) -> str:
@@ -100,10 +101,10 @@ def test_with_nothing_to_collect_the_write_fails_as_before(
 ) -> None:
     recent = _retire(env, b"too recent to go", 0)
     _full_until_gone(env, recent, monkeypatch)
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         env.blobs.put(b"x" * 100)
     monkeypatch.undo()
-    assert err.value.code == "InsufficientStorage"
+    assert from_storage(err.value).code == "InsufficientStorage"
     assert env.blobs.exists(recent)
     assert list(env.blobs.tmp_path.iterdir()) == []
 
@@ -114,9 +115,9 @@ def test_shared_storage_keeps_the_whole_grace(
     monkeypatch.setattr(env.blobs, "unlink_spares_readers", lambda: False)
     held = _retire(env, b"another node may be streaming this", 60)
     _full_until_gone(env, held, monkeypatch)
-    with pytest.raises(S3Error) as err:
+    with pytest.raises(StorageError) as err:
         env.blobs.put(b"y" * 100)
-    assert err.value.code == "InsufficientStorage"
+    assert from_storage(err.value).code == "InsufficientStorage"
     assert env.blobs.exists(held) and held in env.dead()
     with caplog.at_level(logging.WARNING, logger="coffer.storage.gc"):
         fresh._note_pressure(True)

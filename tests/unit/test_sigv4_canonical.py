@@ -21,7 +21,7 @@ from coffer.s3.sigv4.canonical import (
     signing_key,
     trim_header_value,
 )
-from tests.unit.sigv4_support import Keyring, botocreds, make_creds, to_signed
+from tests.support.sigv4 import Keyring, botocreds, make_creds, to_signed
 
 ALICE = make_creds("CWCANONAAAAAAAAA", "cwo" + "k" * 40)
 KEYRING = Keyring({ALICE.key.access_key_id: ALICE})

@@ -13,7 +13,7 @@ from botocore import httpchecksum
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coffer.s3.sigv4 import checksums
+from coffer import checksums
 
 CHECK = b"123456789"
 

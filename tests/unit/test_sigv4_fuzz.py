@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from coffer.errors import S3Error
 from coffer.s3.sigv4 import PayloadVerifier, SignedRequest, authenticate
 from coffer.s3.sigv4.streaming import ChunkedDecoder, ChunkSigning
-from tests.unit.sigv4_support import Keyring, _aiter, header_signed, make_creds, to_signed
+from tests.support.sigv4 import Keyring, _aiter, header_signed, make_creds, to_signed
 
 ALICE = make_creds("CWFUZZAAAAAAAAAA", "cwo" + "f" * 40)
 KEYRING = Keyring({ALICE.key.access_key_id: ALICE})

@@ -12,15 +12,16 @@ import pytest
 from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 
-from coffer.errors import S3Error
 from coffer.s3.sigv4 import PayloadMode, SignedRequest, authenticate
-from tests.unit.sigv4_support import (
+from tests.support.sigv4 import (
     Keyring,
     auth_of,
     botocreds,
     client_capture,
     header_signed,
     make_creds,
+    one_key_fixtures,
+    refused,
     replace_header,
     to_signed,
 )
@@ -28,23 +29,7 @@ from tests.unit.sigv4_support import (
 SECRET = "cwo" + "a1" * 20
 
 
-@pytest.fixture
-def keyring() -> Keyring:
-    ring = Keyring()
-    ring.add(make_creds("CWALICEAAAAAAAAA", SECRET))
-    return ring
-
-
-@pytest.fixture
-def alice(keyring: Keyring) -> Any:
-    return keyring.keys["CWALICEAAAAAAAAA"]
-
-
-def refused(request: SignedRequest, keyring: Keyring, code: str, **kwargs: Any) -> S3Error:
-    with pytest.raises(S3Error) as info:
-        authenticate(request, keyring, **kwargs)
-    assert info.value.code == code, (info.value.code, info.value.message)
-    return info.value
+keyring, alice = one_key_fixtures("CWALICEAAAAAAAAA", SECRET)
 
 
 # -- real clients ------------------------------------------------------------------------------

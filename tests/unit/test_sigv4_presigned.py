@@ -10,14 +10,15 @@ import pytest
 from botocore.auth import S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 
-from coffer.errors import S3Error
-from coffer.s3.sigv4 import PayloadMode, SignedRequest, authenticate
-from tests.unit.sigv4_support import (
+from coffer.s3.sigv4 import PayloadMode
+from tests.support.sigv4 import (
     Keyring,
     auth_of,
     botocreds,
     make_creds,
+    one_key_fixtures,
     presigned_url,
+    refused,
     to_signed,
     url_request,
 )
@@ -26,23 +27,7 @@ SECRET = "cwo" + "p9" * 20
 AKID = "CWPRESIGNAAAAAAA"
 
 
-@pytest.fixture
-def keyring() -> Keyring:
-    ring = Keyring()
-    ring.add(make_creds(AKID, SECRET))
-    return ring
-
-
-@pytest.fixture
-def alice(keyring: Keyring) -> Any:
-    return keyring.keys[AKID]
-
-
-def refused(request: SignedRequest, keyring: Keyring, code: str, **kwargs: Any) -> S3Error:
-    with pytest.raises(S3Error) as info:
-        authenticate(request, keyring, **kwargs)
-    assert info.value.code == code, (info.value.code, info.value.message)
-    return info.value
+keyring, alice = one_key_fixtures(AKID, SECRET)
 
 
 def with_param(url: str, name: str, value: str | None) -> str:

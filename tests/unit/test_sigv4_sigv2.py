@@ -6,22 +6,21 @@ from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
 from typing import Any
 
-import boto3
 import pytest
 from botocore.auth import HmacV1Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 
-from coffer.errors import S3Error
-from coffer.s3.sigv4 import PayloadMode, SignedRequest, authenticate
-from tests.unit.sigv4_support import (
-    ENDPOINT,
-    REGION,
+from coffer.s3.sigv4 import PayloadMode, SignedRequest
+from tests.support.sigv4 import (
     Keyring,
     auth_of,
+    boto_client,
     botocreds,
     client_capture,
     make_creds,
+    one_key_fixtures,
+    refused,
     replace_header,
     to_signed,
     url_request,
@@ -33,23 +32,7 @@ V2 = Config(signature_version="s3", s3={"addressing_style": "virtual"}, retries=
 V2_PATH = Config(signature_version="s3", s3={"addressing_style": "path"}, retries={"max_attempts": 1})
 
 
-@pytest.fixture
-def keyring() -> Keyring:
-    ring = Keyring()
-    ring.add(make_creds(AKID, SECRET))
-    return ring
-
-
-@pytest.fixture
-def alice(keyring: Keyring) -> Any:
-    return keyring.keys[AKID]
-
-
-def refused(request: SignedRequest, keyring: Keyring, code: str, **kwargs: Any) -> S3Error:
-    with pytest.raises(S3Error) as info:
-        authenticate(request, keyring, **kwargs)
-    assert info.value.code == code, (info.value.code, info.value.message)
-    return info.value
+keyring, alice = one_key_fixtures(AKID, SECRET)
 
 
 CALLS = {
@@ -87,14 +70,7 @@ def test_sigv2_header_path_style(keyring: Keyring, alice: Any, name: str) -> Non
 
 
 def test_sigv2_presigned(keyring: Keyring, alice: Any) -> None:
-    client = boto3.client(
-        "s3",
-        endpoint_url=ENDPOINT,
-        aws_access_key_id=AKID,
-        aws_secret_access_key=SECRET,
-        region_name=REGION,
-        config=V2,
-    )
+    client = boto_client(AKID, SECRET, config=V2)
     url = client.generate_presigned_url(
         "get_object",
         Params={"Bucket": "bkt", "Key": "a b", "ResponseContentDisposition": "inline"},
@@ -197,14 +173,7 @@ def test_sigv2_disabled(keyring: Keyring, alice: Any) -> None:
     captured = client_capture(alice, CALLS["get_object"], config=V2, endpoint="http://s3.test.local")
     error = refused(captured.signed(vhost_bucket="bkt"), keyring, "InvalidRequest", allow_sigv2=False)
     assert "AWS4-HMAC-SHA256" in error.message and "Signature Version 2 is disabled" in error.message
-    client = boto3.client(
-        "s3",
-        endpoint_url=ENDPOINT,
-        aws_access_key_id=AKID,
-        aws_secret_access_key=SECRET,
-        region_name=REGION,
-        config=V2,
-    )
+    client = boto_client(AKID, SECRET, config=V2)
     url = client.generate_presigned_url("get_object", Params={"Bucket": "bkt", "Key": "k"})
     refused(url_request(url), keyring, "InvalidRequest", allow_sigv2=False)
     assert keyring.calls == 0

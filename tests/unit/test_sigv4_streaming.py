@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
+from coffer import checksums
 from coffer.errors import S3Error
-from coffer.s3.sigv4 import PayloadMode, PayloadVerifier, SignedRequest, checksums
+from coffer.s3.sigv4 import PayloadMode, PayloadVerifier, SignedRequest
 from coffer.s3.sigv4.streaming import MAX_SIGNED_CHUNK
-from tests.unit.sigv4_support import (
+from tests.support.sigv4 import (
     Keyring,
     SignedStream,
     _aiter,
@@ -23,7 +24,7 @@ from tests.unit.sigv4_support import (
     chunk_signature,
     client_capture,
     header_signed,
-    make_creds,
+    one_key_fixtures,
     run_payload,
     signed_chunks,
     split_randomly,
@@ -38,16 +39,7 @@ UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
 AKID = "CWSTREAMAAAAAAAA"
 
 
-@pytest.fixture
-def keyring() -> Keyring:
-    ring = Keyring()
-    ring.add(make_creds(AKID, "cwo" + "c" * 40))
-    return ring
-
-
-@pytest.fixture
-def alice(keyring: Keyring) -> Any:
-    return keyring.keys[AKID]
+keyring, alice = one_key_fixtures(AKID, "cwo" + "c" * 40)
 
 
 def chunks_of(data: bytes, size: int) -> list[bytes]:

@@ -122,7 +122,7 @@ async def put_bucket_acl(ctx: Context) -> S3Response:
 
 async def get_object_acl(ctx: Context) -> S3Response:
     bucket, key = ctx.require_bucket(), ctx.require_key()
-    obj = await run(ctx.node.storage.get_object, bucket.name, key, ctx.op.version_id)
+    obj = await run(ctx.node.storage.objects.get, bucket.name, key, ctx.op.version_id)
     response = S3Response(200, [("content-type", XML_TYPE)], _policy_document(bucket.owner_principal))
     if ctx.versioned or ctx.op.version_id is not None:
         response.headers.append(("x-amz-version-id", obj.version_id))
@@ -131,7 +131,7 @@ async def get_object_acl(ctx: Context) -> S3Response:
 
 async def put_object_acl(ctx: Context) -> S3Response:
     bucket, key = ctx.require_bucket(), ctx.require_key()
-    obj = await run(ctx.node.storage.get_object, bucket.name, key, ctx.op.version_id)
+    obj = await run(ctx.node.storage.objects.get, bucket.name, key, ctx.op.version_id)
     await _check_put_acl(ctx, bucket.owner_principal)
     response = S3Response(200)
     if ctx.versioned or ctx.op.version_id is not None:

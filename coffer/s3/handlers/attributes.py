@@ -80,7 +80,7 @@ def _parts(ctx: Context, obj: ObjectVersion) -> list[xml.Node] | None:
 async def get_object_attributes(ctx: Context) -> S3Response:
     bucket, key = ctx.require_bucket(), ctx.require_key()
     wanted = _wanted(ctx.request.header("x-amz-object-attributes"))
-    obj = await run(ctx.node.storage.get_object, bucket.name, key, ctx.op.version_id)
+    obj = await run(ctx.node.storage.objects.get, bucket.name, key, ctx.op.version_id)
     body: list[xml.Node] = []
     if "ETag" in wanted:
         body.append(("ETag", obj.etag.strip('"')))

@@ -8,9 +8,10 @@ door enforces it from the next request on.
 from __future__ import annotations
 
 from coffer.errors import S3Error
-from coffer.policy import parse_bucket_policy
+from coffer.policy import MalformedPolicy, parse_bucket_policy
 from coffer.s3 import xml
 from coffer.s3.context import Context, run
+from coffer.s3.errors import from_policy
 from coffer.s3.handlers.acl import check_create_bucket_headers
 from coffer.s3.payload import read_small_body
 from coffer.s3.responses import S3Response
@@ -37,7 +38,7 @@ async def create_bucket(ctx: Context) -> S3Response:
             "A LocationConstraint naming an availability zone is required on every CreateBucket request.",
         )
     bucket = await run(
-        ctx.node.storage.create_bucket, org_id=key.org_id, owner=key.principal_name, name=name, zone=zone
+        ctx.node.storage.buckets.create, org_id=key.org_id, owner=key.principal_name, name=name, zone=zone
     )
     return S3Response(200, [("location", f"/{bucket.name}")])
 
@@ -49,7 +50,7 @@ async def head_bucket(ctx: Context) -> S3Response:
 
 async def delete_bucket(ctx: Context) -> S3Response:
     bucket = ctx.require_bucket()
-    await run(ctx.node.storage.delete_bucket, bucket.name)
+    await run(ctx.node.storage.buckets.delete, bucket.name)
     return S3Response(204)
 
 
@@ -69,14 +70,17 @@ async def put_bucket_policy(ctx: Context) -> S3Response:
     bucket = ctx.require_bucket()
     # Read a little past the 20 KB limit so an oversized policy gets the parser's reason.
     raw = await read_small_body(ctx, MAX_CONFIG_BODY)
-    policy = parse_bucket_policy(raw, bucket.name)
-    await run(ctx.node.storage.update_bucket, bucket.name, policy=policy.text)
+    try:
+        policy = parse_bucket_policy(raw, bucket.name)
+    except MalformedPolicy as exc:
+        raise from_policy(exc) from None
+    await run(ctx.node.storage.buckets.update, bucket.name, policy=policy.text)
     return S3Response(204)
 
 
 async def delete_bucket_policy(ctx: Context) -> S3Response:
     bucket = ctx.require_bucket()
-    await run(ctx.node.storage.update_bucket, bucket.name, policy=None)
+    await run(ctx.node.storage.buckets.update, bucket.name, policy=None)
     return S3Response(204)
 
 
@@ -95,5 +99,5 @@ async def put_bucket_versioning(ctx: Context) -> S3Response:
         raise S3Error("MalformedXML")
     if (xml.child_text(root, "MfaDelete") or "Disabled").strip() != "Disabled":
         raise S3Error("NotImplemented", "MFA delete is not supported.")
-    await run(ctx.node.storage.update_bucket, bucket.name, versioning=status)
+    await run(ctx.node.storage.buckets.update, bucket.name, versioning=status)
     return S3Response(200)

@@ -11,6 +11,7 @@ from coffer.errors import S3Error
 from coffer.s3 import xml
 from coffer.s3.request import S3Request
 from coffer.storage.models import ObjectVersion
+from coffer.storage.rules import MAX_KEY_BYTES, MAX_PART_NUMBER
 from coffer.storage.tags import validate_tags
 
 # Headers stored with an object and echoed on GET/HEAD.
@@ -25,7 +26,6 @@ STORED_HEADERS = (
 )
 STORAGE_CLASSES = frozenset({"STANDARD", "STANDARD_IA"})
 MAX_METADATA = 2048  # bytes of x-amz-meta-* names and values, as AWS limits user metadata
-MAX_KEY_BYTES = 1024
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 
 
@@ -109,7 +109,10 @@ def parse_tagging_query(raw: str) -> dict[str, str]:
 
 def check_key(key: str) -> None:
     if len(key.encode("utf-8")) > MAX_KEY_BYTES:
-        raise S3Error("KeyTooLongError", fields={"Size": str(len(key.encode())), "MaxSizeAllowed": "1024"})
+        raise S3Error(
+            "KeyTooLongError",
+            fields={"Size": str(len(key.encode())), "MaxSizeAllowed": str(MAX_KEY_BYTES)},
+        )
 
 
 def parse_int(value: str | None, name: str, *, default: int, lo: int = 0, hi: int | None = None) -> int:
@@ -141,10 +144,10 @@ def parse_part_number(value: str | None) -> int:
         number = int(value or "")
     except ValueError:
         number = 0
-    if not 1 <= number <= 10000:
+    if not 1 <= number <= MAX_PART_NUMBER:
         raise S3Error(
             "InvalidArgument",
-            "Part number must be an integer between 1 and 10000, inclusive",
+            f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive",
             fields={"ArgumentName": "partNumber", "ArgumentValue": value or ""},
         )
     return number

@@ -7,8 +7,6 @@ conditions checked, and the bytes copied.
 
 from __future__ import annotations
 
-import base64
-
 from coffer.errors import S3Error
 from coffer.s3 import xml
 from coffer.s3.context import Context, run
@@ -24,21 +22,20 @@ from coffer.s3.handlers.common import (
     tagging_header,
 )
 from coffer.s3.handlers.objects import version_headers
-from coffer.s3.payload import CHECKSUMS, MAX_PUT_SIZE
 from coffer.s3.responses import S3Response
 from coffer.storage.models import ObjectVersion
+from coffer.storage.rules import MAX_PART_SIZE
 
 SELF_COPY = (
     "This copy request is illegal because it is trying to copy an object to itself without changing the "
     "object's metadata, storage class, website redirect location or encryption attributes."
 )
-MAX_COPY_SIZE = 5 * 1024**3
 
 
 async def _source(ctx: Context) -> ObjectVersion:
     ref = ctx.op.source
     assert ref is not None, "copy operations are routed with a source"
-    obj = await run(ctx.node.storage.get_object, ref.bucket, ref.key, ref.version_id)
+    obj = await run(ctx.node.storage.objects.get, ref.bucket, ref.key, ref.version_id)
     check_preconditions(ctx.request, obj, prefix="x-amz-copy-source-")
     return obj
 
@@ -76,16 +73,16 @@ async def copy_object(ctx: Context) -> S3Response:
     redirect = req.header("x-amz-website-redirect-location") is not None
     if same and metadata != "REPLACE" and not changes_class and not redirect:
         raise S3Error("InvalidRequest", SELF_COPY)
-    if source.size > MAX_COPY_SIZE:
+    if source.size > MAX_PART_SIZE:
         raise S3Error(
             "InvalidRequest",
             "The specified copy source is larger than the maximum allowable size for a copy source: "
-            f"{MAX_COPY_SIZE}",
+            f"{MAX_PART_SIZE}",
         )
     headers = object_headers_from_request(req) if metadata == "REPLACE" else dict(source.headers)
     tags = tagging_header(req) if tagging == "REPLACE" else source.tags
     obj = await run(
-        ctx.node.storage.copy_object,
+        ctx.node.storage.objects.copy,
         source,
         bucket.name,
         key,
@@ -128,28 +125,13 @@ async def upload_part_copy(ctx: Context) -> S3Response:
     bucket, key = ctx.require_bucket(), ctx.require_key()
     query = ctx.op.query
     number = parse_part_number(query.get("partNumber"))
-    storage, blobs = ctx.node.storage, ctx.node.blobs
-    upload = await run(storage.get_upload, bucket.name, key, query.get("uploadId", ""))
+    uploads = ctx.node.storage.uploads
+    upload = await run(uploads.get, bucket.name, key, query.get("uploadId", ""))
     source = await _source(ctx)
     start, end = _copy_range(ctx.request.header("x-amz-copy-source-range"), source.size)
-    if end - start + 1 > MAX_PUT_SIZE:
-        raise S3Error("EntityTooLarge", fields={"MaxSizeAllowed": str(MAX_PUT_SIZE)})
-    algorithm = (upload.checksum_algorithm or "").lower()
-    algorithms = ["md5"] + ([algorithm] if algorithm in CHECKSUMS else [])
-    writer = blobs.writer(algorithms)
-    try:
-        if end >= start:
-            async for chunk in blobs.read(source.parts, start, end):
-                await writer.write(chunk)
-        info = await writer.finish()
-        etag = f'"{info.digests["md5"].hex()}"'
-        checksums: dict[str, str] = {}
-        if algorithm in CHECKSUMS:
-            checksums[CHECKSUMS[algorithm][1]] = base64.b64encode(info.digests[algorithm]).decode("ascii")
-        part = await run(storage.put_part, upload, number, info, etag=etag, checksums=checksums)
-    except BaseException:
-        await writer.abort()
-        raise
+    if end - start + 1 > MAX_PART_SIZE:
+        raise S3Error("EntityTooLarge", fields={"MaxSizeAllowed": str(MAX_PART_SIZE)})
+    part = await uploads.copy_part(upload, number, source, start, end)
     body: list[xml.Node] = [("ETag", part.etag), ("LastModified", part.last_modified)]
     body += [(f"Checksum{alg}", value) for alg, value in part.checksums.items() if alg != "type"]
     response = S3Response.xml("CopyPartResult", body)

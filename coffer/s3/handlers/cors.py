@@ -26,6 +26,7 @@ from coffer.s3.request import S3Request
 from coffer.s3.responses import S3Response
 from coffer.storage import cors
 from coffer.storage.cors import CorsRule
+from coffer.storage.errors import NoSuchBucket
 from coffer.storage.models import Bucket
 from coffer.storage.service import Storage
 
@@ -72,7 +73,7 @@ def parse_configuration(raw: bytes) -> list[CorsRule]:
 async def put_bucket_cors(ctx: Context) -> S3Response:
     bucket = ctx.require_bucket()
     rules = parse_configuration(await read_small_body(ctx, MAX_BODY))
-    await run(ctx.node.storage.update_bucket, bucket.name, cors=cors.dumps(rules))
+    await run(ctx.node.storage.buckets.update, bucket.name, cors=cors.dumps(rules))
     return S3Response(200)
 
 
@@ -98,7 +99,7 @@ async def get_bucket_cors(ctx: Context) -> S3Response:
 
 async def delete_bucket_cors(ctx: Context) -> S3Response:
     bucket = ctx.require_bucket()
-    await run(ctx.node.storage.update_bucket, bucket.name, cors=None)
+    await run(ctx.node.storage.buckets.update, bucket.name, cors=None)
     return S3Response(204)
 
 
@@ -130,9 +131,7 @@ def preflight(req: S3Request, storage: Storage) -> S3Response:
         raise S3Error("AccessForbidden", "CORSResponse: Bucket not found", fields=details)
     try:
         bucket = storage.get_bucket(req.bucket)
-    except S3Error as exc:
-        if exc.code != "NoSuchBucket":
-            raise
+    except NoSuchBucket:
         raise S3Error("AccessForbidden", "CORSResponse: Bucket not found", fields=details) from None
     rules = rules_of(bucket.cors)
     if not rules:

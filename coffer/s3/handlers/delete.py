@@ -12,7 +12,7 @@ from coffer.s3 import xml
 from coffer.s3.context import Context, run
 from coffer.s3.payload import read_small_body
 from coffer.s3.responses import S3Response, as_s3_error
-from coffer.storage.service import DeleteResult
+from coffer.storage.models import DeleteResult
 
 MAX_KEYS = 1000
 MAX_BODY = 2 * 1024 * 1024
@@ -47,7 +47,7 @@ async def delete_objects(ctx: Context) -> S3Response:
         targets.append((key, version or None))
     if not targets or len(targets) > MAX_KEYS:
         raise S3Error("MalformedXML")
-    storage = ctx.node.storage
+    objects = ctx.node.storage.objects
     outcomes: list[DeleteResult | S3Error] = []
     allowed: list[tuple[int, str, str | None]] = []
     for index, (key, version) in enumerate(targets):
@@ -64,7 +64,7 @@ async def delete_objects(ctx: Context) -> S3Response:
         """One trip to the thread pool for the whole batch."""
         for index, key, version in allowed:
             try:
-                outcomes[index] = storage.delete_object(bucket.name, key, version)
+                outcomes[index] = objects.delete(bucket.name, key, version)
             except CofferError as exc:
                 outcomes[index] = as_s3_error(exc)
 

@@ -1,6 +1,6 @@
 """ListObjects (v1) and ListObjectsV2.
 
-Both read one page from the core (`Storage.list_objects`, which rolls common prefixes
+Both read one page from the core (`Objects.list`, which rolls common prefixes
 up itself); they differ only in how the page is addressed (marker vs an opaque
 continuation token) and rendered.
 """
@@ -31,7 +31,7 @@ async def _page(ctx: Context, prefix: str, delimiter: str, after: str, max_keys:
         return ObjectListing(contents=[], common_prefixes=[], is_truncated=False, next_marker=None)
     bucket = ctx.require_bucket()
     return await run(
-        ctx.node.storage.list_objects,
+        ctx.node.storage.objects.list,
         bucket.name,
         prefix=prefix,
         delimiter=delimiter,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from coffer import checksums as cks
 from coffer.errors import S3Error
 from coffer.s3 import xml
 from coffer.s3.context import Context, run
@@ -22,10 +23,9 @@ from coffer.s3.handlers.common import (
     url_encode,
 )
 from coffer.s3.handlers.objects import version_headers
-from coffer.s3.payload import CHECKSUMS, StoredBody, checksum_spec, read_small_body, store_body
+from coffer.s3.payload import read_small_body, request_body, request_checksum
 from coffer.s3.responses import XML_TYPE, S3Response, error_document, keepalive_document
-from coffer.storage.models import ObjectVersion, Part, Upload
-from coffer.storage.service import CompletedPart
+from coffer.storage.models import CompletedPart, ObjectVersion, Upload
 
 MAX_COMPLETE_BODY = 4 * 1024 * 1024  # 10,000 <Part> entries with checksums fit comfortably
 CHECKSUM_TYPES = ("COMPOSITE", "FULL_OBJECT")
@@ -35,7 +35,7 @@ KEEPALIVE_EVERY = 5.0  # seconds between keep-alive spaces
 
 async def _upload(ctx: Context) -> Upload:
     bucket, key = ctx.require_bucket(), ctx.require_key()
-    return await run(ctx.node.storage.get_upload, bucket.name, key, ctx.op.query.get("uploadId", ""))
+    return await run(ctx.node.storage.uploads.get, bucket.name, key, ctx.op.query.get("uploadId", ""))
 
 
 async def create_upload(ctx: Context) -> S3Response:
@@ -48,7 +48,7 @@ async def create_upload(ctx: Context) -> S3Response:
     algorithm = req.header("x-amz-checksum-algorithm")
     if algorithm is not None:
         algorithm = algorithm.strip().upper()
-        if algorithm.lower() not in CHECKSUMS:
+        if algorithm.lower() not in cks.CHECKSUM_ALGORITHMS:
             raise S3Error("InvalidRequest", "Checksum algorithm provided is unsupported.")
     checksum_type = req.header("x-amz-checksum-type")
     if checksum_type is not None:
@@ -61,7 +61,7 @@ async def create_upload(ctx: Context) -> S3Response:
                 "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.",
             )
     upload = await run(
-        ctx.node.storage.create_upload,
+        ctx.node.storage.uploads.create,
         bucket.name,
         key,
         owner=ctx.principal,
@@ -86,7 +86,7 @@ async def upload_part(ctx: Context) -> S3Response:
     number = parse_part_number(ctx.op.query.get("partNumber"))
     refuse_unsupported_encryption(ctx.request)
     upload = await _upload(ctx)
-    spec = checksum_spec(ctx)
+    spec = request_checksum(ctx)
     expected = (upload.checksum_algorithm or "").lower()
     if expected and spec.algorithm and spec.algorithm != expected:
         raise S3Error(
@@ -96,15 +96,11 @@ async def upload_part(ctx: Context) -> S3Response:
         )
     if expected and not spec.algorithm:
         spec.algorithm = expected
-    storage = ctx.node.storage
-
-    def commit(stored: StoredBody) -> Part:
-        sums = {k: v for k, v in stored.checksums.items() if k != "type"}
-        if not spec.requested and not expected:
-            sums = {}
-        return storage.put_part(upload, number, stored.blob, etag=stored.etag, checksums=sums)
-
-    stored, part = await store_body(ctx, commit, spec=spec)
+    body, expect = request_body(ctx, spec)
+    record = bool(spec.requested or expected)
+    stored, part = await ctx.node.storage.uploads.write_part(
+        upload, number, body, expect, record_checksum=record
+    )
     headers = [("etag", part.etag)]
     if spec.algorithm and (spec.requested or expected):
         headers.append((spec.header, stored.checksums[spec.s3_name]))
@@ -124,10 +120,11 @@ def _completed_parts(raw: bytes) -> list[CompletedPart]:
         except ValueError:
             raise S3Error("MalformedXML") from None
         sums = {}
-        for alg in CHECKSUMS.values():
-            value = xml.child_text(element, f"Checksum{alg[1]}")
+        for alg in cks.CHECKSUM_ALGORITHMS:
+            name = cks.display_name(alg)
+            value = xml.child_text(element, f"Checksum{name}")
             if value is not None:
-                sums[alg[1]] = value.strip()
+                sums[name] = value.strip()
         parts.append(CompletedPart(part_number=number, etag=etag.strip(), checksums=sums))
     if not parts:
         raise S3Error("MalformedXML")
@@ -163,7 +160,7 @@ def _object_checksum(ctx: Context, upload: Upload) -> tuple[str, str] | None:
             "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
         )
     alg, value = present[0]
-    if alg not in CHECKSUMS:
+    if alg not in cks.CHECKSUM_ALGORITHMS:
         raise S3Error(
             "InvalidRequest", f"The algorithm type you specified in x-amz-checksum-{alg} is invalid."
         )
@@ -174,7 +171,7 @@ def _object_checksum(ctx: Context, upload: Upload) -> tuple[str, str] | None:
             f"Checksum Type mismatch occurred, expected checksum Type: {expected or 'null'}, "
             f"actual checksum Type: {alg}",
         )
-    return CHECKSUMS[alg][1], value.strip()
+    return cks.display_name(alg), value.strip()
 
 
 async def complete_upload(ctx: Context) -> S3Response:
@@ -190,7 +187,7 @@ async def complete_upload(ctx: Context) -> S3Response:
     if_none_match = req.header("if-none-match")
     task = asyncio.ensure_future(
         run(
-            ctx.node.storage.complete_upload,
+            ctx.node.storage.uploads.complete,
             upload,
             parts,
             if_none_match=if_none_match,
@@ -227,7 +224,7 @@ async def complete_upload(ctx: Context) -> S3Response:
 
 async def abort_upload(ctx: Context) -> S3Response:
     upload = await _upload(ctx)
-    await run(ctx.node.storage.abort_upload, upload)
+    await run(ctx.node.storage.uploads.abort, upload)
     return S3Response(204)
 
 
@@ -237,7 +234,7 @@ async def list_parts(ctx: Context) -> S3Response:
     max_parts = parse_int(query.get("max-parts"), "max-parts", default=1000, lo=0, hi=1000)
     marker = parse_int(query.get("part-number-marker"), "part-number-marker", default=0, lo=0)
     upload = await _upload(ctx)
-    listing = await run(ctx.node.storage.list_parts, upload, marker=marker, max_parts=max_parts)
+    listing = await run(ctx.node.storage.uploads.list_parts, upload, marker=marker, max_parts=max_parts)
     body: list[xml.Node] = [
         ("Bucket", bucket.name),
         ("Key", key),
@@ -274,7 +271,7 @@ async def list_uploads(ctx: Context) -> S3Response:
     key_marker, id_marker = query.get("key-marker", ""), query.get("upload-id-marker", "")
     max_uploads = parse_int(query.get("max-uploads"), "max-uploads", default=1000, lo=0, hi=1000)
     listing = await run(
-        ctx.node.storage.list_uploads,
+        ctx.node.storage.uploads.list,
         bucket.name,
         prefix=prefix,
         delimiter=delimiter,

@@ -16,7 +16,7 @@ from coffer.s3.handlers.common import (
     storage_class,
     tagging_header,
 )
-from coffer.s3.payload import StoredBody, store_body
+from coffer.s3.payload import request_body, request_checksum, response_headers
 from coffer.s3.responses import S3Response, http_date
 from coffer.storage.models import ObjectVersion
 
@@ -57,25 +57,21 @@ async def put_object(ctx: Context) -> S3Response:
         raise S3Error(
             "NotImplemented", "A header you provided implies functionality that is not implemented."
         )
-    storage = ctx.node.storage
-
-    def commit(stored: StoredBody) -> ObjectVersion:
-        return storage.put_object(
-            bucket.name,
-            key,
-            stored.blob,
-            etag=stored.etag,
-            headers=headers,
-            checksums=stored.checksums,
-            owner=ctx.principal,
-            storage_class=sclass,
-            tags=tags,
-            if_match=if_match,
-            if_none_match=if_none_match,
-        )
-
-    stored, obj = await store_body(ctx, commit)
-    return S3Response(200, stored.response_headers + version_headers(ctx, obj.version_id))
+    spec = request_checksum(ctx)
+    body, expect = request_body(ctx, spec)
+    stored, obj = await ctx.node.storage.objects.write(
+        bucket.name,
+        key,
+        body,
+        expect,
+        headers=headers,
+        owner=ctx.principal,
+        storage_class=sclass,
+        tags=tags,
+        if_match=if_match,
+        if_none_match=if_none_match,
+    )
+    return S3Response(200, response_headers(stored, spec) + version_headers(ctx, obj.version_id))
 
 
 def _parse_range(value: str | None, size: int) -> tuple[int, int] | None:
@@ -165,14 +161,14 @@ async def get_object(ctx: Context, *, head: bool = False) -> S3Response:
     range_header = req.header("range")
     if part_number is not None and range_header:
         raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter.")
-    storage, blobs, version_id = ctx.node.storage, ctx.node.blobs, ctx.op.version_id
+    objects, version_id = ctx.node.storage.objects, ctx.op.version_id
 
     def lookup() -> tuple[ObjectVersion, bytes | None]:
         # A small object's row and whole body come together, in one step.
-        found = storage.get_object(bucket.name, key, version_id)
+        found = objects.get(bucket.name, key, version_id)
         small = None
         if not head and 0 < found.size <= INLINE_GET_MAX:
-            small = blobs.read_bytes(found.parts)
+            small = objects.read_bytes(found)
         return found, small
 
     # On SQLite that step (an indexed read, an open and a pread from the page cache) costs
@@ -217,7 +213,7 @@ async def get_object(ctx: Context, *, head: bool = False) -> S3Response:
         return S3Response(status, headers, b"")
     if small is not None:
         return S3Response(status, headers, small[start : end + 1])
-    body = blobs.read(obj.parts, start, end)
+    body = objects.open_body(obj, start, end)
     return S3Response(status, headers, body, length=length)
 
 
@@ -227,7 +223,7 @@ async def head_object(ctx: Context) -> S3Response:
 
 async def delete_object(ctx: Context) -> S3Response:
     bucket, key = ctx.require_bucket(), ctx.require_key()
-    result = await run(ctx.node.storage.delete_object, bucket.name, key, ctx.op.version_id)
+    result = await run(ctx.node.storage.objects.delete, bucket.name, key, ctx.op.version_id)
     headers: list[tuple[str, str]] = []
     if result.delete_marker:
         headers.append(("x-amz-delete-marker", "true"))

@@ -19,13 +19,13 @@ and etag appended; else success_action_status 200 (empty), 201 (`<PostResponse>`
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode, urlsplit
 
+from coffer import checksums as cks
 from coffer.errors import S3Error
 from coffer.s3 import postpolicy, throttle, xml
-from coffer.s3.context import Context, origin_of, run
+from coffer.s3.context import Context, origin_of
 from coffer.s3.formdata import FormPart, FormReader, boundary_of
 from coffer.s3.handlers.acl import CANNED_OK, NO_ACLS, OBJECT_LOCK
 from coffer.s3.handlers.common import (
@@ -35,10 +35,12 @@ from coffer.s3.handlers.common import (
     check_key,
 )
 from coffer.s3.handlers.tagging import tags_from_element
-from coffer.s3.payload import CHECKSUMS, DEFAULT_CHECKSUM, MAX_PUT_SIZE
 from coffer.s3.request import decode_base64
 from coffer.s3.responses import XML_TYPE, S3Response
+from coffer.storage.bodies import Expect
+from coffer.storage.errors import EntityTooLarge, EntityTooSmall
 from coffer.storage.models import ObjectVersion
+from coffer.storage.rules import MAX_PART_SIZE
 
 # Form fields stored as the object's headers.
 STORED_FIELDS = ("content-type", "cache-control", "content-disposition", "content-encoding", "expires",
@@ -130,7 +132,7 @@ def _checksum(fields: dict[str, str]) -> tuple[str, bytes] | None:
             "InvalidRequest",
             "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
         )
-    if named and (named not in CHECKSUMS or not given or given[0][0] != named):
+    if named and (named not in cks.CHECKSUM_ALGORITHMS or not given or given[0][0] != named):
         raise S3Error(
             "InvalidRequest",
             f"x-amz-checksum-algorithm {named.upper()[:16]} needs the matching x-amz-checksum- field.",
@@ -138,11 +140,11 @@ def _checksum(fields: dict[str, str]) -> tuple[str, bytes] | None:
     if not given:
         return None
     alg, value = given[0]
-    if alg not in CHECKSUMS:
+    if alg not in cks.CHECKSUM_ALGORITHMS:
         raise S3Error(
             "InvalidRequest", f"The algorithm type you specified in x-amz-checksum-{alg[:16]} is invalid."
         )
-    raw = decode_base64(value, CHECKSUMS[alg][0])
+    raw = decode_base64(value, cks.digest_size(alg))
     if raw is None:
         raise S3Error("InvalidRequest", f"Value for x-amz-checksum-{alg} header is invalid.")
     return alg, raw
@@ -207,57 +209,36 @@ async def _store(
     length_range: tuple[int, int] | None,
     principal: str,
 ) -> ObjectVersion:
-    low, high = length_range if length_range is not None else (0, MAX_PUT_SIZE)
-    high = min(high, MAX_PUT_SIZE)
-    stored_alg = upload.checksum[0] if upload.checksum else DEFAULT_CHECKSUM
-    writer = ctx.node.blobs.writer(sorted({"md5", stored_alg}))
-    storage = ctx.node.storage
+    low, high = length_range if length_range is not None else (0, MAX_PART_SIZE)
+    high = min(high, MAX_PART_SIZE)
+    algorithm, checksum = upload.checksum if upload.checksum else (None, None)
+    expect = Expect(max_size=high, min_size=low, md5=upload.md5, algorithm=algorithm, checksum=checksum)
+    headers = dict(upload.headers)
+    headers.setdefault("content-type", DEFAULT_CONTENT_TYPE)
     try:
-        size = 0
-        async for chunk in reader.file_chunks():
-            size += len(chunk)
-            if size > high:
-                raise S3Error(
-                    "EntityTooLarge",
-                    "Your proposed upload exceeds the maximum allowed size",
-                    fields={"MaxSizeAllowed": str(high)},
-                )
-            await writer.write(chunk)
-        if size < low:
-            raise S3Error(
-                "EntityTooSmall",
-                "Your proposed upload is smaller than the minimum allowed size",
-                fields={"ProposedSize": str(size), "MinSizeAllowed": str(low)},
-            )
-        info = await writer.finish()
-        if upload.md5 is not None and info.digests["md5"] != upload.md5:
-            raise S3Error("BadDigest")
-        if upload.checksum is not None and info.digests[stored_alg] != upload.checksum[1]:
-            raise S3Error(
-                "BadDigest",
-                f"The {CHECKSUMS[stored_alg][1]} you specified did not match the calculated checksum.",
-            )
-        checksums = {
-            CHECKSUMS[stored_alg][1]: base64.b64encode(info.digests[stored_alg]).decode("ascii"),
-            "type": "FULL_OBJECT",
-        }
-        headers = dict(upload.headers)
-        headers.setdefault("content-type", DEFAULT_CONTENT_TYPE)
-        return await run(
-            storage.put_object,
+        _, obj = await ctx.node.storage.objects.write(
             ctx.require_bucket().name,
             upload.key,
-            info,
-            etag=f'"{info.digests["md5"].hex()}"',
+            reader.file_chunks(),
+            expect,
             headers=headers,
-            checksums=checksums,
             owner=principal,
             storage_class=upload.storage_class,
             tags=upload.tags,
         )
-    except BaseException:
-        await writer.abort()
-        raise
+    except EntityTooLarge as exc:  # the POST policy's words for its content-length-range
+        raise S3Error(
+            "EntityTooLarge",
+            "Your proposed upload exceeds the maximum allowed size",
+            fields={"MaxSizeAllowed": str(exc.max_size)},
+        ) from None
+    except EntityTooSmall as exc:
+        raise S3Error(
+            "EntityTooSmall",
+            "Your proposed upload is smaller than the minimum allowed size",
+            fields={"ProposedSize": str(exc.size), "MinSizeAllowed": str(exc.min_size)},
+        ) from None
+    return obj
 
 
 def _answer(ctx: Context, fields: dict[str, str], bucket: str, key: str, obj: ObjectVersion) -> S3Response:

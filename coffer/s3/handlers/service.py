@@ -25,7 +25,7 @@ async def list_buckets(ctx: Context) -> S3Response:
         except (binascii.Error, ValueError):
             raise S3Error("InvalidArgument", "The continuation token provided is incorrect") from None
     region = query.get("bucket-region")
-    buckets = await run(ctx.node.storage.list_buckets, key.org_id)
+    buckets = await run(ctx.node.storage.buckets.list, key.org_id)
     chosen = [
         b
         for b in sorted(buckets, key=lambda b: b.name)

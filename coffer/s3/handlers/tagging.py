@@ -51,7 +51,7 @@ def _version_header(ctx: Context, version_id: str) -> list[tuple[str, str]]:
 
 async def get_object_tagging(ctx: Context) -> S3Response:
     bucket, key = ctx.require_bucket(), ctx.require_key()
-    obj = await run(ctx.node.storage.get_object, bucket.name, key, ctx.op.version_id)
+    obj = await run(ctx.node.storage.objects.get, bucket.name, key, ctx.op.version_id)
     response = render_tagging(obj.tags)
     response.headers += _version_header(ctx, obj.version_id)
     return response
@@ -60,13 +60,13 @@ async def get_object_tagging(ctx: Context) -> S3Response:
 async def put_object_tagging(ctx: Context) -> S3Response:
     bucket, key = ctx.require_bucket(), ctx.require_key()
     tags = parse_tagging(await read_small_body(ctx, MAX_BODY))
-    version = await run(ctx.node.storage.set_object_tags, bucket.name, key, ctx.op.version_id, tags)
+    version = await run(ctx.node.storage.objects.set_tags, bucket.name, key, ctx.op.version_id, tags)
     return S3Response(200, _version_header(ctx, version))
 
 
 async def delete_object_tagging(ctx: Context) -> S3Response:
     bucket, key = ctx.require_bucket(), ctx.require_key()
-    version = await run(ctx.node.storage.set_object_tags, bucket.name, key, ctx.op.version_id, None)
+    version = await run(ctx.node.storage.objects.set_tags, bucket.name, key, ctx.op.version_id, None)
     return S3Response(204, _version_header(ctx, version))
 
 
@@ -80,11 +80,11 @@ async def get_bucket_tagging(ctx: Context) -> S3Response:
 async def put_bucket_tagging(ctx: Context) -> S3Response:
     bucket = ctx.require_bucket()
     tags = parse_tagging(await read_small_body(ctx, MAX_BODY), bucket=True)
-    await run(ctx.node.storage.update_bucket, bucket.name, tags=tags or None)
+    await run(ctx.node.storage.buckets.update, bucket.name, tags=tags or None)
     return S3Response(204)
 
 
 async def delete_bucket_tagging(ctx: Context) -> S3Response:
     bucket = ctx.require_bucket()
-    await run(ctx.node.storage.update_bucket, bucket.name, tags=None)
+    await run(ctx.node.storage.buckets.update, bucket.name, tags=None)
     return S3Response(204)

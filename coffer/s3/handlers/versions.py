@@ -1,6 +1,6 @@
 """ListObjectVersions: every version and delete marker of a bucket, a page at a time.
 
-The page comes from `Storage.list_object_versions` (keys ascending, each key's versions
+The page comes from `Objects.list_versions` (keys ascending, each key's versions
 newest first); here it is addressed by key-marker / version-id-marker and rendered as
 `<ListVersionsResult>` with `<Version>` and `<DeleteMarker>` entries in that order and the
 common prefixes after them.
@@ -53,7 +53,7 @@ async def list_object_versions(ctx: Context) -> S3Response:
     key_marker, version_marker = query.get("key-marker", ""), query.get("version-id-marker", "")
     max_keys = parse_int(query.get("max-keys"), "max-keys", default=MAX_KEYS, lo=0, hi=MAX_KEYS)
     page = await run(
-        ctx.node.storage.list_object_versions,
+        ctx.node.storage.objects.list_versions,
         bucket.name,
         prefix=prefix,
         delimiter=delimiter,

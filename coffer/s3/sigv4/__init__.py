@@ -8,8 +8,8 @@ the trailing checksums, and checks x-amz-content-sha256 at the end. Every failur
 
 Modules: `canonical` (canonical request, string to sign, cached signing keys),
 `header` (Authorization header), `presigned` (query-string auth), `streaming`
-(aws-chunked decoding and chunk/trailer signatures), `checksums` (CRC32, CRC32C,
-CRC64NVME, SHA1, SHA256, MD5), `sigv2` (legacy), `verifier` (the entry points below).
+(aws-chunked decoding and chunk/trailer signatures), `sigv2` (legacy), `verifier` (the
+entry points below). The checksum algorithms come from the one registry, `coffer.checksums`.
 """
 
 from coffer.s3.sigv4.types import (

@@ -38,7 +38,6 @@ class Authorization:
 
     credential: Credential
     signed_headers: list[str]  # lower-case, in the order given
-    signed_headers_text: str  # exactly as given (it goes into the canonical request)
     signature: str
 
 
@@ -104,7 +103,7 @@ def parse_authorization(value: str) -> Authorization:
     signed = parse_signed_headers(signed_text, code="AuthorizationHeaderMalformed", prefix=_HEADER_PREFIX)
     if not found["Signature"]:
         raise S3Error("AuthorizationHeaderMalformed", f"{_HEADER_PREFIX}the Signature is empty.")
-    return Authorization(credential, signed, signed_text, found["Signature"])
+    return Authorization(credential, signed, found["Signature"])
 
 
 def parse_amz_date(value: str) -> datetime | None:

@@ -74,7 +74,6 @@ class Presigned:
     request_time: datetime
     expires: int
     signed_headers: list[str]
-    signed_headers_text: str
     signature: str
     security_token: str | None
     content_sha256: str | None
@@ -112,15 +111,13 @@ def parse_presigned(params: dict[str, str]) -> Presigned:
         raise S3Error(_CODE, "X-Amz-Expires must be at least 1 second")
     if expires > MAX_EXPIRES:
         raise S3Error(_CODE, f"X-Amz-Expires must be less than a week (in seconds) that is {MAX_EXPIRES}")
-    signed_text = params["X-Amz-SignedHeaders"]
-    signed = parse_signed_headers(signed_text, code=_CODE, prefix="")
+    signed = parse_signed_headers(params["X-Amz-SignedHeaders"], code=_CODE, prefix="")
     return Presigned(
         credential=credential,
         amz_date=amz_date,
         request_time=request_time,
         expires=expires,
         signed_headers=signed,
-        signed_headers_text=signed_text,
         signature=params["X-Amz-Signature"],
         security_token=params.get("X-Amz-Security-Token"),
         content_sha256=params.get("X-Amz-Content-Sha256"),

@@ -26,10 +26,11 @@ import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+from coffer import checksums
 from coffer.errors import S3Error
 from coffer.identity.accesskeys import AccessKeyService
 from coffer.identity.models import KeyCredentials, as_utc
-from coffer.s3.sigv4 import checksums, sigv2
+from coffer.s3.sigv4 import sigv2
 from coffer.s3.sigv4.canonical import (
     ALGORITHM,
     EMPTY_SHA256,

@@ -1,0 +1,208 @@
+"""Buckets: create, look up (cached), list, delete, and change their settings.
+
+A bucket row carries its organization, zone, versioning state, policy, tags, CORS rules
+and settings. Lookups are served from a per-process cache that any bucket change, here
+or in another process (`Transactions.token`), invalidates.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from coffer import metrics
+from coffer.storage.errors import (
+    BucketAlreadyExists,
+    BucketAlreadyOwnedByYou,
+    BucketNotEmpty,
+    InvalidBucketState,
+    InvalidLocationConstraint,
+    MalformedDocument,
+    NoSuchBucket,
+    TooManyBuckets,
+)
+from coffer.storage.models import Bucket
+from coffer.storage.rows import bucket_from_row
+from coffer.storage.rules import COREWEAVE_ZONES, MAX_BUCKETS_PER_ORG, utcnow, validate_bucket_name
+from coffer.storage.transact import Transactions
+from coffer.store.schema import buckets, multipart_parts, multipart_uploads, objects
+
+_CACHE = metrics.cache("buckets")
+_CACHE_MAX = 10_000
+_VERSIONING = frozenset({"", "Enabled", "Suspended"})
+_FIELDS = frozenset({"policy", "versioning", "tags", "cors", "settings"})
+
+
+class Buckets:
+    def __init__(
+        self,
+        tx: Transactions,
+        *,
+        zones: builtins.list[str],
+        default_zone: str,
+        max_buckets: int = MAX_BUCKETS_PER_ORG,
+    ) -> None:
+        self.tx = tx
+        self.db = tx.db
+        self.default_zone = default_zone.strip().upper()
+        self.zones = [z.strip().upper() for z in zones if z.strip()] or builtins.list(COREWEAVE_ZONES)
+        if self.default_zone and self.default_zone not in self.zones:
+            self.zones.append(self.default_zone)
+        self._zone_set = frozenset(self.zones)
+        self.max_buckets = max_buckets
+        self._cache: dict[str, Bucket | None] = {}
+        self._cache_token: object = None
+
+    def create(
+        self, *, org_id: str, owner: str, name: str, zone: str | None, allow_reserved: bool = False
+    ) -> Bucket:
+        """CoreWeave name rules (InvalidBucketName), zone must be known
+        (InvalidLocationConstraint); same name, org and zone again returns the existing
+        bucket; same org other zone: BucketAlreadyOwnedByYou; other org: BucketAlreadyExists.
+
+        `allow_reserved` lets Coffer itself create reserved names (the audit-log bucket)."""
+        validate_bucket_name(name, allow_reserved=allow_reserved)
+        wanted_zone = (zone or self.default_zone).strip().upper()
+        if wanted_zone not in self._zone_set:
+            raise InvalidLocationConstraint((zone or "")[:64])
+
+        def settle(existing: Bucket) -> Bucket:
+            if existing.org_id != org_id:
+                raise BucketAlreadyExists(name)
+            if existing.zone != wanted_zone:
+                raise BucketAlreadyOwnedByYou(name)
+            return existing
+
+        existing = self._load(name)
+        if existing is not None:
+            return settle(existing)
+        bucket = Bucket(
+            name=name,
+            org_id=org_id,
+            owner_principal=owner,
+            zone=wanted_zone,
+            created_at=utcnow(),
+            versioning="",
+            settings={},
+        )
+
+        def tx(conn: Connection) -> None:
+            count = conn.execute(
+                sa.select(sa.func.count()).select_from(buckets).where(buckets.c.org_id == org_id)
+            ).scalar_one()
+            if count >= self.max_buckets:
+                raise TooManyBuckets()
+            conn.execute(
+                buckets.insert().values(
+                    name=name,
+                    org_id=org_id,
+                    owner_principal=owner,
+                    zone=wanted_zone,
+                    created_at=bucket.created_at,
+                    versioning="",
+                    settings={},
+                )
+            )
+            self.db.bump_changes(conn, "buckets")
+
+        try:
+            with self.db.write() as conn:
+                tx(conn)
+        except sa.exc.IntegrityError:
+            existing = self._load(name)
+            if existing is None:
+                raise  # not a name clash: an unknown org (a caller's bug)
+            return settle(existing)
+        self.tx.changed()
+        return bucket
+
+    def _load(self, name: str) -> Bucket | None:
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(buckets).where(buckets.c.name == name)).first()
+        return bucket_from_row(row) if row is not None else None
+
+    def get(self, name: str) -> Bucket:
+        """NoSuchBucket if absent. Cached in memory; invalidated on every bucket change."""
+        token = self.tx.token()
+        cache = self._cache
+        if token != self._cache_token or len(cache) > _CACHE_MAX:
+            cache = {}
+            self._cache = cache
+            self._cache_token = token
+        if name in cache:
+            _CACHE.hit.inc()
+            hit = cache[name]
+        else:
+            _CACHE.miss.inc()
+            hit = cache[name] = self._load(name)
+        if hit is None:
+            raise NoSuchBucket(name)
+        return hit
+
+    def list(self, org_id: str) -> builtins.list[Bucket]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(buckets).where(buckets.c.org_id == org_id).order_by(buckets.c.name)
+            ).all()
+        return [bucket_from_row(r) for r in rows]
+
+    def delete(self, name: str) -> None:
+        """BucketNotEmpty while any object version or delete marker remains; aborts
+        in-progress multipart uploads."""
+
+        def tx(conn: Connection) -> None:
+            found = conn.execute(
+                sa.select(buckets.c.name).where(buckets.c.name == name).with_for_update()
+            ).first()
+            if found is None:
+                raise NoSuchBucket(name)
+            if conn.execute(sa.select(objects.c.key).where(objects.c.bucket == name).limit(1)).first():
+                raise BucketNotEmpty(name)
+            uploads = sa.select(multipart_uploads.c.upload_id).where(multipart_uploads.c.bucket == name)
+            blobs = conn.execute(
+                sa.select(multipart_parts.c.blob).where(multipart_parts.c.upload_id.in_(uploads))
+            ).scalars()
+            self.tx.retire(conn, list(blobs))
+            conn.execute(multipart_parts.delete().where(multipart_parts.c.upload_id.in_(uploads)))
+            conn.execute(multipart_uploads.delete().where(multipart_uploads.c.bucket == name))
+            conn.execute(buckets.delete().where(buckets.c.name == name))
+            self.db.bump_changes(conn, "buckets")
+
+        self.tx.run(tx)
+        self.tx.changed()
+
+    def update(self, name: str, **fields: Any) -> Bucket:
+        """Set policy / versioning / tags / cors / settings (None clears).
+
+        Versioning moves between Enabled and Suspended; once either was set it cannot go
+        back to "" (never enabled), as in S3 (InvalidBucketState)."""
+        unknown = set(fields) - _FIELDS
+        if unknown:
+            raise TypeError(f"unknown bucket field(s): {', '.join(sorted(unknown))}")
+        values = dict(fields)
+        if "versioning" in values:
+            versioning = values["versioning"] or ""
+            if versioning not in _VERSIONING:
+                raise MalformedDocument("Versioning status must be Enabled or Suspended.")
+            values["versioning"] = versioning
+        if "settings" in values and values["settings"] is None:
+            values["settings"] = {}
+
+        def tx(conn: Connection) -> Bucket:
+            row = conn.execute(sa.select(buckets).where(buckets.c.name == name).with_for_update()).first()
+            if row is None:
+                raise NoSuchBucket(name)
+            if values.get("versioning") == "" and row.versioning:
+                raise InvalidBucketState("Versioning cannot be disabled once enabled; suspend it instead.")
+            if values:
+                conn.execute(buckets.update().where(buckets.c.name == name).values(**values))
+                self.db.bump_changes(conn, "buckets")
+            fresh = conn.execute(sa.select(buckets).where(buckets.c.name == name)).one()
+            return bucket_from_row(fresh)
+
+        bucket = self.tx.run(tx)
+        self.tx.changed()
+        return bucket

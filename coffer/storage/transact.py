@@ -1,0 +1,111 @@
+"""Metadata transactions: the retry loop, the locks, retiring blobs, and change notices.
+
+Every storage write is one transaction run by `Transactions.run`. It inserts the new rows
+and, in the same transaction, moves every blob it stops referencing into `dead_blobs`
+(`retire`), where the collector finds it after a grace period. So a crash leaves at worst
+an unreferenced blob (the orphan scan's job), never a row pointing at a missing or torn body.
+
+Concurrency: SQLite serialises writers (BEGIN IMMEDIATE). On PostgreSQL a write locks
+the rows it depends on (the bucket row FOR KEY SHARE, `lock_bucket`; the key, with an
+advisory lock, `lock_key`); a unique partial index allows one latest row per key, so two
+writers racing on a new key collide and the loser retries its whole transaction.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import Connection
+
+from coffer.storage.errors import Busy, NoSuchBucket
+from coffer.storage.rules import key_lock_id, utcnow
+from coffer.store.changes import ChangeWatcher
+from coffer.store.db import Database
+from coffer.store.schema import buckets, dead_blobs
+
+T = TypeVar("T")
+
+_RETRIES = 10
+_LOCK_BUCKET = (
+    sa.select(buckets.c.versioning)
+    .where(buckets.c.name == sa.bindparam("name"))
+    .with_for_update(read=True, key_share=True)
+)
+
+
+def _retryable(exc: sa.exc.DBAPIError) -> bool:
+    """Unique violations from a racing writer, and PostgreSQL deadlocks/serialisation failures."""
+    if isinstance(exc, sa.exc.IntegrityError):
+        return True
+    return getattr(exc.orig, "sqlstate", None) in {"40001", "40P01"}
+
+
+class Transactions:
+    """Write transactions of one metadata store, shared by Buckets, Objects and Uploads."""
+
+    def __init__(self, db: Database, changes: ChangeWatcher | None = None) -> None:
+        self.db = db
+        self.changes = changes
+        self._local_changes = 0
+        self._retire_stmt: Any = None  # built on first use, for this store's dialect
+
+    def run(self, fn: Callable[[Connection], T]) -> T:
+        """Run `fn` in a write transaction, retrying when a concurrent writer won a race."""
+        for attempt in range(_RETRIES):
+            try:
+                with self.db.write() as conn:
+                    return fn(conn)
+            except sa.exc.DBAPIError as exc:
+                if not _retryable(exc):
+                    if self.db.dialect == "sqlite" and "locked" in str(exc.orig):
+                        raise Busy("The metadata store is busy; please retry.") from exc
+                    raise
+                if attempt == _RETRIES - 1:
+                    raise Busy("Conflicting concurrent writes; please retry.") from exc
+                time.sleep(min(0.05, 0.001 * 2**attempt) * (1 + secrets.randbelow(100) / 100))
+        raise AssertionError("unreachable")
+
+    def retire(self, conn: Connection, blobs: Iterable[str]) -> None:
+        """Hand blobs no row references any more to the collector, in the caller's transaction."""
+        now = utcnow()
+        rows = [{"blob": b, "dead_since": now} for b in dict.fromkeys(blobs) if b]
+        if not rows:
+            return
+        if self._retire_stmt is None:
+            dialect = pg_dialect if self.db.dialect == "postgresql" else sqlite_dialect
+            self._retire_stmt = dialect.insert(dead_blobs).on_conflict_do_nothing(index_elements=["blob"])
+        conn.execute(self._retire_stmt, rows)
+
+    def changed(self) -> None:
+        """After a committed bucket change: this process's caches and every other's go stale."""
+        self._local_changes += 1
+        if self.changes is not None:
+            self.changes.changed()
+
+    def token(self) -> object:
+        """Changes whenever a bucket may have changed, here or in another process."""
+        remote = self.changes.token() if self.changes is not None else None
+        return (remote, self._local_changes)
+
+    @staticmethod
+    def lock_bucket(conn: Connection, name: str) -> str:
+        """The bucket's versioning state, with its row share-locked against a concurrent
+        DeleteBucket (PostgreSQL; SQLite writers are serial anyway)."""
+        versioning = conn.execute(_LOCK_BUCKET, {"name": name}).scalar()
+        if versioning is None:
+            raise NoSuchBucket(name)
+        return str(versioning)
+
+    def lock_key(self, conn: Connection, bucket: str, key: str) -> None:
+        """Serialise writers of one key until commit (PostgreSQL; SQLite writers are serial).
+
+        Without it, racing writers would both see the same latest version and all but one
+        would fail on the unique latest index and retry; with it they simply queue."""
+        if self.db.dialect == "postgresql":
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key_lock_id(bucket, key))))
