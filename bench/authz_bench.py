@@ -66,16 +66,16 @@ def run(node: Node, iterations: int) -> None:
     key = node.keys.mint(
         org_id=org, principal_name=CALLER, duration_seconds=0, source=KeySource.JWT, role="role/team-1"
     ).key
-    node.storage.create_bucket(org_id=org, owner=CALLER, name="data", zone=None)
+    node.storage.buckets.create(org_id=org, owner=CALLER, name="data", zone=None)
     origin = Origin("10.1.2.3", True)
     read = route("GET", "data", "report.csv", {})
     authz = node.authz
 
     def allow() -> None:
-        authz.authorize_s3(key, read, node.storage.get_bucket("data"), origin)
+        authz.authorize_s3(key, read, node.storage.buckets.get("data"), origin)
 
     def decide() -> bool:
-        return authz.decide_s3(key, read, node.storage.get_bucket("data"), origin).allowed
+        return authz.decide_s3(key, read, node.storage.buckets.get("data"), origin).allowed
 
     print(f"{POLICIES} policies x {STATEMENTS} statements; {iterations} iterations, median of 5 runs")
     print(f"{'case':60} {'decision':>8} {'us/request':>11}")
@@ -89,9 +89,9 @@ def run(node: Node, iterations: int) -> None:
 
     load(node, org, realistic())
     report("realistic mix (authorize_s3)", True)
-    node.storage.update_bucket("data", policy=bucket_policy_text())
+    node.storage.buckets.update("data", policy=bucket_policy_text())
     report("realistic mix + 20-statement bucket policy (authorize_s3)", True)
-    node.storage.update_bucket("data", policy=None)
+    node.storage.buckets.update("data", policy=None)
     load(node, org, worst_case("Allow"))
     report("worst-case allow (authorize_s3)", True)
     load(node, org, worst_case("Deny"))

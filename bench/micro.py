@@ -68,7 +68,7 @@ def authorize_s3(data_dir: str, access_key_id: str, bucket_name: str, iterations
     try:
         creds = node.keys.credentials(access_key_id)
         assert creds is not None
-        key, bucket = creds.key, node.storage.get_bucket(bucket_name)
+        key, bucket = creds.key, node.storage.buckets.get(bucket_name)
         op = route("GET", bucket_name, "photos/2025/cat.jpg", {})
         origin = Origin(source_ip="127.0.0.1", secure=False)
         door = node.authz.authorize_s3

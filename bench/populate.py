@@ -3,7 +3,7 @@
 The bucket is created and one real 4 KiB blob stored through the storage layer; then every
 key is one row of the `objects` table pointing at that blob, written with one executemany in
 one transaction. The row values go through SQLAlchemy's own bind processors for the table,
-so they are exactly what `Storage.put_object` would have written; only the key differs.
+so they are exactly what `Objects.put` would have written; only the key differs.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def bulk_bucket(settings: Settings, org_id: str, owner: str, bucket: str, count:
     t0 = time.perf_counter()
     node = Node.open(settings, migrate=False)
     try:
-        node.storage.create_bucket(org_id=org_id, owner=owner, name=bucket, zone=None)
+        node.storage.buckets.create(org_id=org_id, owner=owner, name=bucket, zone=None)
         data = os.urandom(4096)
         blob = node.blobs.put(data, ["md5"])
         node.blobs.claim(blob.blob)

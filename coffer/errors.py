@@ -45,20 +45,21 @@ class CofferError(Exception):
         self.details = details or []
 
 
+def _rpc_detail(type_name: str, **fields: Any) -> dict[str, Any]:
+    """A google.rpc error detail of type `type_name` (BadRequest, ResourceInfo, ...)."""
+    return {"@type": f"type.googleapis.com/google.rpc.{type_name}", **fields}
+
+
 class InvalidArgument(CofferError):
     kind = Kind.INVALID_ARGUMENT
 
     @classmethod
     def field(cls, field: str, description: str) -> InvalidArgument:
         """A BadRequest naming the offending field, as google.rpc.BadRequest does."""
+        violation = {"field": field, "description": description}
         return cls(
             f"invalid {field}: {description}",
-            details=[
-                {
-                    "@type": "type.googleapis.com/google.rpc.BadRequest",
-                    "fieldViolations": [{"field": field, "description": description}],
-                }
-            ],
+            details=[_rpc_detail("BadRequest", fieldViolations=[violation])],
         )
 
 
@@ -75,17 +76,10 @@ class NotFound(CofferError):
 
     @classmethod
     def resource(cls, resource_type: str, name: str) -> NotFound:
-        return cls(
-            f"{resource_type} {name!r} not found",
-            details=[
-                {
-                    "@type": "type.googleapis.com/google.rpc.ResourceInfo",
-                    "resourceType": resource_type,
-                    "resourceName": name,
-                    "description": "not found",
-                }
-            ],
+        info = _rpc_detail(
+            "ResourceInfo", resourceType=resource_type, resourceName=name, description="not found"
         )
+        return cls(f"{resource_type} {name!r} not found", details=[info])
 
 
 class AlreadyExists(CofferError):
@@ -101,224 +95,188 @@ class Unavailable(CofferError):
 
 
 # --- S3 --------------------------------------------------------------------------------
-# code -> (HTTP status, default message, gRPC kind used when the control plane reports it)
+def _errors(status: int, kind: Kind, **messages: str) -> dict[str, tuple[int, str, Kind]]:
+    """S3 error codes that share an HTTP status and gRPC kind, each with its default message."""
+    return {code: (status, message, kind) for code, message in messages.items()}
+
+
+# code -> (HTTP status, default message, gRPC kind used when the control plane reports it);
+# grouped by status and kind.
 S3_ERRORS: dict[str, tuple[int, str, Kind]] = {
-    "AccessDenied": (403, "Access Denied", Kind.PERMISSION_DENIED),
-    "AccountProblem": (403, "There is a problem with your account.", Kind.PERMISSION_DENIED),
-    "AuthorizationHeaderMalformed": (
+    **_errors(
+        304,
+        Kind.FAILED_PRECONDITION,
+        NotModified="Not Modified",
+    ),
+    **_errors(
         400,
-        "The authorization header you provided is invalid.",
         Kind.INVALID_ARGUMENT,
+        AccessControlListNotSupported="The bucket does not allow ACLs",
+        AuthorizationHeaderMalformed="The authorization header you provided is invalid.",
+        AuthorizationQueryParametersError="Error parsing the X-Amz-Credential parameter.",
+        BadDigest="The Content-MD5 you specified did not match what was received.",
+        BadRequest="Bad Request",
+        EntityTooLarge="Your proposed upload exceeds the maximum allowed size.",
+        EntityTooSmall="Your proposed upload is smaller than the minimum allowed object size.",
+        IllegalLocationConstraintException="The specified location-constraint is not valid.",
+        IncompleteBody="You did not provide the number of bytes specified by the Content-Length HTTP header.",
+        InvalidArgument="Invalid Argument",
+        InvalidBucketAclWithObjectOwnership=(
+            "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"
+        ),
+        InvalidBucketName="The specified bucket is not valid.",
+        InvalidDigest="The Content-MD5 you specified is not valid.",
+        InvalidEncryptionAlgorithmError="The encryption request you specified is not valid.",
+        InvalidLocationConstraint="The specified location constraint is not valid.",
+        InvalidPart=(
+            "One or more of the specified parts could not be found. The part might not have been uploaded, "
+            "or the specified entity tag might not have matched the part's entity tag."
+        ),
+        InvalidPartOrder=(
+            "The list of parts was not in ascending order. The parts list must be specified in order by "
+            "part number."
+        ),
+        InvalidPolicyDocument=(
+            "The content of the form does not meet the conditions specified in the policy document."
+        ),
+        InvalidRequest="Invalid Request",
+        InvalidStorageClass="The storage class you specified is not valid.",
+        InvalidTag="The tag provided was not a valid tag.",
+        InvalidURI="Couldn't parse the specified URI.",
+        KeyTooLongError="Your key is too long.",
+        MalformedACLError=(
+            "The XML you provided was not well-formed or did not validate against our published schema"
+        ),
+        MalformedPOSTRequest="The body of your POST request is not well-formed multipart/form-data.",
+        MalformedPolicy="Policies must be valid JSON and the first byte must be '{'",
+        MalformedXML=(
+            "The XML you provided was not well-formed or did not validate against our published schema."
+        ),
+        MaxMessageLengthExceeded="Your request was too big.",
+        MaxPostPreDataLengthExceeded="Your POST request fields preceeding the upload file was too large.",
+        MetadataTooLarge="Your metadata headers exceed the maximum allowed metadata size.",
+        MissingRequestBodyError="Request Body is empty",
+        MissingSecurityHeader="Your request is missing a required header.",
+        RequestHeaderSectionTooLarge="Your request header section exceeds the maximum allowed size.",
+        RequestTimeout=(
+            "Your socket connection to the server was not read from or written to within the timeout period."
+        ),
+        XAmzContentSHA256Mismatch=(
+            "The provided 'x-amz-content-sha256' header does not match what was computed."
+        ),
     ),
-    "AuthorizationQueryParametersError": (
+    **_errors(
         400,
-        "Error parsing the X-Amz-Credential parameter.",
-        Kind.INVALID_ARGUMENT,
+        Kind.RESOURCE_EXHAUSTED,
+        TooManyBuckets="You have attempted to create more buckets than allowed.",
     ),
-    "BadDigest": (
+    **_errors(
         400,
-        "The Content-MD5 you specified did not match what was received.",
-        Kind.INVALID_ARGUMENT,
-    ),
-    "BucketAlreadyExists": (409, "The requested bucket name is not available.", Kind.ALREADY_EXISTS),
-    "BucketAlreadyOwnedByYou": (
-        409,
-        "The bucket you tried to create already exists, and you own it.",
-        Kind.ALREADY_EXISTS,
-    ),
-    "BucketNotEmpty": (409, "The bucket you tried to delete is not empty.", Kind.FAILED_PRECONDITION),
-    "EntityTooLarge": (400, "Your proposed upload exceeds the maximum allowed size.", Kind.INVALID_ARGUMENT),
-    "EntityTooSmall": (
-        400,
-        "Your proposed upload is smaller than the minimum allowed object size.",
-        Kind.INVALID_ARGUMENT,
-    ),
-    "ExpiredToken": (400, "The provided token has expired.", Kind.UNAUTHENTICATED),
-    "IllegalLocationConstraintException": (
-        400,
-        "The specified location-constraint is not valid.",
-        Kind.INVALID_ARGUMENT,
-    ),
-    "IncompleteBody": (
-        400,
-        "You did not provide the number of bytes specified by the Content-Length HTTP header.",
-        Kind.INVALID_ARGUMENT,
-    ),
-    "InternalError": (500, "We encountered an internal error. Please try again.", Kind.INTERNAL),
-    "InvalidAccessKeyId": (
-        403,
-        "The AWS access key Id you provided does not exist in our records.",
         Kind.UNAUTHENTICATED,
+        ExpiredToken="The provided token has expired.",
+        InvalidToken="The provided token is malformed or otherwise invalid.",
     ),
-    "InvalidArgument": (400, "Invalid Argument", Kind.INVALID_ARGUMENT),
-    "InvalidBucketName": (400, "The specified bucket is not valid.", Kind.INVALID_ARGUMENT),
-    "InvalidBucketState": (
-        409,
-        "The request is not valid with the current state of the bucket.",
-        Kind.FAILED_PRECONDITION,
-    ),
-    "InvalidDigest": (400, "The Content-MD5 you specified is not valid.", Kind.INVALID_ARGUMENT),
-    "InvalidEncryptionAlgorithmError": (
-        400,
-        "The encryption request you specified is not valid.",
-        Kind.INVALID_ARGUMENT,
-    ),
-    "InvalidLocationConstraint": (
-        400,
-        "The specified location constraint is not valid.",
-        Kind.INVALID_ARGUMENT,
-    ),
-    "InvalidObjectState": (
+    **_errors(
         403,
-        "The operation is not valid for the current state of the object.",
         Kind.FAILED_PRECONDITION,
+        InvalidObjectState="The operation is not valid for the current state of the object.",
     ),
-    "InvalidPart": (
-        400,
-        "One or more of the specified parts could not be found. The part might not have been uploaded, "
-        "or the specified entity tag might not have matched the part's entity tag.",
-        Kind.INVALID_ARGUMENT,
+    **_errors(
+        403,
+        Kind.PERMISSION_DENIED,
+        AccessDenied="Access Denied",
+        AccessForbidden=(
+            "CORSResponse: This CORS request is not allowed. This is usually because the evalution of "
+            "Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are "
+            "not whitelisted by the resource's CORS spec."
+        ),
+        AccountProblem="There is a problem with your account.",
+        RequestTimeTooSkewed="The difference between the request time and the current time is too large.",
     ),
-    "InvalidPartOrder": (
-        400,
-        "The list of parts was not in ascending order. "
-        "The parts list must be specified in order by part number.",
-        Kind.INVALID_ARGUMENT,
+    **_errors(
+        403,
+        Kind.RESOURCE_EXHAUSTED,
+        QuotaExceeded="The bucket's capacity cap would be exceeded.",
     ),
-    "InvalidPolicyDocument": (
-        400,
-        "The content of the form does not meet the conditions specified in the policy document.",
-        Kind.INVALID_ARGUMENT,
+    **_errors(
+        403,
+        Kind.UNAUTHENTICATED,
+        InvalidAccessKeyId="The AWS access key Id you provided does not exist in our records.",
+        SignatureDoesNotMatch=(
+            "The request signature we calculated does not match the signature you provided. Check your key "
+            "and signing method."
+        ),
     ),
-    "InvalidRange": (416, "The requested range is not satisfiable", Kind.OUT_OF_RANGE),
-    "InvalidPartNumber": (416, "The requested partnumber is not satisfiable", Kind.OUT_OF_RANGE),
-    "InvalidRequest": (400, "Invalid Request", Kind.INVALID_ARGUMENT),
-    "InvalidStorageClass": (400, "The storage class you specified is not valid.", Kind.INVALID_ARGUMENT),
-    "InvalidTag": (400, "The tag provided was not a valid tag.", Kind.INVALID_ARGUMENT),
-    "InvalidToken": (400, "The provided token is malformed or otherwise invalid.", Kind.UNAUTHENTICATED),
-    "InvalidURI": (400, "Couldn't parse the specified URI.", Kind.INVALID_ARGUMENT),
-    "KeyTooLongError": (400, "Your key is too long.", Kind.INVALID_ARGUMENT),
-    "MalformedPOSTRequest": (
-        400,
-        "The body of your POST request is not well-formed multipart/form-data.",
-        Kind.INVALID_ARGUMENT,
+    **_errors(
+        404,
+        Kind.NOT_FOUND,
+        NoSuchBucket="The specified bucket does not exist",
+        NoSuchBucketPolicy="The bucket policy does not exist",
+        NoSuchCORSConfiguration="The CORS configuration does not exist",
+        NoSuchKey="The specified key does not exist.",
+        NoSuchLifecycleConfiguration="The lifecycle configuration does not exist.",
+        NoSuchTagSet="The TagSet does not exist",
+        NoSuchUpload=(
+            "The specified upload does not exist. The upload ID may be invalid, or the upload may have been "
+            "aborted or completed."
+        ),
+        NoSuchVersion="The specified version does not exist.",
+        ObjectLockConfigurationNotFoundError="Object Lock configuration does not exist for this bucket",
+        OwnershipControlsNotFoundError="The bucket ownership controls were not found",
     ),
-    "MalformedPolicy": (
-        400,
-        "Policies must be valid JSON and the first byte must be '{'",
-        Kind.INVALID_ARGUMENT,
-    ),
-    "MalformedXML": (
-        400,
-        "The XML you provided was not well-formed or did not validate against our published schema.",
-        Kind.INVALID_ARGUMENT,
-    ),
-    "MaxMessageLengthExceeded": (400, "Your request was too big.", Kind.INVALID_ARGUMENT),
-    "MetadataTooLarge": (
-        400,
-        "Your metadata headers exceed the maximum allowed metadata size.",
-        Kind.INVALID_ARGUMENT,
-    ),
-    "MethodNotAllowed": (
+    **_errors(
         405,
-        "The specified method is not allowed against this resource.",
         Kind.INVALID_ARGUMENT,
+        MethodNotAllowed="The specified method is not allowed against this resource.",
     ),
-    "MissingContentLength": (411, "You must provide the Content-Length HTTP header.", Kind.INVALID_ARGUMENT),
-    "MissingRequestBodyError": (400, "Request Body is empty", Kind.INVALID_ARGUMENT),
-    "MissingSecurityHeader": (400, "Your request is missing a required header.", Kind.INVALID_ARGUMENT),
-    "NoSuchBucket": (404, "The specified bucket does not exist", Kind.NOT_FOUND),
-    "NoSuchBucketPolicy": (404, "The bucket policy does not exist", Kind.NOT_FOUND),
-    "NoSuchCORSConfiguration": (404, "The CORS configuration does not exist", Kind.NOT_FOUND),
-    "NoSuchKey": (404, "The specified key does not exist.", Kind.NOT_FOUND),
-    "NoSuchLifecycleConfiguration": (404, "The lifecycle configuration does not exist.", Kind.NOT_FOUND),
-    "NoSuchTagSet": (404, "The TagSet does not exist", Kind.NOT_FOUND),
-    "NoSuchUpload": (
-        404,
-        "The specified upload does not exist. The upload ID may be invalid, or the upload may have been "
-        "aborted or completed.",
-        Kind.NOT_FOUND,
+    **_errors(
+        409,
+        Kind.ALREADY_EXISTS,
+        BucketAlreadyExists="The requested bucket name is not available.",
+        BucketAlreadyOwnedByYou="The bucket you tried to create already exists, and you own it.",
     ),
-    "NoSuchVersion": (404, "The specified version does not exist.", Kind.NOT_FOUND),
-    "NotImplemented": (
-        501,
-        "A header you provided implies functionality that is not implemented.",
-        Kind.UNIMPLEMENTED,
-    ),
-    "ObjectLockConfigurationNotFoundError": (
-        404,
-        "Object Lock configuration does not exist for this bucket",
-        Kind.NOT_FOUND,
-    ),
-    "OwnershipControlsNotFoundError": (404, "The bucket ownership controls were not found", Kind.NOT_FOUND),
-    "PreconditionFailed": (
-        412,
-        "At least one of the pre-conditions you specified did not hold",
+    **_errors(
+        409,
         Kind.FAILED_PRECONDITION,
+        BucketNotEmpty="The bucket you tried to delete is not empty.",
+        InvalidBucketState="The request is not valid with the current state of the bucket.",
     ),
-    "QuotaExceeded": (403, "The bucket's capacity cap would be exceeded.", Kind.RESOURCE_EXHAUSTED),
-    "RequestTimeTooSkewed": (
-        403,
-        "The difference between the request time and the current time is too large.",
-        Kind.PERMISSION_DENIED,
-    ),
-    "ServiceUnavailable": (503, "Please reduce your request rate.", Kind.UNAVAILABLE),
-    "SignatureDoesNotMatch": (
-        403,
-        "The request signature we calculated does not match the signature you provided. "
-        "Check your key and signing method.",
-        Kind.UNAUTHENTICATED,
-    ),
-    "SlowDown": (503, "Please reduce your request rate.", Kind.UNAVAILABLE),
-    "RequestHeaderSectionTooLarge": (
-        400,
-        "Your request header section exceeds the maximum allowed size.",
+    **_errors(
+        411,
         Kind.INVALID_ARGUMENT,
+        MissingContentLength="You must provide the Content-Length HTTP header.",
     ),
-    "RequestTimeout": (
-        400,
-        "Your socket connection to the server was not read from or written to within the timeout period.",
-        Kind.INVALID_ARGUMENT,
+    **_errors(
+        412,
+        Kind.FAILED_PRECONDITION,
+        PreconditionFailed="At least one of the pre-conditions you specified did not hold",
     ),
-    "TooManyBuckets": (
-        400,
-        "You have attempted to create more buckets than allowed.",
-        Kind.RESOURCE_EXHAUSTED,
+    **_errors(
+        416,
+        Kind.OUT_OF_RANGE,
+        InvalidPartNumber="The requested partnumber is not satisfiable",
+        InvalidRange="The requested range is not satisfiable",
     ),
-    "XAmzContentSHA256Mismatch": (
-        400,
-        "The provided 'x-amz-content-sha256' header does not match what was computed.",
-        Kind.INVALID_ARGUMENT,
+    **_errors(
+        500,
+        Kind.INTERNAL,
+        InternalError="We encountered an internal error. Please try again.",
     ),
-    "AccessControlListNotSupported": (400, "The bucket does not allow ACLs", Kind.INVALID_ARGUMENT),
-    "InsufficientStorage": (
+    **_errors(
+        501,
+        Kind.UNIMPLEMENTED,
+        NotImplemented="A header you provided implies functionality that is not implemented.",
+    ),
+    **_errors(
+        503,
+        Kind.UNAVAILABLE,
+        ServiceUnavailable="Please reduce your request rate.",
+        SlowDown="Please reduce your request rate.",
+    ),
+    **_errors(
         507,
-        "There is not enough space left to store the object.",
         Kind.RESOURCE_EXHAUSTED,
-    ),
-    "NotModified": (304, "Not Modified", Kind.FAILED_PRECONDITION),
-    "BadRequest": (400, "Bad Request", Kind.INVALID_ARGUMENT),
-    "AccessForbidden": (
-        403,
-        "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, "
-        "request method / Access-Control-Request-Method or Access-Control-Request-Headers are not "
-        "whitelisted by the resource's CORS spec.",
-        Kind.PERMISSION_DENIED,
-    ),
-    "InvalidBucketAclWithObjectOwnership": (
-        400,
-        "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
-        Kind.INVALID_ARGUMENT,
-    ),
-    "MalformedACLError": (
-        400,
-        "The XML you provided was not well-formed or did not validate against our published schema",
-        Kind.INVALID_ARGUMENT,
-    ),
-    "MaxPostPreDataLengthExceeded": (
-        400,
-        "Your POST request fields preceeding the upload file was too large.",
-        Kind.INVALID_ARGUMENT,
+        InsufficientStorage="There is not enough space left to store the object.",
     ),
 }
 

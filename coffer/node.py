@@ -81,13 +81,13 @@ class Node:
 
         def find_bucket(name: str) -> Bucket | None:
             try:
-                return storage.get_bucket(name)
+                return storage.buckets.get(name)
             except StorageError:
                 return None
 
         def object_tags(bucket: str, key: str, version_id: str | None) -> dict[str, str] | None:
             try:
-                return storage.get_object(bucket, key, version_id).tags
+                return storage.objects.get(bucket, key, version_id).tags
             except StorageError:  # no such object (or version): it has no tags to test
                 return None
 
@@ -123,10 +123,10 @@ class Node:
 
     def start_background(self) -> None:
         self.changes.start()
-        self.storage.start_collector()
+        self.storage.collector.start()
 
     def close(self) -> None:
-        self.storage.stop_collector()
+        self.storage.collector.stop()
         self.changes.stop()
         self.federated_keys.close()
         self.blobs.close()

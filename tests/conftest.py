@@ -29,6 +29,7 @@ TESTS = Path(__file__).parent
 UNIT = (
     "unit/",
     "test_docs.py",
+    "test_layering.py",
     "console/test_packaging.py",
     "federation/test_building_blocks.py",
     "federation/test_jwks.py",

@@ -69,20 +69,26 @@ def _groups(c: Call) -> dict[str, list[str]] | None:
     return {"groups": groups} if groups else None
 
 
-async def create_access_key(c: Call) -> JSONResponse:
-    body = await json_body(c.request)
-    duration = parse_duration(body.get("durationSeconds"))
-    attributes = validate_attributes(body.get("attributes"))
-    minted = await call(
+async def _mint_own(c: Call, duration: int, action: str, **options: Any) -> MintedKey:
+    """A key for the caller itself, carrying its groups; `options` go to the key service's mint."""
+    return await call(
         c.node.keys.mint,
         org_id=c.caller.org_id,
         principal_name=c.caller.principal_name,
         user_id=c.caller.user.id,
         duration_seconds=duration,
-        source=KeySource.JWT,
-        attributes=attributes,
         multi_attributes=_groups(c),
-        actor=c.actor("cwobject:CreateAccessKey"),
+        actor=c.actor(action),
+        **options,
+    )
+
+
+async def create_access_key(c: Call) -> JSONResponse:
+    body = await json_body(c.request)
+    duration = parse_duration(body.get("durationSeconds"))
+    attributes = validate_attributes(body.get("attributes"))
+    minted = await _mint_own(
+        c, duration, "cwobject:CreateAccessKey", source=KeySource.JWT, attributes=attributes
     )
     return JSONResponse(minted_json(minted))
 
@@ -129,17 +135,13 @@ async def revoke_principal_keys(c: Call) -> JSONResponse:
 async def credentials_from_api_token(c: Call) -> JSONResponse:
     settings = c.node.settings
     duration = settings.api_token_key_duration
-    minted = await call(
-        c.node.keys.mint,
-        org_id=c.caller.org_id,
-        principal_name=c.caller.principal_name,
-        user_id=c.caller.user.id,
-        duration_seconds=duration,
+    minted = await _mint_own(
+        c,
+        duration,
+        "cwobject:CreateAccessKeyFromApiToken",
         max_duration=max(duration, settings.max_key_duration),
         source=KeySource.API_TOKEN,
-        multi_attributes=_groups(c),
         with_session_token=True,
-        actor=c.actor("cwobject:CreateAccessKeyFromApiToken"),
     )
     return JSONResponse(container_credentials_json(minted))
 

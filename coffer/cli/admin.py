@@ -291,7 +291,7 @@ def gc(older_than: int | None, orphans: bool, **kw: Any) -> None:
     """Run one garbage-collection pass now and print how many files it removed."""
     with opened(kw) as node:
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than) if older_than is not None else None
-        removed = node.storage.collect_garbage(older_than=cutoff, orphans=orphans)
+        removed = node.storage.collector.collect(older_than=cutoff, orphans=orphans)
         # Storage writes no audit events (yet): this hand-run pass is recorded here.
         node.audit(
             "garbage_collected", removed=removed, older_than=older_than, orphans=orphans, actor=_actor().name

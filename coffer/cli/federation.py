@@ -34,6 +34,18 @@ from coffer.identity.federation_configs import Kind, StoredConfig
 from coffer.node import Node
 
 store_options = settings_options(STORE_FIELDS)
+org_option = click.option("--org", default=None, help="Organization id (default: the first one).")
+# `add`'s options SAML and OIDC share; `update` has its own --name and --description.
+new_name_option = click.option(
+    "--name", required=True, help="A name unique in the org: A-Z, a-z, 0-9, '_' or '-'."
+)
+new_description_option = click.option("--description", default="", help="Free text, at most 1024 characters.")
+active_option = click.option(
+    "--active/--inactive",
+    "active",
+    default=None,
+    help="Reactivate, or deactivate (revokes the keys minted through it).",
+)
 # `saml add` also needs where clients reach the API: the default audience and recipient live there.
 SAML_ADD_FIELDS = (*STORE_FIELDS, "public_url", "host", "api_port")
 saml_add_options = settings_options(SAML_ADD_FIELDS)
@@ -226,44 +238,33 @@ def _keys_long(cfg: OidcConfig) -> str:
     return f"inline JWK Set, {len(kids)} key(s): {', '.join(kids)}"
 
 
+# The list table's columns that differ: where the keys come from, and the keys themselves.
+_LIST_COLUMNS: dict[Kind, tuple[str, str]] = {
+    "saml": ("IdP Entity ID", "Certificates"),
+    "oidc": ("Issuer", "Keys"),
+}
+
+
+def _list_row(stored: StoredConfig) -> list[str]:
+    cfg = stored.config
+    if isinstance(cfg, SamlConfig):
+        source, audience = cfg.idp_entity_id, cfg.sp_audience
+        keys = ", ".join(_short(certificate_fingerprint(p)) for p in cfg.certificates)
+    else:
+        source, audience, keys = cfg.issuer_url, cfg.audience, _keys_short(cfg)
+    return [stored.config_id, cfg.name, source, audience, _yes(cfg.active), keys]
+
+
 def _list(kind: Kind, org: str | None, as_json: bool, kw: dict[str, Any]) -> None:
     with opened(kw) as node:
         found = node.federation.list_configs(_org(node, org), kind)
         if as_json:
             print_json([config_json(s) for s in found])
             return
-        if kind == "saml":
-            print_table(
-                ["Config ID", "Name", "IdP Entity ID", "Audience", "Active", "Certificates"],
-                [
-                    [
-                        s.config_id,
-                        s.config.name,
-                        s.config.idp_entity_id,
-                        s.config.sp_audience,
-                        _yes(s.config.active),
-                        ", ".join(_short(certificate_fingerprint(p)) for p in s.config.certificates),
-                    ]
-                    for s in found
-                    if isinstance(s.config, SamlConfig)
-                ],
-            )
-        else:
-            print_table(
-                ["Config ID", "Name", "Issuer", "Audience", "Active", "Keys"],
-                [
-                    [
-                        s.config_id,
-                        s.config.name,
-                        s.config.issuer_url,
-                        s.config.audience,
-                        _yes(s.config.active),
-                        _keys_short(s.config),
-                    ]
-                    for s in found
-                    if isinstance(s.config, OidcConfig)
-                ],
-            )
+        config_type = SamlConfig if kind == "saml" else OidcConfig
+        rows = [_list_row(s) for s in found if isinstance(s.config, config_type)]
+        source, keys = _LIST_COLUMNS[kind]
+        print_table(["Config ID", "Name", source, "Audience", "Active", keys], rows)
 
 
 def _get(kind: Kind, config_id: str, org: str | None, as_json: bool, kw: dict[str, Any]) -> None:
@@ -315,7 +316,7 @@ def saml() -> None:
 
 
 @saml.command("add")
-@click.option("--name", required=True, help="A name unique in the org: A-Z, a-z, 0-9, '_' or '-'.")
+@new_name_option
 @click.option(
     "--entity-id", "entity_id", required=True, help="The IdP's entity ID; must equal the assertion's Issuer."
 )
@@ -338,9 +339,9 @@ def saml() -> None:
     help="ACS URL the assertions are posted to "
     "(default: <public-url>/v1/cwobject/temporary-credentials/saml).",
 )
-@click.option("--description", default="", help="Free text, at most 1024 characters.")
+@new_description_option
 @click.option("--inactive", is_flag=True, help="Create it deactivated (refuses every assertion).")
-@click.option("--org", default=None, help="Organization id (default: the first one).")
+@org_option
 @json_option
 @saml_add_options
 def saml_add(
@@ -388,25 +389,6 @@ def saml_add(
         _created(stored, as_json)
 
 
-@saml.command("list")
-@click.option("--org", default=None, help="Organization id (default: the first one).")
-@json_option
-@store_options
-def saml_list(org: str | None, as_json: bool, **kw: Any) -> None:
-    """List the org's SAML configurations with their certificates' short fingerprints."""
-    _list("saml", org, as_json, kw)
-
-
-@saml.command("show")
-@click.argument("config_id")
-@click.option("--org", default=None, help="Organization id (default: the first one).")
-@json_option
-@store_options
-def saml_show(config_id: str, org: str | None, as_json: bool, **kw: Any) -> None:
-    """Describe one SAML configuration, with each certificate's full fingerprint and subject."""
-    _get("saml", config_id, org, as_json, kw)
-
-
 @saml.command("update")
 @click.argument("config_id")
 @click.option("--name", default=None, help="New name.")
@@ -428,13 +410,8 @@ def saml_show(config_id: str, org: str | None, as_json: bool, **kw: Any) -> None
 )
 @click.option("--audience", default=None, help="New SP entity ID (audience).")
 @click.option("--recipient", default=None, help="New recipient (ACS URL).")
-@click.option(
-    "--active/--inactive",
-    "active",
-    default=None,
-    help="Reactivate, or deactivate (revokes the keys minted through it).",
-)
-@click.option("--org", default=None, help="Organization id (default: the first one).")
+@active_option
+@org_option
 @json_option
 @store_options
 def saml_update(
@@ -481,15 +458,6 @@ def saml_update(
             _update(node, org_id, "saml", config_id, changes, as_json)
 
 
-@saml.command("remove")
-@click.argument("config_id")
-@click.option("--org", default=None, help="Organization id (default: the first one).")
-@store_options
-def saml_remove(config_id: str, org: str | None, **kw: Any) -> None:
-    """Remove a SAML configuration and revoke every key minted through it."""
-    _remove("saml", config_id, org, kw)
-
-
 # --- OIDC ----------------------------------------------------------------------------------
 
 
@@ -499,7 +467,7 @@ def oidc() -> None:
 
 
 @oidc.command("add")
-@click.option("--name", required=True, help="A name unique in the org: A-Z, a-z, 0-9, '_' or '-'.")
+@new_name_option
 @click.option(
     "--issuer", required=True, help="Issuer URL, https:// (http:// only for loopback); must equal iss."
 )
@@ -511,9 +479,9 @@ def oidc() -> None:
     metavar="JWKS_FILE",
     help="Pin the issuer's public keys (a JWK Set JSON file) instead of fetching them by discovery.",
 )
-@click.option("--description", default="", help="Free text, at most 1024 characters.")
+@new_description_option
 @click.option("--inactive", is_flag=True, help="Create it deactivated (ignored by the exchange).")
-@click.option("--org", default=None, help="Organization id (default: the first one).")
+@org_option
 @json_option
 @store_options
 def oidc_add(
@@ -553,25 +521,6 @@ def oidc_add(
         _created(stored, as_json)
 
 
-@oidc.command("list")
-@click.option("--org", default=None, help="Organization id (default: the first one).")
-@json_option
-@store_options
-def oidc_list(org: str | None, as_json: bool, **kw: Any) -> None:
-    """List the org's OIDC configurations and where each gets its keys (inline or discovery)."""
-    _list("oidc", org, as_json, kw)
-
-
-@oidc.command("show")
-@click.argument("config_id")
-@click.option("--org", default=None, help="Organization id (default: the first one).")
-@json_option
-@store_options
-def oidc_show(config_id: str, org: str | None, as_json: bool, **kw: Any) -> None:
-    """Describe one OIDC configuration."""
-    _get("oidc", config_id, org, as_json, kw)
-
-
 @oidc.command("update")
 @click.argument("config_id")
 @click.option("--name", default=None, help="New name.")
@@ -580,13 +529,8 @@ def oidc_show(config_id: str, org: str | None, as_json: bool, **kw: Any) -> None
 @click.option("--description", default=None, help="New description ('' clears it).")
 @click.option("--jwks", "jwks_file", default=None, metavar="JWKS_FILE", help="Pin these keys (JWK Set file).")
 @click.option("--discovery", is_flag=True, help="Drop the pinned keys: fetch them from the issuer again.")
-@click.option(
-    "--active/--inactive",
-    "active",
-    default=None,
-    help="Reactivate, or deactivate (revokes the keys minted through it).",
-)
-@click.option("--org", default=None, help="Organization id (default: the first one).")
+@active_option
+@org_option
 @json_option
 @store_options
 def oidc_update(
@@ -625,10 +569,45 @@ def oidc_update(
             _update(node, org_id, "oidc", config_id, changes, as_json)
 
 
-@oidc.command("remove")
-@click.argument("config_id")
-@click.option("--org", default=None, help="Organization id (default: the first one).")
-@store_options
-def oidc_remove(config_id: str, org: str | None, **kw: Any) -> None:
-    """Remove an OIDC configuration and revoke every key minted through it."""
-    _remove("oidc", config_id, org, kw)
+def _kind_commands(
+    group: click.Group, kind: Kind, *, list_help: str, show_help: str, remove_help: str
+) -> None:
+    """The commands SAML and OIDC configurations share: `list`, `show` and `remove`."""
+
+    @group.command("list", help=list_help)
+    @org_option
+    @json_option
+    @store_options
+    def list_configs(org: str | None, as_json: bool, **kw: Any) -> None:
+        _list(kind, org, as_json, kw)
+
+    @group.command("show", help=show_help)
+    @click.argument("config_id")
+    @org_option
+    @json_option
+    @store_options
+    def show_config(config_id: str, org: str | None, as_json: bool, **kw: Any) -> None:
+        _get(kind, config_id, org, as_json, kw)
+
+    @group.command("remove", help=remove_help)
+    @click.argument("config_id")
+    @org_option
+    @store_options
+    def remove_config(config_id: str, org: str | None, **kw: Any) -> None:
+        _remove(kind, config_id, org, kw)
+
+
+_kind_commands(
+    saml,
+    "saml",
+    list_help="List the org's SAML configurations with their certificates' short fingerprints.",
+    show_help="Describe one SAML configuration, with each certificate's full fingerprint and subject.",
+    remove_help="Remove a SAML configuration and revoke every key minted through it.",
+)
+_kind_commands(
+    oidc,
+    "oidc",
+    list_help="List the org's OIDC configurations and where each gets its keys (inline or discovery).",
+    show_help="Describe one OIDC configuration.",
+    remove_help="Remove an OIDC configuration and revoke every key minted through it.",
+)

@@ -6,6 +6,8 @@ the same calls `curl` would make against CoreWeave's API, so what works here wor
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -78,26 +80,47 @@ class _Lazy:
         return self._api
 
 
-def _api() -> Api:
-    return click.get_current_context().find_object(_Lazy).api  # type: ignore[union-attr]
+def api_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--endpoint, --token and --timeout for a command group; its commands reach them by `current_api`."""
+
+    @functools.wraps(fn)
+    def group(endpoint: str, token: str | None, timeout: float, **kw: Any) -> Any:
+        click.get_current_context().obj = _Lazy(endpoint, token, timeout)
+        return fn(**kw)
+
+    for option in (
+        click.option(
+            "--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds."
+        ),
+        click.option(
+            "--token",
+            envvar="COFFER_API_TOKEN",
+            default=None,
+            help="API access token [env COFFER_API_TOKEN].",
+        ),
+        click.option(
+            "--endpoint",
+            envvar="COFFER_ENDPOINT",
+            default=DEFAULT_ENDPOINT,
+            show_default=True,
+            help="Control-plane URL [env COFFER_ENDPOINT].",
+        ),
+    ):
+        group = option(group)
+    return group
+
+
+def current_api() -> Api:
+    """The client of the command group's `api_options`."""
+    options = click.get_current_context().find_object(_Lazy)
+    assert options is not None
+    return options.api
 
 
 @click.group()
-@click.option(
-    "--endpoint",
-    envvar="COFFER_ENDPOINT",
-    default=DEFAULT_ENDPOINT,
-    show_default=True,
-    help="Control-plane URL [env COFFER_ENDPOINT].",
-)
-@click.option(
-    "--token", envvar="COFFER_API_TOKEN", default=None, help="API access token [env COFFER_API_TOKEN]."
-)
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds.")
-@click.pass_context
-def keys(ctx: click.Context, endpoint: str, token: str | None, timeout: float) -> None:
+@api_options
+def keys() -> None:
     """Mint, list, inspect, suspend and revoke access keys."""
-    ctx.obj = _Lazy(endpoint, token, timeout)
 
 
 def _expiry(value: str) -> str:
@@ -176,7 +199,7 @@ def create(
     body: dict[str, Any] = {"durationSeconds": 0 if permanent else duration}
     if attrs:
         body["attributes"] = attrs
-    api = _api()
+    api = current_api()
     data = api.request("POST", "/v1/cwobject/access-key", json=body)
     if as_json:
         print_json(data)
@@ -211,7 +234,7 @@ def create(
 @json_option
 def list_keys(status: str | None, page_size: int, as_json: bool) -> None:
     """List every access key of your organization (pages through all of them)."""
-    api = _api()
+    api = current_api()
     infos: list[dict[str, Any]] = []
     offset = 0
     while True:
@@ -234,7 +257,10 @@ def list_keys(status: str | None, page_size: int, as_json: bool) -> None:
 @json_option
 def show(access_key_id: str, as_json: bool) -> None:
     """Show one key (never its secret)."""
-    info = _api().request("GET", f"/v1/cwobject/access-key/{quote(access_key_id, safe='')}").get("info") or {}
+    info = (
+        current_api().request("GET", f"/v1/cwobject/access-key/{quote(access_key_id, safe='')}").get("info")
+        or {}
+    )
     if as_json:
         print_json(info)
         return
@@ -259,7 +285,7 @@ def revoke(access_key_id: str | None, principal: str | None) -> None:
     """Revoke a key (or all keys of a principal); S3 refuses it from the next request on."""
     if (access_key_id is None) == (principal is None):
         raise click.UsageError("pass an ACCESS_KEY_ID or --principal PRINCIPAL")
-    api = _api()
+    api = current_api()
     if principal is not None:
         api.request("POST", "/v1/cwobject/revoke-access-key/principal", json={"principalName": principal})
         console().print(f"revoked every key of {principal}")
@@ -269,7 +295,7 @@ def revoke(access_key_id: str | None, principal: str | None) -> None:
 
 
 def _set_status(principal: str, status: str) -> None:
-    _api().request(
+    current_api().request(
         "PUT", "/v1/cwobject/access-key-status", json={"principalName": principal, "status": status}
     )
 

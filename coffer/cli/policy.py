@@ -13,48 +13,16 @@ from urllib.parse import quote
 
 import click
 
-from coffer.cli.keys import DEFAULT_ENDPOINT, Api
+from coffer.cli.keys import api_options, current_api
 from coffer.cli.output import console, json_option, print_json, print_table
 
 POLICY_PATH = "/v1/cwobject/access-policy"
 
 
-class _Options:
-    """The connection options; the client is built on first use, so `--help` needs no token."""
-
-    def __init__(self, endpoint: str, token: str | None, timeout: float) -> None:
-        self.args = (endpoint, token, timeout)
-        self._api: Api | None = None
-
-    @property
-    def api(self) -> Api:
-        if self._api is None:
-            self._api = Api(*self.args)
-        return self._api
-
-
-def _api() -> Api:
-    options = click.get_current_context().find_object(_Options)
-    assert options is not None
-    return options.api
-
-
 @click.group()
-@click.option(
-    "--endpoint",
-    envvar="COFFER_ENDPOINT",
-    default=DEFAULT_ENDPOINT,
-    show_default=True,
-    help="Control-plane URL [env COFFER_ENDPOINT].",
-)
-@click.option(
-    "--token", envvar="COFFER_API_TOKEN", default=None, help="API access token [env COFFER_API_TOKEN]."
-)
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds.")
-@click.pass_context
-def policy(ctx: click.Context, endpoint: str, token: str | None, timeout: float) -> None:
+@api_options
+def policy() -> None:
     """Apply, list and delete organization access policies; ask what you may do."""
-    ctx.obj = _Options(endpoint, token, timeout)
 
 
 def _read_document(path: str) -> dict[str, Any]:
@@ -88,7 +56,7 @@ def _read_document(path: str) -> dict[str, Any]:
 def apply(path: str, as_json: bool) -> None:
     """Create or replace (by name) an organization access policy (EnsureAccessPolicy)."""
     document = _read_document(path)
-    data = _api().request("POST", POLICY_PATH, json={"policy": document})
+    data = current_api().request("POST", POLICY_PATH, json={"policy": document})
     applied = data.get("policy") or document
     if as_json:
         print_json(applied)
@@ -118,7 +86,7 @@ def _rows(policies: list[dict[str, Any]]) -> list[list[str]]:
 @json_option
 def list_policies(as_json: bool) -> None:
     """List your organization's access policies, one row per statement."""
-    policies = _api().request("GET", POLICY_PATH).get("policies") or []
+    policies = current_api().request("GET", POLICY_PATH).get("policies") or []
     if as_json:
         print_json(policies)
     else:
@@ -129,7 +97,7 @@ def list_policies(as_json: bool) -> None:
 @click.argument("name")
 def delete(name: str) -> None:
     """Delete an organization access policy (in force from the next request)."""
-    _api().request("DELETE", f"{POLICY_PATH}/{quote(name, safe='')}")
+    current_api().request("DELETE", f"{POLICY_PATH}/{quote(name, safe='')}")
     console().print(f"deleted policy {name}")
 
 
@@ -142,7 +110,7 @@ def can_i(action: str, resources: tuple[str, ...], as_json: bool) -> None:
 
     Prints yes or no; the exit status is 0 for yes and 1 for no, as `kubectl auth can-i`.
     """
-    data = _api().request(
+    data = current_api().request(
         "POST", "/v1/cwobject/auth/can-i", json={"actions": [action], "resources": list(resources)}
     )
     verdict = data.get("verdict") is True

@@ -9,8 +9,9 @@ Bodies stream both ways; nothing is buffered but small XML and JSON documents.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -65,8 +66,13 @@ def _json(data: Any, status: int = 200) -> JSONResponse:
     return resp
 
 
-def _unavailable(exc: httpx.HTTPError) -> Unavailable:
-    return Unavailable(f"the S3 endpoint did not answer the console: {type(exc).__name__}")
+@contextlib.contextmanager
+def _s3_answering() -> Iterator[None]:
+    """Around calls on the S3 port: one that gets no answer is the console's 503."""
+    try:
+        yield
+    except httpx.HTTPError as exc:
+        raise Unavailable(f"the S3 endpoint did not answer the console: {type(exc).__name__}") from None
 
 
 # --- buckets -----------------------------------------------------------------------------
@@ -76,7 +82,7 @@ async def list_buckets(request: Request) -> JSONResponse:
     caller, s3 = await _session(request)
     buckets: list[dict[str, str]] = []
     token = ""
-    try:
+    with _s3_answering():
         while True:
             query = [("max-buckets", "1000")] + ([("continuation-token", token)] if token else [])
             resp = await s3.call(caller, "GET", query=query)
@@ -93,8 +99,6 @@ async def list_buckets(request: Request) -> JSONResponse:
             token = xml_text(root, "ContinuationToken")
             if not token:
                 break
-    except httpx.HTTPError as exc:
-        raise _unavailable(exc) from None
     return _json({"buckets": buckets})
 
 
@@ -114,7 +118,7 @@ async def create_bucket(request: Request) -> JSONResponse:
             f'<CreateBucketConfiguration xmlns="{NS}">'
             f"<LocationConstraint>{escape(zone)}</LocationConstraint></CreateBucketConfiguration>"
         ).encode()
-    try:
+    with _s3_answering():
         await s3.call(caller, "PUT", name, body=config)
         if versioning:
             doc = f'<VersioningConfiguration xmlns="{NS}"><Status>Enabled</Status></VersioningConfiguration>'
@@ -126,19 +130,15 @@ async def create_bucket(request: Request) -> JSONResponse:
                     exc.code,
                     f"the bucket was created, but versioning was not enabled: {exc.message}",
                 ) from None
-    except httpx.HTTPError as exc:
-        raise _unavailable(exc) from None
     return _json({"name": name, "zone": zone, "versioning": versioning})
 
 
 async def bucket_info(request: Request) -> JSONResponse:
     caller, s3 = await _session(request)
     bucket = _bucket(request)
-    try:
+    with _s3_answering():
         location = parse_xml((await s3.call(caller, "GET", bucket, query=[("location", "")])).content)
         versioning = parse_xml((await s3.call(caller, "GET", bucket, query=[("versioning", "")])).content)
-    except httpx.HTTPError as exc:
-        raise _unavailable(exc) from None
     return _json(
         {"name": bucket, "zone": location.text or "", "versioning": xml_text(versioning, "Status") or "Off"}
     )
@@ -146,10 +146,8 @@ async def bucket_info(request: Request) -> JSONResponse:
 
 async def delete_bucket(request: Request) -> JSONResponse:
     caller, s3 = await _session(request)
-    try:
+    with _s3_answering():
         await s3.call(caller, "DELETE", _bucket(request))
-    except httpx.HTTPError as exc:
-        raise _unavailable(exc) from None
     return _json({})
 
 
@@ -160,7 +158,7 @@ async def bucket_usage(request: Request) -> JSONResponse:
     count = size = 0
     token = ""
     complete = False
-    try:
+    with _s3_answering():
         for _ in range(USAGE_MAX_PAGES):
             query = [("list-type", "2"), ("max-keys", str(PAGE_SIZE)), ("encoding-type", "url")]
             if token:
@@ -173,8 +171,6 @@ async def bucket_usage(request: Request) -> JSONResponse:
             if xml_text(root, "IsTruncated") != "true" or not token:
                 complete = True
                 break
-    except httpx.HTTPError as exc:
-        raise _unavailable(exc) from None
     return _json({"objects": count, "bytes": size, "complete": complete})
 
 
@@ -196,10 +192,8 @@ async def list_objects(request: Request) -> JSONResponse:
     ]
     if token:
         query.append(("continuation-token", token))
-    try:
+    with _s3_answering():
         root = parse_xml((await s3.call(caller, "GET", bucket, query=query)).content)
-    except httpx.HTTPError as exc:
-        raise _unavailable(exc) from None
     folders = [unquote(xml_text(cp, "Prefix")) for cp in xml_children(root, "CommonPrefixes")]
     objects = [
         {
@@ -230,10 +224,8 @@ def _content_disposition(key: str) -> str:
 async def download_object(request: Request) -> Response:
     caller, s3 = await _session(request)
     bucket, key = _bucket(request), _key(request)
-    try:
+    with _s3_answering():
         resp = await s3.send(caller, "GET", bucket, key)
-    except httpx.HTTPError as exc:
-        raise _unavailable(exc) from None
     if resp.status_code != 200:
         try:
             body = await resp.aread()
@@ -255,10 +247,8 @@ async def download_object(request: Request) -> Response:
 
 async def object_info(request: Request) -> JSONResponse:
     caller, s3 = await _session(request)
-    try:
+    with _s3_answering():
         resp = await s3.call(caller, "HEAD", _bucket(request), _key(request))
-    except httpx.HTTPError as exc:
-        raise _unavailable(exc) from None
     return _json(
         {
             "size": int(resp.headers.get("content-length", "0")),
@@ -289,14 +279,12 @@ async def _put_stream(
     ctype = request.headers.get("content-type")
     if ctype and not query:
         headers["content-type"] = ctype
-    try:
+    with _s3_answering():
         resp = await s3.send(caller, "PUT", bucket, key, query, headers=headers, content=_stream(request))
         try:
             body = await resp.aread()
         finally:
             await resp.aclose()
-    except httpx.HTTPError as exc:
-        raise _unavailable(exc) from None
     if resp.status_code != 200:
         raise error_from(resp.status_code, body)
     return resp.headers.get("etag", "")
@@ -310,10 +298,8 @@ async def upload_object(request: Request) -> JSONResponse:
 
 async def delete_object(request: Request) -> JSONResponse:
     caller, s3 = await _session(request)
-    try:
+    with _s3_answering():
         await s3.call(caller, "DELETE", _bucket(request), _key(request))
-    except httpx.HTTPError as exc:
-        raise _unavailable(exc) from None
     return _json({})
 
 
@@ -332,10 +318,8 @@ async def create_upload(request: Request) -> JSONResponse:
     bucket, key = _bucket(request), _key(request)
     ctype = request.query_params.get("contentType", "")
     headers = {"content-type": ctype} if ctype else None
-    try:
+    with _s3_answering():
         resp = await s3.call(caller, "POST", bucket, key, [("uploads", "")], headers=headers)
-    except httpx.HTTPError as exc:
-        raise _unavailable(exc) from None
     return _json({"uploadId": xml_text(parse_xml(resp.content), "UploadId")})
 
 
@@ -365,10 +349,8 @@ async def complete_upload(request: Request) -> JSONResponse:
         )
     doc = f'<CompleteMultipartUpload xmlns="{NS}">{"".join(xml_parts)}</CompleteMultipartUpload>'
     query = [("uploadId", _upload_id(request))]
-    try:
+    with _s3_answering():
         resp = await s3.call(caller, "POST", _bucket(request), _key(request), query, body=doc.encode())
-    except httpx.HTTPError as exc:
-        raise _unavailable(exc) from None
     # S3 may answer 200 and still report an error in the body (keep-alive whitespace first).
     root = parse_xml(resp.content)
     if root.tag.endswith("Error"):
@@ -379,10 +361,8 @@ async def complete_upload(request: Request) -> JSONResponse:
 async def abort_upload(request: Request) -> JSONResponse:
     caller, s3 = await _session(request)
     query = [("uploadId", _upload_id(request))]
-    try:
+    with _s3_answering():
         await s3.call(caller, "DELETE", _bucket(request), _key(request), query)
-    except httpx.HTTPError as exc:
-        raise _unavailable(exc) from None
     return _json({})
 
 
@@ -392,13 +372,12 @@ async def abort_upload(request: Request) -> JSONResponse:
 async def get_policy(request: Request) -> JSONResponse:
     caller, s3 = await _session(request)
     try:
-        resp = await s3.call(caller, "GET", _bucket(request), query=[("policy", "")])
+        with _s3_answering():
+            resp = await s3.call(caller, "GET", _bucket(request), query=[("policy", "")])
     except S3CallError as exc:
         if exc.code == "NoSuchBucketPolicy":
             return _json({"policy": None})
         raise
-    except httpx.HTTPError as exc:
-        raise _unavailable(exc) from None
     return _json({"policy": resp.text})
 
 
@@ -412,19 +391,15 @@ async def put_policy(request: Request) -> JSONResponse:
         raise InvalidArgument.field("policy", "is required: a JSON policy document")
     if len(policy.encode()) > MAX_POLICY_JSON:
         raise InvalidArgument.field("policy", "is too large")
-    try:
+    with _s3_answering():
         await s3.call(caller, "PUT", _bucket(request), query=[("policy", "")], body=policy.encode())
-    except httpx.HTTPError as exc:
-        raise _unavailable(exc) from None
     return _json({})
 
 
 async def delete_policy(request: Request) -> JSONResponse:
     caller, s3 = await _session(request)
-    try:
+    with _s3_answering():
         await s3.call(caller, "DELETE", _bucket(request), query=[("policy", "")])
-    except httpx.HTTPError as exc:
-        raise _unavailable(exc) from None
     return _json({})
 
 

@@ -93,8 +93,8 @@ def _info(request: Request, user: User, session_token: str | None, expires_at: s
         "user": _user_json(user),
         "csrfToken": csrf_token(session_token) if session_token else None,
         "expiresAt": expires_at,
-        "zones": list(node.storage.zones),
-        "defaultZone": node.storage.default_zone,
+        "zones": list(node.storage.buckets.zones),
+        "defaultZone": node.storage.buckets.default_zone,
         "s3Endpoint": s3_endpoint_hint(request),
         "maxKeyDuration": node.settings.max_key_duration,
         # Suggestions for the policy builder, from the core's one table of actions.

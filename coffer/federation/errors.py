@@ -33,3 +33,16 @@ class FederationMalformed(FederationError, InvalidArgument):
 
 class FederationUnavailable(FederationError, Unavailable):
     """The IdP's keys could not be fetched; the caller may retry, nothing was decided."""
+
+
+def config_text(value: object, field: str, *, max_len: int = 1024, required: bool = True) -> str:
+    """A configuration's text field: a string, present when required, bounded, no control characters."""
+    if not isinstance(value, str):
+        raise InvalidArgument.field(field, "must be a string")
+    if required and not value:
+        raise InvalidArgument.field(field, "is required")
+    if len(value) > max_len:
+        raise InvalidArgument.field(field, f"must be at most {max_len} characters")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise InvalidArgument.field(field, "must not contain control characters")
+    return value

@@ -39,7 +39,7 @@ from jwt.exceptions import (
 )
 
 from coffer.errors import InvalidArgument
-from coffer.federation.errors import FederationMalformed, FederationRejected
+from coffer.federation.errors import FederationError, FederationMalformed, FederationRejected, config_text
 from coffer.federation.jwks import JwksProvider, validate_jwks
 from coffer.federation.lifetime import (
     CLOCK_SKEW,
@@ -78,18 +78,6 @@ _KEY_TYPES: dict[str, tuple[str, frozenset[str] | None]] = {
 # --- configuration -----------------------------------------------------------------------
 
 
-def _text(value: object, field: str, *, max_len: int, required: bool) -> str:
-    if not isinstance(value, str):
-        raise InvalidArgument.field(field, "must be a string")
-    if required and not value:
-        raise InvalidArgument.field(field, "is required")
-    if len(value) > max_len:
-        raise InvalidArgument.field(field, f"must be at most {max_len} characters")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        raise InvalidArgument.field(field, "must not contain control characters")
-    return value
-
-
 def validate_issuer_url(value: object, field: str = "issuerUrl") -> str:
     """HTTPS (HTTP for loopback only), at most 1024 characters, no query or fragment (OIDC)."""
     if not isinstance(value, str):
@@ -120,13 +108,13 @@ class OidcConfig:
     jwks: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        _text(self.config_id, "configId", max_len=255, required=True)
-        _text(self.org_id, "orgId", max_len=255, required=True)
+        config_text(self.config_id, "configId", max_len=255, required=True)
+        config_text(self.org_id, "orgId", max_len=255, required=True)
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
             raise InvalidArgument.field("name", "must be 1-255 characters of A-Z, a-z, 0-9, '_' or '-'")
         validate_issuer_url(self.issuer_url)
-        _text(self.audience, "audience", max_len=MAX_URL_LENGTH, required=True)
-        _text(self.description, "description", max_len=1024, required=False)
+        config_text(self.audience, "audience", max_len=MAX_URL_LENGTH, required=True)
+        config_text(self.description, "description", max_len=1024, required=False)
         if not isinstance(self.active, bool):
             raise InvalidArgument.field("active", "must be a boolean")
         if self.jwks is not None:
@@ -194,6 +182,28 @@ class OidcIdentity:
 
 
 # --- verification ------------------------------------------------------------------------
+
+
+# What PyJWT's refusals mean, first match wins; anything else is refused as unverifiable.
+_DECODE_REFUSALS: tuple[tuple[type[Exception], str, str], ...] = (
+    (InvalidSignatureError, "signature", "the token's signature does not verify"),
+    (InvalidAudienceError, "audience", "the token is not addressed to a configured audience"),
+    (InvalidIssuerError, "issuer", "the token's issuer does not match the configuration"),
+    (InvalidAlgorithmError, "algorithm", "the token's alg does not fit the issuer's key"),
+)
+
+
+def _decode_refusal(exc: Exception) -> FederationError:
+    for kind, check, message in _DECODE_REFUSALS:
+        if isinstance(exc, kind):
+            return _rejected(check, message)
+    if isinstance(exc, MissingRequiredClaimError):
+        return _rejected("claims", f"the token lacks the required '{exc.claim}' claim")
+    if isinstance(exc, DecodeError):
+        return FederationMalformed("token", "the token cannot be decoded")
+    if isinstance(exc, InvalidTokenError):
+        return _rejected("claims", "the token's claims are invalid")
+    return _rejected("signature", "the token could not be verified")
 
 
 def _rejected(check: str, message: str) -> FederationRejected:
@@ -360,22 +370,8 @@ def verify_oidc_token(
                 "require": _REQUIRED_CLAIMS,
             },
         )
-    except InvalidSignatureError as exc:
-        raise _rejected("signature", "the token's signature does not verify") from exc
-    except InvalidAudienceError as exc:
-        raise _rejected("audience", "the token is not addressed to a configured audience") from exc
-    except InvalidIssuerError as exc:
-        raise _rejected("issuer", "the token's issuer does not match the configuration") from exc
-    except MissingRequiredClaimError as exc:
-        raise _rejected("claims", f"the token lacks the required '{exc.claim}' claim") from exc
-    except InvalidAlgorithmError as exc:
-        raise _rejected("algorithm", "the token's alg does not fit the issuer's key") from exc
-    except DecodeError as exc:
-        raise FederationMalformed("token", "the token cannot be decoded") from exc
-    except InvalidTokenError as exc:
-        raise _rejected("claims", "the token's claims are invalid") from exc
     except Exception as exc:  # fail closed on anything else hostile input provokes in a library
-        raise _rejected("signature", "the token could not be verified") from exc
+        raise _decode_refusal(exc) from exc
 
     expires_at = _number(claims, "exp", required=True)
     issued_at = _number(claims, "iat", required=True)

@@ -36,7 +36,7 @@ from signxml import InvalidInput, SignatureConfiguration, XMLVerifier
 from signxml.algorithms import DigestAlgorithm, SignatureMethod
 
 from coffer.errors import InvalidArgument
-from coffer.federation.errors import FederationMalformed, FederationRejected
+from coffer.federation.errors import FederationMalformed, FederationRejected, config_text
 from coffer.federation.lifetime import (
     CLOCK_SKEW,
     EARLIEST_TIME,
@@ -128,18 +128,6 @@ def default_recipient(public_url: str) -> str:
     return f"{public_url.rstrip('/')}{RECIPIENT_PATH}"
 
 
-def _clean_text(value: object, field_name: str, *, max_len: int = 1024, required: bool = True) -> str:
-    if not isinstance(value, str):
-        raise InvalidArgument.field(field_name, "must be a string")
-    if required and not value:
-        raise InvalidArgument.field(field_name, "is required")
-    if len(value) > max_len:
-        raise InvalidArgument.field(field_name, f"must be at most {max_len} characters")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        raise InvalidArgument.field(field_name, "must not contain control characters")
-    return value
-
-
 def load_signing_certificate(pem: str) -> x509.Certificate:
     """Parse one IdP certificate and insist on a key strong enough to sign credentials."""
     try:
@@ -186,14 +174,14 @@ class SamlConfig:
     _parsed: tuple[x509.Certificate, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _clean_text(self.config_id, "configId", max_len=255)
-        _clean_text(self.org_id, "orgId", max_len=255)
+        config_text(self.config_id, "configId", max_len=255)
+        config_text(self.org_id, "orgId", max_len=255)
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
             raise InvalidArgument.field("name", "must be 1-255 characters of A-Z, a-z, 0-9, '_' or '-'")
-        _clean_text(self.idp_entity_id, "idpEntityId")
-        _clean_text(self.sp_audience, "spAudience")
-        _clean_text(self.recipient, "recipient")
-        _clean_text(self.description, "description", required=False)
+        config_text(self.idp_entity_id, "idpEntityId")
+        config_text(self.sp_audience, "spAudience")
+        config_text(self.recipient, "recipient")
+        config_text(self.description, "description", required=False)
         if not isinstance(self.active, bool):
             raise InvalidArgument.field("active", "must be a boolean")
         certs = tuple(self.certificates) if isinstance(self.certificates, (list, tuple)) else ()

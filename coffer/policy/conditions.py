@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -209,36 +209,32 @@ def _compile_test(base: _Base, values: tuple[str, ...], operator: str, key: str)
 
         return ip_test
     if base.value.startswith("numeric"):
-        numbers = []
-        for v in values:
-            n = parse_number(v)
-            if n is None:
-                raise ConditionError(f"Condition {operator} on {key} needs a number, got {v!r}")
-            numbers.append(n)
-        compare = _ORDER[base.value.rsplit("-", 1)[1]]
-
-        def numeric_test(r: str) -> bool:
-            got = parse_number(r.strip())
-            return got is not None and any(compare(got, n) for n in numbers)
-
-        return numeric_test
+        return _ordered_test(values, parse_number, base, f"Condition {operator} on {key} needs a number")
     if base.value.startswith("date"):
-        dates = []
-        for v in values:
-            d = parse_date(v)
-            if d is None:
-                raise ConditionError(
-                    f"Condition {operator} on {key} needs an ISO 8601 date or epoch seconds, got {v!r}"
-                )
-            dates.append(d)
-        compare_dates = _ORDER[base.value.rsplit("-", 1)[1]]
-
-        def date_test(r: str) -> bool:
-            got = parse_date(r.strip())
-            return got is not None and any(compare_dates(got, d) for d in dates)
-
-        return date_test
+        return _ordered_test(
+            values,
+            parse_date,
+            base,
+            f"Condition {operator} on {key} needs an ISO 8601 date or epoch seconds",
+        )
     raise AssertionError(f"unhandled operator kind {base}")  # pragma: no cover
+
+
+def _ordered_test(values: Iterable[str], parse: Callable[[str], Any], base: _Base, need: str) -> _Test:
+    """A numeric or date comparison: each policy value parsed now, each request value when asked."""
+    bounds = []
+    for v in values:
+        bound = parse(v)
+        if bound is None:
+            raise ConditionError(f"{need}, got {v!r}")
+        bounds.append(bound)
+    compare = _ORDER[base.value.rsplit("-", 1)[1]]
+
+    def ordered_test(r: str) -> bool:
+        got = parse(r.strip())
+        return got is not None and any(compare(got, b) for b in bounds)
+
+    return ordered_test
 
 
 _ORDER: Mapping[str, Callable[[Any, Any], bool]] = {

@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,28 +123,30 @@ def _parse_statement(raw: Any, path: str, index: int) -> OrgStatement:
             f"{where}: effect must be 'Allow' or 'Deny' (case-sensitive), got {effect_raw!r}",
         ) from None
 
-    actions = _string_list(raw.get("actions"), f"{path}.actions", "actions", where)
-    _check_bounds(actions, f"{path}.actions", "action", where)
-    for i, action in enumerate(actions):
-        try:
-            expand(action)
-        except ActionError as exc:
-            raise _fail(f"{path}.actions[{i}]", f"{where}: {exc}") from None
-    resources = _string_list(raw.get("resources"), f"{path}.resources", "resources", where)
-    _check_bounds(resources, f"{path}.resources", "resource", where)
-    for i, resource in enumerate(resources):
-        try:
-            check_short_resource(resource)
-        except ResourceError as exc:
-            raise _fail(f"{path}.resources[{i}]", f"{where}: {exc}") from None
-    principals = _string_list(raw.get("principals"), f"{path}.principals", "principals", where)
-    _check_bounds(principals, f"{path}.principals", "principal", where)
-    for i, principal in enumerate(principals):
-        try:
-            check_short_form(principal)
-        except PrincipalError as exc:
-            raise _fail(f"{path}.principals[{i}]", f"{where}: {exc}") from None
+    actions = _checked_list(raw, "actions", "action", expand, ActionError, path, where)
+    resources = _checked_list(raw, "resources", "resource", check_short_resource, ResourceError, path, where)
+    principals = _checked_list(raw, "principals", "principal", check_short_form, PrincipalError, path, where)
     return OrgStatement(name, effect, tuple(actions), tuple(resources), tuple(principals))
+
+
+def _checked_list(
+    raw: Mapping[str, Any],
+    field: str,
+    singular: str,
+    check: Callable[[str], object],
+    error: type[Exception],
+    path: str,
+    where: str,
+) -> list[str]:
+    """A statement's list field: strings, within bounds, each one passing `check`."""
+    items = _string_list(raw.get(field), f"{path}.{field}", field, where)
+    _check_bounds(items, f"{path}.{field}", singular, where)
+    for i, item in enumerate(items):
+        try:
+            check(item)
+        except error as exc:
+            raise _fail(f"{path}.{field}[{i}]", f"{where}: {exc}") from None
+    return items
 
 
 def parse_org_policy(obj: Any, *, field_prefix: str = "policy") -> OrgPolicy:

@@ -31,7 +31,6 @@ from coffer.storage.errors import NoSuchBucket
 from coffer.web.http import RequestMeter, ResponseMeter
 
 log = logging.getLogger("coffer.s3")
-access_log = logging.getLogger("coffer.s3.access")
 
 HEALTH_PATH = "/_coffer/healthz"
 LEGACY_HEALTH_PATH = "/healthz"
@@ -114,7 +113,7 @@ class S3App:
         name = _operation_name(scope, req, op)
         metrics.observe(metrics.S3, name, response.status, started, meter.received, sent)
         if self.settings.access_log:
-            self._log_access(scope, req, op, auth, response, sent, started, request_id)
+            _access_details(scope, req, op, auth, response, request_id)
 
     # ---------------------------------------------------------------------------------
     async def _handle(self, req: S3Request) -> tuple[Operation | None, AuthResult | None, S3Response]:
@@ -162,14 +161,14 @@ class S3App:
         key = auth.credentials.key if auth else None
         # Bucket lookups are served from the storage layer's in-memory cache.
         bucket = (
-            storage.get_bucket(op.bucket) if op.bucket is not None and op.name != "CreateBucket" else None
+            storage.buckets.get(op.bucket) if op.bucket is not None and op.name != "CreateBucket" else None
         )
         authz, origin = self.node.authz, origin_of(req)
         if op.name not in SELF_AUTHORIZED:
             authz.authorize_s3(key, op, bucket, origin)
         source_bucket = None
         if op.source is not None:
-            source_bucket = storage.get_bucket(op.source.bucket)
+            source_bucket = storage.buckets.get(op.source.bucket)
             read = op.derive(
                 "GetObject", bucket=op.source.bucket, key=op.source.key, version_id=op.source.version_id
             )
@@ -181,7 +180,7 @@ class S3App:
         """CORS headers on an actual response (errors included) when the bucket has rules."""
         assert req.bucket is not None
         try:
-            bucket = self.node.storage.get_bucket(req.bucket)
+            bucket = self.node.storage.buckets.get(req.bucket)
             cors.decorate(response, req, bucket)
         except Exception:  # no such bucket, store unreachable: the response stands as it is
             return
@@ -190,7 +189,7 @@ class S3App:
         if req.method != "GET" or req.path != LEGACY_HEALTH_PATH or req.raw_query or req.has_credentials:
             return False
         try:
-            self.node.storage.get_bucket("healthz")
+            self.node.storage.buckets.get("healthz")
         except NoSuchBucket:
             return True
         except CofferError:
@@ -225,35 +224,26 @@ class S3App:
             log.warning("S3 %s: %s", err.code, err.message, extra={"request_id": request_id})
         return error_response(err, resource=resource, request_id=request_id, host_id=host_id, head=head)
 
-    def _log_access(
-        self,
-        scope: Scope,
-        req: S3Request | None,
-        op: Operation | None,
-        auth: AuthResult | None,
-        response: S3Response,
-        sent: int,
-        started: float,
-        request_id: str,
-    ) -> None:
-        """One structured line; never the query string (presigned URLs carry signatures)."""
-        client = scope.get("client")
-        access_log.info(
-            "s3 request",
-            extra={
-                "request_id": request_id,
-                "method": scope["method"],
-                "bucket": req.bucket if req else None,
-                "key": req.key if req else None,
-                "operation": op.name if op else None,
-                "status": response.status,
-                "error_code": response.code or None,
-                "bytes_sent": sent,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                "access_key_id": auth.access_key_id if auth else None,
-                "source_ip": client[0] if client else None,
-            },
-        )
+
+def _access_details(
+    scope: Scope,
+    req: S3Request | None,
+    op: Operation | None,
+    auth: AuthResult | None,
+    response: S3Response,
+    request_id: str,
+) -> None:
+    """What only the S3 face knows, for the port's one access-log line (coffer.web.http.AccessLog).
+
+    Never the query string: presigned URLs carry signatures."""
+    scope.setdefault("state", {})["access"] = {
+        "request_id": request_id,
+        "operation": op.name if op else None,
+        "bucket": req.bucket if req else None,
+        "key": req.key if req else None,
+        "error_code": response.code or None,
+        "access_key_id": auth.access_key_id if auth else None,
+    }
 
 
 def _operation_name(scope: Scope, req: S3Request | None, op: Operation | None) -> str:

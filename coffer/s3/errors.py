@@ -13,27 +13,34 @@ from coffer.errors import S3Error
 from coffer.policy.errors import MalformedPolicy
 from coffer.storage import errors as e
 
+# Storage errors S3 answers with a code and the message alone.
+_PLAIN: dict[type[e.StorageError], str] = {
+    e.TooManyBuckets: "TooManyBuckets",
+    e.InvalidBucketState: "InvalidBucketState",
+    e.InvalidRange: "InvalidRange",
+    e.BadDigest: "BadDigest",
+    e.IncompleteBody: "IncompleteBody",
+    e.InvalidPartOrder: "InvalidPartOrder",
+    e.InvalidRequest: "InvalidRequest",
+    e.MalformedDocument: "MalformedXML",
+    e.InvalidTag: "InvalidTag",
+    e.InsufficientStorage: "InsufficientStorage",
+    e.Busy: "SlowDown",
+    e.BlobUnavailable: "InternalError",
+}
+
 
 def from_storage(exc: e.StorageError) -> S3Error:
     """The S3 error a storage error is answered with."""
     detail = exc.detail
+    plain = _PLAIN.get(type(exc))
+    if plain is not None:
+        return S3Error(plain, detail)
     match exc:
-        case e.NoSuchBucket():
-            return S3Error("NoSuchBucket", detail, fields={"BucketName": exc.bucket})
-        case e.BucketAlreadyExists():
-            return S3Error("BucketAlreadyExists", detail, fields={"BucketName": exc.bucket})
-        case e.BucketAlreadyOwnedByYou():
-            return S3Error("BucketAlreadyOwnedByYou", detail, fields={"BucketName": exc.bucket})
-        case e.BucketNotEmpty():
-            return S3Error("BucketNotEmpty", detail, fields={"BucketName": exc.bucket})
-        case e.TooManyBuckets():
-            return S3Error("TooManyBuckets", detail)
-        case e.InvalidBucketName():
-            return S3Error("InvalidBucketName", detail, fields={"BucketName": exc.bucket})
+        case e.BucketError():  # NoSuchBucket, BucketAlreadyExists, ...: S3's code is the name
+            return S3Error(exc.code, detail, fields={"BucketName": exc.bucket})
         case e.InvalidLocationConstraint():
             return S3Error("InvalidLocationConstraint", detail, fields={"LocationConstraint": exc.zone})
-        case e.InvalidBucketState():
-            return S3Error("InvalidBucketState", detail)
         case e.NoSuchKey():
             headers = {}
             if exc.delete_marker is not None:
@@ -54,12 +61,6 @@ def from_storage(exc: e.StorageError) -> S3Error:
             )
         case e.PreconditionFailed():
             return S3Error("PreconditionFailed", detail, fields={"Condition": exc.condition})
-        case e.InvalidRange():
-            return S3Error("InvalidRange", detail)
-        case e.BadDigest():
-            return S3Error("BadDigest", detail)
-        case e.IncompleteBody():
-            return S3Error("IncompleteBody", detail)
         case e.NoSuchUpload():
             return S3Error("NoSuchUpload", detail, fields={"UploadId": exc.upload_id})
         case e.InvalidPart():
@@ -67,8 +68,6 @@ def from_storage(exc: e.StorageError) -> S3Error:
             if exc.etag is not None:
                 fields["ETag"] = exc.etag
             return S3Error("InvalidPart", detail, fields=fields)
-        case e.InvalidPartOrder():
-            return S3Error("InvalidPartOrder", detail)
         case e.EntityTooSmall():
             fields = {"ProposedSize": str(exc.size), "MinSizeAllowed": str(exc.min_size)}
             if exc.part_number is not None:
@@ -87,21 +86,9 @@ def from_storage(exc: e.StorageError) -> S3Error:
             if exc.value is not None:
                 fields["ArgumentValue"] = exc.value
             return S3Error("InvalidArgument", detail, fields=fields)
-        case e.InvalidRequest():
-            return S3Error("InvalidRequest", detail)
-        case e.MalformedDocument():
-            return S3Error("MalformedXML", detail)
-        case e.InvalidTag():
-            return S3Error("InvalidTag", detail)
         case e.TooManyTags():
             # S3 answers InvalidTag for a bucket's tag set, but BadRequest for an object's.
             return S3Error("InvalidTag" if exc.bucket else "BadRequest", detail)
-        case e.InsufficientStorage():
-            return S3Error("InsufficientStorage", detail)
-        case e.Busy():
-            return S3Error("SlowDown", detail)
-        case e.BlobUnavailable():
-            return S3Error("InternalError", detail)
     return S3Error("InternalError", detail)
 
 

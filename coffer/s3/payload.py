@@ -23,6 +23,9 @@ from coffer.storage.bodies import Expect, StoredBody
 from coffer.storage.errors import EntityTooLarge
 from coffer.storage.rules import MAX_PART_SIZE
 
+HEADER = "x-amz-checksum-"
+MULTIPLE_CHECKSUMS = "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."
+
 
 @dataclass
 class ChecksumSpec:
@@ -43,6 +46,19 @@ class ChecksumSpec:
         return f"x-amz-checksum-{self.algorithm}"
 
 
+def decode_checksum(alg: str, value: str, *, shown: str) -> bytes:
+    """The digest an x-amz-checksum-<alg> header or form field declares. InvalidRequest for
+    an unknown algorithm (named as `shown`) or a value that is not its digest in base64."""
+    if alg not in cks.CHECKSUM_ALGORITHMS:
+        raise S3Error(
+            "InvalidRequest", f"The algorithm type you specified in x-amz-checksum-{shown} is invalid."
+        )
+    raw = decode_base64(value, cks.digest_size(alg))
+    if raw is None:
+        raise S3Error("InvalidRequest", f"Value for {HEADER}{alg} header is invalid.")
+    return raw
+
+
 def request_checksum(ctx: Context) -> ChecksumSpec:
     """Read x-amz-checksum-*, x-amz-trailer and x-amz-sdk-checksum-algorithm; refuse bad values."""
     req = ctx.request
@@ -53,30 +69,17 @@ def request_checksum(ctx: Context) -> ChecksumSpec:
         if name not in ("x-amz-checksum-type", "x-amz-checksum-mode", "x-amz-checksum-algorithm")
     ]
     if len(present) > 1:
-        raise S3Error(
-            "InvalidRequest",
-            "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
-        )
+        raise S3Error("InvalidRequest", MULTIPLE_CHECKSUMS)
     if present:
         alg, value = present[0]
-        if alg not in cks.CHECKSUM_ALGORITHMS:
-            raise S3Error(
-                "InvalidRequest", f"The algorithm type you specified in x-amz-checksum-{alg} is invalid."
-            )
-        raw = decode_base64(value, cks.digest_size(alg))
-        if raw is None:
-            raise S3Error("InvalidRequest", f"Value for x-amz-checksum-{alg} header is invalid.")
-        spec.algorithm, spec.value, spec.requested = alg, raw, True
+        spec.algorithm, spec.value, spec.requested = alg, decode_checksum(alg, value, shown=alg), True
     trailer = (req.header("x-amz-trailer") or "").strip().lower()
     if trailer.startswith("x-amz-checksum-"):
         alg = trailer[len("x-amz-checksum-") :]
         if alg not in cks.CHECKSUM_ALGORITHMS:
             raise S3Error("InvalidRequest", f"The algorithm type you specified in {trailer} is invalid.")
         if spec.algorithm and spec.algorithm != alg:
-            raise S3Error(
-                "InvalidRequest",
-                "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
-            )
+            raise S3Error("InvalidRequest", MULTIPLE_CHECKSUMS)
         spec.algorithm, spec.trailer, spec.requested = alg, True, True
     sdk = req.header("x-amz-sdk-checksum-algorithm")
     if sdk is not None:

@@ -89,7 +89,14 @@ class Collector:
     def collect(
         self, *, older_than: datetime | None = None, orphans: bool = False, pressure: bool = False
     ) -> int:
-        """See Storage.collect_garbage; `pressure` shortens the grace where that is safe."""
+        """Unlink retired blobs and stale temp files; returns how many were removed.
+
+        Retired blobs go once retired longer than the grace period (10 minutes), temp
+        files once idle for an hour. With `orphans`, every published blob older than an
+        hour that no object, part or retirement row mentions is removed too: the leftover
+        of a crash between publishing a blob and committing its metadata. An explicit
+        `older_than` replaces all three cut-offs; `pressure` shortens the grace where that
+        is safe."""
         now = utcnow()
         removed = self._collect_dead(older_than or now - self.dead_grace(pressure))
         removed += self.blobs.remove_stale_temp((older_than or now - STALE_TEMP_AGE).timestamp())

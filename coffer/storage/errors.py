@@ -11,18 +11,27 @@ other caller report them without knowing the list.
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass, field
+
 from coffer.errors import CofferError, Kind
 
 
 class StorageError(CofferError):
-    """Base of every storage failure; `code` names it (the class name)."""
+    """Base of every storage failure; `code` names it (the class name).
+
+    An error that carries data is a dataclass whose fields are that data; its message is
+    `detail`, or the class's `default` when that is None (the face's usual words)."""
 
     kind = Kind.INVALID_ARGUMENT
     default = "The storage request is not valid."
+    detail: str | None = None
 
     def __init__(self, detail: str | None = None) -> None:
-        super().__init__(detail or self.default)
         self.detail = detail
+        self.__post_init__()
+
+    def __post_init__(self) -> None:
+        super().__init__(self.detail or self.default)
 
     @property
     def code(self) -> str:
@@ -30,44 +39,35 @@ class StorageError(CofferError):
 
 
 # --- buckets ---------------------------------------------------------------------------------
-class NoSuchBucket(StorageError):
+@dataclass(eq=False, repr=False)
+class BucketError(StorageError):
+    """About the bucket `bucket`."""
+
+    bucket: str
+
+
+class NoSuchBucket(BucketError):
     kind = Kind.NOT_FOUND
     default = "The bucket does not exist."
 
-    def __init__(self, bucket: str) -> None:
-        super().__init__()
-        self.bucket = bucket
 
-
-class BucketAlreadyExists(StorageError):
+class BucketAlreadyExists(BucketError):
     """The name belongs to another organization's bucket."""
 
     kind = Kind.ALREADY_EXISTS
     default = "The bucket name is not available."
 
-    def __init__(self, bucket: str) -> None:
-        super().__init__()
-        self.bucket = bucket
 
-
-class BucketAlreadyOwnedByYou(StorageError):
+class BucketAlreadyOwnedByYou(BucketError):
     """The organization has a bucket of that name, in another zone."""
 
     kind = Kind.ALREADY_EXISTS
     default = "The bucket already exists, and you own it."
 
-    def __init__(self, bucket: str) -> None:
-        super().__init__()
-        self.bucket = bucket
 
-
-class BucketNotEmpty(StorageError):
+class BucketNotEmpty(BucketError):
     kind = Kind.FAILED_PRECONDITION
     default = "The bucket is not empty."
-
-    def __init__(self, bucket: str) -> None:
-        super().__init__()
-        self.bucket = bucket
 
 
 class TooManyBuckets(StorageError):
@@ -75,20 +75,14 @@ class TooManyBuckets(StorageError):
     default = "The organization has as many buckets as it may."
 
 
-class InvalidBucketName(StorageError):
+class InvalidBucketName(BucketError):
     default = "The bucket name is not valid."
 
-    def __init__(self, bucket: str) -> None:
-        super().__init__()
-        self.bucket = bucket
 
-
+@dataclass(eq=False, repr=False)
 class InvalidLocationConstraint(StorageError):
     default = "The zone is not one this node serves."
-
-    def __init__(self, zone: str) -> None:
-        super().__init__()
-        self.zone = zone
+    zone: str
 
 
 class InvalidBucketState(StorageError):
@@ -97,60 +91,52 @@ class InvalidBucketState(StorageError):
 
 
 # --- objects and versions --------------------------------------------------------------------
+@dataclass(eq=False, repr=False)
 class NoSuchKey(StorageError):
     """No current object under the key. `delete_marker` is the version id of the delete
     marker that is the key's latest version, when that is why."""
 
     kind = Kind.NOT_FOUND
     default = "The key does not exist."
-
-    def __init__(self, key: str, *, delete_marker: str | None = None) -> None:
-        super().__init__()
-        self.key = key
-        self.delete_marker = delete_marker
+    key: str
+    _: KW_ONLY
+    delete_marker: str | None = None
 
 
+@dataclass(eq=False, repr=False)
 class NoSuchVersion(StorageError):
     kind = Kind.NOT_FOUND
     default = "The version does not exist."
-
-    def __init__(self, key: str, version_id: str) -> None:
-        super().__init__()
-        self.key = key
-        self.version_id = version_id
+    key: str
+    version_id: str
 
 
+@dataclass(eq=False, repr=False)
 class IsDeleteMarker(StorageError):
     """The version named is a delete marker: it has no body, tags or metadata, and the
     only operation it allows is `allowed` (deleting it)."""
 
     default = "The version is a delete marker."
-
-    def __init__(self, key: str, version_id: str, *, allowed: str = "DELETE") -> None:
-        super().__init__()
-        self.key = key
-        self.version_id = version_id
-        self.allowed = allowed
+    key: str
+    version_id: str
+    _: KW_ONLY
+    allowed: str = "DELETE"
 
 
+@dataclass(eq=False, repr=False)
 class KeyTooLong(StorageError):
     default = "The key is too long."
-
-    def __init__(self, size: int, max_size: int) -> None:
-        super().__init__()
-        self.size = size
-        self.max_size = max_size
+    size: int
+    max_size: int
 
 
+@dataclass(eq=False, repr=False)
 class PreconditionFailed(StorageError):
     """A conditional write's condition (`If-Match`, `If-None-Match`) did not hold."""
 
     kind = Kind.FAILED_PRECONDITION
     default = "A precondition did not hold."
-
-    def __init__(self, condition: str) -> None:
-        super().__init__()
-        self.condition = condition
+    condition: str
 
 
 class InvalidRange(StorageError):
@@ -162,82 +148,75 @@ class BadDigest(StorageError):
     default = "The data does not match the digest declared for it."
 
 
+@dataclass(eq=False, repr=False)
 class IncompleteBody(StorageError):
     """A body ended before (or went on after) the length announced for it."""
 
     default = "The body is not the length announced."
-
-    def __init__(self, size: int, declared: int) -> None:
-        super().__init__()
-        self.size = size
-        self.declared = declared
+    size: int
+    declared: int
 
 
 # --- multipart -------------------------------------------------------------------------------
+@dataclass(eq=False, repr=False)
 class NoSuchUpload(StorageError):
     kind = Kind.NOT_FOUND
     default = "The upload does not exist."
-
-    def __init__(self, upload_id: str) -> None:
-        super().__init__()
-        self.upload_id = upload_id
+    upload_id: str
 
 
+@dataclass(eq=False, repr=False)
 class InvalidPart(StorageError):
     """A listed part was not uploaded, or its ETag (`etag`, as listed) or checksum differs."""
 
     default = "A listed part was not found or does not match."
-
-    def __init__(self, part_number: int, *, etag: str | None = None, detail: str | None = None) -> None:
-        super().__init__(detail)
-        self.part_number = part_number
-        self.etag = etag
+    part_number: int
+    _: KW_ONLY
+    etag: str | None = None
+    detail: str | None = None
 
 
 class InvalidPartOrder(StorageError):
     default = "The parts are not in ascending order."
 
 
+@dataclass(eq=False, repr=False)
 class EntityTooSmall(StorageError):
     """A part other than the last (`part_number`, `etag`) is below the minimum part size,
     or a body is smaller than its writer allowed."""
 
     default = "The data is smaller than allowed."
-
-    def __init__(
-        self, size: int, min_size: int, *, part_number: int | None = None, etag: str | None = None
-    ) -> None:
-        super().__init__()
-        self.size = size
-        self.min_size = min_size
-        self.part_number = part_number
-        self.etag = etag
+    size: int
+    min_size: int
+    _: KW_ONLY
+    part_number: int | None = None
+    etag: str | None = None
 
 
+@dataclass(eq=False, repr=False)
 class EntityTooLarge(StorageError):
     default = "The data is larger than allowed."
-
-    def __init__(self, max_size: int, *, size: int | None = None) -> None:
-        super().__init__()
-        self.max_size = max_size
-        self.size = size
+    max_size: int
+    _: KW_ONLY
+    size: int | None = None
 
 
-# --- values --------------------------------------------------------------------------------
+# --- values (the message is the caller's) ----------------------------------------------------
+@dataclass(eq=False, repr=False)
 class InvalidArgument(StorageError):
     """A value is not acceptable; `argument` names it when it is a request argument."""
 
-    def __init__(self, detail: str, *, argument: str | None = None, value: str | None = None) -> None:
-        super().__init__(detail)
-        self.argument = argument
-        self.value = value
+    detail: str = field()
+    _: KW_ONLY
+    argument: str | None = None
+    value: str | None = None
 
 
+@dataclass(eq=False, repr=False)
 class InvalidRequest(StorageError):
     """A combination of values the domain does not accept (checksum modes, sizes)."""
 
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
+    detail: str = field()
 
 
 class MalformedDocument(StorageError):
@@ -246,17 +225,18 @@ class MalformedDocument(StorageError):
     default = "The document is not well-formed."
 
 
+@dataclass(eq=False, repr=False)
 class InvalidTag(StorageError):
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
+    detail: str = field()
 
 
+@dataclass(eq=False, repr=False)
 class TooManyTags(StorageError):
     """More tags than an object (`bucket` False) or a bucket may carry."""
 
-    def __init__(self, detail: str, *, bucket: bool) -> None:
-        super().__init__(detail)
-        self.bucket = bucket
+    detail: str = field()
+    _: KW_ONLY
+    bucket: bool
 
 
 # --- the machinery -------------------------------------------------------------------------

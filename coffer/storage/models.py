@@ -142,20 +142,13 @@ class PartListing:
     next_part_number_marker: int | None
 
 
-@dataclass(frozen=True)
-class ListedVersion:
+@dataclass(frozen=True, kw_only=True)
+class ListedVersion(ListedObject):
     """One entry of ListObjectVersions: an object version or a delete marker."""
 
-    key: str
     version_id: str
     is_latest: bool
     is_delete_marker: bool
-    last_modified: datetime
-    etag: str
-    size: int
-    storage_class: str
-    owner_principal: str
-    checksum_algorithm: str | None = None
     checksum_type: str | None = None
 
 

@@ -9,7 +9,7 @@ replaces. Reads look the version up (`get`) and stream its blobs (`open_body`,
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -82,6 +82,34 @@ _GET_VERSION = sa.select(objects).where(
     objects.c.key == sa.bindparam("key"),
     objects.c.version_id == sa.bindparam("version_id"),
 )
+
+
+class VersionOptions(TypedDict, total=False):
+    """What a writer says about the version it makes, beside its bytes (`Objects.write`,
+    `put`, `copy`): stored headers, owner, storage class ("STANDARD" when absent), tags, and
+    the conditions (`If-Match`, `If-None-Match`) the current version must meet."""
+
+    headers: Required[dict[str, str]]
+    owner: Required[str]
+    storage_class: str
+    tags: dict[str, str] | None
+    if_match: str | None
+    if_none_match: str | None
+
+
+def found(row: AnyRow | None, key: str, version_id: str | None) -> AnyRow:
+    """The row of an object version that was looked up, if there is one and it is not a
+    delete marker. Else NoSuchKey / NoSuchVersion for a missing row; for a delete marker,
+    NoSuchKey naming it when it is the latest version, IsDeleteMarker when named by id."""
+    if row is None:
+        if version_id is None:
+            raise NoSuchKey(key)
+        raise NoSuchVersion(key, version_id)
+    if row.is_delete_marker:
+        if version_id is None:
+            raise NoSuchKey(key, delete_marker=row.version_id)
+        raise IsDeleteMarker(key, row.version_id)
+    return row
 
 
 class Objects:
@@ -162,31 +190,13 @@ class Objects:
         key: str,
         body: AsyncIterable[bytes],
         expect: Expect,
-        *,
-        headers: dict[str, str],
-        owner: str,
-        storage_class: str = "STANDARD",
-        tags: dict[str, str] | None = None,
-        if_match: str | None = None,
-        if_none_match: str | None = None,
+        **version: Unpack[VersionOptions],
     ) -> tuple[StoredBody, ObjectVersion]:
         """Stream `body` into a blob, verify it against `expect`, and commit it as the new
         current version (`put`); any failure leaves nothing behind (see bodies.py)."""
 
         def commit(stored: StoredBody) -> ObjectVersion:
-            return self.put(
-                bucket,
-                key,
-                stored.blob,
-                etag=stored.etag,
-                headers=headers,
-                checksums=stored.checksums,
-                owner=owner,
-                storage_class=storage_class,
-                tags=tags,
-                if_match=if_match,
-                if_none_match=if_none_match,
-            )
+            return self.put(bucket, key, stored.blob, etag=stored.etag, checksums=stored.checksums, **version)
 
         return await write_body(self.blobs, body, expect, commit)
 
@@ -209,13 +219,8 @@ class Objects:
         blob: BlobInfo,
         *,
         etag: str,
-        headers: dict[str, str],
         checksums: dict[str, str],
-        owner: str,
-        storage_class: str = "STANDARD",
-        tags: dict[str, str] | None = None,
-        if_match: str | None = None,
-        if_none_match: str | None = None,
+        **version: Unpack[VersionOptions],
     ) -> ObjectVersion:
         """Commit a durable blob as the new current version (version id per the bucket's
         versioning: "null" when unversioned or suspended). The replaced blob, if any, is
@@ -232,13 +237,8 @@ class Objects:
                 [PartRef(blob=blob.blob, size=blob.size)],
                 size=blob.size,
                 etag=quote_etag(etag),
-                headers=headers,
                 checksums=checksums,
-                owner=owner,
-                storage_class=storage_class,
-                tags=tags,
-                if_match=if_match,
-                if_none_match=if_none_match,
+                **version,
             )
         except StorageError:
             self.blobs.unlink(blob.blob)
@@ -255,8 +255,8 @@ class Objects:
         headers: dict[str, str],
         checksums: dict[str, str],
         owner: str,
-        storage_class: str,
-        tags: dict[str, str] | None,
+        storage_class: str = "STANDARD",
+        tags: dict[str, str] | None = None,
         if_match: str | None = None,
         if_none_match: str | None = None,
     ) -> ObjectVersion:
@@ -297,15 +297,7 @@ class Objects:
             query, params["version_id"] = _GET_VERSION, version_id
         with self.db.query() as conn:
             row = conn.execute(query, params).first()
-        if row is None:
-            if version_id is None:
-                raise NoSuchKey(key)
-            raise NoSuchVersion(key, version_id)
-        if row.is_delete_marker:
-            if version_id is None:
-                raise NoSuchKey(key, delete_marker=row.version_id)
-            raise IsDeleteMarker(key, row.version_id)
-        return version_from_row(row)
+        return version_from_row(found(row, key, version_id))
 
     def delete(self, bucket: str, key: str, version_id: str | None = None) -> DeleteResult:
         """Idempotent: deleting a missing key succeeds.
@@ -375,13 +367,8 @@ class Objects:
         bucket: str,
         key: str,
         *,
-        headers: dict[str, str],
-        owner: str,
-        storage_class: str = "STANDARD",
-        tags: dict[str, str] | None = None,
         checksum_algorithm: str | None = None,
-        if_match: str | None = None,
-        if_none_match: str | None = None,
+        **version: Unpack[VersionOptions],
     ) -> ObjectVersion:
         """Copy bytes and checksums from `source`; `headers` are the destination's.
 
@@ -410,19 +397,7 @@ class Objects:
                     cks.display_name(alg): cks.to_header_value(alg, info.digests[alg]),
                     "type": "FULL_OBJECT",
                 }
-        return self.put(
-            bucket,
-            key,
-            info,
-            etag=etag,
-            headers=headers,
-            checksums=sums,
-            owner=owner,
-            storage_class=storage_class,
-            tags=tags,
-            if_match=if_match,
-            if_none_match=if_none_match,
-        )
+        return self.put(bucket, key, info, etag=etag, checksums=sums, **version)
 
     def list(
         self,
@@ -498,17 +473,8 @@ class Objects:
             self.tx.lock_key(conn, bucket, key)
             where = [objects.c.bucket == bucket, objects.c.key == key]
             where.append(latest_only() if version_id is None else objects.c.version_id == version_id)
-            row = conn.execute(
-                sa.select(objects.c.version_id, objects.c.is_delete_marker).where(*where)
-            ).first()
-            if row is None:
-                if version_id is None:
-                    raise NoSuchKey(key)
-                raise NoSuchVersion(key, version_id)
-            if row.is_delete_marker:
-                if version_id is None:
-                    raise NoSuchKey(key, delete_marker=row.version_id)
-                raise IsDeleteMarker(key, row.version_id)
+            query = sa.select(objects.c.version_id, objects.c.is_delete_marker).where(*where)
+            row = found(conn.execute(query).first(), key, version_id)
             target = (
                 objects.c.bucket == bucket,
                 objects.c.key == key,

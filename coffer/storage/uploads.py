@@ -56,6 +56,24 @@ from coffer.storage.transact import Transactions
 from coffer.store.schema import multipart_parts, multipart_uploads
 
 
+def _lock_upload(conn: Connection, upload_id: str) -> None:
+    """Lock the upload's row until commit (against a racing complete or abort); NoSuchUpload
+    when it is gone."""
+    alive = conn.execute(
+        sa.select(multipart_uploads.c.upload_id)
+        .where(multipart_uploads.c.upload_id == upload_id)
+        .with_for_update()
+    ).first()
+    if alive is None:
+        raise NoSuchUpload(upload_id)
+
+
+def _drop_upload(conn: Connection, upload_id: str) -> None:
+    """Delete the upload and its part rows (their blobs are the caller's to retire or keep)."""
+    conn.execute(multipart_parts.delete().where(multipart_parts.c.upload_id == upload_id))
+    conn.execute(multipart_uploads.delete().where(multipart_uploads.c.upload_id == upload_id))
+
+
 class Uploads:
     def __init__(self, tx: Transactions, blobs: BlobStore, buckets: Buckets, objects: Objects) -> None:
         self.tx = tx
@@ -178,7 +196,7 @@ class Uploads:
     ) -> Part:
         """1..10000 (InvalidArgument), at most 5 GiB (EntityTooLarge); replaces a part.
 
-        The blob is taken over like put_object's. A part of an upload that declared a
+        The blob is taken over like Objects.put's. A part of an upload that declared a
         checksum algorithm gets that checksum from the blob's digests if the caller did
         not pass it, so CompleteMultipartUpload can always derive the object's."""
         self.blobs.claim(blob.blob)
@@ -289,13 +307,7 @@ class Uploads:
             previous = cp.part_number
 
         def tx(conn: Connection) -> ObjectVersion:
-            alive = conn.execute(
-                sa.select(multipart_uploads.c.upload_id)
-                .where(multipart_uploads.c.upload_id == upload.upload_id)
-                .with_for_update()
-            ).first()
-            if alive is None:
-                raise NoSuchUpload(upload.upload_id)
+            _lock_upload(conn, upload.upload_id)
             versioning = self.tx.lock_bucket(conn, upload.bucket)
             self.tx.lock_key(conn, upload.bucket, upload.key)
             stored = {
@@ -331,27 +343,19 @@ class Uploads:
             version = self.objects.commit_version(conn, versioning, current, values)
             used = {p.part_number for p in parts}
             self.tx.retire(conn, [r.blob for n, r in stored.items() if n not in used])
-            conn.execute(multipart_parts.delete().where(multipart_parts.c.upload_id == upload.upload_id))
-            conn.execute(multipart_uploads.delete().where(multipart_uploads.c.upload_id == upload.upload_id))
+            _drop_upload(conn, upload.upload_id)
             return version
 
         return self.tx.run(tx)
 
     def abort(self, upload: Upload) -> None:
         def tx(conn: Connection) -> None:
-            alive = conn.execute(
-                sa.select(multipart_uploads.c.upload_id)
-                .where(multipart_uploads.c.upload_id == upload.upload_id)
-                .with_for_update()
-            ).first()
-            if alive is None:
-                raise NoSuchUpload(upload.upload_id)
+            _lock_upload(conn, upload.upload_id)
             blobs = conn.execute(
                 sa.select(multipart_parts.c.blob).where(multipart_parts.c.upload_id == upload.upload_id)
             ).scalars()
             self.tx.retire(conn, list(blobs))
-            conn.execute(multipart_parts.delete().where(multipart_parts.c.upload_id == upload.upload_id))
-            conn.execute(multipart_uploads.delete().where(multipart_uploads.c.upload_id == upload.upload_id))
+            _drop_upload(conn, upload.upload_id)
 
         self.tx.run(tx)
 

@@ -115,7 +115,10 @@ def _operation(scope: Scope) -> str:
 
 
 class AccessLog:
-    """ASGI middleware: one `coffer.access` line per HTTP request, without query or headers."""
+    """ASGI middleware: one `coffer.access` line per HTTP request, without query or headers.
+
+    A face adds what only it knows under `scope["state"]["access"]` (the S3 face: operation,
+    bucket, key, error code, access key id), so each request has exactly one line."""
 
     def __init__(self, app: ASGIApp, plane: str) -> None:
         self.app = app
@@ -143,6 +146,7 @@ class AccessLog:
                     "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                     "client": client[0] if client else None,
                     "principal": state.get("principal"),
+                    **state.get("access", {}),
                 },
             )
 

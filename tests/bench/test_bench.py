@@ -5,10 +5,7 @@ sendfile baseline), so it needs neither wrk nor nginx; moto joins in when instal
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,23 +19,13 @@ from bench.common import best_of, percentile
 from bench.loadgen import _lua_pool, parse_head, raw_request
 from bench.scenarios import ALL_SECTIONS, SCENARIOS
 from bench.signing import Signer
+from tests.support.bench import run_selftest
 
-ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = {"machine", "large", "client", "small", "list", "keys", "cpu", "memory"}
 
 
 def test_selftest_produces_every_row_and_target(tmp_path: Path) -> None:
-    out = tmp_path / "result.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--selftest", "--json", str(out), "--tmp", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    result = json.loads(out.read_text())
+    result, stdout = run_selftest("bench", tmp_path)
     assert result["meta"]["mode"] == "selftest"
     assert {row["section"] for row in result["rows"]} == SECTIONS
     for row in result["rows"]:
@@ -53,7 +40,7 @@ def test_selftest_produces_every_row_and_target(tmp_path: Path) -> None:
     for row in result["rows"]:
         if row["section"] == "small" and "coffer" in row["detail"]:
             assert row["detail"]["coffer"]["errors"] == 0, row
-    assert "| target |" in proc.stdout  # the table was printed
+    assert "| target |" in stdout  # the table was printed
     assert not list(tmp_path.glob("coffer-bench-*")), "the run's data directory was left behind"
 
 

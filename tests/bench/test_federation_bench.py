@@ -4,43 +4,18 @@ asserted: the figures are measured by the bench, never by tests."""
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 from bench.federation_bench import KINDS, LABELS, SERVICE_LABELS, SERVICE_STAGES, SIZES
+from tests.support.bench import run_selftest
 from tests.support.harness import postgres_available
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_selftest_rows_and_every_exchange_succeeds(tmp_path: Path) -> None:
     pg_missing = postgres_available()  # None when reachable
     backends = ["sqlite"] + ([] if pg_missing else ["postgres"])
-    out = tmp_path / "federation.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.federation_bench",
-            "--selftest",
-            "--backends",
-            ",".join(backends),
-            "--json",
-            str(out),
-            "--tmp",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    result = json.loads(out.read_text())
+    result, stdout = run_selftest("bench.federation_bench", tmp_path, "--backends", ",".join(backends))
     assert result["meta"]["mode"] == "selftest" and result["meta"]["backends"] == backends
     rows = {row["name"]: row for row in result["rows"]}
     for row in result["rows"]:
@@ -86,5 +61,5 @@ def test_selftest_rows_and_every_exchange_succeeds(tmp_path: Path) -> None:
                 assert 0 < best["p50_ms"] <= best["p99_ms"]
                 if kind != "mint":  # "x mint": the plain mint in the same run is the bound
                     assert row["bound_name"] == f"mint c{conc}, same client"
-    assert "| keys | SAML exchange" in proc.stdout  # the table was printed
+    assert "| keys | SAML exchange" in stdout  # the table was printed
     assert not list(tmp_path.glob("coffer-fedbench-*")), "the run's data directory was left behind"

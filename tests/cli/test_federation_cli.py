@@ -71,6 +71,27 @@ def jwks_file(tmp_path: Path, *keys: dict[str, Any]) -> str:
     return str(path)
 
 
+def oidc_add(
+    server: CofferServer, tmp_path: Path, name: str, issuer: str, audience: str, *more: str
+) -> subprocess.CompletedProcess[str]:
+    """`coffer federation oidc add` of `name` for `issuer` and `audience`, with a JWKS file
+    holding IDP's key "k1", and `more` arguments."""
+    return fed(
+        server,
+        "oidc",
+        "add",
+        "--name",
+        name,
+        "--issuer",
+        issuer,
+        "--audience",
+        audience,
+        "--jwks",
+        jwks_file(tmp_path, IDP.jwk("k1")),
+        *more,
+    )
+
+
 def api_config(server: CofferServer, kind: str, uid: str) -> dict[str, Any]:
     with server.api() as c:
         r = c.get(f"{SAML_CONFIGS if kind == 'saml' else OIDC_CONFIGS}/{uid}")
@@ -382,21 +403,7 @@ def test_saml_changes_are_audited(server: CofferServer, tmp_path: Path) -> None:
 
 def test_oidc_add_list_show_update_remove(server: CofferServer, org_id: str, tmp_path: Path) -> None:
     name, issuer, audience = tag("k8s"), f"https://{tag('oidc')}.example.test", tag("aud")
-    out = fed(
-        server,
-        "oidc",
-        "add",
-        "--name",
-        name,
-        "--issuer",
-        issuer,
-        "--audience",
-        audience,
-        "--jwks",
-        jwks_file(tmp_path, IDP.jwk("k1")),
-        "--description",
-        "cluster",
-    )
+    out = oidc_add(server, tmp_path, name, issuer, audience, "--description", "cluster")
     uid = last_line_id(out)
     cfg = api_config(server, "oidc", uid)
     assert (cfg["orgUid"], cfg["name"], cfg["issuerUrl"], cfg["audience"]) == (org_id, name, issuer, audience)
@@ -461,20 +468,7 @@ def test_oidc_config_from_the_cli_is_used_by_the_server(
     server: CofferServer, org_id: str, tmp_path: Path
 ) -> None:
     issuer, audience = f"https://{tag('oidc')}.example.test", tag("aud")
-    out = fed(
-        server,
-        "oidc",
-        "add",
-        "--name",
-        tag("ci"),
-        "--issuer",
-        issuer,
-        "--audience",
-        audience,
-        "--jwks",
-        jwks_file(tmp_path, IDP.jwk("k1")),
-        "--json",
-    )
+    out = oidc_add(server, tmp_path, tag("ci"), issuer, audience, "--json")
     uid = json.loads(out.stdout)["uid"]
 
     def exchange() -> httpx.Response:

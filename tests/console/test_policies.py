@@ -20,6 +20,27 @@ def policies(server: CofferServer) -> dict[str, Any]:
         return {p["name"]: p for p in r.json()["policies"]}
 
 
+def create_get_object_policy(server: CofferServer, name: str) -> dict[str, Any]:
+    """Create, through the API, the org policy `name` whose one statement "a" allows
+    s3:GetObject on everything to everyone; return the document."""
+    doc = {
+        "version": "v1alpha1",
+        "name": name,
+        "statements": [
+            {
+                "name": "a",
+                "effect": "Allow",
+                "actions": ["s3:GetObject"],
+                "resources": ["*"],
+                "principals": ["*"],
+            }
+        ],
+    }
+    with server.api() as c:
+        c.post("/v1/cwobject/access-policy", json={"policy": doc}).raise_for_status()
+    return doc
+
+
 def open_policies(page: Page, server: CofferServer) -> None:
     sign_in(page, server.admin_token)
     page.get_by_role("link", name="Organization Access Policies").click()
@@ -82,21 +103,7 @@ def test_create_a_policy_with_the_statement_builder(page: Page, server: CofferSe
 
 def test_edit_in_the_json_view_and_search(page: Page, server: CofferServer) -> None:
     name = unique("editme")
-    doc = {
-        "version": "v1alpha1",
-        "name": name,
-        "statements": [
-            {
-                "name": "a",
-                "effect": "Allow",
-                "actions": ["s3:GetObject"],
-                "resources": ["*"],
-                "principals": ["*"],
-            }
-        ],
-    }
-    with server.api() as c:
-        c.post("/v1/cwobject/access-policy", json={"policy": doc}).raise_for_status()
+    doc = create_get_object_policy(server, name)
     open_policies(page, server)
     search = page.get_by_role("searchbox", name="Search by name")
     search.fill(name)
@@ -162,21 +169,7 @@ def test_the_servers_validation_is_shown_inline(page: Page, server: CofferServer
 
 def test_delete_with_confirmation(page: Page, server: CofferServer) -> None:
     name = unique("gone")
-    doc = {
-        "version": "v1alpha1",
-        "name": name,
-        "statements": [
-            {
-                "name": "a",
-                "effect": "Allow",
-                "actions": ["s3:GetObject"],
-                "resources": ["*"],
-                "principals": ["*"],
-            }
-        ],
-    }
-    with server.api() as c:
-        c.post("/v1/cwobject/access-policy", json={"policy": doc}).raise_for_status()
+    create_get_object_policy(server, name)
     open_policies(page, server)
     row(page, name).get_by_role("button", name=f"Actions for policy {name}").click()
     page.get_by_role("menuitem", name="Delete…").click()

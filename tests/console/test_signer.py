@@ -29,6 +29,30 @@ CREDS = Credentials("CWABCDEFGHIJKLMN", "cwo1234567890abcdefghijklmnopqrstuvwxyz
 REGION = "US-EAST-04A"
 
 
+def sign(
+    credentials: Credentials,
+    method: str,
+    host: str,
+    raw_path: str,
+    raw_query: str,
+    body: bytes,
+    *,
+    now: datetime | None = None,
+) -> dict[str, str]:
+    """sign_request() in REGION, with no headers of the caller's and the body's hash as the payload hash."""
+    return sign_request(
+        method=method,
+        host=host,
+        raw_path=raw_path,
+        raw_query=raw_query,
+        headers={},
+        credentials=credentials,
+        region=REGION,
+        payload_hash=body_hash(body),
+        now=now,
+    )
+
+
 @pytest.mark.parametrize(
     ("method", "bucket", "key", "query", "body"),
     [
@@ -51,17 +75,7 @@ def test_signature_matches_botocore(
     raw_path = object_path(bucket, key)
     raw_query = encode_query(query)
     host = "127.0.0.1:8490"
-    mine = sign_request(
-        method=method,
-        host=host,
-        raw_path=raw_path,
-        raw_query=raw_query,
-        headers={},
-        credentials=CREDS,
-        region=REGION,
-        payload_hash=body_hash(body),
-        now=NOW,
-    )
+    mine = sign(CREDS, method, host, raw_path, raw_query, body, now=NOW)
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: NOW.replace(tzinfo=None))
     url = f"http://{host}{raw_path}" + (f"?{raw_query}" if raw_query else "")
     request = AWSRequest(method=method, url=url, data=body)
@@ -97,16 +111,7 @@ def test_the_s3_face_accepts_what_it_signs(server: CofferServer) -> None:
 
     def send(method: str, key: str | None, query: list[tuple[str, str]], body: bytes = b"") -> httpx.Response:
         raw_path, raw_query = object_path(bucket, key), encode_query(query)
-        headers = sign_request(
-            method=method,
-            host=host,
-            raw_path=raw_path,
-            raw_query=raw_query,
-            headers={},
-            credentials=creds,
-            region=REGION,
-            payload_hash=body_hash(body),
-        )
+        headers = sign(creds, method, host, raw_path, raw_query, body)
         url = server.s3_url + raw_path + (f"?{raw_query}" if raw_query else "")
         return httpx.request(method, url, headers=headers, content=body)
 

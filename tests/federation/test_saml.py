@@ -307,6 +307,15 @@ def evil_assertion(**overrides: object) -> etree._Element:
     return build_assertion(replace(spec, **overrides))  # type: ignore[arg-type]
 
 
+def move_assertion_into_extensions(response: etree._Element) -> None:
+    """Move the signed assertion from directly under the Response into a samlp:Extensions
+    wrapper appended to it."""
+    original = assertion_of(response)
+    response.remove(original)
+    extensions = etree.SubElement(response, f"{SP}Extensions")
+    extensions.append(original)
+
+
 def test_xsw_second_unsigned_assertion_after_refused() -> None:
     response = signed_response()
     response.append(evil_assertion())
@@ -321,10 +330,7 @@ def test_xsw_second_unsigned_assertion_before_refused() -> None:
 
 def test_xsw_signed_assertion_moved_under_unsigned_wrapper_refused() -> None:
     response = signed_response()
-    original = assertion_of(response)
-    response.remove(original)
-    extensions = etree.SubElement(response, f"{SP}Extensions")
-    extensions.append(original)
+    move_assertion_into_extensions(response)
     response.append(evil_assertion())
     refused("structure", response)
 
@@ -332,10 +338,7 @@ def test_xsw_signed_assertion_moved_under_unsigned_wrapper_refused() -> None:
 def test_xsw_signed_assertion_alone_under_wrapper_refused() -> None:
     """Even with one assertion in total, it must sit directly under the Response."""
     response = signed_response()
-    original = assertion_of(response)
-    response.remove(original)
-    extensions = etree.SubElement(response, f"{SP}Extensions")
-    extensions.append(original)
+    move_assertion_into_extensions(response)
     refused("structure", response)
 
 

@@ -101,7 +101,7 @@ def test_unrelated_changes_keep_the_compiled_policies(node: Node) -> None:
 
 def test_a_stored_policy_that_no_longer_validates_denies_everything(node: Node) -> None:
     org, admin = org_and_admin(node)
-    bucket = node.storage.create_bucket(org_id=org, owner=admin, name="broken-org-policy", zone=None)
+    bucket = node.storage.buckets.create(org_id=org, owner=admin, name="broken-org-policy", zone=None)
     key = key_of(node, admin)
     read = route("GET", bucket.name, "k", {})
     assert node.authz.decide_s3(key, read, bucket).allowed
@@ -130,22 +130,22 @@ def test_a_stored_policy_that_no_longer_validates_denies_everything(node: Node) 
 
 def test_a_stored_bucket_policy_that_does_not_validate_denies(node: Node) -> None:
     org, admin = org_and_admin(node)
-    bucket = node.storage.create_bucket(org_id=org, owner=admin, name="broken-bucket-policy", zone=None)
+    bucket = node.storage.buckets.create(org_id=org, owner=admin, name="broken-bucket-policy", zone=None)
     key = key_of(node, admin)
-    node.storage.update_bucket(bucket.name, policy='{"Statement": "from before validation"}')
+    node.storage.buckets.update(bucket.name, policy='{"Statement": "from before validation"}')
     decision = node.authz.decide_s3(
-        key, route("GET", bucket.name, "k", {}), node.storage.get_bucket(bucket.name)
+        key, route("GET", bucket.name, "k", {}), node.storage.buckets.get(bucket.name)
     )
     assert not decision.allowed and decision.rule is Rule.BUCKET_IMPLICIT_DENY
     # PutBucketPolicy is global: the owner can still replace it.
     put = route("PUT", bucket.name, None, {"policy": ""}, flags=frozenset({"policy"}))
-    assert node.authz.decide_s3(key, put, node.storage.get_bucket(bucket.name)).allowed
+    assert node.authz.decide_s3(key, put, node.storage.buckets.get(bucket.name)).allowed
 
 
 def test_the_request_context_fills_every_condition_key(node: Node) -> None:
     org, admin = org_and_admin(node)
     name = "context-keys"
-    bucket = node.storage.create_bucket(org_id=org, owner=admin, name=name, zone=None)
+    bucket = node.storage.buckets.create(org_id=org, owner=admin, name=name, zone=None)
     analyst = key_of(node, "saml/jane", role="role/Analyst")
     admin_key = key_of(node, admin)
     node.policies.ensure(
@@ -184,8 +184,8 @@ def test_the_request_context_fills_every_condition_key(node: Node) -> None:
             ),
         ],
     }
-    node.storage.update_bucket(name, policy=json.dumps(document))
-    bucket = node.storage.get_bucket(name)
+    node.storage.buckets.update(name, policy=json.dumps(document))
+    bucket = node.storage.buckets.get(name)
     try:
 
         def decide(method: str, key: str | None, query: dict[str, str], origin: Origin = Origin()) -> bool:

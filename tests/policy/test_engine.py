@@ -26,6 +26,22 @@ from tests.policy.builders import (
 NO_ORG_POLICIES = compile_org_policies([])
 
 
+def org_only_get(sid: str, org: str) -> CompiledBucketPolicy:
+    """Bucket b1's policy: statement `sid` allows s3:GetObject on its objects to any caller
+    whose cw:PrincipalOrgID is `org`."""
+    return bucket(
+        "b1",
+        bstmt(
+            "Allow",
+            "s3:GetObject",
+            "arn:aws:s3:::b1/*",
+            {"CW": "*"},
+            sid=sid,
+            condition={"StringEquals": {"cw:PrincipalOrgID": org}},
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class Row:
     id: str
@@ -359,17 +375,7 @@ ROWS = [
         "b1/k",
         ctx(org_id=OTHER_ORG, resource_org_id=ORG),
         orgs(S3_FOR_ALL),
-        bucket(
-            "b1",
-            bstmt(
-                "Allow",
-                "s3:GetObject",
-                "arn:aws:s3:::b1/*",
-                {"CW": "*"},
-                sid="partner",
-                condition={"StringEquals": {"cw:PrincipalOrgID": OTHER_ORG}},
-            ),
-        ),
+        org_only_get("partner", OTHER_ORG),
         True,
         Rule.BUCKET_ALLOW,
         "bucket-policy:b1",
@@ -479,17 +485,7 @@ ROWS = [
         "b1/k",
         ctx(None),
         orgs(S3_FOR_ALL),
-        bucket(
-            "b1",
-            bstmt(
-                "Allow",
-                "s3:GetObject",
-                "arn:aws:s3:::b1/*",
-                {"CW": "*"},
-                sid="org-only",
-                condition={"StringEquals": {"cw:PrincipalOrgID": ORG}},
-            ),
-        ),
+        org_only_get("org-only", ORG),
         False,
         Rule.BUCKET_IMPLICIT_DENY,
     ),
@@ -514,24 +510,29 @@ def test_every_rule_has_a_row() -> None:
 
 # --- resource matching ------------------------------------------------------------------
 
-RESOURCE_CASES = [
-    # (org-policy resource pattern, request resource, matches)
-    ("*", "b1", True),
-    ("*", "b1/a/b", True),
+# (pattern, request resource, matches): the same for an org policy's resource pattern and a
+# bucket policy's resource after arn:aws:s3:::
+SHARED_RESOURCE_CASES = [
     ("b1", "b1", True),
     ("b1", "b1/k", False),
     ("b1/*", "b1/k", True),
-    ("b1/*", "b1/a/b/c", True),
     ("b1/*", "b1", False),
     ("b1/pre*", "b1/prefix/x", True),
     ("b1/pre*", "b1/other", False),
+    ("b1/k?y", "b1/key", True),
+    ("b1/Key", "b1/key", False),
+]
+RESOURCE_CASES = [
+    *SHARED_RESOURCE_CASES,
+    # (org-policy resource pattern, request resource, matches)
+    ("*", "b1", True),
+    ("*", "b1/a/b", True),
+    ("b1/*", "b1/a/b/c", True),
     ("b1*", "b10", True),
     ("b1*", "b1/k", True),
     ("b?", "b1", True),
     ("b?", "b12", False),
-    ("b1/k?y", "b1/key", True),
     ("b1/k?y", "b1/kkey", False),
-    ("b1/Key", "b1/key", False),
     ("b1/a.b", "b1/aXb", False),
 ]
 
@@ -544,16 +545,9 @@ def test_org_resource_matching(pattern: str, resource: str, matches: bool) -> No
 
 
 BUCKET_RESOURCE_CASES = [
+    *SHARED_RESOURCE_CASES,
     # (bucket-policy resource after arn:aws:s3:::, request resource, matches)
-    ("b1", "b1", True),
-    ("b1", "b1/k", False),
-    ("b1/*", "b1/k", True),
     ("b1/*", "b1/a/b", True),
-    ("b1/*", "b1", False),
-    ("b1/pre*", "b1/prefix/x", True),
-    ("b1/pre*", "b1/other", False),
-    ("b1/k?y", "b1/key", True),
-    ("b1/Key", "b1/key", False),
 ]
 
 

@@ -166,15 +166,14 @@ def test_wrong_declared_checksum_commits_nothing(s3: Any, bucket: str) -> None:
     )
     parts = _upload_parts(s3, bucket, key, up["UploadId"], "CRC32")
     wrong = b64(digest("CRC32", DATA + b"!"))
-    with pytest.raises(ClientError) as err:
-        s3.complete_multipart_upload(
-            Bucket=bucket,
-            Key=key,
-            UploadId=up["UploadId"],
-            MultipartUpload={"Parts": parts},
-            ChecksumCRC32=wrong,
-            ChecksumType="FULL_OBJECT",
+
+    def complete(**checksum: str) -> Any:
+        return s3.complete_multipart_upload(
+            Bucket=bucket, Key=key, UploadId=up["UploadId"], MultipartUpload={"Parts": parts}, **checksum
         )
+
+    with pytest.raises(ClientError) as err:
+        complete(ChecksumCRC32=wrong, ChecksumType="FULL_OBJECT")
     assert client_error(err.value) == (400, "BadDigest")
     with pytest.raises(ClientError) as err:
         s3.head_object(Bucket=bucket, Key=key)
@@ -184,22 +183,9 @@ def test_wrong_declared_checksum_commits_nothing(s3: Any, bucket: str) -> None:
         p["PartNumber"] for p in s3.list_parts(Bucket=bucket, Key=key, UploadId=up["UploadId"])["Parts"]
     ] == [1, 2, 3]
     with pytest.raises(ClientError) as err:
-        s3.complete_multipart_upload(
-            Bucket=bucket,
-            Key=key,
-            UploadId=up["UploadId"],
-            MultipartUpload={"Parts": parts},
-            ChecksumCRC32=b64(digest("CRC32", DATA)),
-            ChecksumType="COMPOSITE",
-        )
+        complete(ChecksumCRC32=b64(digest("CRC32", DATA)), ChecksumType="COMPOSITE")
     assert client_error(err.value) == (400, "InvalidRequest")
-    s3.complete_multipart_upload(
-        Bucket=bucket,
-        Key=key,
-        UploadId=up["UploadId"],
-        MultipartUpload={"Parts": parts},
-        ChecksumCRC32=b64(digest("CRC32", DATA)),
-    )
+    complete(ChecksumCRC32=b64(digest("CRC32", DATA)))
     assert s3.head_object(Bucket=bucket, Key=key)["ContentLength"] == len(DATA)
 
 
@@ -267,60 +253,25 @@ def test_aws_cli_attributes_and_checksums(aws: Cli, tmp_path: Path) -> None:
     aws("s3api", "create-bucket", "--bucket", bucket)
     body = tmp_path / "f.bin"
     body.write_bytes(b"aws cli body")
-    put = aws(
-        "s3api",
-        "put-object",
-        "--bucket",
-        bucket,
-        "--key",
-        "f.bin",
-        "--body",
-        str(body),
-        "--checksum-algorithm",
-        "SHA256",
-    )
+    f_bin = ("--bucket", bucket, "--key", "f.bin")
+    put = aws("s3api", "put-object", *f_bin, "--body", str(body), "--checksum-algorithm", "SHA256")
     want = b64(hashlib.sha256(b"aws cli body").digest())
     assert put["ChecksumSHA256"] == want
     attrs = aws(
-        "s3api",
-        "get-object-attributes",
-        "--bucket",
-        bucket,
-        "--key",
-        "f.bin",
-        "--object-attributes",
-        "ETag",
-        "Checksum",
-        "ObjectSize",
+        "s3api", "get-object-attributes", *f_bin, "--object-attributes", "ETag", "Checksum", "ObjectSize"
     )
     assert attrs["Checksum"]["ChecksumSHA256"] == want and attrs["ObjectSize"] == 12
     assert attrs["ETag"] == hashlib.md5(b"aws cli body").hexdigest()
-    head = aws("s3api", "head-object", "--bucket", bucket, "--key", "f.bin", "--checksum-mode", "ENABLED")
+    head = aws("s3api", "head-object", *f_bin, "--checksum-mode", "ENABLED")
     assert head["ChecksumSHA256"] == want
     big = tmp_path / "big.bin"
     big.write_bytes(DATA)
     aws("s3", "cp", str(big), f"s3://{bucket}/big.bin")  # the CLI's own multipart upload
+    big_bin = ("--bucket", bucket, "--key", "big.bin")
     attrs = aws(
-        "s3api",
-        "get-object-attributes",
-        "--bucket",
-        bucket,
-        "--key",
-        "big.bin",
-        "--object-attributes",
-        "ObjectParts",
-        "ObjectSize",
+        "s3api", "get-object-attributes", *big_bin, "--object-attributes", "ObjectParts", "ObjectSize"
     )
     assert attrs["ObjectSize"] == len(DATA) and attrs["ObjectParts"]["TotalPartsCount"] >= 2
-    bad = aws(
-        "s3api",
-        "get-object-attributes",
-        "--bucket",
-        bucket,
-        "--key",
-        "nope",
-        "--object-attributes",
-        "ETag",
-        check=False,
-    )
+    nope = ("--bucket", bucket, "--key", "nope")
+    bad = aws("s3api", "get-object-attributes", *nope, "--object-attributes", "ETag", check=False)
     assert bad.returncode != 0 and "NoSuchKey" in bad.stderr

@@ -22,7 +22,7 @@ Entry = tuple[str, str]  # (key, version id) or (common prefix, "")
 
 def _bucket(env: Env) -> str:
     name = "v-" + secrets.token_hex(6)
-    env.storage.create_bucket(org_id=env.org, owner="coreweave/alice", name=name, zone=None)
+    env.storage.buckets.create(org_id=env.org, owner="coreweave/alice", name=name, zone=None)
     return name
 
 
@@ -42,16 +42,16 @@ def _apply(env: Env, bucket: str, steps: list[tuple[str, str, int]]) -> dict[str
         if op == "put":
             add(key, env.put(bucket, key, f"{key}{pick}".encode()).version_id)
         elif op == "delete":
-            result = env.storage.delete_object(bucket, key)
+            result = env.storage.objects.delete(bucket, key)
             assert result.delete_marker and result.version_id
             add(key, result.version_id)
         elif op == "drop":
             ids = model.get(key, [])
             if ids:
-                env.storage.delete_object(bucket, key, ids.pop(pick % len(ids)))
+                env.storage.objects.delete(bucket, key, ids.pop(pick % len(ids)))
         else:
             versioning = op
-            env.storage.update_bucket(bucket, versioning=op)
+            env.storage.buckets.update(bucket, versioning=op)
     assert versioning in ("Enabled", "Suspended")
     return model
 
@@ -76,7 +76,7 @@ def _walk(env: Env, bucket: str, size: int, prefix: str, delimiter: str) -> list
     seen: list[Entry] = []
     key_marker = version_marker = ""
     for _ in range(500):
-        page: VersionListing = env.storage.list_object_versions(
+        page: VersionListing = env.storage.objects.list_versions(
             bucket, prefix=prefix, delimiter=delimiter, key_marker=key_marker,
             version_id_marker=version_marker, max_keys=size,
         )  # fmt: skip
@@ -114,42 +114,42 @@ def test_pages_agree_with_the_model(
     size: int,
 ) -> None:
     bucket = _bucket(env)
-    env.storage.update_bucket(bucket, versioning="Enabled")
+    env.storage.buckets.update(bucket, versioning="Enabled")
     model = _apply(env, bucket, steps)
     assert _walk(env, bucket, size, prefix, delimiter) == _model(model, prefix, delimiter)
     # The newest version of each key, and only it, is the latest.
-    latest = {v.key: v.version_id for v in env.storage.list_object_versions(bucket).versions if v.is_latest}
+    latest = {v.key: v.version_id for v in env.storage.objects.list_versions(bucket).versions if v.is_latest}
     assert latest == {k: ids[-1] for k, ids in model.items() if ids}
 
 
 def test_latest_flags_follow_deletes(env: Env) -> None:
     bucket = _bucket(env)
-    env.storage.update_bucket(bucket, versioning="Enabled")
+    env.storage.buckets.update(bucket, versioning="Enabled")
     first = env.put(bucket, "k", b"1").version_id
     second = env.put(bucket, "k", b"2").version_id
-    env.storage.delete_object(bucket, "k", second)
-    page = env.storage.list_object_versions(bucket)
+    env.storage.objects.delete(bucket, "k", second)
+    page = env.storage.objects.list_versions(bucket)
     assert [(v.version_id, v.is_latest) for v in page.versions] == [(first, True)]
 
 
 def test_a_page_costs_a_bounded_number_of_statements(env: Env) -> None:
     bucket = _bucket(env)
-    env.storage.update_bucket(bucket, versioning="Enabled")
+    env.storage.buckets.update(bucket, versioning="Enabled")
     for i in range(60):
         env.put(bucket, "hot", str(i).encode())
     for i in range(40):
         env.put(bucket, f"dir{i % 4}/k{i}", b"x")
-    env.storage.get_bucket(bucket)  # warm the bucket cache, as a server is
+    env.storage.buckets.get(bucket)  # warm the bucket cache, as a server is
     with SQLCounter(env.db) as count:
-        page = env.storage.list_object_versions(bucket, max_keys=10)
+        page = env.storage.objects.list_versions(bucket, max_keys=10)
     assert len(page.versions) == 10 and page.is_truncated
     assert len(count.selects()) == 1
     with SQLCounter(env.db) as count:
         marker = page.next_version_id_marker or ""
-        env.storage.list_object_versions(bucket, key_marker="hot", version_id_marker=marker, max_keys=10)
+        env.storage.objects.list_versions(bucket, key_marker="hot", version_id_marker=marker, max_keys=10)
     assert len(count.selects()) <= 3  # the marker's seq, the rest of its key, then the next keys
     with SQLCounter(env.db) as count:
-        rolled = env.storage.list_object_versions(bucket, delimiter="/", max_keys=1000)
+        rolled = env.storage.objects.list_versions(bucket, delimiter="/", max_keys=1000)
     assert rolled.common_prefixes == ["dir0/", "dir1/", "dir2/", "dir3/"] and len(rolled.versions) == 60
     assert len(count.selects()) <= 1 + 4  # one seek past each common prefix
 
@@ -157,21 +157,21 @@ def test_a_page_costs_a_bounded_number_of_statements(env: Env) -> None:
 def test_marker_errors(env: Env) -> None:
     bucket = _bucket(env)
     with pytest.raises(StorageError) as err:
-        env.storage.list_object_versions(bucket, version_id_marker="0" * 32)
+        env.storage.objects.list_versions(bucket, version_id_marker="0" * 32)
     assert from_storage(err.value).code == "InvalidArgument"
     with pytest.raises(StorageError) as err:
-        env.storage.list_object_versions(bucket, key_marker="a", version_id_marker="nope")
+        env.storage.objects.list_versions(bucket, key_marker="a", version_id_marker="nope")
     assert from_storage(err.value).code == "InvalidArgument"
     with pytest.raises(StorageError) as err:
-        env.storage.list_object_versions("no-such-" + secrets.token_hex(4))
+        env.storage.objects.list_versions("no-such-" + secrets.token_hex(4))
     assert from_storage(err.value).code == "NoSuchBucket"
 
 
 def test_vanished_version_marker_resumes_after_its_key(env: Env) -> None:
     bucket = _bucket(env)
-    env.storage.update_bucket(bucket, versioning="Enabled")
+    env.storage.buckets.update(bucket, versioning="Enabled")
     versions = [env.put(bucket, "a", b"x").version_id for _ in range(3)]
     env.put(bucket, "b", b"y")
-    env.storage.delete_object(bucket, "a", versions[1])
-    page: Any = env.storage.list_object_versions(bucket, key_marker="a", version_id_marker=versions[1])
+    env.storage.objects.delete(bucket, "a", versions[1])
+    page: Any = env.storage.objects.list_versions(bucket, key_marker="a", version_id_marker=versions[1])
     assert [v.key for v in page.versions] == ["b"]

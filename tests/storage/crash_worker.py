@@ -38,24 +38,24 @@ def one_step(storage: Storage, blobs: BlobStore, bucket: str) -> None:
     if roll < 0.45:
         size = random.choice([0, 10, 4096, 70_000, (1 << 20) + 17, 3 << 20])
         info = asyncio.run(write(blobs, size))
-        storage.put_object(
+        storage.objects.put(
             bucket, key, info, etag=info.digests["md5"].hex(), headers={}, checksums={}, owner="crash"
         )
     elif roll < 0.8:
-        up = storage.create_upload(bucket, key, owner="crash", headers={}, checksum_algorithm="CRC32C")
+        up = storage.uploads.create(bucket, key, owner="crash", headers={}, checksum_algorithm="CRC32C")
         done = []
         for n in range(1, random.randint(2, 4)):
             info = asyncio.run(write(blobs, random.choice([1, 5000, 200_000, (1 << 20) + 3])))
-            part = storage.put_part(up, n, info, etag=info.digests["md5"].hex(), checksums={})
+            part = storage.uploads.put_part(up, n, info, etag=info.digests["md5"].hex(), checksums={})
             if random.random() < 0.9:
                 done.append(CompletedPart(n, part.etag, {}))
         if not done:
-            storage.abort_upload(up)
+            storage.uploads.abort(up)
         elif random.random() < 0.85:
-            storage.complete_upload(up, done)
+            storage.uploads.complete(up, done)
         # else: leave the upload in progress
     else:
-        storage.delete_object(bucket, key)
+        storage.objects.delete(bucket, key)
 
 
 def main() -> None:

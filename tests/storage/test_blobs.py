@@ -111,7 +111,7 @@ def test_abort_after_finish_removes_unclaimed_blob_only(store: BlobStore) -> Non
         w2 = store.writer()
         await w2.write(b"committed")
         i2 = await w2.finish()
-        store.claim(i2.blob)  # what Storage.put_object does first
+        store.claim(i2.blob)  # what Objects.put does first
         await w2.abort()  # e.g. the client went away after the commit
         return i1.blob, i2.blob
 

@@ -65,43 +65,43 @@ def test_zone_list_parsing() -> None:
 
 def test_create_and_get(env: Env) -> None:
     name = _name()
-    b = env.storage.create_bucket(org_id=env.org, owner="coreweave/alice", name=name, zone="us-east-13a")
+    b = env.storage.buckets.create(org_id=env.org, owner="coreweave/alice", name=name, zone="us-east-13a")
     assert (b.name, b.org_id, b.owner_principal, b.zone) == (name, env.org, "coreweave/alice", "US-EAST-13A")
     assert b.versioning == "" and b.settings == {} and b.policy is None and b.created_at.tzinfo is not None
-    got = env.storage.get_bucket(name)
+    got = env.storage.buckets.get(name)
     assert got == b
 
 
 def test_default_zone_and_unknown_zone(env: Env) -> None:
-    b = env.storage.create_bucket(org_id=env.org, owner="p", name=_name(), zone=None)
+    b = env.storage.buckets.create(org_id=env.org, owner="p", name=_name(), zone=None)
     assert b.zone == "US-EAST-04A"
     with pytest.raises(StorageError) as err:
-        env.storage.create_bucket(org_id=env.org, owner="p", name=_name(), zone="mars-01a")
+        env.storage.buckets.create(org_id=env.org, owner="p", name=_name(), zone="mars-01a")
     assert from_storage(err.value).code == "InvalidLocationConstraint"
 
 
 def test_create_again_semantics(env: Env) -> None:
     name = _name()
-    first = env.storage.create_bucket(org_id=env.org, owner="coreweave/alice", name=name, zone="US-EAST-04A")
-    again = env.storage.create_bucket(org_id=env.org, owner="coreweave/bob", name=name, zone="us-east-04a")
+    first = env.storage.buckets.create(org_id=env.org, owner="coreweave/alice", name=name, zone="US-EAST-04A")
+    again = env.storage.buckets.create(org_id=env.org, owner="coreweave/bob", name=name, zone="us-east-04a")
     assert again == first
     with pytest.raises(StorageError) as err:
-        env.storage.create_bucket(org_id=env.org, owner="p", name=name, zone="US-EAST-13A")
+        env.storage.buckets.create(org_id=env.org, owner="p", name=name, zone="US-EAST-13A")
     assert from_storage(err.value).code == "BucketAlreadyOwnedByYou" and from_storage(err.value).status == 409
     other = env.new_org()
     for zone in ("US-EAST-04A", "US-EAST-13A"):
         with pytest.raises(StorageError) as err:
-            env.storage.create_bucket(org_id=other, owner="p", name=name, zone=zone)
+            env.storage.buckets.create(org_id=other, owner="p", name=name, zone=zone)
         assert from_storage(err.value).code == "BucketAlreadyExists"
 
 
 def test_bucket_limit_per_org(env: Env) -> None:
     org = env.new_org()
     limited = env.new_storage(max_buckets=2)
-    limited.create_bucket(org_id=org, owner="p", name=_name(), zone=None)
-    limited.create_bucket(org_id=org, owner="p", name=_name(), zone=None)
+    limited.buckets.create(org_id=org, owner="p", name=_name(), zone=None)
+    limited.buckets.create(org_id=org, owner="p", name=_name(), zone=None)
     with pytest.raises(StorageError) as err:
-        limited.create_bucket(org_id=org, owner="p", name=_name(), zone=None)
+        limited.buckets.create(org_id=org, owner="p", name=_name(), zone=None)
     assert from_storage(err.value).code == "TooManyBuckets"
 
 
@@ -109,55 +109,55 @@ def test_list_buckets_per_org_sorted(env: Env) -> None:
     org = env.new_org()
     names = sorted(_name() for _ in range(3))
     for n in reversed(names):
-        env.storage.create_bucket(org_id=org, owner="p", name=n, zone=None)
-    assert [b.name for b in env.storage.list_buckets(org)] == names
-    assert env.storage.list_buckets(env.new_org()) == []
+        env.storage.buckets.create(org_id=org, owner="p", name=n, zone=None)
+    assert [b.name for b in env.storage.buckets.list(org)] == names
+    assert env.storage.buckets.list(env.new_org()) == []
 
 
 def test_get_bucket_is_cached_and_invalidated_across_instances(env: Env) -> None:
     name = _name()
-    env.storage.create_bucket(org_id=env.org, owner="p", name=name, zone=None)
-    env.storage.get_bucket(name)
+    env.storage.buckets.create(org_id=env.org, owner="p", name=name, zone=None)
+    env.storage.buckets.get(name)
     with SQLCounter(env.db) as sql:
         for _ in range(5):
-            env.storage.get_bucket(name)
+            env.storage.buckets.get(name)
     assert sql.statements == []
     # another process (its own Storage, same data dir) changes the bucket
     other = env.new_storage()
-    other.update_bucket(name, versioning="Enabled", policy='{"Version":"2012-10-17"}')
-    got = env.storage.get_bucket(name)
+    other.buckets.update(name, versioning="Enabled", policy='{"Version":"2012-10-17"}')
+    got = env.storage.buckets.get(name)
     assert got.versioning == "Enabled" and got.policy == '{"Version":"2012-10-17"}'
-    other.delete_bucket(name)
+    other.buckets.delete(name)
     with pytest.raises(StorageError) as err:
-        env.storage.get_bucket(name)
+        env.storage.buckets.get(name)
     assert from_storage(err.value).code == "NoSuchBucket" and from_storage(err.value).status == 404
 
 
 def test_missing_bucket_is_cached_until_created(env: Env) -> None:
     name = _name()
     with pytest.raises(StorageError):
-        env.storage.get_bucket(name)
+        env.storage.buckets.get(name)
     with SQLCounter(env.db) as sql, pytest.raises(StorageError):
-        env.storage.get_bucket(name)
+        env.storage.buckets.get(name)
     assert sql.statements == []
-    env.new_storage().create_bucket(org_id=env.org, owner="p", name=name, zone=None)
-    assert env.storage.get_bucket(name).name == name
+    env.new_storage().buckets.create(org_id=env.org, owner="p", name=name, zone=None)
+    assert env.storage.buckets.get(name).name == name
 
 
 def test_get_bucket_is_one_indexed_query(env: Env) -> None:
     name = _name()
     fresh = env.new_storage()
-    fresh.create_bucket(org_id=env.org, owner="p", name=name, zone=None)
-    fresh.update_bucket(name, tags={"a": "b"})  # flushes the cache
+    fresh.buckets.create(org_id=env.org, owner="p", name=name, zone=None)
+    fresh.buckets.update(name, tags={"a": "b"})  # flushes the cache
     with SQLCounter(env.db) as sql:
-        fresh.get_bucket(name)
+        fresh.buckets.get(name)
     assert len(sql.statements) == 1
     assert "WHERE buckets.name =" in sql.statements[0][0]
 
 
 def test_update_bucket_fields(env: Env, bucket: str) -> None:
     s = env.storage
-    b = s.update_bucket(
+    b = s.buckets.update(
         bucket, tags={"team": "ml"}, cors="<CORSConfiguration/>", settings={"auditLoggingEnabled": True}
     )
     assert (
@@ -165,20 +165,20 @@ def test_update_bucket_fields(env: Env, bucket: str) -> None:
         and b.cors == "<CORSConfiguration/>"
         and b.settings == {"auditLoggingEnabled": True}
     )
-    b = s.update_bucket(bucket, tags=None, cors=None, settings=None)
+    b = s.buckets.update(bucket, tags=None, cors=None, settings=None)
     assert b.tags is None and b.cors is None and b.settings == {}
-    assert s.update_bucket(bucket, versioning="Suspended").versioning == "Suspended"
-    assert s.update_bucket(bucket, versioning="Enabled").versioning == "Enabled"
+    assert s.buckets.update(bucket, versioning="Suspended").versioning == "Suspended"
+    assert s.buckets.update(bucket, versioning="Enabled").versioning == "Enabled"
     with pytest.raises(StorageError) as err:
-        s.update_bucket(bucket, versioning=None)
+        s.buckets.update(bucket, versioning=None)
     assert from_storage(err.value).code == "InvalidBucketState"
     with pytest.raises(StorageError) as err:
-        s.update_bucket(bucket, versioning="On")
+        s.buckets.update(bucket, versioning="On")
     assert from_storage(err.value).code == "MalformedXML"
     with pytest.raises(TypeError):
-        s.update_bucket(bucket, name="other")
+        s.buckets.update(bucket, name="other")
     with pytest.raises(StorageError) as err:
-        s.update_bucket(_name(), tags=None)
+        s.buckets.update(_name(), tags=None)
     assert from_storage(err.value).code == "NoSuchBucket"
 
 
@@ -186,33 +186,33 @@ def test_delete_bucket_only_when_empty(env: Env, bucket: str) -> None:
     s = env.storage
     env.put(bucket, "k", b"data")
     with pytest.raises(StorageError) as err:
-        s.delete_bucket(bucket)
+        s.buckets.delete(bucket)
     assert from_storage(err.value).code == "BucketNotEmpty" and from_storage(err.value).status == 409
-    s.delete_object(bucket, "k")
-    s.delete_bucket(bucket)
+    s.objects.delete(bucket, "k")
+    s.buckets.delete(bucket)
     with pytest.raises(StorageError) as err:
-        s.delete_bucket(bucket)
+        s.buckets.delete(bucket)
     assert from_storage(err.value).code == "NoSuchBucket"
 
 
 def test_delete_markers_keep_a_bucket_non_empty(env: Env, bucket: str) -> None:
     s = env.storage
-    s.update_bucket(bucket, versioning="Enabled")
-    s.delete_object(bucket, "ghost")  # only a delete marker
+    s.buckets.update(bucket, versioning="Enabled")
+    s.objects.delete(bucket, "ghost")  # only a delete marker
     with pytest.raises(StorageError) as err:
-        s.delete_bucket(bucket)
+        s.buckets.delete(bucket)
     assert from_storage(err.value).code == "BucketNotEmpty"
 
 
 def test_delete_bucket_aborts_uploads_and_retires_their_parts(env: Env, bucket: str) -> None:
     s = env.storage
-    up = s.create_upload(bucket, "big", owner="p", headers={})
+    up = s.uploads.create(bucket, "big", owner="p", headers={})
     info = env.blobs.put(b"part one")
-    s.put_part(up, 1, info, etag=info.digests["md5"].hex(), checksums={})
-    s.delete_bucket(bucket)
+    s.uploads.put_part(up, 1, info, etag=info.digests["md5"].hex(), checksums={})
+    s.buckets.delete(bucket)
     assert info.blob in env.dead()
     with pytest.raises(StorageError) as err:
-        s.get_upload(bucket, "big", up.upload_id)
+        s.uploads.get(bucket, "big", up.upload_id)
     assert from_storage(err.value).code == "NoSuchUpload"
 
 
@@ -220,13 +220,13 @@ def test_unknown_org_is_not_a_name_clash(env: Env) -> None:
     import sqlalchemy as sa
 
     with pytest.raises(sa.exc.IntegrityError):
-        env.storage.create_bucket(org_id="no-such-org", owner="p", name=_name(), zone=None)
+        env.storage.buckets.create(org_id="no-such-org", owner="p", name=_name(), zone=None)
 
 
 def test_storage_without_change_watcher_still_invalidates_its_own_cache(env: Env) -> None:
     s = Storage(env.db, env.blobs, zones=[], default_zone="US-EAST-04A")
     name = _name()
     with pytest.raises(StorageError):
-        s.get_bucket(name)
-    s.create_bucket(org_id=env.org, owner="p", name=name, zone=None)
-    assert s.get_bucket(name).zone == "US-EAST-04A"
+        s.buckets.get(name)
+    s.buckets.create(org_id=env.org, owner="p", name=name, zone=None)
+    assert s.buckets.get(name).zone == "US-EAST-04A"

@@ -85,8 +85,8 @@ def test_sigkill_never_leaves_a_torn_object(env: Env) -> None:
     plain = "crash-" + env.backend[:2] + "-plain"
     versioned = "crash-" + env.backend[:2] + "-versioned"
     for name in (plain, versioned):
-        env.storage.create_bucket(org_id=env.org, owner="p", name=name, zone=None)
-    env.storage.update_bucket(versioned, versioning="Enabled")
+        env.storage.buckets.create(org_id=env.org, owner="p", name=name, zone=None)
+    env.storage.buckets.update(versioned, versioning="Enabled")
     rng = random.Random()
     for _ in range(KILLS):
         _run_and_kill(env, [plain, versioned], rng)
@@ -95,7 +95,7 @@ def test_sigkill_never_leaves_a_torn_object(env: Env) -> None:
     count, referenced = _verify(env)
     assert count > 0
     # Collect with every cut-off in the future: retired blobs, temp files and orphans all go.
-    env.storage.collect_garbage(older_than=datetime.now(UTC) + timedelta(seconds=1), orphans=True)
+    env.storage.collector.collect(older_than=datetime.now(UTC) + timedelta(seconds=1), orphans=True)
     on_disk = {blob for blob, _ in env.blobs.iter_blobs()}
     assert on_disk == referenced
     assert list(env.blobs.tmp_path.iterdir()) == []

@@ -33,11 +33,11 @@ def test_retired_blobs_wait_for_the_grace_period(env: Env, bucket: str) -> None:
     env.put(bucket, "k", b"new")
     blob = old.parts[0].blob
     assert blob in env.dead()
-    env.storage.collect_garbage()  # default: 10 minutes of grace
+    env.storage.collector.collect()  # default: 10 minutes of grace
     assert env.blobs.exists(blob) and blob in env.dead()
-    assert env.storage.collect_garbage(older_than=_soon()) >= 1
+    assert env.storage.collector.collect(older_than=_soon()) >= 1
     assert not env.blobs.exists(blob) and blob not in env.dead()
-    assert env.read(env.storage.get_object(bucket, "k").parts) == b"new"
+    assert env.read(env.storage.objects.get(bucket, "k").parts) == b"new"
 
 
 def test_collection_is_batched_and_tolerates_missing_files(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -47,7 +47,7 @@ def test_collection_is_batched_and_tolerates_missing_files(env: Env, monkeypatch
     past = datetime.now(UTC) - timedelta(hours=1)
     with env.db.write() as conn:
         conn.execute(dead_blobs.insert(), [{"blob": i.blob, "dead_since": past} for i in infos])
-    assert env.storage.collect_garbage() == 6
+    assert env.storage.collector.collect() == 6
     assert not any(env.blobs.exists(i.blob) for i in infos)
     assert env.dead() & {i.blob for i in infos} == set()
 
@@ -59,7 +59,7 @@ def test_stale_temp_files(env: Env) -> None:
     fresh.write_bytes(b"in progress")
     t = time.time() - 2 * 3600
     os.utime(stale, (t, t))
-    env.storage.collect_garbage()
+    env.storage.collector.collect()
     assert not stale.exists() and fresh.exists()
     fresh.unlink()
 
@@ -67,21 +67,21 @@ def test_stale_temp_files(env: Env) -> None:
 def test_orphan_scan_removes_only_unreferenced_old_blobs(env: Env, bucket: str) -> None:
     s = env.storage
     obj = env.put(bucket, "live", b"live object")
-    up = s.create_upload(bucket, "mp", owner="p", headers={})
+    up = s.uploads.create(bucket, "mp", owner="p", headers={})
     part_info = env.blobs.put(b"a part")
-    s.put_part(up, 1, part_info, etag=part_info.digests["md5"].hex(), checksums={})
+    s.uploads.put_part(up, 1, part_info, etag=part_info.digests["md5"].hex(), checksums={})
     old_orphan = env.blobs.put(b"published, never committed")
     new_orphan = env.blobs.put(b"published a moment ago; its commit may be running")
     for blob in (obj.parts[0].blob, part_info.blob, old_orphan.blob):
         _age(env, blob, 2 * 3600)
-    s.collect_garbage()  # no orphan scan unless asked
+    s.collector.collect()  # no orphan scan unless asked
     assert env.blobs.exists(old_orphan.blob)
-    assert s.collect_garbage(orphans=True) >= 1
+    assert s.collector.collect(orphans=True) >= 1
     assert not env.blobs.exists(old_orphan.blob)
     assert env.blobs.exists(new_orphan.blob)
     assert env.blobs.exists(obj.parts[0].blob) and env.blobs.exists(part_info.blob)
-    assert env.read(s.get_object(bucket, "live").parts) == b"live object"
-    s.collect_garbage(older_than=_soon(), orphans=True)
+    assert env.read(s.objects.get(bucket, "live").parts) == b"live object"
+    s.collector.collect(older_than=_soon(), orphans=True)
     assert not env.blobs.exists(new_orphan.blob)
 
 
@@ -92,14 +92,14 @@ def test_background_collector_runs_on_start(env: Env) -> None:
             dead_blobs.insert().values(blob=info.blob, dead_since=datetime.now(UTC) - timedelta(hours=1))
         )
     storage = env.new_storage()
-    storage.start_collector(interval=0.05)
+    storage.collector.start(interval=0.05)
     try:
         deadline = time.monotonic() + 30
         while env.blobs.exists(info.blob) and time.monotonic() < deadline:
             time.sleep(0.02)
         assert not env.blobs.exists(info.blob)
     finally:
-        storage.stop_collector()
+        storage.collector.stop()
     assert not storage.collector.running
 
 
@@ -134,16 +134,16 @@ def test_full_disk_keeps_previous_object_and_leaves_no_temp(
     monkeypatch.undo()
     assert from_storage(err.value).code == "InsufficientStorage"
     assert list(env.blobs.tmp_path.iterdir()) == []
-    assert env.read(env.storage.get_object(bucket, "precious").parts) == b"the old bytes"
+    assert env.read(env.storage.objects.get(bucket, "precious").parts) == b"the old bytes"
 
 
 def test_dead_blob_rows_are_unique(env: Env) -> None:
     """Retiring the same blob twice (a retried transaction) must not fail the write."""
     info = env.blobs.put(b"x")
     with env.db.write() as conn:
-        env.storage._retire(conn, [info.blob, info.blob])
+        env.storage.tx.retire(conn, [info.blob, info.blob])
     with env.db.write() as conn:
-        env.storage._retire(conn, [info.blob])
+        env.storage.tx.retire(conn, [info.blob])
     with env.db.read() as conn:
         n = conn.execute(
             sa.select(sa.func.count()).select_from(dead_blobs).where(dead_blobs.c.blob == info.blob)

@@ -80,7 +80,7 @@ def _all_pages(env: Env, bucket: str, max_keys: int, **kw: str) -> tuple[list[st
     after = kw.pop("after", "")
     pages = 0
     while True:
-        page = env.storage.list_objects(bucket, after=after, max_keys=max_keys, **kw)
+        page = env.storage.objects.list(bucket, after=after, max_keys=max_keys, **kw)
         pages += 1
         keys += [o.key for o in page.contents]
         prefixes += page.common_prefixes
@@ -127,14 +127,14 @@ def test_successor_edges() -> None:
 
 def test_unicode_order_is_utf8_byte_order(env: Env, bucket: str) -> None:
     _seed(env, bucket, UNICODE_KEYS)
-    page = env.storage.list_objects(bucket)
+    page = env.storage.objects.list(bucket)
     want = sorted(UNICODE_KEYS, key=lambda s: s.encode())
     assert [o.key for o in page.contents] == want
     assert want.index("\uff5e") < want.index("😀")  # UTF-16 would put the emoji first
     keys, _, pages = _all_pages(env, bucket, 5)
     assert keys == want and pages == 5
     for after in ["a", "a/", "é", "\ufffd", "😀", "\U0010ffff"]:
-        got = env.storage.list_objects(bucket, after=after)
+        got = env.storage.objects.list(bucket, after=after)
         assert [o.key for o in got.contents] == _expected(UNICODE_KEYS, after=after), after
 
 
@@ -142,7 +142,7 @@ def test_unicode_prefix_and_delimiter(env: Env, bucket: str) -> None:
     keys = ["é/1", "é/2", "éa", "é😀x", "é😀y/z", "ê", "e/é", "x😀y😀z", "x😀w"]
     _seed(env, bucket, keys)
     for prefix, delimiter in [("é", ""), ("é", "/"), ("é", "😀"), ("", "😀"), ("x😀", "😀"), ("", "é")]:
-        page = env.storage.list_objects(bucket, prefix=prefix, delimiter=delimiter)
+        page = env.storage.objects.list(bucket, prefix=prefix, delimiter=delimiter)
         got = [o.key for o in page.contents] + page.common_prefixes
         assert sorted(got, key=lambda s: s.encode()) == _expected(keys, prefix, delimiter), (
             prefix,
@@ -178,7 +178,7 @@ TREE = (
 def test_slash_heavy_tree_pages(env: Env, bucket: str, prefix: str, delimiter: str) -> None:
     _seed(env, bucket, TREE)
     want = _expected(TREE, prefix, delimiter)
-    one = env.storage.list_objects(bucket, prefix=prefix, delimiter=delimiter)
+    one = env.storage.objects.list(bucket, prefix=prefix, delimiter=delimiter)
     assert _entries(one) == want
     for size in (1, 2, 3, 7, 1000):
         keys, prefixes, pages = _all_pages(env, bucket, size, prefix=prefix, delimiter=delimiter)
@@ -192,15 +192,15 @@ def _entries(page: ObjectListing) -> list[str]:
 
 def test_common_prefix_is_not_repeated_after_marker(env: Env, bucket: str) -> None:
     _seed(env, bucket, ["a/1", "a/2", "b/1", "c"])
-    first = env.storage.list_objects(bucket, delimiter="/", max_keys=1)
+    first = env.storage.objects.list(bucket, delimiter="/", max_keys=1)
     assert first.common_prefixes == ["a/"] and first.is_truncated and first.next_marker == "a/"
-    second = env.storage.list_objects(bucket, delimiter="/", max_keys=1, after="a/")
+    second = env.storage.objects.list(bucket, delimiter="/", max_keys=1, after="a/")
     assert second.common_prefixes == ["b/"]
     # start-after inside a prefix: the prefix was (logically) listed already
-    inside = env.storage.list_objects(bucket, delimiter="/", after="a/1")
+    inside = env.storage.objects.list(bucket, delimiter="/", after="a/1")
     assert inside.common_prefixes == ["b/"] and [o.key for o in inside.contents] == ["c"]
     # without a delimiter start-after inside the prefix lists the rest of it
-    flat = env.storage.list_objects(bucket, after="a/1")
+    flat = env.storage.objects.list(bucket, after="a/1")
     assert [o.key for o in flat.contents] == ["a/2", "b/1", "c"]
 
 
@@ -208,28 +208,28 @@ def test_max_keys_edges(env: Env, bucket: str) -> None:
     keys = [f"k{i:04d}" for i in range(1005)]
     _seed(env, bucket, keys)
     s = env.storage
-    zero = s.list_objects(bucket, max_keys=0)
+    zero = s.objects.list(bucket, max_keys=0)
     assert zero.contents == [] and not zero.is_truncated and zero.next_marker is None
-    one = s.list_objects(bucket, max_keys=1)
+    one = s.objects.list(bucket, max_keys=1)
     assert [o.key for o in one.contents] == ["k0000"] and one.is_truncated and one.next_marker == "k0000"
-    capped = s.list_objects(bucket, max_keys=5000)
+    capped = s.objects.list(bucket, max_keys=5000)
     assert len(capped.contents) == 1000 and capped.is_truncated and capped.next_marker == "k0999"
-    rest = s.list_objects(bucket, after="k0999", max_keys=1000)
+    rest = s.objects.list(bucket, after="k0999", max_keys=1000)
     assert len(rest.contents) == 5 and not rest.is_truncated
-    exact = s.list_objects(bucket, after="k0999", max_keys=5)
+    exact = s.objects.list(bucket, after="k0999", max_keys=5)
     assert len(exact.contents) == 5 and not exact.is_truncated  # nothing more: not truncated
     with pytest.raises(ValueError):  # the S3 face validates max-keys; a negative one is a caller's bug
-        s.list_objects(bucket, max_keys=-1)
+        s.objects.list(bucket, max_keys=-1)
 
 
 def test_listing_hides_delete_markers_and_old_versions(env: Env, bucket: str) -> None:
     s = env.storage
-    s.update_bucket(bucket, versioning="Enabled")
+    s.buckets.update(bucket, versioning="Enabled")
     env.put(bucket, "keep", b"1")
     env.put(bucket, "keep", b"22")
     env.put(bucket, "gone", b"x")
-    s.delete_object(bucket, "gone")
-    page = s.list_objects(bucket)
+    s.objects.delete(bucket, "gone")
+    page = s.objects.list(bucket)
     assert [(o.key, o.size) for o in page.contents] == [("keep", 2)]
     assert page.contents[0].etag.startswith('"') and page.contents[0].owner_principal == "coreweave/alice"
 
@@ -237,13 +237,13 @@ def test_listing_hides_delete_markers_and_old_versions(env: Env, bucket: str) ->
 def test_listing_reports_checksum_algorithm(env: Env, bucket: str) -> None:
     env.put(bucket, "c", b"x", checksums={"CRC64NVME": "AAAAAAAAAAA=", "type": "FULL_OBJECT"})
     env.put(bucket, "d", b"x")
-    page = env.storage.list_objects(bucket)
+    page = env.storage.objects.list(bucket)
     assert [(o.key, o.checksum_algorithm) for o in page.contents] == [("c", "CRC64NVME"), ("d", None)]
 
 
 def test_missing_bucket(env: Env) -> None:
     with pytest.raises(StorageError) as err:
-        env.storage.list_objects("no-such-bucket-" + secrets.token_hex(3))
+        env.storage.objects.list("no-such-bucket-" + secrets.token_hex(3))
     assert from_storage(err.value).code == "NoSuchBucket"
 
 
@@ -264,9 +264,9 @@ def test_20000_keys_page_with_delimiter_reads_only_the_page(env: Env, bucket: st
     ]
     _seed(env, bucket, keys)
     s = env.storage
-    s.get_bucket(bucket)
+    s.buckets.get(bucket)
     with SQLCounter(env.db) as sql:
-        page = s.list_objects(bucket, delimiter="/", max_keys=10)
+        page = s.objects.list(bucket, delimiter="/", max_keys=10)
     assert page.common_prefixes[:2] == ["dir00/", "dir00x"] or page.common_prefixes[0] == "dir00/"
     assert _entries(page) == _expected(keys, "", "/")[:10]
     assert page.is_truncated
@@ -275,12 +275,12 @@ def test_20000_keys_page_with_delimiter_reads_only_the_page(env: Env, bucket: st
     assert sum(limits) <= 11 * 11  # rows the queries could return: O(page), not O(bucket)
 
     with SQLCounter(env.db) as sql:
-        all_prefixes = s.list_objects(bucket, delimiter="/")
+        all_prefixes = s.objects.list(bucket, delimiter="/")
     assert len(all_prefixes.common_prefixes) == 40 and len(all_prefixes.contents) == 20
     assert len(sql.selects()) <= 41 and sum(_limits(sql)) <= 41 * 1001
 
     with SQLCounter(env.db) as sql:
-        deep = s.list_objects(bucket, prefix="dir17/", max_keys=3, after="dir17/file0100")
+        deep = s.objects.list(bucket, prefix="dir17/", max_keys=3, after="dir17/file0100")
     assert [o.key for o in deep.contents] == ["dir17/file0101", "dir17/file0102", "dir17/file0103"]
     assert _limits(sql) == [4]
 
@@ -289,7 +289,7 @@ def test_listing_uses_the_latest_index(env: Env, bucket: str) -> None:
     """The partial index's predicate must match the query's, or the planner cannot use it."""
     _seed(env, bucket, [f"k{i}" for i in range(50)])
     with SQLCounter(env.db) as sql:
-        env.storage.list_objects(bucket, max_keys=5)
+        env.storage.objects.list(bucket, max_keys=5)
     statement, params = next(s for s in sql.selects() if "FROM objects" in s[0])
     with env.db.read() as conn:
         if env.backend == "sqlite":

@@ -14,8 +14,10 @@ def test_node_wires_blobs_and_storage(tmp_path: Path) -> None:
     try:
         assert node.blobs.root == node.data_path / "blobs"
         assert (node.data_path / "blobs" / ".tmp").is_dir()
-        assert node.storage.zones == ["LAB-1", "LAB-2"] and node.storage.default_zone == "LAB-1"
-        assert node.storage.blobs is node.blobs and node.storage.changes is node.changes
+        assert (
+            node.storage.buckets.zones == ["LAB-1", "LAB-2"] and node.storage.buckets.default_zone == "LAB-1"
+        )
+        assert node.storage.blobs is node.blobs and node.storage.tx.changes is node.changes
         node.start_background()
         assert node.storage.collector.running
     finally:
@@ -26,7 +28,7 @@ def test_node_wires_blobs_and_storage(tmp_path: Path) -> None:
 def test_node_defaults_to_coreweave_zones(tmp_path: Path) -> None:
     node = Node.open(Settings(data_dir=str(tmp_path / "data")))
     try:
-        assert node.storage.zones == list(COREWEAVE_ZONES)
-        assert node.storage.default_zone == "US-EAST-04A"
+        assert node.storage.buckets.zones == list(COREWEAVE_ZONES)
+        assert node.storage.buckets.default_zone == "US-EAST-04A"
     finally:
         node.close()

@@ -26,19 +26,19 @@ def test_put_then_get(env: Env, bucket: str) -> None:
     )
     assert v.version_id == NULL_VERSION and v.is_latest and not v.is_delete_marker
     assert v.etag == f'"{md5_hex(b"hello world")}"' and v.size == 11 and v.parts_count is None
-    got = env.storage.get_object(bucket, "dir/é/key.txt")
+    got = env.storage.objects.get(bucket, "dir/é/key.txt")
     assert got == v
     assert got.headers == {"content-type": "text/plain", "x-amz-meta-a": "1"}
     assert got.checksums["CRC32C"] == "yZRlqg==" and got.tags == {"k": "v"}
     assert got.owner_principal == "coreweave/alice" and got.last_modified.tzinfo is not None
     assert env.read(got.parts) == b"hello world"
-    assert env.storage.get_object(bucket, "dir/é/key.txt", NULL_VERSION) == v
+    assert env.storage.objects.get(bucket, "dir/é/key.txt", NULL_VERSION) == v
 
 
 def test_empty_object(env: Env, bucket: str) -> None:
     v = env.put(bucket, "empty", b"")
     assert v.size == 0 and v.etag == '"d41d8cd98f00b204e9800998ecf8427e"'
-    assert env.read(env.storage.get_object(bucket, "empty").parts) == b""
+    assert env.read(env.storage.objects.get(bucket, "empty").parts) == b""
 
 
 def test_overwrite_retires_old_blob_in_same_transaction(env: Env, bucket: str) -> None:
@@ -48,7 +48,7 @@ def test_overwrite_retires_old_blob_in_same_transaction(env: Env, bucket: str) -
     assert sql.commits == 1  # one metadata transaction for the whole PUT
     assert first.parts[0].blob in env.dead()
     assert second.parts[0].blob not in env.dead()
-    assert env.read(env.storage.get_object(bucket, "k").parts) == b"two"
+    assert env.read(env.storage.objects.get(bucket, "k").parts) == b"two"
     assert second.seq == first.seq + 1
     with env.db.read() as conn:
         rows = conn.execute(sa.select(objects.c.version_id).where(objects.c.bucket == bucket)).all()
@@ -58,7 +58,7 @@ def test_overwrite_retires_old_blob_in_same_transaction(env: Env, bucket: str) -
 def test_small_put_costs_one_transaction_of_few_statements(env: Env, bucket: str) -> None:
     info = env.blobs.put(b"x" * 4096)
     with SQLCounter(env.db) as sql:
-        env.storage.put_object(
+        env.storage.objects.put(
             bucket, "small", info, etag=md5_hex(b"x" * 4096), headers={}, checksums={}, owner="p"
         )
     assert sql.commits == 1
@@ -68,9 +68,9 @@ def test_small_put_costs_one_transaction_of_few_statements(env: Env, bucket: str
 
 def test_object_lookup_is_one_indexed_query(env: Env, bucket: str) -> None:
     env.put(bucket, "look", b"up")
-    env.storage.get_bucket(bucket)
+    env.storage.buckets.get(bucket)
     with SQLCounter(env.db) as sql:
-        env.storage.get_object(bucket, "look")
+        env.storage.objects.get(bucket, "look")
     assert len(sql.selects()) == 1
 
 
@@ -90,7 +90,7 @@ def test_bad_keys(env: Env, bucket: str, key: str, code: str) -> None:
     assert from_storage(err.value).code == code
     info = env.blobs.put(b"body")
     with pytest.raises(StorageError) as err:
-        env.storage.put_object(bucket, key, info, etag="x", headers={}, checksums={}, owner="p")
+        env.storage.objects.put(bucket, key, info, etag="x", headers={}, checksums={}, owner="p")
     assert from_storage(err.value).code == code
     assert not env.blobs.exists(info.blob)  # the refused body is gone at once
 
@@ -98,47 +98,47 @@ def test_bad_keys(env: Env, bucket: str, key: str, code: str) -> None:
 def test_longest_keys_are_fine(env: Env, bucket: str) -> None:
     for key in ("k" * 1024, "é" * 512, "😀" * 256):
         env.put(bucket, key, b"x")
-        assert env.storage.get_object(bucket, key).key == key
+        assert env.storage.objects.get(bucket, key).key == key
 
 
 def test_missing_things(env: Env, bucket: str) -> None:
     s = env.storage
     with pytest.raises(StorageError) as err:
-        s.get_object(bucket, "nope")
+        s.objects.get(bucket, "nope")
     assert from_storage(err.value).code == "NoSuchKey" and from_storage(err.value).status == 404
     with pytest.raises(StorageError) as err:
-        s.get_object("no-such-bucket-here", "k")
+        s.objects.get("no-such-bucket-here", "k")
     assert from_storage(err.value).code == "NoSuchBucket"
     with pytest.raises(StorageError) as err:
         env.put("no-such-bucket-here", "k", b"x")
     assert from_storage(err.value).code == "NoSuchBucket"
     with pytest.raises(StorageError) as err:
-        s.get_object(bucket, "nope", "0" * 32)
+        s.objects.get(bucket, "nope", "0" * 32)
     assert from_storage(err.value).code == "NoSuchVersion"
     with pytest.raises(StorageError) as err:
-        s.get_object(bucket, "nope", "not-a-version")
+        s.objects.get(bucket, "nope", "not-a-version")
     assert from_storage(err.value).code == "InvalidArgument"
 
 
 def test_delete_is_idempotent(env: Env, bucket: str) -> None:
     v = env.put(bucket, "k", b"x")
-    assert env.storage.delete_object(bucket, "k").delete_marker is False
-    assert env.storage.delete_object(bucket, "k").version_id is None
+    assert env.storage.objects.delete(bucket, "k").delete_marker is False
+    assert env.storage.objects.delete(bucket, "k").version_id is None
     assert v.parts[0].blob in env.dead()
     with pytest.raises(StorageError):
-        env.storage.get_object(bucket, "k")
+        env.storage.objects.get(bucket, "k")
 
 
 def test_if_none_match_star(env: Env, bucket: str) -> None:
     env.put(bucket, "k", b"first", if_none_match="*")
     info = env.blobs.put(b"second")
     with pytest.raises(StorageError) as err:
-        env.storage.put_object(
+        env.storage.objects.put(
             bucket, "k", info, etag="e", headers={}, checksums={}, owner="p", if_none_match="*"
         )
     assert from_storage(err.value).code == "PreconditionFailed" and from_storage(err.value).status == 412
     assert not env.blobs.exists(info.blob)
-    assert env.read(env.storage.get_object(bucket, "k").parts) == b"first"
+    assert env.read(env.storage.objects.get(bucket, "k").parts) == b"first"
 
 
 def test_if_match(env: Env, bucket: str) -> None:
@@ -147,10 +147,10 @@ def test_if_match(env: Env, bucket: str) -> None:
         env.put(bucket, "k", b"v2", if_match='"0123"')
     assert from_storage(err.value).code == "PreconditionFailed"
     env.put(bucket, "k", b"v2", if_match=v.etag)  # quoted
-    v2 = env.storage.get_object(bucket, "k")
+    v2 = env.storage.objects.get(bucket, "k")
     env.put(bucket, "k", b"v3", if_match=v2.etag.strip('"'))  # unquoted
     env.put(bucket, "k", b"v4", if_match="*")
-    assert env.read(env.storage.get_object(bucket, "k").parts) == b"v4"
+    assert env.read(env.storage.objects.get(bucket, "k").parts) == b"v4"
     with pytest.raises(StorageError) as err:
         env.put(bucket, "absent", b"x", if_match="*")
     assert from_storage(err.value).code == "NoSuchKey"
@@ -159,88 +159,88 @@ def test_if_match(env: Env, bucket: str) -> None:
 def test_enabled_versioning_keeps_versions_and_uses_delete_markers(env: Env, bucket: str) -> None:
     s = env.storage
     null = env.put(bucket, "k", b"before versioning")
-    s.update_bucket(bucket, versioning="Enabled")
+    s.buckets.update(bucket, versioning="Enabled")
     v1 = env.put(bucket, "k", b"one")
     v2 = env.put(bucket, "k", b"two")
     assert len({null.version_id, v1.version_id, v2.version_id}) == 3
     assert v1.version_id != NULL_VERSION and len(v1.version_id) == 32
     assert null.seq < v1.seq < v2.seq
     assert env.dead() & {null.parts[0].blob, v1.parts[0].blob} == set()
-    assert env.read(s.get_object(bucket, "k").parts) == b"two"
-    assert env.read(s.get_object(bucket, "k", v1.version_id).parts) == b"one"
-    assert env.read(s.get_object(bucket, "k", NULL_VERSION).parts) == b"before versioning"
-    assert not s.get_object(bucket, "k", v1.version_id).is_latest
+    assert env.read(s.objects.get(bucket, "k").parts) == b"two"
+    assert env.read(s.objects.get(bucket, "k", v1.version_id).parts) == b"one"
+    assert env.read(s.objects.get(bucket, "k", NULL_VERSION).parts) == b"before versioning"
+    assert not s.objects.get(bucket, "k", v1.version_id).is_latest
 
-    marker = s.delete_object(bucket, "k")
+    marker = s.objects.delete(bucket, "k")
     assert marker.delete_marker and marker.version_id not in (None, NULL_VERSION)
     with pytest.raises(StorageError) as err:
-        s.get_object(bucket, "k")
+        s.objects.get(bucket, "k")
     assert from_storage(err.value).code == "NoSuchKey"
     assert from_storage(err.value).headers["x-amz-delete-marker"] == "true"
     assert from_storage(err.value).headers["x-amz-version-id"] == marker.version_id
     with pytest.raises(StorageError) as err:
-        s.get_object(bucket, "k", marker.version_id)
+        s.objects.get(bucket, "k", marker.version_id)
     assert (
         from_storage(err.value).code == "MethodNotAllowed"
         and from_storage(err.value).headers["x-amz-delete-marker"] == "true"
     )
-    assert env.storage.list_objects(bucket).contents == []
+    assert env.storage.objects.list(bucket).contents == []
 
     # removing the marker brings v2 back; removing v2 for good makes v1 the latest
-    removed = s.delete_object(bucket, "k", marker.version_id)
+    removed = s.objects.delete(bucket, "k", marker.version_id)
     assert removed == type(removed)(version_id=marker.version_id, delete_marker=True)
-    assert env.read(s.get_object(bucket, "k").parts) == b"two"
-    s.delete_object(bucket, "k", v2.version_id)
+    assert env.read(s.objects.get(bucket, "k").parts) == b"two"
+    s.objects.delete(bucket, "k", v2.version_id)
     assert v2.parts[0].blob in env.dead()
-    latest = s.get_object(bucket, "k")
+    latest = s.objects.get(bucket, "k")
     assert latest.version_id == v1.version_id and latest.is_latest
     # a version that does not exist: success, nothing changes
-    assert s.delete_object(bucket, "k", "f" * 32).delete_marker is False
-    assert s.get_object(bucket, "k").version_id == v1.version_id
+    assert s.objects.delete(bucket, "k", "f" * 32).delete_marker is False
+    assert s.objects.get(bucket, "k").version_id == v1.version_id
 
 
 def test_suspended_versioning_replaces_only_the_null_version(env: Env, bucket: str) -> None:
     s = env.storage
-    s.update_bucket(bucket, versioning="Enabled")
+    s.buckets.update(bucket, versioning="Enabled")
     v1 = env.put(bucket, "k", b"one")
-    s.update_bucket(bucket, versioning="Suspended")
+    s.buckets.update(bucket, versioning="Suspended")
     n1 = env.put(bucket, "k", b"null one")
     n2 = env.put(bucket, "k", b"null two")
     assert n1.version_id == n2.version_id == NULL_VERSION
     assert n1.parts[0].blob in env.dead() and v1.parts[0].blob not in env.dead()
-    assert env.read(s.get_object(bucket, "k", v1.version_id).parts) == b"one"
+    assert env.read(s.objects.get(bucket, "k", v1.version_id).parts) == b"one"
     # a plain DELETE puts a null delete marker in place of the null version
-    d = s.delete_object(bucket, "k")
+    d = s.objects.delete(bucket, "k")
     assert d == type(d)(version_id=NULL_VERSION, delete_marker=True)
     assert n2.parts[0].blob in env.dead()
     with pytest.raises(StorageError) as err:
-        s.get_object(bucket, "k")
+        s.objects.get(bucket, "k")
     assert from_storage(err.value).headers.get("x-amz-delete-marker") == "true"
     # the next suspended PUT replaces that marker
     env.put(bucket, "k", b"null three")
-    assert env.read(s.get_object(bucket, "k").parts) == b"null three"
-    assert env.read(s.get_object(bucket, "k", v1.version_id).parts) == b"one"
+    assert env.read(s.objects.get(bucket, "k").parts) == b"null three"
+    assert env.read(s.objects.get(bucket, "k", v1.version_id).parts) == b"one"
 
 
 def test_enabled_delete_of_missing_key_still_writes_marker(env: Env, bucket: str) -> None:
-    env.storage.update_bucket(bucket, versioning="Enabled")
-    d = env.storage.delete_object(bucket, "never-existed")
+    env.storage.buckets.update(bucket, versioning="Enabled")
+    d = env.storage.objects.delete(bucket, "never-existed")
     assert d.delete_marker
     with pytest.raises(StorageError) as err:
-        env.storage.get_object(bucket, "never-existed")
+        env.storage.objects.get(bucket, "never-existed")
     assert from_storage(err.value).headers["x-amz-delete-marker"] == "true"
 
 
 def test_copy_single_part_keeps_etag_and_checksums(env: Env, bucket: str) -> None:
     data = b"copy me" * 1000
     src = env.put(bucket, "src", data, checksums={"CRC32": "abc=", "type": "FULL_OBJECT"})
-    dst = env.storage.copy_object(src, bucket, "dst", headers={"content-type": "a/b"}, owner="coreweave/bob")
+    dst = env.storage.objects.copy(src, bucket, "dst", headers={"content-type": "a/b"}, owner="coreweave/bob")
     assert dst.etag == src.etag and dst.checksums == src.checksums
     assert dst.headers == {"content-type": "a/b"} and dst.owner_principal == "coreweave/bob"
     assert dst.parts[0].blob != src.parts[0].blob
     assert env.read(dst.parts) == data
-    env.storage.delete_object(bucket, "src")
-    assert env.read(env.storage.get_object(bucket, "dst").parts) == data
+    env.storage.objects.delete(bucket, "src")
+    assert env.read(env.storage.objects.get(bucket, "dst").parts) == data
 
 
 def test_copy_multipart_source_becomes_single_part(
@@ -250,16 +250,18 @@ def test_copy_multipart_source_becomes_single_part(
 
     monkeypatch.setattr(rules, "MIN_PART_SIZE", 1)
     s = env.storage
-    up = s.create_upload(bucket, "mp", owner="p", headers={}, checksum_algorithm="CRC32C")
+    up = s.uploads.create(bucket, "mp", owner="p", headers={}, checksum_algorithm="CRC32C")
     done = []
     for n, piece in enumerate([b"a" * 100, b"b" * 50], start=1):
         info = env.blobs.put(piece, ["md5", "crc32c"])
         done.append(
-            CompletedPart(n, s.put_part(up, n, info, etag=info.digests["md5"].hex(), checksums={}).etag, {})
+            CompletedPart(
+                n, s.uploads.put_part(up, n, info, etag=info.digests["md5"].hex(), checksums={}).etag, {}
+            )
         )
-    src = s.complete_upload(up, done)
+    src = s.uploads.complete(up, done)
     assert src.parts_count == 2
-    dst = s.copy_object(src, bucket, "copy", headers={}, owner="p")
+    dst = s.objects.copy(src, bucket, "copy", headers={}, owner="p")
     whole = b"a" * 100 + b"b" * 50
     assert dst.etag == f'"{md5_hex(whole)}"' and dst.parts_count is None
     assert dst.checksums == {
@@ -267,10 +269,10 @@ def test_copy_multipart_source_becomes_single_part(
         "type": "FULL_OBJECT",
     }
     assert env.read(dst.parts) == whole
-    other = s.copy_object(src, bucket, "copy2", headers={}, owner="p", checksum_algorithm="SHA256")
+    other = s.objects.copy(src, bucket, "copy2", headers={}, owner="p", checksum_algorithm="SHA256")
     assert other.checksums["SHA256"] == cks.to_header_value("sha256", cks.compute("sha256", whole))
     with pytest.raises(StorageError) as err:
-        s.copy_object(src, bucket, "copy3", headers={}, owner="p", checksum_algorithm="MD4")
+        s.objects.copy(src, bucket, "copy3", headers={}, owner="p", checksum_algorithm="MD4")
     assert from_storage(err.value).code == "InvalidRequest"
 
 
@@ -278,7 +280,7 @@ def test_copy_to_missing_bucket_copies_nothing(env: Env, bucket: str) -> None:
     src = env.put(bucket, "src", b"data")
     before = {b for b, _ in env.blobs.iter_blobs()}
     with pytest.raises(StorageError) as err:
-        env.storage.copy_object(src, "no-such-bucket-zz", "dst", headers={}, owner="p")
+        env.storage.objects.copy(src, "no-such-bucket-zz", "dst", headers={}, owner="p")
     assert from_storage(err.value).code == "NoSuchBucket"
     assert {b for b, _ in env.blobs.iter_blobs()} == before
 
@@ -288,7 +290,7 @@ def test_copy_refused_by_precondition_leaves_no_blob(env: Env, bucket: str) -> N
     env.put(bucket, "dst", b"exists")
     before = {b for b, _ in env.blobs.iter_blobs()}
     with pytest.raises(StorageError) as err:
-        env.storage.copy_object(src, bucket, "dst", headers={}, owner="p", if_none_match="*")
+        env.storage.objects.copy(src, bucket, "dst", headers={}, owner="p", if_none_match="*")
     assert from_storage(err.value).code == "PreconditionFailed"
     assert {b for b, _ in env.blobs.iter_blobs()} == before
 
@@ -299,7 +301,7 @@ def test_concurrent_writers_on_one_key(env: Env, bucket: str, versioning: str) -
     from concurrent.futures import ThreadPoolExecutor
 
     if versioning:
-        env.storage.update_bucket(bucket, versioning=versioning)
+        env.storage.buckets.update(bucket, versioning=versioning)
 
     def writer(i: int) -> str:
         return env.put(bucket, "hot", b"writer %d" % i).version_id
@@ -315,7 +317,7 @@ def test_concurrent_writers_on_one_key(env: Env, bucket: str, versioning: str) -
     latest = [r for r in rows if r.is_latest]
     assert len(latest) == 1
     assert latest[0].seq == max(r.seq for r in rows)
-    current = env.storage.get_object(bucket, "hot")
+    current = env.storage.objects.get(bucket, "hot")
     assert env.read(current.parts).startswith(b"writer ")
     if versioning:
         assert len(rows) == 30 and sorted(r.version_id for r in rows) == sorted(versions)

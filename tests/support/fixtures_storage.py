@@ -34,7 +34,7 @@ def env(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]
         e = Env(backend, url, db, changes, blobs, storage, root, "")
         e.org = e.new_org()
         yield e
-        storage.stop_collector()
+        storage.collector.stop()
         blobs.close()
     finally:
         db.dispose()
@@ -45,5 +45,5 @@ def env(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]
 @pytest.fixture
 def bucket(env: Env) -> str:
     name = "b-" + secrets.token_hex(6)
-    env.storage.create_bucket(org_id=env.org, owner="coreweave/alice", name=name, zone=None)
+    env.storage.buckets.create(org_id=env.org, owner="coreweave/alice", name=name, zone=None)
     return name

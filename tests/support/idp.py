@@ -179,6 +179,14 @@ class AssertionSpec:
         return _iso(self.now + delta)
 
 
+def _set_instants(spec: AssertionSpec, element: etree._Element, **instants: timedelta | None) -> None:
+    """Set each attribute named in `instants` to spec.at() of its offset, in the order given;
+    leave out those whose offset is None."""
+    for attribute, delta in instants.items():
+        if delta is not None:
+            element.set(attribute, spec.at(delta))
+
+
 def build_assertion(spec: AssertionSpec) -> etree._Element:
     a = etree.Element(
         f"{S}Assertion",
@@ -195,17 +203,11 @@ def build_assertion(spec: AssertionSpec) -> etree._Element:
     name_id.text = spec.name_id
     confirmation = etree.SubElement(subject, f"{S}SubjectConfirmation", Method=spec.method)
     data = etree.SubElement(confirmation, f"{S}SubjectConfirmationData")
-    if spec.scd_not_on_or_after is not None:
-        data.set("NotOnOrAfter", spec.at(spec.scd_not_on_or_after))
-    if spec.scd_not_before is not None:
-        data.set("NotBefore", spec.at(spec.scd_not_before))
+    _set_instants(spec, data, NotOnOrAfter=spec.scd_not_on_or_after, NotBefore=spec.scd_not_before)
     if spec.recipient is not None:
         data.set("Recipient", spec.recipient)
     conditions = etree.SubElement(a, f"{S}Conditions")
-    if spec.not_before is not None:
-        conditions.set("NotBefore", spec.at(spec.not_before))
-    if spec.not_on_or_after is not None:
-        conditions.set("NotOnOrAfter", spec.at(spec.not_on_or_after))
+    _set_instants(spec, conditions, NotBefore=spec.not_before, NotOnOrAfter=spec.not_on_or_after)
     if spec.audiences is not None:
         restriction = etree.SubElement(conditions, f"{S}AudienceRestriction")
         for audience in spec.audiences:

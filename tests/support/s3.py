@@ -88,7 +88,7 @@ def signed(
     creds = Credentials(key["accessKeyId"], key["secretKey"])
     signer = S3SigV4Auth(creds, "s3", REGION)
     if payload_hash is not None:
-        signer.payload = lambda _request: payload_hash  # type: ignore[method-assign]
+        signer.payload = lambda _request: payload_hash
     signer.add_auth(request)
     prepared = request.prepare()
     return httpx.request(method, url, content=body, headers=dict(prepared.headers.items()), timeout=30)
@@ -117,11 +117,11 @@ def localhost_subdomains() -> Iterator[None]:
             host = "127.0.0.1"
         return real(host, *args, **kwargs)
 
-    socket.getaddrinfo = resolve  # type: ignore[assignment]
+    socket.getaddrinfo = resolve
     try:
         yield
     finally:
-        socket.getaddrinfo = real  # type: ignore[assignment]
+        socket.getaddrinfo = real
 
 
 def host_of(url: str) -> str:

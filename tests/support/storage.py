@@ -54,7 +54,7 @@ class Env:
 
     def put(self, bucket: str, key: str, data: bytes, **kw: object) -> ObjectVersion:
         info = self.blobs.put(data, ["md5"])
-        return self.storage.put_object(
+        return self.storage.objects.put(
             bucket,
             key,
             info,

@@ -9,8 +9,10 @@ from urllib.parse import quote, unquote_to_bytes
 
 from coffer.errors import S3Error
 from coffer.s3 import xml
+from coffer.s3.context import Context
+from coffer.s3.handlers.acl import check_acl_headers, check_object_lock_headers
 from coffer.s3.request import S3Request
-from coffer.storage.models import ObjectVersion
+from coffer.storage.models import Bucket, ObjectVersion
 from coffer.storage.rules import MAX_KEY_BYTES, MAX_PART_NUMBER
 from coffer.storage.tags import validate_tags
 
@@ -62,6 +64,19 @@ def refuse_unsupported_encryption(req: S3Request) -> None:
         raise S3Error(
             "NotImplemented", "Server-side encryption with KMS or customer-provided keys is not supported."
         )
+
+
+def object_to_write(ctx: Context) -> tuple[Bucket, str]:
+    """The bucket and key of PutObject, CopyObject or CreateMultipartUpload, once the
+    request asks for nothing Coffer refuses: SSE-KMS or SSE-C, ACL grants, Object Lock,
+    a key over the length limit."""
+    bucket, key = ctx.require_bucket(), ctx.require_key()
+    req = ctx.request
+    refuse_unsupported_encryption(req)
+    check_acl_headers(req)
+    check_object_lock_headers(req)
+    check_key(key)
+    return bucket, key
 
 
 def storage_class(req: S3Request) -> str:

@@ -10,14 +10,12 @@ from __future__ import annotations
 from coffer.errors import S3Error
 from coffer.s3 import xml
 from coffer.s3.context import Context, run
-from coffer.s3.handlers.acl import check_acl_headers, check_object_lock_headers
 from coffer.s3.handlers.common import (
-    check_key,
     check_preconditions,
     checksum_nodes,
     object_headers_from_request,
+    object_to_write,
     parse_part_number,
-    refuse_unsupported_encryption,
     storage_class,
     tagging_header,
 )
@@ -56,12 +54,8 @@ def _source_version_header(source: ObjectVersion, ctx: Context) -> list[tuple[st
 
 
 async def copy_object(ctx: Context) -> S3Response:
-    bucket, key = ctx.require_bucket(), ctx.require_key()
+    bucket, key = object_to_write(ctx)
     req = ctx.request
-    refuse_unsupported_encryption(req)
-    check_acl_headers(req)
-    check_object_lock_headers(req)
-    check_key(key)
     source = await _source(ctx)
     metadata = _directive(ctx, "x-amz-metadata-directive")
     tagging = _directive(ctx, "x-amz-tagging-directive")

@@ -130,7 +130,7 @@ def preflight(req: S3Request, storage: Storage) -> S3Response:
     if req.bucket is None:
         raise S3Error("AccessForbidden", "CORSResponse: Bucket not found", fields=details)
     try:
-        bucket = storage.get_bucket(req.bucket)
+        bucket = storage.buckets.get(req.bucket)
     except NoSuchBucket:
         raise S3Error("AccessForbidden", "CORSResponse: Bucket not found", fields=details) from None
     rules = rules_of(bucket.cors)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import quote
 
 from coffer.errors import S3Error
@@ -20,6 +21,7 @@ from coffer.s3.responses import S3Response
 from coffer.storage.models import ObjectListing
 
 MAX_KEYS = 1000
+V = TypeVar("V")
 
 
 def _max_keys(ctx: Context) -> int:
@@ -44,7 +46,8 @@ def _entries(listing: ObjectListing, encode: bool, with_owner: bool) -> list[xml
     """<Contents> and <CommonPrefixes>. A page holds up to a thousand entries, so the
     <Contents> are one pre-rendered fragment (`xml.Raw`) of one format string each, not a
     tree of nodes per entry."""
-    escape, stamps, classes = xml.escape, _Timestamps(), _Escaped()
+    # keys written together share a time; a page has a handful of storage classes
+    escape, stamps, classes = xml.escape, _Memo(xml.timestamp), _Memo(xml.escape)
     parts: list[str] = []
     for obj in listing.contents:
         key = escape(quote(obj.key, safe="/") if encode else obj.key)
@@ -65,23 +68,17 @@ def _entries(listing: ObjectListing, encode: bool, with_owner: bool) -> list[xml
     return nodes
 
 
-class _Timestamps(dict[datetime, str]):
-    """xml.timestamp, remembered within one page (keys written together share a time)."""
+class _Memo(dict[V, str]):
+    """A rendering function's answers, remembered within one page."""
 
-    def __call__(self, value: datetime) -> str:
+    def __init__(self, render: Callable[[V], str]) -> None:
+        super().__init__()
+        self.render = render
+
+    def __call__(self, value: V) -> str:
         text = self.get(value)
         if text is None:
-            text = self[value] = xml.timestamp(value)
-        return text
-
-
-class _Escaped(dict[str, str]):
-    """xml.escape, remembered within one page (a page has a handful of storage classes)."""
-
-    def __call__(self, value: str) -> str:
-        text = self.get(value)
-        if text is None:
-            text = self[value] = xml.escape(value)
+            text = self[value] = self.render(value)
         return text
 
 
@@ -91,19 +88,17 @@ async def list_objects(ctx: Context) -> S3Response:
     prefix, delimiter, marker = query.get("prefix", ""), query.get("delimiter", ""), query.get("marker", "")
     max_keys = _max_keys(ctx)
     listing = await _page(ctx, prefix, delimiter, marker, max_keys)
-    body: list[xml.Node | xml.Raw] = [
+    next_marker = listing.next_marker if listing.is_truncated and delimiter else None
+    body: list[xml.Node | xml.Raw] = [  # a None value leaves its element out
         ("Name", ctx.require_bucket().name),
         ("Prefix", url_encode(prefix, encode)),
         ("Marker", url_encode(marker, encode)),
         ("MaxKeys", max_keys),
+        ("Delimiter", url_encode(delimiter or None, encode)),
+        ("IsTruncated", listing.is_truncated),
+        ("NextMarker", url_encode(next_marker or None, encode)),
+        ("EncodingType", "url" if encode else None),
     ]
-    if delimiter:
-        body.append(("Delimiter", url_encode(delimiter, encode)))
-    body.append(("IsTruncated", listing.is_truncated))
-    if listing.is_truncated and delimiter and listing.next_marker:
-        body.append(("NextMarker", url_encode(listing.next_marker, encode)))
-    if encode:
-        body.append(("EncodingType", "url"))
     body += _entries(listing, encode, with_owner=True)
     return S3Response.xml("ListBucketResult", body)
 
@@ -143,21 +138,18 @@ async def list_objects_v2(ctx: Context) -> S3Response:
     fetch_owner = query.get("fetch-owner", "").lower() == "true"
     max_keys = _max_keys(ctx)
     listing = await _page(ctx, prefix, delimiter, after, max_keys)
-    body: list[xml.Node | xml.Raw] = [
+    next_token = _encode_token(listing.next_marker) if listing.is_truncated and listing.next_marker else None
+    body: list[xml.Node | xml.Raw] = [  # a None value leaves its element out
         ("Name", ctx.require_bucket().name),
         ("Prefix", url_encode(prefix, encode)),
+        ("ContinuationToken", token),
+        ("StartAfter", url_encode(start_after, encode) if "start-after" in query else None),
+        ("KeyCount", len(listing.contents) + len(listing.common_prefixes)),
+        ("MaxKeys", max_keys),
+        ("Delimiter", url_encode(delimiter or None, encode)),
+        ("IsTruncated", listing.is_truncated),
+        ("NextContinuationToken", next_token),
+        ("EncodingType", "url" if encode else None),
     ]
-    if token is not None:
-        body.append(("ContinuationToken", token))
-    if "start-after" in query:
-        body.append(("StartAfter", url_encode(start_after, encode)))
-    body += [("KeyCount", len(listing.contents) + len(listing.common_prefixes)), ("MaxKeys", max_keys)]
-    if delimiter:
-        body.append(("Delimiter", url_encode(delimiter, encode)))
-    body.append(("IsTruncated", listing.is_truncated))
-    if listing.is_truncated and listing.next_marker:
-        body.append(("NextContinuationToken", _encode_token(listing.next_marker)))
-    if encode:
-        body.append(("EncodingType", "url"))
     body += _entries(listing, encode, with_owner=fetch_owner)
     return S3Response.xml("ListBucketResult", body)

@@ -8,12 +8,11 @@ from coffer import checksums as cks
 from coffer.errors import S3Error
 from coffer.s3 import xml
 from coffer.s3.context import Context, run
-from coffer.s3.handlers.acl import check_acl_headers, check_object_lock_headers
 from coffer.s3.handlers.common import (
-    check_key,
     checksum_nodes,
     encoding_type,
     object_headers_from_request,
+    object_to_write,
     owner,
     parse_int,
     parse_part_number,
@@ -39,12 +38,8 @@ async def _upload(ctx: Context) -> Upload:
 
 
 async def create_upload(ctx: Context) -> S3Response:
-    bucket, key = ctx.require_bucket(), ctx.require_key()
+    bucket, key = object_to_write(ctx)
     req = ctx.request
-    refuse_unsupported_encryption(req)
-    check_acl_headers(req)
-    check_object_lock_headers(req)
-    check_key(key)
     algorithm = req.header("x-amz-checksum-algorithm")
     if algorithm is not None:
         algorithm = algorithm.strip().upper()
@@ -279,21 +274,18 @@ async def list_uploads(ctx: Context) -> S3Response:
         upload_id_marker=id_marker if key_marker else "",
         max_uploads=max_uploads,
     )
-    body: list[xml.Node] = [
+    body: list[xml.Node] = [  # a None value leaves its element out
         ("Bucket", bucket.name),
         ("KeyMarker", url_encode(key_marker, encode)),
         ("UploadIdMarker", id_marker),
+        ("NextKeyMarker", url_encode(listing.next_key_marker, encode)),
+        ("NextUploadIdMarker", listing.next_upload_id_marker),
+        ("Delimiter", url_encode(delimiter or None, encode)),
+        ("Prefix", url_encode(prefix, encode)),
+        ("MaxUploads", max_uploads),
+        ("IsTruncated", listing.is_truncated),
+        ("EncodingType", "url" if encode else None),
     ]
-    if listing.next_key_marker is not None:
-        body.append(("NextKeyMarker", url_encode(listing.next_key_marker, encode)))
-    if listing.next_upload_id_marker is not None:
-        body.append(("NextUploadIdMarker", listing.next_upload_id_marker))
-    if delimiter:
-        body.append(("Delimiter", url_encode(delimiter, encode)))
-    body += [("Prefix", url_encode(prefix, encode)), ("MaxUploads", max_uploads)]
-    body.append(("IsTruncated", listing.is_truncated))
-    if encode:
-        body.append(("EncodingType", "url"))
     for up in listing.uploads:
         entry: list[xml.Node] = [
             ("Key", url_encode(up.key, encode)),

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from coffer.errors import S3Error
 from coffer.s3.context import Context, run
-from coffer.s3.handlers.acl import check_acl_headers, check_object_lock_headers
 from coffer.s3.handlers.common import (
     DEFAULT_CONTENT_TYPE,
     STORED_HEADERS,
-    check_key,
     check_preconditions,
     object_headers_from_request,
+    object_to_write,
     parse_part_number,
-    refuse_unsupported_encryption,
     storage_class,
     tagging_header,
 )
@@ -43,12 +41,8 @@ def version_headers(ctx: Context, version_id: str | None) -> list[tuple[str, str
 
 
 async def put_object(ctx: Context) -> S3Response:
-    bucket, key = ctx.require_bucket(), ctx.require_key()
+    bucket, key = object_to_write(ctx)
     req = ctx.request
-    refuse_unsupported_encryption(req)
-    check_acl_headers(req)
-    check_object_lock_headers(req)
-    check_key(key)
     headers = object_headers_from_request(req)
     sclass = storage_class(req)
     tags = tagging_header(req)

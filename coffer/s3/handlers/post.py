@@ -35,6 +35,7 @@ from coffer.s3.handlers.common import (
     check_key,
 )
 from coffer.s3.handlers.tagging import tags_from_element
+from coffer.s3.payload import MULTIPLE_CHECKSUMS, decode_checksum
 from coffer.s3.request import decode_base64
 from coffer.s3.responses import XML_TYPE, S3Response
 from coffer.storage.bodies import Expect
@@ -128,10 +129,7 @@ def _checksum(fields: dict[str, str]) -> tuple[str, bytes] | None:
     ]
     named = fields.get("x-amz-checksum-algorithm", "").strip().lower()
     if len(given) > 1:
-        raise S3Error(
-            "InvalidRequest",
-            "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
-        )
+        raise S3Error("InvalidRequest", MULTIPLE_CHECKSUMS)
     if named and (named not in cks.CHECKSUM_ALGORITHMS or not given or given[0][0] != named):
         raise S3Error(
             "InvalidRequest",
@@ -140,14 +138,7 @@ def _checksum(fields: dict[str, str]) -> tuple[str, bytes] | None:
     if not given:
         return None
     alg, value = given[0]
-    if alg not in cks.CHECKSUM_ALGORITHMS:
-        raise S3Error(
-            "InvalidRequest", f"The algorithm type you specified in x-amz-checksum-{alg[:16]} is invalid."
-        )
-    raw = decode_base64(value, cks.digest_size(alg))
-    if raw is None:
-        raise S3Error("InvalidRequest", f"Value for x-amz-checksum-{alg} header is invalid.")
-    return alg, raw
+    return alg, decode_checksum(alg, value, shown=alg[:16])
 
 
 def _redirect_target(fields: dict[str, str]) -> str | None:

@@ -61,22 +61,18 @@ async def list_object_versions(ctx: Context) -> S3Response:
         version_id_marker=version_marker,
         max_keys=max_keys,
     )
-    body: list[xml.Node] = [
+    body: list[xml.Node] = [  # a None value leaves its element out
         ("Name", bucket.name),
         ("Prefix", url_encode(prefix, encode)),
         ("KeyMarker", url_encode(key_marker, encode)),
         ("VersionIdMarker", version_marker),
+        ("NextKeyMarker", url_encode(page.next_key_marker, encode)),
+        ("NextVersionIdMarker", page.next_version_id_marker),
+        ("MaxKeys", max_keys),
+        ("Delimiter", url_encode(delimiter or None, encode)),
+        ("IsTruncated", page.is_truncated),
+        ("EncodingType", "url" if encode else None),
     ]
-    if page.next_key_marker is not None:
-        body.append(("NextKeyMarker", url_encode(page.next_key_marker, encode)))
-    if page.next_version_id_marker is not None:
-        body.append(("NextVersionIdMarker", page.next_version_id_marker))
-    body.append(("MaxKeys", max_keys))
-    if delimiter:
-        body.append(("Delimiter", url_encode(delimiter, encode)))
-    body.append(("IsTruncated", page.is_truncated))
-    if encode:
-        body.append(("EncodingType", "url"))
     body += [_entry(v, encode) for v in page.versions]
     body += [("CommonPrefixes", [("Prefix", url_encode(p, encode))]) for p in page.common_prefixes]
     return S3Response.xml("ListVersionsResult", body)

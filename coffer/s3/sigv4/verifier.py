@@ -45,7 +45,7 @@ from coffer.s3.sigv4.canonical import (
     string_to_sign,
     wire_bytes,
 )
-from coffer.s3.sigv4.header import check_credential_date, parse_amz_date, parse_authorization
+from coffer.s3.sigv4.header import Credential, check_credential_date, parse_amz_date, parse_authorization
 from coffer.s3.sigv4.presigned import (
     SIGNATURE_PARAM,
     check_validity,
@@ -342,38 +342,20 @@ def _header_v4(
     else:
         content_sha256 = content_sha256.strip()
         mode = parse_payload_mode(content_sha256)
-    decoded_length, trailer_names = _body_shape(headers, mode)
-    _check_signed_headers(headers, auth.signed_headers)
-    creds = _lookup(lookup, credential.access_key_id)
-    key = signing_key(creds.secret_key, credential.date, credential.region, credential.service)
-    token = _one(headers, "x-amz-security-token")
-    seed = _verify_v4(
+    return _signed_v4(
         request,
         headers,
-        signed=auth.signed_headers,
-        payload_hash=content_sha256,
+        lookup,
+        now,
+        credential=credential,
+        signed_headers=auth.signed_headers,
+        signature=auth.signature,
+        content_sha256=content_sha256,
+        mode=mode,
         amz_date=amz_date,
-        scope=credential.scope,
-        key=key,
-        provided=auth.signature,
-        access_key_id=credential.access_key_id,
-        exclude=None,
-        has_token=token is not None,
-    )
-    _check_key_standing(creds, now, token)
-    return AuthResult(
-        credentials=creds,
-        payload_mode=mode,
-        payload_sha256=content_sha256.lower() if mode is PayloadMode.SIGNED else None,
         request_time=request_time,
+        token=_one(headers, "x-amz-security-token"),
         presigned=False,
-        signature_version=4,
-        seed_signature=seed,
-        signing_key=key,
-        scope=credential.scope,
-        amz_date=amz_date,
-        decoded_content_length=decoded_length,
-        trailer_names=trailer_names,
     )
 
 
@@ -392,24 +374,59 @@ def _presigned_v4(
         content_sha256 = presigned.content_sha256 or "UNSIGNED-PAYLOAD"
     content_sha256 = content_sha256.strip()
     mode = parse_payload_mode(content_sha256)
-    decoded_length, trailer_names = _body_shape(headers, mode)
-    _check_signed_headers(headers, presigned.signed_headers)
-    creds = _lookup(lookup, credential.access_key_id)
-    key = signing_key(creds.secret_key, credential.date, credential.region, credential.service)
     token = presigned.security_token
     if token is None:
         token = _one(headers, "x-amz-security-token")
+    return _signed_v4(
+        request,
+        headers,
+        lookup,
+        now,
+        credential=credential,
+        signed_headers=presigned.signed_headers,
+        signature=presigned.signature,
+        content_sha256=content_sha256,
+        mode=mode,
+        amz_date=presigned.amz_date,
+        request_time=presigned.request_time,
+        token=token,
+        presigned=True,
+    )
+
+
+def _signed_v4(
+    request: SignedRequest,
+    headers: dict[str, list[str]],
+    lookup: CredentialLookup,
+    now: datetime,
+    *,
+    credential: Credential,
+    signed_headers: list[str],
+    signature: str,
+    content_sha256: str,
+    mode: PayloadMode,
+    amz_date: str,
+    request_time: datetime,
+    token: str | None,
+    presigned: bool,
+) -> AuthResult:
+    """What header and presigned SigV4 share once their own parts are read: the body's shape, the
+    signed headers, the key and its signature, the key's standing."""
+    decoded_length, trailer_names = _body_shape(headers, mode)
+    _check_signed_headers(headers, signed_headers)
+    creds = _lookup(lookup, credential.access_key_id)
+    key = signing_key(creds.secret_key, credential.date, credential.region, credential.service)
     seed = _verify_v4(
         request,
         headers,
-        signed=presigned.signed_headers,
+        signed=signed_headers,
         payload_hash=content_sha256,
-        amz_date=presigned.amz_date,
+        amz_date=amz_date,
         scope=credential.scope,
         key=key,
-        provided=presigned.signature,
+        provided=signature,
         access_key_id=credential.access_key_id,
-        exclude=SIGNATURE_PARAM,
+        exclude=SIGNATURE_PARAM if presigned else None,
         has_token=token is not None,
     )
     _check_key_standing(creds, now, token)
@@ -417,13 +434,13 @@ def _presigned_v4(
         credentials=creds,
         payload_mode=mode,
         payload_sha256=content_sha256.lower() if mode is PayloadMode.SIGNED else None,
-        request_time=presigned.request_time,
-        presigned=True,
+        request_time=request_time,
+        presigned=presigned,
         signature_version=4,
         seed_signature=seed,
         signing_key=key,
         scope=credential.scope,
-        amz_date=presigned.amz_date,
+        amz_date=amz_date,
         decoded_content_length=decoded_length,
         trailer_names=trailer_names,
     )

@@ -5,20 +5,22 @@
 
 import { api, q, session, upload } from "./api.js";
 import {
+  actionsCell,
   cellText,
   clear,
   confirmDialog,
+  dataTable,
   emptyState,
   errorState,
   field,
   formatBytes,
   formatDate,
   h,
-  menuButton,
+  listPage,
   nextId,
-  openDialog,
   pageHeader,
   searchBox,
+  submitDialog,
   toast,
 } from "./ui.js";
 
@@ -34,72 +36,45 @@ function bucketApi(bucket, rest = "") {
 export async function renderBuckets(ctx) {
   const { main, navigate } = ctx;
   let buckets = [];
-  let query = "";
   const createBtn = h("button", { type: "button", class: "button primary" }, "Create Bucket");
   createBtn.addEventListener("click", () => openCreateBucket(navigate));
-  const search = searchBox("Search by name", (value) => {
-    query = value;
-    draw();
+  const page = listPage(main, {
+    title: "Buckets",
+    action: createBtn,
+    intro: "Buckets hold objects. Each lives in one availability zone; versioning keeps every version of an object.",
+    searchLabel: "Search by name",
+    draw,
+    loading: "Loading buckets…",
   });
-  const count = h("span", { class: "count", "aria-live": "polite" });
-  const body = h("div", { class: "table-wrap" }, h("p", { class: "loading empty" }, "Loading buckets…"));
-  main.append(
-    pageHeader("Buckets", createBtn),
-    h("p", { class: "page-intro" }, "Buckets hold objects. Each lives in one availability zone; versioning keeps every version of an object."),
-    h("div", { class: "toolbar" }, search.wrap, h("span", { class: "spacer" }), count),
-    body,
-  );
   function draw() {
-    const needle = query.trim().toLowerCase();
-    const shown = buckets.filter((b) => !needle || b.name.toLowerCase().includes(needle));
-    count.textContent = `${shown.length} of ${buckets.length} bucket${buckets.length === 1 ? "" : "s"}`;
-    if (!buckets.length) {
-      clear(body, emptyState("No buckets yet", "Create a bucket to start storing objects."));
-      return;
-    }
-    if (!shown.length) {
-      clear(body, emptyState("No buckets match", `Nothing matches “${query}”.`));
-      return;
-    }
-    clear(
-      body,
-      h(
-        "table",
-        { class: "data", "aria-label": "Buckets" },
-        h("colgroup", {}, h("col", { style: "width:50%" }), h("col", { style: "width:20%" }), h("col", { style: "width:25%" }), h("col", { style: "width:64px" })),
-        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Zone"), h("th", { scope: "col" }, "Created"), h("th", { scope: "col", class: "actions" }, h("span", { class: "visually-hidden" }, "Menu")))),
-        h(
-          "tbody",
-          {},
-          shown.map((b) => {
-            const href = `${BASE}/${encodeURIComponent(b.name)}`;
-            return h(
-              "tr",
-              { dataset: { bucket: b.name } },
-              h("td", {}, h("a", { href, "data-link": true, class: "cell", title: b.name }, b.name)),
-              h("td", {}, cellText(b.zone)),
-              h("td", {}, cellText(formatDate(b.creationDate))),
-              h(
-                "td",
-                { class: "actions" },
-                menuButton(`Actions for bucket ${b.name}`, [
-                  { label: "Open", onSelect: () => navigate(href) },
-                  { label: "Delete…", danger: true, onSelect: () => deleteBucket(b.name, reload) },
-                ]),
-              ),
-            );
-          }),
-        ),
-      ),
-    );
+    page.show(buckets, {
+      nouns: ["bucket", "buckets"],
+      empty: ["No buckets yet", "Create a bucket to start storing objects."],
+      noMatch: ["No buckets match", `Nothing matches “${page.query}”.`],
+      label: "Buckets",
+      columns: [{ title: "Name", width: "50%" }, { title: "Zone", width: "20%" }, { title: "Created", width: "25%" }, { title: "Menu", actions: true }],
+      row: (b) => {
+        const href = `${BASE}/${encodeURIComponent(b.name)}`;
+        return h(
+          "tr",
+          { dataset: { bucket: b.name } },
+          h("td", {}, h("a", { href, "data-link": true, class: "cell", title: b.name }, b.name)),
+          h("td", {}, cellText(b.zone)),
+          h("td", {}, cellText(formatDate(b.creationDate))),
+          actionsCell(`Actions for bucket ${b.name}`, [
+            { label: "Open", onSelect: () => navigate(href) },
+            { label: "Delete…", danger: true, onSelect: () => deleteBucket(b.name, reload) },
+          ]),
+        );
+      },
+    });
   }
   async function reload() {
     try {
       buckets = (await api("GET", API)).buckets || [];
       draw();
     } catch (err) {
-      count.textContent = "";
-      clear(body, errorState("The buckets could not be listed.", err));
+      page.failed("The buckets could not be listed.", err);
     }
   }
   await reload();
@@ -113,21 +88,18 @@ function openCreateBucket(navigate) {
   const zoneField = field({ label: "Availability zone", input: zone });
   const versioningId = nextId("versioning");
   const versioning = h("input", { type: "checkbox", role: "switch", id: versioningId });
-  const errorBox = h("div", { class: "alert", role: "alert", hidden: true });
-  const form = h(
-    "form",
-    { novalidate: true },
-    errorBox,
-    nameField.wrap,
-    zoneField.wrap,
-    h("div", { class: "field" }, h("label", { class: "switch", for: versioningId }, versioning, "Enable versioning"), h("div", { class: "hint" }, "Decide now: versioning keeps every version of every object.")),
-  );
-  const cancel = h("button", { type: "button", class: "button" }, "Cancel");
-  const create = h("button", { type: "submit", class: "button primary" }, "Create");
-  const dlg = openDialog({ title: "Create Bucket", body: [form], footer: [cancel, create], initialFocus: name });
-  cancel.addEventListener("click", () => dlg.close());
-  async function submit(event) {
-    event.preventDefault();
+  const { dlg, submit: create, errorBox, showError } = submitDialog({
+    onSubmit: submit,
+    title: "Create Bucket",
+    body: [
+      nameField.wrap,
+      zoneField.wrap,
+      h("div", { class: "field" }, h("label", { class: "switch", for: versioningId }, versioning, "Enable versioning"), h("div", { class: "hint" }, "Decide now: versioning keeps every version of every object.")),
+    ],
+    submitLabel: "Create",
+    initialFocus: name,
+  });
+  async function submit() {
     errorBox.hidden = true;
     nameField.setError("");
     if (!name.value.trim()) {
@@ -144,14 +116,9 @@ function openCreateBucket(navigate) {
     } catch (err) {
       create.disabled = false;
       if (/BucketName|bucket name/i.test(err.message)) nameField.setError(err.message);
-      else {
-        errorBox.textContent = err.message;
-        errorBox.hidden = false;
-      }
+      else showError(err.message);
     }
   }
-  form.addEventListener("submit", submit);
-  create.addEventListener("click", submit);
 }
 
 function deleteBucket(bucket, onDone) {
@@ -263,7 +230,7 @@ async function renderObjects(ctx, bucket, prefix, panel, here) {
           h("td", {}, h("a", { href: here(f), "data-link": true, class: "cell folder-icon", title: f }, rel(f))),
           h("td", { class: "num" }, "—"),
           h("td", {}, ""),
-          h("td", { class: "actions" }, menuButton(`Actions for folder ${rel(f)}`, [{ label: "Open", onSelect: () => navigate(here(f)) }])),
+          actionsCell(`Actions for folder ${rel(f)}`, [{ label: "Open", onSelect: () => navigate(here(f)) }]),
         ),
       ),
       ...shownObjects.map((o) =>
@@ -273,26 +240,25 @@ async function renderObjects(ctx, bucket, prefix, panel, here) {
           h("td", {}, h("button", { type: "button", class: "linklike file-icon", title: `Download ${o.key}`, onclick: () => download(bucket, o.key) }, rel(o.key))),
           h("td", { class: "num" }, cellText(formatBytes(o.size))),
           h("td", {}, cellText(formatDate(o.lastModified))),
-          h(
-            "td",
-            { class: "actions" },
-            menuButton(`Actions for object ${rel(o.key)}`, [
-              { label: "Download", onSelect: () => download(bucket, o.key) },
-              { label: "Delete…", danger: true, onSelect: () => deleteObject(bucket, o.key, () => reload()) },
-            ]),
-          ),
+          actionsCell(`Actions for object ${rel(o.key)}`, [
+            { label: "Download", onSelect: () => download(bucket, o.key) },
+            { label: "Delete…", danger: true, onSelect: () => deleteObject(bucket, o.key, () => reload()) },
+          ]),
         ),
       ),
     ];
     clear(
       body,
-      h(
-        "table",
-        { class: "data", "aria-label": `Objects in ${bucket}/${prefix}` },
-        h("colgroup", {}, h("col", { style: "width:58%" }), h("col", { style: "width:14%" }), h("col", { style: "width:22%" }), h("col", { style: "width:64px" })),
-        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col", class: "num" }, "Size"), h("th", { scope: "col" }, "Last modified"), h("th", { scope: "col", class: "actions" }, h("span", { class: "visually-hidden" }, "Menu")))),
-        h("tbody", {}, rows),
-      ),
+      dataTable({
+        label: `Objects in ${bucket}/${prefix}`,
+        columns: [
+          { title: "Name", width: "58%" },
+          { title: "Size", width: "14%", class: "num" },
+          { title: "Last modified", width: "22%" },
+          { title: "Menu", actions: true },
+        ],
+        rows,
+      }),
     );
   }
 
@@ -393,14 +359,14 @@ function deleteObject(bucket, key, onDone) {
 function createFolder(bucket, prefix, onDone) {
   const name = h("input", { type: "text", autocomplete: "off", spellcheck: "false" });
   const nameField = field({ label: "Folder name", input: name, hint: `Creates the empty object ${prefix}<name>/ that marks a folder.` });
-  const errorBox = h("div", { class: "alert", role: "alert", hidden: true });
-  const form = h("form", { novalidate: true }, errorBox, nameField.wrap);
-  const cancel = h("button", { type: "button", class: "button" }, "Cancel");
-  const create = h("button", { type: "submit", class: "button primary" }, "Create folder");
-  const dlg = openDialog({ title: "Create folder", body: [form], footer: [cancel, create], initialFocus: name });
-  cancel.addEventListener("click", () => dlg.close());
-  async function submit(event) {
-    event.preventDefault();
+  const { dlg, submit: create, showError } = submitDialog({
+    onSubmit: submit,
+    title: "Create folder",
+    body: [nameField.wrap],
+    submitLabel: "Create folder",
+    initialFocus: name,
+  });
+  async function submit() {
     const value = name.value.trim().replace(/^\/+|\/+$/g, "");
     if (!value) {
       nameField.setError("A folder needs a name.");
@@ -414,12 +380,9 @@ function createFolder(bucket, prefix, onDone) {
       onDone();
     } catch (err) {
       create.disabled = false;
-      errorBox.textContent = err.message;
-      errorBox.hidden = false;
+      showError(err.message);
     }
   }
-  form.addEventListener("submit", submit);
-  create.addEventListener("click", submit);
 }
 
 // --- bucket policy ------------------------------------------------------------------------------

@@ -9,16 +9,13 @@ import {
   confirmDialog,
   copyButton,
   copyText,
-  emptyState,
-  errorState,
   field,
   formatDate,
   h,
+  listPage,
   menuButton,
   nextId,
-  openDialog,
-  pageHeader,
-  searchBox,
+  submitDialog,
   toast,
 } from "./ui.js";
 
@@ -42,76 +39,44 @@ function keyName(key) {
 export async function renderKeys(ctx) {
   const { main } = ctx;
   let keys = [];
-  let query = "";
   let showInactive = false;
 
   const createBtn = h("button", { type: "button", class: "button primary" }, "Create Key");
   createBtn.addEventListener("click", () => openCreateDialog(reload));
-  const search = searchBox("Search by name or principal", (value) => {
-    query = value;
-    draw();
-  });
   const inactiveId = nextId("inactive");
   const inactive = h("input", { type: "checkbox", id: inactiveId });
   inactive.addEventListener("change", () => {
     showInactive = inactive.checked;
     draw();
   });
-  const count = h("span", { class: "count", "aria-live": "polite" });
-  const body = h("div", { class: "table-wrap" }, h("p", { class: "loading empty" }, "Loading access keys…"));
-
-  main.append(
-    pageHeader("Access Keys", createBtn),
-    h(
-      "p",
-      { class: "page-intro" },
+  const page = listPage(main, {
+    title: "Access Keys",
+    action: createBtn,
+    intro:
       "Access keys sign S3 requests. Temporary keys expire after their duration; permanent keys last until revoked. "
-        + "Suspending a principal blocks all of its keys until it is reactivated.",
-    ),
-    h(
-      "div",
-      { class: "toolbar" },
-      search.wrap,
-      h("label", { class: "row", for: inactiveId }, inactive, "Show revoked and expired keys"),
-      h("span", { class: "spacer" }),
-      count,
-    ),
-    body,
-  );
+      + "Suspending a principal blocks all of its keys until it is reactivated.",
+    searchLabel: "Search by name or principal",
+    draw,
+    extras: [h("label", { class: "row", for: inactiveId }, inactive, "Show revoked and expired keys")],
+    loading: "Loading access keys…",
+  });
 
-  function matches(key) {
+  function matches(key, q) {
     if (!showInactive && (key.status === "REVOKED" || key.status === "EXPIRED")) return false;
-    const q = query.trim().toLowerCase();
     if (!q) return true;
     return keyName(key).toLowerCase().includes(q) || (key.principalName || "").toLowerCase().includes(q);
   }
 
   function draw() {
-    const shown = keys.filter(matches);
-    count.textContent = `${shown.length} of ${keys.length} key${keys.length === 1 ? "" : "s"}`;
-    if (!keys.length) {
-      clear(body, emptyState("No access keys yet", "Create a key to sign S3 requests with it."));
-      return;
-    }
-    if (!shown.length) {
-      clear(body, emptyState("No keys match", query ? `Nothing matches “${query}”.` : "Every key here is revoked or expired."));
-      return;
-    }
-    const rows = shown.map((key) => keyRow(key));
-    clear(
-      body,
-      h(
-        "table",
-        { class: "data", "aria-label": "Access keys" },
-        h("colgroup", {}, h("col", { style: "width:20%" }), h("col", { style: "width:19%" }), h("col", { style: "width:27%" }), h("col", { style: "width:11%" }), h("col", { style: "width:17%" }), h("col", { style: "width:64px" })),
-        h(
-          "thead",
-          {},
-          h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Access Key ID"), h("th", { scope: "col" }, "Principal"), h("th", { scope: "col" }, "Status"), h("th", { scope: "col" }, "Expires"), h("th", { scope: "col", class: "actions" }, h("span", { class: "visually-hidden" }, "Actions"))),
-        ),
-        h("tbody", {}, rows),
-      ),
-    );
+    page.show(keys, {
+      nouns: ["key", "keys"],
+      matches,
+      empty: ["No access keys yet", "Create a key to sign S3 requests with it."],
+      noMatch: ["No keys match", page.query ? `Nothing matches “${page.query}”.` : "Every key here is revoked or expired."],
+      label: "Access keys",
+      columns: [{ title: "Name", width: "20%" }, { title: "Access Key ID", width: "19%" }, { title: "Principal", width: "27%" }, { title: "Status", width: "11%" }, { title: "Expires", width: "17%" }, { title: "Actions", actions: true }],
+      row: keyRow,
+    });
   }
 
   function keyRow(key) {
@@ -147,8 +112,7 @@ export async function renderKeys(ctx) {
       keys.sort((a, b) => keyName(a).localeCompare(keyName(b)) || a.accessKeyId.localeCompare(b.accessKeyId));
       draw();
     } catch (err) {
-      count.textContent = "";
-      clear(body, errorState("The access keys could not be listed.", err));
+      page.failed("The access keys could not be listed.", err);
     }
   }
   await reload();
@@ -171,27 +135,24 @@ function openCreateDialog(onCreated) {
     duration.disabled = permanent.checked;
     durationField.setError("");
   });
-  const errorBox = h("div", { class: "alert", role: "alert", hidden: true });
-  const form = h(
-    "form",
-    { novalidate: true },
-    errorBox,
-    nameField.wrap,
-    durationField.wrap,
-    h(
-      "div",
-      { class: "field" },
-      h("label", { class: "switch", for: permanentId }, permanent, "Enable Permanent Key"),
-      h("div", { class: "hint" }, "A permanent key never expires; revoke it when it is no longer needed."),
-    ),
-  );
-  const cancel = h("button", { type: "button", class: "button" }, "Cancel");
-  const create = h("button", { type: "submit", class: "button primary" }, "Create");
-  const dlg = openDialog({ title: "Create Key", body: [form], footer: [cancel, create], initialFocus: name });
-  cancel.addEventListener("click", () => dlg.close());
+  const { dlg, submit: create, errorBox, showError } = submitDialog({
+    onSubmit: submit,
+    title: "Create Key",
+    body: [
+      nameField.wrap,
+      durationField.wrap,
+      h(
+        "div",
+        { class: "field" },
+        h("label", { class: "switch", for: permanentId }, permanent, "Enable Permanent Key"),
+        h("div", { class: "hint" }, "A permanent key never expires; revoke it when it is no longer needed."),
+      ),
+    ],
+    submitLabel: "Create",
+    initialFocus: name,
+  });
 
-  async function submit(event) {
-    event.preventDefault();
+  async function submit() {
     errorBox.hidden = true;
     nameField.setError("");
     durationField.setError("");
@@ -223,13 +184,10 @@ function openCreateDialog(onCreated) {
         nameField.setError(err.message);
         name.focus();
       } else {
-        errorBox.textContent = err.message;
-        errorBox.hidden = false;
+        showError(err.message);
       }
     }
   }
-  form.addEventListener("submit", submit);
-  create.addEventListener("click", submit);
 }
 
 function profileText(created) {

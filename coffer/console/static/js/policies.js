@@ -4,17 +4,17 @@
 
 import { api, session } from "./api.js";
 import {
+  actionsCell,
   cellText,
   clear,
   confirmDialog,
-  emptyState,
+  errorSetter,
   errorState,
   field,
   h,
-  menuButton,
+  listPage,
   nextId,
   pageHeader,
-  searchBox,
   toast,
 } from "./ui.js";
 
@@ -24,25 +24,17 @@ const VERSION = "v1alpha1";
 export async function renderPolicies(ctx) {
   const { main, navigate } = ctx;
   let policies = [];
-  let query = "";
   const createBtn = h("a", { class: "button primary", href: `${BASE}/new`, "data-link": true }, "Create Policy");
-  const search = searchBox("Search by name", (value) => {
-    query = value;
-    draw();
-  });
-  const count = h("span", { class: "count", "aria-live": "polite" });
-  const body = h("div", { class: "table-wrap" }, h("p", { class: "loading empty" }, "Loading policies…"));
-  main.append(
-    pageHeader("Organization Access Policies", createBtn),
-    h(
-      "p",
-      { class: "page-intro" },
+  const page = listPage(main, {
+    title: "Organization Access Policies",
+    action: createBtn,
+    intro:
       "Organization policies decide who may do what, for S3 and for the control plane. "
-        + "A matching Deny always wins; without a matching Allow a request is refused.",
-    ),
-    h("div", { class: "toolbar" }, search.wrap, h("span", { class: "spacer" }), count),
-    body,
-  );
+      + "A matching Deny always wins; without a matching Allow a request is refused.",
+    searchLabel: "Search by name",
+    draw,
+    loading: "Loading policies…",
+  });
 
   function summary(policy, key) {
     const values = new Set();
@@ -51,55 +43,30 @@ export async function renderPolicies(ctx) {
   }
 
   function draw() {
-    const q = query.trim().toLowerCase();
-    const shown = policies.filter((p) => !q || p.name.toLowerCase().includes(q));
-    count.textContent = `${shown.length} of ${policies.length} polic${policies.length === 1 ? "y" : "ies"}`;
-    if (!policies.length) {
-      clear(body, emptyState("No organization policies yet", "Without one, every S3 request is refused. Create a policy to grant access."));
-      return;
-    }
-    if (!shown.length) {
-      clear(body, emptyState("No policies match", `Nothing matches “${query}”.`));
-      return;
-    }
-    clear(
-      body,
-      h(
-        "table",
-        { class: "data", "aria-label": "Organization access policies" },
-        h("colgroup", {}, h("col", { style: "width:24%" }), h("col", { style: "width:12%" }), h("col", { style: "width:30%" }), h("col", { style: "width:30%" }), h("col", { style: "width:64px" })),
-        h(
-          "thead",
-          {},
-          h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Statements"), h("th", { scope: "col" }, "Principals"), h("th", { scope: "col" }, "Actions"), h("th", { scope: "col", class: "actions" }, h("span", { class: "visually-hidden" }, "Menu"))),
-        ),
-        h(
-          "tbody",
-          {},
-          shown.map((policy) => {
-            const statements = policy.statements || [];
-            const denies = statements.filter((s) => s.effect === "Deny").length;
-            const edit = `${BASE}/edit/${encodeURIComponent(policy.name)}`;
-            return h(
-              "tr",
-              { dataset: { policy: policy.name } },
-              h("td", {}, h("a", { href: edit, "data-link": true, class: "cell", title: policy.name }, policy.name)),
-              h("td", {}, cellText(`${statements.length}${denies ? ` (${denies} Deny)` : ""}`)),
-              h("td", {}, cellText(summary(policy, "principals"), "mono")),
-              h("td", {}, cellText(summary(policy, "actions"), "mono")),
-              h(
-                "td",
-                { class: "actions" },
-                menuButton(`Actions for policy ${policy.name}`, [
-                  { label: "Edit", onSelect: () => navigate(edit) },
-                  { label: "Delete…", danger: true, onSelect: () => deletePolicy(policy.name, reload) },
-                ]),
-              ),
-            );
-          }),
-        ),
-      ),
-    );
+    page.show(policies, {
+      nouns: ["policy", "policies"],
+      empty: ["No organization policies yet", "Without one, every S3 request is refused. Create a policy to grant access."],
+      noMatch: ["No policies match", `Nothing matches “${page.query}”.`],
+      label: "Organization access policies",
+      columns: [{ title: "Name", width: "24%" }, { title: "Statements", width: "12%" }, { title: "Principals", width: "30%" }, { title: "Actions", width: "30%" }, { title: "Menu", actions: true }],
+      row: (policy) => {
+        const statements = policy.statements || [];
+        const denies = statements.filter((s) => s.effect === "Deny").length;
+        const edit = `${BASE}/edit/${encodeURIComponent(policy.name)}`;
+        return h(
+          "tr",
+          { dataset: { policy: policy.name } },
+          h("td", {}, h("a", { href: edit, "data-link": true, class: "cell", title: policy.name }, policy.name)),
+          h("td", {}, cellText(`${statements.length}${denies ? ` (${denies} Deny)` : ""}`)),
+          h("td", {}, cellText(summary(policy, "principals"), "mono")),
+          h("td", {}, cellText(summary(policy, "actions"), "mono")),
+          actionsCell(`Actions for policy ${policy.name}`, [
+            { label: "Edit", onSelect: () => navigate(edit) },
+            { label: "Delete…", danger: true, onSelect: () => deletePolicy(policy.name, reload) },
+          ]),
+        );
+      },
+    });
   }
 
   async function reload() {
@@ -108,8 +75,7 @@ export async function renderPolicies(ctx) {
       policies = (data.policies || []).slice().sort((a, b) => a.name.localeCompare(b.name));
       draw();
     } catch (err) {
-      count.textContent = "";
-      clear(body, errorState("The organization policies could not be listed.", err));
+      page.failed("The organization policies could not be listed.", err);
     }
   }
   await reload();
@@ -194,12 +160,7 @@ function chipList({ label, values, suggestions = null, placeholder = "" }) {
   return {
     wrap: h("div", { class: "field" }, h("label", { for: id }, label), chips, h("div", { class: "row" }, input, addBtn), errorEl, datalist),
     commit,
-    setError(message) {
-      errorEl.textContent = message || "";
-      errorEl.hidden = !message;
-      if (message) input.setAttribute("aria-invalid", "true");
-      else input.removeAttribute("aria-invalid");
-    },
+    setError: errorSetter(input, errorEl),
   };
 }
 

@@ -313,16 +313,21 @@ export function field({ label, input, hint = null, error = null }) {
   const wrap = h("div", { class: "field" }, h("label", { for: id }, label), input, hintEl, errorEl);
   return {
     wrap,
-    setError(message) {
-      errorEl.textContent = message || "";
-      errorEl.hidden = !message;
-      if (message) input.setAttribute("aria-invalid", "true");
-      else input.removeAttribute("aria-invalid");
-    },
+    setError: errorSetter(input, errorEl),
   };
 }
 
-// dataTable({label, columns, rows}): columns are {title, width} (a width such as "20%");
+// The setError of a field: shows `message` under `input` (and marks it invalid), or clears it.
+export function errorSetter(input, errorEl) {
+  return (message) => {
+    errorEl.textContent = message || "";
+    errorEl.hidden = !message;
+    if (message) input.setAttribute("aria-invalid", "true");
+    else input.removeAttribute("aria-invalid");
+  };
+}
+
+// dataTable({label, columns, rows}): columns are {title, width, class} (a width such as "20%");
 // a column with `actions: true` is the narrow row-menu column, its title visually hidden.
 export function dataTable({ label, columns, rows }) {
   return h(
@@ -338,12 +343,38 @@ export function dataTable({ label, columns, rows }) {
         columns.map((c) =>
           c.actions
             ? h("th", { scope: "col", class: "actions" }, h("span", { class: "visually-hidden" }, c.title || "Actions"))
-            : h("th", { scope: "col" }, c.title),
+            : h("th", { scope: "col", class: c.class }, c.title),
         ),
       ),
     ),
     h("tbody", {}, rows),
   );
+}
+
+// A dialog around a form of `body` with an alert box above it, Cancel (which closes it) and a
+// primary submit button in its footer; pressing that button or Enter in the form calls onSubmit().
+export function submitDialog({ onSubmit, title, body, submitLabel, initialFocus = null }) {
+  const errorBox = h("div", { class: "alert", role: "alert", hidden: true });
+  const form = h("form", { novalidate: true }, errorBox, body);
+  const cancel = h("button", { type: "button", class: "button" }, "Cancel");
+  const submit = h("button", { type: "submit", class: "button primary" }, submitLabel);
+  const dlg = openDialog({ title, body: [form], footer: [cancel, submit], initialFocus });
+  cancel.addEventListener("click", () => dlg.close());
+  function handle(event) {
+    event.preventDefault();
+    return onSubmit();
+  }
+  form.addEventListener("submit", handle);
+  submit.addEventListener("click", handle);
+  return {
+    dlg,
+    submit,
+    errorBox,
+    showError(message) {
+      errorBox.textContent = message;
+      errorBox.hidden = false;
+    },
+  };
 }
 
 // A dialog around a form: Cancel and a submit button, an alert box for the server's
@@ -383,6 +414,11 @@ export function formDialog({ title, body, submitLabel, fields = {}, wide = false
   return { ...dlg, showError };
 }
 
+// A table row's last cell: its menu of actions.
+export function actionsCell(label, items) {
+  return h("td", { class: "actions" }, menuButton(label, items));
+}
+
 export function pageHeader(title, ...actions) {
   return h("div", { class: "page-header" }, h("h1", { title }, title), h("div", { class: "page-actions" }, actions));
 }
@@ -392,4 +428,42 @@ export function searchBox(label, onInput, value = "") {
   const input = h("input", { id, type: "search", placeholder: label, "aria-label": label, value, autocomplete: "off" });
   input.addEventListener("input", () => onInput(input.value));
   return { wrap: h("div", { class: "search" }, input), input };
+}
+
+function byName(item, needle) {
+  return !needle || item.name.toLowerCase().includes(needle);
+}
+
+// A searchable list page: header and intro, a toolbar (search, `extras`, the count), and the table area.
+// The search calls draw(), which calls show(all, ...): the items `matches(item, needle)` keeps
+// for the search's lower-cased text (by default, those whose name contains it) in a dataTable of
+// `label` and `columns` with a row(item) each, or why there are none; failed(message, err) says the list
+// could not be fetched.
+export function listPage(main, { title, action, intro, searchLabel, draw, extras = [], loading }) {
+  const search = searchBox(searchLabel, () => draw());
+  const count = h("span", { class: "count", "aria-live": "polite" });
+  const body = h("div", { class: "table-wrap" }, h("p", { class: "loading empty" }, loading));
+  main.append(
+    pageHeader(title, action),
+    h("p", { class: "page-intro" }, intro),
+    h("div", { class: "toolbar" }, search.wrap, ...extras, h("span", { class: "spacer" }), count),
+    body,
+  );
+  return {
+    get query() {
+      return search.input.value;
+    },
+    show(all, { nouns: [one, many], matches = byName, empty, noMatch, label, columns, row }) {
+      const needle = search.input.value.trim().toLowerCase();
+      const shown = all.filter((item) => matches(item, needle));
+      count.textContent = `${shown.length} of ${all.length} ${all.length === 1 ? one : many}`;
+      if (!all.length) clear(body, emptyState(...empty));
+      else if (!shown.length) clear(body, emptyState(...noMatch));
+      else clear(body, dataTable({ label, columns, rows: shown.map(row) }));
+    },
+    failed(message, err) {
+      count.textContent = "";
+      clear(body, errorState(message, err));
+    },
+  };
 }
