@@ -63,7 +63,7 @@ class Settings:
     public_url: str = _setting(
         "",
         "URL clients reach the control plane at (https://coffer.example.com); SAML audiences and recipients "
-        "default under it. Empty means http://<host>:<api-port>.",
+        "default under it. Empty means http://<host>:<api-port> (https:// with TLS on).",
     )
     master_key: str = _setting(
         "", "Base64 32-byte key that encrypts access-key secrets; empty uses <data-dir>/master.key."

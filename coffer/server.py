@@ -1,4 +1,5 @@
-"""Runs a node: both faces behind one uvicorn, on two listening sockets, N workers.
+"""Runs a node: both faces behind one uvicorn, N workers, on two listening sockets (three
+when `metrics_port` gives /metrics a port of its own).
 
 Each worker process builds its own Node from the settings the parent resolved (passed
 through the environment, since uvicorn spawns workers afresh), assembles the apps (the

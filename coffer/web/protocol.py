@@ -202,6 +202,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.head_started: float | None = None  # None: the head's clock starts at its first byte
         self.head_bytes = 0
         self.header_count = 0
+        self.heads_done = 0  # request heads parsed on this connection
         self.last_read = 0.0
 
     # --- connection lifecycle ----------------------------------------------------------------
@@ -244,26 +245,29 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         self._unset_keepalive_if_required()
         now = self.last_read = self.loop.time()
-        if not self.in_head:
-            self._feed(data)
-            return
-        if self.head_started is None:
-            self.head_started = now
-        self.guard.idle.pop(self, None)
-        room = self.guard.bounds.max_head_bytes - self.head_bytes
-        if len(data) <= room:
-            self.head_bytes += len(data)
-            self._feed(data)
-            return
-        # Never hand the parser more head than the bound: feed up to it, and if the head
-        # has not ended there, refuse before reading on.
-        self.head_bytes += room
-        if not self._feed(data[:room]):
-            return
-        if self.in_head:
-            self._refuse_head(f"the request head is larger than {self.guard.bounds.max_head_bytes} bytes")
-            return
-        self._feed(data[room:])
+        while data:
+            if not self.in_head:
+                self._feed(data)
+                return
+            if self.head_started is None:
+                self.head_started = now
+            self.guard.idle.pop(self, None)
+            room = self.guard.bounds.max_head_bytes - self.head_bytes
+            if len(data) <= room:
+                self.head_bytes += len(data)
+                self._feed(data)
+                return
+            # Never hand the parser more head than the bound: feed up to it, and if no head
+            # ended there, refuse before reading on. If one did, the rest is its body or the
+            # next (pipelined) request, which gets a bound of its own.
+            piece, data = data[:room], data[room:]
+            self.head_bytes += room
+            heads = self.heads_done
+            if not self._feed(piece):
+                return
+            if self.heads_done == heads:
+                self._refuse_head(f"the request head is larger than {self.guard.bounds.max_head_bytes} bytes")
+                return
 
     def _feed(self, data: bytes) -> bool:
         """uvicorn's data_received, knowing a refused head from a malformed one."""
@@ -303,6 +307,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        self.heads_done += 1
         self.in_head = False
         self.head_started = None
         self.head_bytes = 0
