@@ -120,6 +120,13 @@ class CofferServer:
     def admin_token(self) -> str:
         return (self.data_dir / "admin-token").read_text().strip()
 
+    @property
+    def budget_args(self) -> list[str]:
+        """The failed-authentication budget is off unless a test sets it: every test client
+        comes from 127.0.0.1, so one module's deliberate failures (bad signatures, suspended
+        keys) would throttle its next test. tests/hardening/test_abuse_limits.py tests the budget."""
+        return [] if "--auth-failure-limit" in self.extra_args else ["--auth-failure-limit", "0"]
+
     def start(self, timeout: float = 60) -> CofferServer:
         for _attempt in range(5):
             if not self.api_port or _attempt:
@@ -139,6 +146,7 @@ class CofferServer:
                 str(self.s3_port),
                 "--workers",
                 str(self.workers),
+                *self.budget_args,
                 *self.extra_args,
             ]
             env = {**os.environ, **self.env}
