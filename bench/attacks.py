@@ -18,10 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
-
 from coffer.policy import patterns
-from tests.support.harness import CofferServer, start_server, stop_server, worker_processes
+from tests.support.attacks import stalled_readers, worker_rss
+from tests.support.harness import CofferServer, start_server, stop_server
 from tests.support.s3 import s3_client
 
 KEY = "arn:aws:s3:::b/" + "a" * 1000
@@ -47,39 +46,25 @@ def wildcards() -> None:
         print(line)
 
 
-def rss(server: CofferServer) -> int:
-    assert server.proc is not None
-    procs = worker_processes(server, server.s3_port) or [psutil.Process(server.proc.pid)]
-    return sum(int(p.memory_info().rss) for p in procs)
-
-
 def endless_headers(server: CofferServer) -> None:
-    before = rss(server)
+    before = worker_rss(server)
     for _ in range(8):
         with socket.create_connection(("127.0.0.1", server.s3_port)) as sock:
             sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Endless: ")
             with contextlib.suppress(OSError):
                 for _ in range(64):
                     sock.sendall(b"x" * (1 << 20))
-    print(f"8 endless 64 MiB headers: worker RSS {before >> 20} -> {rss(server) >> 20} MiB")
+    print(f"8 endless 64 MiB headers: worker RSS {before >> 20} -> {worker_rss(server) >> 20} MiB")
 
 
-def stalled_readers(server: CofferServer) -> None:
+def stalled_reader_memory(server: CofferServer) -> None:
     s3 = s3_client(server, server.mint_key(duration=0))
     s3.create_bucket(Bucket="attacks")
     s3.put_object(Bucket="attacks", Key="big", Body=b"z" * (100 << 20))
-    url = s3.generate_presigned_url("get_object", Params={"Bucket": "attacks", "Key": "big"})
-    path = url.split(str(server.s3_port), 1)[1]
-    before = rss(server)
-    readers = []
-    for _ in range(40):
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.connect(("127.0.0.1", server.s3_port))
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.s3_port}\r\n\r\n".encode())
-        readers.append(sock)
+    before = worker_rss(server)
+    readers = stalled_readers(server, s3, "attacks", "big", 40)
     time.sleep(3)
-    pinned = rss(server) - before
+    pinned = worker_rss(server) - before
     print(f"40 stalled readers of 100 MiB: +{pinned >> 20} MiB ({pinned / 40 / 2**20:.1f} MiB each)")
     for sock in readers:
         sock.close()
@@ -90,7 +75,7 @@ def main() -> None:
     server = start_server(Path(tempfile.mkdtemp(prefix="coffer-attacks-")), "sqlite")
     try:
         endless_headers(server)
-        stalled_readers(server)
+        stalled_reader_memory(server)
     finally:
         stop_server(server)
 

@@ -19,6 +19,7 @@ import httpx
 import psutil
 import pytest
 
+from tests.support.attacks import stalled_readers, worker_rss
 from tests.support.harness import CofferServer, start_server, stop_server, worker_processes
 from tests.support.s3 import assert_s3_error, new_bucket, s3_client, signed
 
@@ -71,12 +72,6 @@ def healthy(server: CofferServer) -> None:
     """Both ports answer at once (the probe gives them two seconds)."""
     assert httpx.get(server.s3_url + "/_coffer/healthz", timeout=2).status_code == 200
     assert httpx.get(server.api_url + "/healthz", timeout=2).status_code == 200
-
-
-def worker_rss(server: CofferServer) -> int:
-    assert server.proc is not None
-    procs = worker_processes(server, server.s3_port) or [psutil.Process(server.proc.pid)]
-    return sum(p.memory_info().rss for p in procs)
 
 
 # --- the request head ------------------------------------------------------------------------
@@ -233,16 +228,11 @@ def test_a_reader_that_stops_reading_is_cut_off(
     s3 = s3_client(server, key)
     size = 64 << 20
     s3.put_object(Bucket=bucket, Key="big", Body=b"z" * size)
-    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "big"})
-    path = url.split(str(server.s3_port), 1)[1]
+    # One whole read first, so the read path's own first-use allocations (thread pool, chunk
+    # buffers) are in `before` and the difference is what the stalled readers pin.
+    assert len(s3.get_object(Bucket=bucket, Key="big")["Body"].read()) == size
     before = worker_rss(server)
-    socks = []
-    for _ in range(10):
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.connect(("127.0.0.1", server.s3_port))
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.s3_port}\r\n\r\n".encode())
-        socks.append(sock)
+    socks = stalled_readers(server, s3, bucket, "big", 10)
     try:
         time.sleep(1)
         pinned = worker_rss(server) - before
