@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from coffer.config import Settings, flag_name, load_settings, normalize_database_url, setting_fields
-from tests.support.harness import coffer_cmd, free_port, run_coffer
+from tests.support.harness import coffer_cmd, free_ports, run_coffer
 
 
 def write(tmp_path: Path, text: str) -> str:
@@ -173,7 +173,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def test_serve_takes_ports_and_data_dir_from_the_config_file(tmp_path: Path) -> None:
-    api, s3 = free_port(), free_port()
+    api, s3 = free_ports(2)
     cfg = tmp_path / "coffer.toml"
     cfg.write_text(f'[coffer]\ndata_dir = "{tmp_path / "from-file"}"\napi_port = {api}\ns3_port = {s3}\n')
     proc = serve(["--config", str(cfg)], {}, tmp_path)
@@ -186,7 +186,7 @@ def test_serve_takes_ports_and_data_dir_from_the_config_file(tmp_path: Path) -> 
 
 def test_serve_precedence_end_to_end(tmp_path: Path) -> None:
     """File says one port, COFFER_API_PORT another, the flag a third: the flag wins; env beats file."""
-    file_api, env_api, flag_api, s3, env_s3 = (free_port() for _ in range(5))
+    file_api, env_api, flag_api, s3, env_s3 = free_ports(5)
     cfg = tmp_path / "coffer.toml"
     cfg.write_text(f'data_dir = "{tmp_path / "d"}"\napi_port = {file_api}\ns3_port = {s3}\n')
     proc = serve(

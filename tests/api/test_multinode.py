@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from tests.support.api import assert_status, token_id_of, user_token, wait_for
-from tests.support.harness import CofferServer, free_port, run_coffer
+from tests.support.harness import CofferServer, free_ports, run_coffer
 
 LIST = "/v1/cwobject/access-key"
 POLL_SECONDS = 0.5  # the nodes' cache_poll_seconds
@@ -76,6 +76,7 @@ def test_a_node_with_another_master_key_refuses_to_start(
     with a.api() as api:  # make sure at least one sealed secret exists
         assert api.post(LIST, json={"durationSeconds": 0}).status_code == 200
     wrong = base64.b64encode(b"\x01" * 32).decode()
+    api_port, s3_port = free_ports(2)
     out = run_coffer(
         "serve",
         "--data-dir",
@@ -83,9 +84,9 @@ def test_a_node_with_another_master_key_refuses_to_start(
         "--database-url",
         a.database_url,
         "--api-port",
-        str(free_port()),
+        str(api_port),
         "--s3-port",
-        str(free_port()),
+        str(s3_port),
         env={**os.environ, "COFFER_MASTER_KEY": wrong},
     )
     assert out.returncode == 1

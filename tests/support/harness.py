@@ -23,9 +23,17 @@ PG_ADMIN_DSN = os.environ.get("COFFER_TEST_PG", "postgresql://postgres@127.0.0.1
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct ephemeral ports: all sockets stay bound until every port is chosen, since
+    the kernel may hand a just-closed port out again (a CI run got api_port == s3_port)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
 
 
 def postgres_available() -> str | None:
@@ -130,7 +138,7 @@ class CofferServer:
     def start(self, timeout: float = 60) -> CofferServer:
         for _attempt in range(5):
             if not self.api_port or _attempt:
-                self.api_port, self.s3_port = free_port(), free_port()
+                self.api_port, self.s3_port = free_ports(2)
             self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
             self.data_dir.mkdir(parents=True, exist_ok=True)
             log = open(self.log_path, "ab")  # lives as long as the process
