@@ -8,12 +8,17 @@ and from where: an `Actor`. A change made without an actor is not audited: it is
 larger change that is (a console sign-out revokes its keys), or set-up code (benchmarks,
 tests).
 
+`fan_out` joins the trail with a second consumer of the same events: the node's
+`coffer.auditlog.AuditLogs`, which copies some of them into each organization's
+audit-log bucket.
+
 Event names and fields are documented in docs/api.md (Audit trail); tests/test_docs.py
 finds every `audit("<event>", ...)` call and checks that the event is documented.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -37,3 +42,20 @@ class Actor:
     name: str
     action: str | None = None
     client: str | None = None
+
+
+def fan_out(first: AuditSink, *more: AuditSink) -> AuditSink:
+    """One sink that hands every event to `first` (the audit trail: its errors are the
+    caller's, as before) and then to each of `more` (the audit-log buckets), whose errors
+    are logged and never reach the service that committed the change."""
+
+    def sink(event: str, /, **fields: Any) -> None:
+        first(event, **fields)
+        for consumer in more:
+            try:
+                consumer(event, **fields)
+            except Exception:
+                # Not `coffer.audit`: that logger is the trail itself.
+                logging.getLogger("coffer.auditlog").exception("an audit consumer failed on %s", event)
+
+    return sink

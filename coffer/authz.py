@@ -8,6 +8,11 @@ policies and bucket policy from memory (`identity.policies`), and lets
 audited with the engine's reason, which names the deciding policy and statement (or
 says that none allowed it); the caller only ever sees a generic refusal.
 
+Where a bucket has ACLs on (Object Ownership other than BucketOwnerEnforced; never in
+strict CoreWeave mode), its ACL and the object's take part in step 2 as one more Allow
+(`coffer.policy.acl.AclCheck`), and its Block Public Access configuration says whether
+public grants count and whether a public bucket policy admits other organizations.
+
 Whose organization policies decide: the caller's; for an anonymous S3 request, those
 of the organization owning the bucket. `aws:PrincipalArn` is
 `arn:aws:iam::<ORG-ID>:<principal>` (for example
@@ -28,8 +33,9 @@ from coffer.identity.policies import OrgPolicies
 from coffer.logs import audit
 from coffer.policy import Decision, RequestContext, Scope, evaluate
 from coffer.policy import actions as action_table
+from coffer.policy.acl import Acl, AclCheck, bucket_access, plain, private
 from coffer.policy.bucket import CompiledBucketPolicy
-from coffer.storage.models import Bucket
+from coffer.storage.models import Bucket, ObjectVersion
 
 # Operations whose query parameters become the s3:prefix / s3:delimiter / s3:max-keys keys.
 LISTING_OPERATIONS = frozenset({"ListObjects", "ListObjectsV2", "ListObjectVersions", "ListMultipartUploads"})
@@ -94,6 +100,8 @@ class S3Operation(Protocol):
 # (bucket, key, version id) -> the object's tags, or None when it has none or does not exist.
 TagLookup = Callable[[str, str, str | None], Mapping[str, str] | None]
 BucketLookup = Callable[[str], Bucket | None]
+# (bucket, key, version id) -> the object version, or None when it does not exist.
+ObjectLookup = Callable[[str, str, str | None], ObjectVersion | None]
 
 
 def key_aliases(key: AccessKey) -> tuple[str, ...]:
@@ -125,10 +133,41 @@ class Authorizer:
         policies: OrgPolicies,
         buckets: BucketLookup,
         object_tags: TagLookup | None = None,
+        *,
+        objects: ObjectLookup | None = None,
+        acls: bool = True,
     ) -> None:
+        """`objects` reads an object's ACL when a decision needs it; `acls` False (strict
+        CoreWeave mode) leaves ACLs and Block Public Access out of every decision."""
         self.policies = policies
         self.buckets = buckets
         self.object_tags = object_tags
+        self.objects = objects
+        self.acls = acls
+
+    def _acl_check(
+        self, bucket: Bucket | None, key: str | None, version_id: str | None
+    ) -> tuple[AclCheck | None, bool]:
+        """(the ACL grants step 2 may consult, RestrictPublicBuckets) for a request on `bucket`."""
+        if bucket is None or not self.acls or plain(bucket.settings):
+            return None, False
+        access = bucket_access(bucket.settings, bucket.owner_principal)
+        restrict = access.pab.restrict_public_buckets
+        if not access.acls_enabled:
+            return None, restrict
+        load = None
+        lookup, name, owner = self.objects, bucket.name, bucket.owner_principal
+        if key is not None and lookup is not None:
+
+            def load() -> Acl | None:
+                found = lookup(name, key, version_id)
+                if found is None:
+                    return None
+                # Written while ACLs were off: private, owned by the bucket owner.
+                return Acl.from_json(found.acl) if found.acl else private(owner)
+
+        check = AclCheck(bucket.org_id, access.acl, load, access.pab.ignore_public_acls)
+        return check, restrict
 
     # --- S3 ------------------------------------------------------------------------------
     def decide_s3(
@@ -186,7 +225,10 @@ class Authorizer:
                 values=values,
             )
             org = self.policies.compiled(key.org_id)
-        return evaluate(action, operation.resource, ctx, org, bucket_policy)
+        acl, restrict = self._acl_check(bucket, operation.key, operation.version_id)
+        return evaluate(
+            action, operation.resource, ctx, org, bucket_policy, acl=acl, restrict_public=restrict
+        )
 
     def authorize_s3(
         self,
@@ -270,8 +312,9 @@ class Authorizer:
         """AuthCanI: may the caller perform every action on every resource?
 
         A resource is `*` or a request resource (`bucket`, `bucket/key`); when it names a
-        bucket that exists, that bucket's policy and owner take part exactly as they would
-        for the S3 request. Unknown actions are not allowed (the engine fails closed).
+        bucket that exists, that bucket's policy, owner, ACLs (the object's too, for
+        `bucket/key`) and Block Public Access take part exactly as they would for the S3
+        request. Unknown actions are not allowed (the engine fails closed).
         """
         org = self.policies.compiled(caller.org_id)
         own = self._caller_context(caller, origin)
@@ -279,6 +322,8 @@ class Authorizer:
             bucket = self._bucket_of(resource)
             bucket_policy = None
             ctx = own
+            key = resource.partition("/")[2] or None
+            acl, restrict = self._acl_check(bucket, key, None)
             if bucket is not None:
                 bucket_policy = self.policies.compiled_bucket_policy(bucket.name, bucket.policy)
                 ctx = self._caller_context(caller, origin, bucket.org_id)
@@ -288,7 +333,9 @@ class Authorizer:
                 if spec is not None and spec.scope in (Scope.CONTROL, Scope.ACCOUNT):
                     decision = evaluate(action, "*", own, org)
                 else:
-                    decision = evaluate(action, resource, ctx, org, bucket_policy)
+                    decision = evaluate(
+                        action, resource, ctx, org, bucket_policy, acl=acl, restrict_public=restrict
+                    )
                 if not decision.allowed:
                     return False
         return True

@@ -38,6 +38,15 @@ Buffer: TypeAlias = bytes | bytearray | memoryview
 
 CRC_ALGORITHMS: frozenset[str] = frozenset({"crc32", "crc32c", "crc64nvme"})
 
+COMPOSITE = "COMPOSITE"
+"""A multipart object's checksum of its parts' checksums, shown with a `-<part count>` suffix."""
+
+FULL_OBJECT = "FULL_OBJECT"
+"""A checksum of the whole object's bytes (every single-part object's; a multipart CRC's, combined)."""
+
+CHECKSUM_TYPES: tuple[str, ...] = (COMPOSITE, FULL_OBJECT)
+"""S3's checksum types (`x-amz-checksum-type`, `<ChecksumType>`)."""
+
 _SIZES: dict[str, int] = {"crc32": 4, "crc32c": 4, "crc64nvme": 8, "sha1": 20, "sha256": 32, "md5": 16}
 _HEADER_PREFIX = "x-amz-checksum-"
 _HEADER_TO_ALGORITHM: dict[str, str] = {_HEADER_PREFIX + a: a for a in CHECKSUM_ALGORITHMS}
@@ -187,3 +196,14 @@ def combine_crc(name: str, pieces: Iterable[tuple[bytes, int]]) -> bytes:
     if value is None:
         return compute(name, b"")
     return value.to_bytes(_SIZES[name], "big")
+
+
+def with_part_count(value: str, parts: int) -> str:
+    """A COMPOSITE checksum as S3 shows it: the base64 digest, then `-<part count>`."""
+    return f"{value}-{parts}"
+
+
+def without_part_count(value: str) -> str:
+    """The base64 digest of a checksum as S3 shows it, without a COMPOSITE `-<part count>`
+    suffix (base64 has no '-', so the suffix is whatever follows one)."""
+    return value.partition("-")[0]

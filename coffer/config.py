@@ -23,6 +23,7 @@ ENV_PREFIX = "COFFER_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"
 UINT32_MAX = 2**32 - 1
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+OBJECT_OWNERSHIPS = ("BucketOwnerEnforced", "BucketOwnerPreferred", "ObjectWriter")
 
 
 def _setting(default: Any, help: str, flag: str | None = None) -> Any:
@@ -46,6 +47,12 @@ class Settings:
     )
     strict_coreweave: bool = _setting(
         False, "Refuse path-style requests and require a LocationConstraint, as CoreWeave does."
+    )
+    default_object_ownership: str = _setting(
+        "BucketOwnerEnforced",
+        "Object Ownership of buckets created without x-amz-object-ownership: BucketOwnerEnforced "
+        "(ACLs off), BucketOwnerPreferred or ObjectWriter (ACLs on). Strict mode always uses "
+        "BucketOwnerEnforced.",
     )
     default_zone: str = _setting("US-EAST-04A", "Availability zone used when CreateBucket names none.")
     zones: str = _setting(
@@ -74,6 +81,16 @@ class Settings:
         "audit.log",
         "File the audit trail is appended to as JSON lines (relative paths are under the data dir); "
         "empty keeps it in the server log only.",
+    )
+    audit_flush_seconds: float = _setting(
+        60.0,
+        "Seconds between flushes of each worker's audit-log spool into the organizations' "
+        "cw-<org-id>-audit-logs buckets (also flushed at shutdown).",
+    )
+    audit_spool_max_bytes: int = _setting(
+        limits.AUDIT_SPOOL_MAX_BYTES,
+        "Bytes of audit-log events one worker keeps in its spool (<data-dir>/audit-spool) before it "
+        "drops new ones.",
     )
     sigv2: bool = _setting(True, "Accept legacy AWS Signature Version 2 on the S3 endpoint.")
     cache_poll_seconds: float = _setting(
@@ -119,6 +136,16 @@ class Settings:
     max_live_keys_per_principal: int = _setting(
         limits.MAX_LIVE_KEYS_PER_PRINCIPAL,
         "Live (unexpired, unrevoked) access keys one principal may hold; 0 means no cap.",
+    )
+    max_buckets_per_org: int = _setting(
+        limits.MAX_BUCKETS_PER_ORG,
+        "Buckets one organization may have (CoreWeave: 1,000); an organization's own limit "
+        "(`coffer admin org limits`) overrides it.",
+    )
+    max_bytes_per_org: int = _setting(
+        limits.MAX_BYTES_PER_ORG,
+        "Bytes one organization may store over all its buckets; 0 means no cap. An organization's "
+        "own limit (`coffer admin org limits`) overrides it.",
     )
 
     def __post_init__(self) -> None:
@@ -192,10 +219,19 @@ def validate(s: Settings) -> list[str]:
         problems.append(f"log_level: must be one of {', '.join(LOG_LEVELS)}, got {s.log_level!r}")
     if not 60 <= s.console_session_seconds <= 7 * 86400:
         problems.append("console_session_seconds: must be between 60 and 604800 (7 days)")
+    if not (math.isfinite(s.audit_flush_seconds) and 0.1 <= s.audit_flush_seconds <= 86400):
+        problems.append("audit_flush_seconds: must be between 0.1 and 86400")
+    if not 1 << 16 <= s.audit_spool_max_bytes <= 1 << 40:
+        problems.append("audit_spool_max_bytes: must be between 65536 and 1099511627776")
     if not (math.isfinite(s.cache_poll_seconds) and 0.05 <= s.cache_poll_seconds <= 60):
         problems.append("cache_poll_seconds: must be between 0.05 and 60")
     if bool(s.tls_cert) != bool(s.tls_key):
         problems.append("tls_cert and tls_key: give both or neither")
+    if s.default_object_ownership not in OBJECT_OWNERSHIPS:
+        problems.append(
+            f"default_object_ownership: must be one of {', '.join(OBJECT_OWNERSHIPS)}, "
+            f"got {s.default_object_ownership!r}"
+        )
     if s.tls_min_version not in ("1.2", "1.3"):
         problems.append(f"tls_min_version: must be 1.2 or 1.3, got {s.tls_min_version!r}")
     if not 0 <= s.metrics_port <= 65535:
@@ -214,6 +250,10 @@ def validate(s: Settings) -> list[str]:
         problems.append("auth_failure_window: must be between 1 and 86400 seconds")
     if not 0 <= s.max_live_keys_per_principal <= 1_000_000:
         problems.append("max_live_keys_per_principal: must be between 0 and 1000000")
+    if not 0 <= s.max_buckets_per_org <= 1_000_000:
+        problems.append("max_buckets_per_org: must be between 0 and 1000000")
+    if not 0 <= s.max_bytes_per_org < 2**63:
+        problems.append("max_bytes_per_org: must be between 0 and 9223372036854775807")
     if s.database_url and not s.database_url.startswith(("postgresql", "postgres://", "sqlite")):
         problems.append("database_url: must start with postgresql:// (or sqlite:///)")
     return problems

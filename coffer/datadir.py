@@ -84,6 +84,15 @@ def prepare(data_dir: Path) -> Path:
     return data_dir
 
 
+def fsync_dir(path: Path) -> None:
+    """Make the entries of `path` (a file just created or renamed into it) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def private_umask() -> Iterator[None]:
     """Run with umask 0077 (restored after), for the commands that write the store."""

@@ -240,6 +240,11 @@ S3_ERRORS: dict[str, tuple[int, str, Kind]] = {
         Kind.FAILED_PRECONDITION,
         BucketNotEmpty="The bucket you tried to delete is not empty.",
         InvalidBucketState="The request is not valid with the current state of the bucket.",
+        ConditionalRequestConflict=(
+            "A conflicting operation occurred. If using PutObject you can retry the request. If using "
+            "multipart upload you should initiate another CreateMultipartUpload request and re-upload each "
+            "part."
+        ),
     ),
     **_errors(
         411,
@@ -277,6 +282,19 @@ S3_ERRORS: dict[str, tuple[int, str, Kind]] = {
         507,
         Kind.RESOURCE_EXHAUSTED,
         InsufficientStorage="There is not enough space left to store the object.",
+    ),
+    # ACLs and Block Public Access (coffer/s3/handlers/acl.py)
+    **_errors(
+        400,
+        Kind.INVALID_ARGUMENT,
+        UnresolvableGrantByEmailAddress=(
+            "The email address you provided does not match any account on record."
+        ),
+    ),
+    **_errors(
+        404,
+        Kind.NOT_FOUND,
+        NoSuchPublicAccessBlockConfiguration="The public access block configuration was not found",
     ),
 }
 

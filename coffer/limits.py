@@ -26,6 +26,7 @@ FD_RESERVE = 1024  # descriptors kept for the database, blobs and logs beyond th
 # --- policies (coffer/policy/) ------------------------------------------------------------
 MAX_PATTERN_LENGTH = 2048  # characters in one principal, action, resource or condition value
 MAX_PATTERN_WILDCARDS = 32  # `*` and `?` in one pattern
+MAX_ACL_GRANTS = 100  # grants in one bucket or object ACL, as AWS allows (coffer/policy/acl.py)
 
 # --- abuse budgets (settings of the same names) -------------------------------------------
 AUTH_FAILURE_LIMIT = 20  # failed authentications per source or key id in one window
@@ -35,3 +36,13 @@ MAX_LIVE_KEYS_PER_PRINCIPAL = 500
 
 # --- control-plane bodies -----------------------------------------------------------------
 MAX_JSON_BODY = 1 << 20  # control-plane bodies are a few hundred bytes; 1 MiB is generous
+
+# --- management settings (coffer/storage/settings.py; settings of the same names) --------
+MAX_BUCKETS_PER_ORG = 1000  # CoreWeave's buckets per account; an organization's own limit overrides it
+MAX_BYTES_PER_ORG = 0  # bytes an organization may store over all its buckets; 0 means no cap
+MAX_ARCHIVE_AFTER_DAYS = 36500  # archiveAfterLastAccessDays: at least 60, at most 100 years
+MAX_BUCKET_INFO_PAGE = 1000  # ListBucketInfo `limit`, as CoreWeave (1-1000)
+
+# --- audit logs into the organization's bucket (coffer/auditlog/) ------------------------
+AUDIT_SPOOL_MAX_BYTES = 256 << 20  # events a worker holds on disk before it drops new ones
+AUDIT_SEGMENT_MAX_BYTES = 8 << 20  # a spool file (and so one flushed object) before a new one

@@ -95,6 +95,7 @@ CACHES = (
     "org_policies",
     "bucket_policies",
     "federation_configs",
+    "org_settings",
 )
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -177,6 +178,36 @@ CONNECTIONS_CLOSED = Counter(
 WORKER_PROCESSES = Gauge(
     "coffer_worker_processes",
     "Worker processes serving requests.",
+    multiprocess_mode="livesum",
+    registry=REGISTRY,
+)
+AUDIT_DROP_REASONS = ("spool_full", "unwritable", "error")
+AUDIT_EVENTS_SPOOLED = Counter(
+    "coffer_audit_log_events_spooled_total",
+    "Audit-log events appended to the worker's spool, by plane.",
+    ["plane"],
+    registry=REGISTRY,
+)
+AUDIT_EVENTS_FLUSHED = Counter(
+    "coffer_audit_log_events_flushed_total",
+    "Audit-log events written into their organization's audit bucket, by plane.",
+    ["plane"],
+    registry=REGISTRY,
+)
+AUDIT_EVENTS_DROPPED = Counter(
+    "coffer_audit_log_events_dropped_total",
+    "Audit-log events given up, by plane and reason (spool_full, unwritable, error).",
+    ["plane", "reason"],
+    registry=REGISTRY,
+)
+AUDIT_FLUSH_FAILURES = Counter(
+    "coffer_audit_log_flush_failures_total",
+    "Flushes that left events in the spool for the next one (the store refused or failed).",
+    registry=REGISTRY,
+)
+AUDIT_SPOOL_BYTES = Gauge(
+    "coffer_audit_log_spool_bytes",
+    "Bytes of audit-log events left in the spools of the live workers after their last flush.",
     multiprocess_mode="livesum",
     registry=REGISTRY,
 )

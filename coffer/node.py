@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coffer import datadir, logs
-from coffer.audit import AuditSink
+from coffer.audit import AuditSink, fan_out
+from coffer.auditlog import AuditLogs
 from coffer.authbudget import AuthBudget
 from coffer.authz import Authorizer
 from coffer.config import Settings
@@ -24,7 +25,7 @@ from coffer.identity.replay import SqlReplayCache
 from coffer.identity.secretbox import SecretBox, load_master_key
 from coffer.storage.blobs import BlobStore
 from coffer.storage.errors import StorageError
-from coffer.storage.models import Bucket
+from coffer.storage.models import Bucket, ObjectVersion
 from coffer.storage.service import Storage, parse_zones
 from coffer.store.changes import ChangeWatcher
 from coffer.store.db import Database
@@ -47,6 +48,8 @@ class Node:
     federated_keys: FederatedKeys
     # Where every audit event goes: the services write theirs, the faces their refusals.
     audit: AuditSink = logs.audit
+    # The organizations' audit-log buckets: fed by `audit` and by the S3 face (coffer.auditlog).
+    audit_logs: AuditLogs | None = None
     # Per process, like the caches: failed authentications by source and key id.
     auth_budget: AuthBudget = field(default_factory=lambda: AuthBudget(0, 60.0))
 
@@ -59,7 +62,10 @@ class Node:
             db.migrate()
         changes = ChangeWatcher(db, data / "run", settings.cache_poll_seconds)
         box = SecretBox(load_master_key(settings.master_key, data))
-        audit = logs.audit
+        audit_logs = AuditLogs(
+            data, flush_seconds=settings.audit_flush_seconds, max_bytes=settings.audit_spool_max_bytes
+        )
+        audit = fan_out(logs.audit, audit_logs.control_plane)
         directory = Directory(db, changes, audit=audit)
         keys = AccessKeyService(
             db,
@@ -76,8 +82,12 @@ class Node:
             zones=parse_zones(settings.zones, settings.default_zone),
             default_zone=settings.default_zone,
             changes=changes,
+            max_buckets=settings.max_buckets_per_org,
+            max_bytes=settings.max_bytes_per_org,
+            audit=audit,
         )
         policies = OrgPolicies(db, changes, audit=audit)
+        audit_logs.connect(storage, directory.get_user)
 
         def find_bucket(name: str) -> Bucket | None:
             try:
@@ -85,13 +95,19 @@ class Node:
             except StorageError:
                 return None
 
-        def object_tags(bucket: str, key: str, version_id: str | None) -> dict[str, str] | None:
+        def find_object(bucket: str, key: str, version_id: str | None) -> ObjectVersion | None:
             try:
-                return storage.objects.get(bucket, key, version_id).tags
-            except StorageError:  # no such object (or version): it has no tags to test
+                return storage.objects.get(bucket, key, version_id)
+            except StorageError:  # no such object (or version): no tags or ACL to test
                 return None
 
-        authz = Authorizer(policies, find_bucket, object_tags)
+        def object_tags(bucket: str, key: str, version_id: str | None) -> dict[str, str] | None:
+            found = find_object(bucket, key, version_id)
+            return found.tags if found is not None else None
+
+        authz = Authorizer(
+            policies, find_bucket, object_tags, objects=find_object, acls=not settings.strict_coreweave
+        )
         federation = FederationConfigs(db, changes, audit=audit)
         federated_keys = FederatedKeys(
             federation,
@@ -114,6 +130,7 @@ class Node:
             federation=federation,
             federated_keys=federated_keys,
             audit=audit,
+            audit_logs=audit_logs,
             auth_budget=AuthBudget(settings.auth_failure_limit, settings.auth_failure_window),
         )
 
@@ -124,8 +141,12 @@ class Node:
     def start_background(self) -> None:
         self.changes.start()
         self.storage.collector.start()
+        if self.audit_logs is not None:
+            self.audit_logs.start()  # replays what stopped workers spooled
 
     def close(self) -> None:
+        if self.audit_logs is not None:
+            self.audit_logs.close()  # the last flush, while the store is still open
         self.storage.collector.stop()
         self.changes.stop()
         self.federated_keys.close()

@@ -15,6 +15,10 @@ handle_hup  # uvicorn's Multiprocess calls it (coffer/web/tls.py)
 create_app  # uvicorn's factory, "coffer.server:create_app"
 isolation_level  # the DB-API connection reads it (coffer/store/db.py)
 
+# Fields read by name (getattr over a table of names), never as `x.name`.
+noncurrent_objects  # ClassUsage: GetBucketInfo's CLASS_MEASUREMENTS (coffer/api/management.py)
+delete_markers  # ClassUsage: likewise
+
 # Alembic reads these from every migration script.
 revision
 down_revision

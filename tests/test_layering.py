@@ -5,7 +5,7 @@ resolved, wherever it sits (top level, inside a function, under `if TYPE_CHECKIN
 every spelling (`import coffer.s3.x`, `from coffer.s3 import x`, `from coffer import s3`,
 relative imports, `importlib.import_module("coffer.s3")`). The rules:
 
-- the core (coffer/storage, coffer/policy, coffer/identity) imports no face (coffer.s3,
+- the core (coffer/storage, coffer/policy, coffer/identity, coffer/auditlog) imports no face (coffer.s3,
   coffer.api, coffer.console), and never names `S3Error`: it raises its own errors and
   each face translates them;
 - the control-plane API and the console do not import each other;
@@ -26,7 +26,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "coffer"
 
-CORE = ("coffer.storage", "coffer.policy", "coffer.identity")
+CORE = ("coffer.storage", "coffer.policy", "coffer.identity", "coffer.auditlog")
 FACES = ("coffer.s3", "coffer.api", "coffer.console")
 FACE_ERROR = "S3Error"
 # (modules the rule applies to, what they must not import, why)

@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from coffer import metrics
-from coffer.api import accesskeys, federation, policies
+from coffer.api import accesskeys, federation, lockout, management, policies
 from coffer.api.http import Operation, error_response, routes, status_json
 from coffer.api.openapi import build_spec
 from coffer.errors import CofferError, Kind
@@ -30,7 +30,13 @@ from coffer.web.http import RequestMetrics, ResponseMeter, node_of
 
 log = logging.getLogger("coffer.api")
 
-OPERATIONS: list[Operation] = [*accesskeys.operations, *policies.operations, *federation.operations]
+OPERATIONS: list[Operation] = [
+    *accesskeys.operations,
+    *policies.operations,
+    *management.operations,
+    *lockout.operations,
+    *federation.operations,
+]
 
 
 async def healthz(request: Request) -> JSONResponse:

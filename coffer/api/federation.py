@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -26,6 +26,7 @@ from coffer.errors import CofferError, InvalidArgument, Unauthenticated
 from coffer.federation import FederationError, OidcConfig, SamlConfig
 from coffer.federation.saml import certificate_fingerprint
 from coffer.identity.accesskeys import parse_duration, validate_attributes
+from coffer.identity.federated_keys import FederatedKey
 from coffer.identity.federation_configs import UPDATABLE, Kind, StoredConfig
 from coffer.identity.models import rfc3339
 from coffer.policy import RPC_ACTIONS
@@ -77,6 +78,10 @@ class _Attempt:
             )
             raise
 
+    async def exchange(self, fn: Callable[..., FederatedKey], *args: Any, **kwargs: Any) -> FederatedKey:
+        """Run one of the core's exchanges, which audits the key it mints under this action and client."""
+        return await call(fn, *args, action=self.action, client=self.client, **kwargs)
+
 
 async def create_from_saml(c: Call) -> JSONResponse:
     attempt = _Attempt(c, "cwobject:CreateAccessKeyFromSAML")
@@ -87,16 +92,8 @@ async def create_from_saml(c: Call) -> JSONResponse:
         config_id = attempt.config_id = _org_id(body.get("configId"), "configId")
         saml = require_string(body, "samlResponse")
         attributes = validate_attributes(body.get("attributes"))
-        result = await call(
-            c.node.federated_keys.from_saml,
-            org_id,
-            config_id,
-            saml,
-            duration,
-            attributes,
-            action=attempt.action,
-            client=attempt.client,
-        )
+        fed = c.node.federated_keys
+        result = await attempt.exchange(fed.from_saml, org_id, config_id, saml, duration, attributes)
     return JSONResponse(minted_json(result.minted))
 
 
@@ -108,15 +105,7 @@ async def create_from_oidc(c: Call) -> JSONResponse:
         org_id = attempt.org_id = _org_id(body.get("orgId"))
         token = require_string(body, "oidcToken")
         attributes = validate_attributes(body.get("attributes"))
-        result = await call(
-            c.node.federated_keys.from_oidc,
-            org_id,
-            token,
-            duration,
-            attributes,
-            action=attempt.action,
-            client=attempt.client,
-        )
+        result = await attempt.exchange(c.node.federated_keys.from_oidc, org_id, token, duration, attributes)
     return JSONResponse(minted_json(result.minted))
 
 
@@ -138,15 +127,7 @@ async def create_from_container_creds(c: Call) -> JSONResponse:
         token = _raw_token(c.request.headers.get("authorization", ""))
         fed = c.node.federated_keys
         duration = min(c.node.settings.oidc_container_key_duration, fed.max_duration)
-        result = await call(
-            fed.from_oidc,
-            org_id,
-            token,
-            duration,
-            with_session_token=True,
-            action=attempt.action,
-            client=attempt.client,
-        )
+        result = await attempt.exchange(fed.from_oidc, org_id, token, duration, with_session_token=True)
     return JSONResponse(container_credentials_json(result.minted))
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from coffer import __version__
-from coffer.api import federation, policies
+from coffer.api import federation, lockout, management, policies
 from coffer.api.http import Operation
 from coffer.identity.accesskeys import MAX_PRINCIPAL, PRINCIPAL_PATTERN
 from coffer.identity.models import KeyStatus
@@ -232,6 +232,8 @@ def build_spec(
     meta = {
         **_operations_meta(max_duration),
         **policies.OPENAPI,
+        **management.OPENAPI,
+        **lockout.OPENAPI,
         **federation.openapi_meta(minted=_MINTED, container=_CONTAINER, attributes=_ATTRS),
     }
     paths: dict[str, dict[str, Any]] = {}
@@ -243,8 +245,10 @@ def build_spec(
             "title": "CoreWeave AI Object Storage API (Coffer)",
             "version": __version__,
             "description": (
-                "Coffer's wire-compatible implementation of CoreWeave's /v1/cwobject API: mint and revoke "
-                "access keys and inspect the access-key inventory. Errors are google.rpc.Status JSON."
+                "Coffer's wire-compatible implementation of CoreWeave's /v1/cwobject API: manage "
+                "organization-wide access policies, configure bucket and organization settings, mint and "
+                "revoke access keys, and inspect bucket and access-key inventory. Errors are "
+                "google.rpc.Status JSON."
             ),
         },
         "servers": [{"url": server_url, "description": "this Coffer node"}],

@@ -1,4 +1,4 @@
-"""The `coffer` command: serve, admin (works on the store), keys and policy (talk HTTP)."""
+"""The `coffer` command: serve, admin (works on the store); keys, policy, bucket and org (talk HTTP)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import click
 
 from coffer import __version__
 from coffer.cli.admin import admin
+from coffer.cli.bucket_policy import bucket_policy
 from coffer.cli.federation import federation
 from coffer.cli.keys import keys
+from coffer.cli.management import bucket, org_group
 from coffer.cli.policy import policy
 from coffer.cli.serve import serve
 
@@ -23,6 +25,9 @@ cli.add_command(admin)
 cli.add_command(federation)
 cli.add_command(keys)
 cli.add_command(policy)
+cli.add_command(bucket)
+bucket.add_command(bucket_policy)  # `coffer bucket policy` (coffer/cli/bucket_policy.py)
+cli.add_command(org_group)
 
 
 def main() -> None:

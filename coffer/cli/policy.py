@@ -25,18 +25,22 @@ def policy() -> None:
     """Apply, list and delete organization access policies; ask what you may do."""
 
 
-def _read_document(path: str) -> dict[str, Any]:
-    """A policy from a JSON file ('-' for stdin): the policy itself, or {"policy": {...}}."""
+def read_text(path: str) -> str:
+    """A file's UTF-8 text ('-' for stdin), or a usage error saying why it cannot be read."""
     try:
         if path == "-":
-            text = sys.stdin.read()
-        else:
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read()
+            return sys.stdin.read()
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
     except OSError as exc:
         raise click.UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise click.UsageError(f"{path} is not UTF-8 text") from None
+
+
+def _read_document(path: str) -> dict[str, Any]:
+    """A policy from a JSON file ('-' for stdin): the policy itself, or {"policy": {...}}."""
+    text = read_text(path)
     try:
         data = json.loads(text)
     except ValueError as exc:

@@ -38,7 +38,6 @@ from coffer.web.http import authenticate, call, json_body, node_of, origin_of
 ACTION = "cwobject:CreateAccessKey"
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 PAGE_SIZE = 1000
-USAGE_MAX_PAGES = 100  # usage counts at most 100,000 objects, then says "at least"
 MAX_POLICY_JSON = 64 * 1024
 
 
@@ -149,29 +148,6 @@ async def delete_bucket(request: Request) -> JSONResponse:
     with _s3_answering():
         await s3.call(caller, "DELETE", _bucket(request))
     return _json({})
-
-
-async def bucket_usage(request: Request) -> JSONResponse:
-    """Object count and bytes of the current versions, summed from ListObjectsV2 pages."""
-    caller, s3 = await _session(request)
-    bucket = _bucket(request)
-    count = size = 0
-    token = ""
-    complete = False
-    with _s3_answering():
-        for _ in range(USAGE_MAX_PAGES):
-            query = [("list-type", "2"), ("max-keys", str(PAGE_SIZE)), ("encoding-type", "url")]
-            if token:
-                query.append(("continuation-token", token))
-            root = parse_xml((await s3.call(caller, "GET", bucket, query=query)).content)
-            for entry in xml_children(root, "Contents"):
-                count += 1
-                size += int(xml_text(entry, "Size", "0") or 0)
-            token = xml_text(root, "NextContinuationToken")
-            if xml_text(root, "IsTruncated") != "true" or not token:
-                complete = True
-                break
-    return _json({"objects": count, "bytes": size, "complete": complete})
 
 
 # --- objects -----------------------------------------------------------------------------
@@ -410,7 +386,6 @@ def routes(prefix: str) -> list[Route]:
         Route(prefix + "/buckets", create_bucket, methods=["POST"]),
         Route(b, bucket_info, methods=["GET"]),
         Route(b, delete_bucket, methods=["DELETE"]),
-        Route(b + "/usage", bucket_usage, methods=["GET"]),
         Route(b + "/objects", list_objects, methods=["GET"]),
         Route(b + "/object", download_object, methods=["GET"]),
         Route(b + "/object", upload_object, methods=["PUT"]),

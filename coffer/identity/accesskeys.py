@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hmac
 import re
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,7 +32,7 @@ from coffer.identity.models import (
     utcnow,
 )
 from coffer.identity.secretbox import SecretBox
-from coffer.store.changes import ChangeWatcher
+from coffer.store.changes import ChangeCache, ChangeWatcher
 from coffer.store.db import Database
 from coffer.store.schema import access_keys, principal_suspensions
 
@@ -224,9 +223,7 @@ class AccessKeyService:
         self.audit = audit
         self.max_duration = max_duration
         self.max_live_keys = max_live_keys  # per principal; 0 = no cap
-        self._cache: dict[str, KeyCredentials | None] = {}
-        self._cache_token: tuple[int, int] | None = None
-        self._lock = threading.Lock()
+        self._cache: ChangeCache[str, KeyCredentials | None] = ChangeCache(changes, _CACHE, 100_000)
 
     # minting ---------------------------------------------------------------------------
     def mint(
@@ -564,40 +561,20 @@ class AccessKeyService:
 
         The caller checks status (expiry, suspension, revocation) on every request.
         """
-        cache = self._current_cache()
-        try:
-            hit = cache[access_key_id]
-        except KeyError:
-            pass
-        else:
-            _CACHE.hit.inc()
-            return hit
-        _CACHE.miss.inc()
-        creds: KeyCredentials | None = None
-        if plausible_key_id(access_key_id):
-            with self.db.read() as conn:
-                r = conn.execute(self._select().where(access_keys.c.access_key_id == access_key_id)).first()
-            if r is not None:
-                creds = KeyCredentials(
-                    key=self._key(r, bool(r.suspended)),
-                    secret_key=self.box.open(bytes(r.secret_ciphertext), r.access_key_id),
-                    session_token_hash=bytes(r.session_token_hash) if r.session_token_hash else None,
-                )
-        if len(cache) > 100_000:
-            cache.clear()
-        # `cache` belongs to the generation read before the query: if anything changed
-        # meanwhile, this entry lands in a dict that is already (or about to be) discarded.
-        cache[access_key_id] = creds
-        return creds
+        return self._cache.get(access_key_id, lambda: self._read_credentials(access_key_id))
 
-    def _current_cache(self) -> dict[str, KeyCredentials | None]:
-        """The cache of the current change generation, swapped (never cleared in place) on a change."""
-        token = self.changes.token()
-        with self._lock:
-            if token != self._cache_token:
-                self._cache = {}
-                self._cache_token = token
-            return self._cache
+    def _read_credentials(self, access_key_id: str) -> KeyCredentials | None:
+        if not plausible_key_id(access_key_id):
+            return None
+        with self.db.read() as conn:
+            r = conn.execute(self._select().where(access_keys.c.access_key_id == access_key_id)).first()
+        if r is None:
+            return None
+        return KeyCredentials(
+            key=self._key(r, bool(r.suspended)),
+            secret_key=self.box.open(bytes(r.secret_ciphertext), r.access_key_id),
+            session_token_hash=bytes(r.session_token_hash) if r.session_token_hash else None,
+        )
 
     def verify_master_key(self) -> None:
         """Refuse to start with a master key other than the one that sealed the stored secrets.

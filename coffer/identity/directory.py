@@ -6,7 +6,6 @@ Every change made on behalf of an `Actor` is written to the audit trail here, af
 from __future__ import annotations
 
 import hmac
-import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -18,7 +17,7 @@ from coffer.audit import Actor, AuditSink
 from coffer.errors import AlreadyExists, InvalidArgument, NotFound, Unauthenticated
 from coffer.identity import ids
 from coffer.identity.models import ApiToken, Caller, Organization, User, as_utc, rfc3339, utcnow
-from coffer.store.changes import ChangeWatcher
+from coffer.store.changes import ChangeCache, ChangeWatcher
 from coffer.store.db import Database
 from coffer.store.schema import api_tokens, group_members, organizations, users
 
@@ -31,14 +30,17 @@ def _check_name(field: str, value: str) -> None:
         raise InvalidArgument.field(field, "must be 1-255 printable characters")
 
 
+def _user_fields(user: User) -> dict[str, str]:
+    """How an audit line names the user a change is about."""
+    return {"user": user.name, "principal": user.principal_name, "org_id": user.org_id}
+
+
 class Directory:
     def __init__(self, db: Database, changes: ChangeWatcher, *, audit: AuditSink) -> None:
         self.db = db
         self.changes = changes
         self.audit = audit
-        self._token_cache: dict[bytes, tuple[ApiToken, User]] = {}
-        self._token_cache_token: tuple[int, int] | None = None
-        self._lock = threading.Lock()
+        self._tokens: ChangeCache[bytes, tuple[ApiToken, User]] = ChangeCache(changes, _CACHE, 10_000)
 
     # organizations -------------------------------------------------------------------
     def create_org(self, name: str, org_id: str | None = None, *, actor: Actor | None = None) -> Organization:
@@ -102,9 +104,7 @@ class Directory:
         if actor is not None:
             self.audit(
                 "user_created",
-                user=user.name,
-                principal=user.principal_name,
-                org_id=user.org_id,
+                **_user_fields(user),
                 storage_admin=user.is_storage_admin,
                 groups=list(user.groups),
                 actor=actor.name,
@@ -157,9 +157,7 @@ class Directory:
             self.audit(
                 "api_token_created",
                 token_id=token.id,
-                user=user.name,
-                principal=user.principal_name,
-                org_id=user.org_id,
+                **_user_fields(user),
                 expires_at=token.expires_at.isoformat() if token.expires_at else None,
                 actor=actor.name,
             )
@@ -265,34 +263,20 @@ class Directory:
         """Resolve a bearer token to its user; cached until any auth state changes."""
         now = now or utcnow()
         digest = ids.hash_token(plain)
-        gen = self.changes.token()
-        with self._lock:
-            if gen != self._token_cache_token:
-                # Swap, never clear in place: a lookup that started before the change
-                # then writes its (possibly stale) answer into the discarded dict.
-                self._token_cache = {}
-                self._token_cache_token = gen
-            cache = self._token_cache
-        hit = cache.get(digest)
-        if hit is not None:
-            _CACHE.hit.inc()
-        else:
-            _CACHE.miss.inc()
-            with self.db.read() as conn:
-                r = conn.execute(sa.select(api_tokens).where(api_tokens.c.token_hash == digest)).first()
-                if r is None or not hmac.compare_digest(bytes(r.token_hash), digest):
-                    raise Unauthenticated("the API access token is not valid")
-                token = self._token(r)
-                ur = conn.execute(sa.select(users).where(users.c.id == token.user_id)).first()
-                if ur is None:
-                    raise Unauthenticated("the API access token is not valid")
-                hit = (token, self._user_from_row(conn, ur))
-            if len(cache) > 10_000:
-                cache.clear()
-            cache[digest] = hit
-        token, user = hit
+        token, user = self._tokens.get(digest, lambda: self._read_token(digest))
         if token.revoked_at is not None:
             raise Unauthenticated("the API access token has been revoked")
         if token.expires_at is not None and token.expires_at <= now:
             raise Unauthenticated("the API access token has expired")
         return token, user
+
+    def _read_token(self, digest: bytes) -> tuple[ApiToken, User]:
+        with self.db.read() as conn:
+            r = conn.execute(sa.select(api_tokens).where(api_tokens.c.token_hash == digest)).first()
+            if r is None or not hmac.compare_digest(bytes(r.token_hash), digest):
+                raise Unauthenticated("the API access token is not valid")
+            token = self._token(r)
+            ur = conn.execute(sa.select(users).where(users.c.id == token.user_id)).first()
+            if ur is None:
+                raise Unauthenticated("the API access token is not valid")
+            return token, self._user_from_row(conn, ur)

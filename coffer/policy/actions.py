@@ -167,9 +167,10 @@ ALIASES: Mapping[str, str] = {
 }
 
 # Which action each control-plane RPC requires (None: no permission: AuthCanI's caller asks
-# only about itself; the federation exchanges are anonymous).
+# only about itself, as does CheckBucketPolicyLockout's; the federation exchanges are anonymous).
 RPC_ACTIONS: Mapping[str, str | None] = {
     "AuthCanI": None,
+    "CheckBucketPolicyLockout": None,  # Coffer extension (docs/policies.md, "The lock-out trap")
     "CreateAccessKeyFromJWT": "cwobject:CreateAccessKey",
     "CreateAccessKeyFromApiToken": "cwobject:CreateAccessKey",
     # Anonymous: the IdP-signed credential and the org's federation config are the authority.

@@ -4,7 +4,8 @@
 with the reasons S3 gives ("Policy has invalid resource", "Invalid principal in policy",
 "Missing required field Statement", ...). Every Resource must name the policy's own
 bucket, and only `s3:` actions are accepted: bucket policies grant S3 permissions only
-(reference §3.1). `compile_bucket_policy` produces what `engine.evaluate` consumes.
+(reference §3.1). `compile_bucket_policy` produces what `engine.evaluate` consumes, and
+tells whether the policy is public as Block Public Access reads it (`public`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from coffer.policy.actions import ACTIONS, S3_SERVICE, ActionError, Scope, expan
 from coffer.policy.conditions import EMPTY, ConditionBlock, ConditionError, Lookup, parse_condition_block
 from coffer.policy.errors import MalformedPolicy
 from coffer.policy.org import Effect
-from coffer.policy.patterns import GlobSet, PatternError, check_pattern
+from coffer.policy.patterns import GlobSet, PatternError, check_pattern, compile_glob
 from coffer.policy.principals import (
     BucketPrincipal,
     Identity,
@@ -299,6 +300,7 @@ class CompiledBucketPolicy:
 
     bucket: str
     statements: tuple[CompiledBucketStatement, ...]  # sorted by `order`
+    public: bool = False  # some statement opens the bucket to anyone (`is_public_statement`)
 
     def first_match(
         self, effect: Effect, action: str, resource: str, who: Identity, lookup: Lookup
@@ -331,4 +333,47 @@ def compile_bucket_policy(policy: BucketPolicy) -> CompiledBucketPolicy:
             )
         )
     compiled.sort(key=lambda c: c.order)
-    return CompiledBucketPolicy(bucket=policy.bucket, statements=tuple(compiled))
+    public = any(is_public_statement(c) for c in compiled)
+    return CompiledBucketPolicy(bucket=policy.bucket, statements=tuple(compiled), public=public)
+
+
+# --- "public", as Block Public Access defines it -------------------------------------------
+# Condition keys that, held to fixed values, pin a statement to known callers: AWS's list,
+# with CoreWeave's cw:PrincipalOrgID beside aws:PrincipalOrgID.
+_PINNING_KEYS = frozenset(
+    {
+        "cw:principalorgid",
+        "aws:principalorgid",
+        "aws:principalaccount",
+        "aws:principalarn",
+        "aws:sourceip",
+        "aws:sourcearn",
+        "aws:sourcevpc",
+        "aws:sourcevpce",
+        "aws:sourceowner",
+        "aws:sourceaccount",
+        "aws:userid",
+        "s3:x-amz-server-side-encryption-aws-kms-key-id",
+    }
+)
+# AWS's "bad actions": those that expose a bucket's data or configuration to reads or writes.
+_EXPOSING = tuple(
+    compile_glob(p)
+    for p in ("s3:get*", "s3:list*", "s3:abortmultipartupload", "s3:delete*", "s3:put*", "s3:restoreobject")
+)
+_S3_KEYS = frozenset(key for key, spec in ACTIONS.items() if spec.service == S3_SERVICE)
+
+
+def is_public_statement(stmt: CompiledBucketStatement) -> bool:
+    """An Allow that names everyone (`*`, or any NotPrincipal), grants an exposing action
+    (`s3:Get*`, `s3:List*`, `s3:Put*`, `s3:Delete*`, ...) and has no condition pinning it to
+    fixed organizations, principals, source addresses or ARNs (AWS's "meaning of public").
+    Named principals, even of other organizations, are not public."""
+    if stmt.effect is not Effect.ALLOW:
+        return False
+    if not stmt.principals_negated and not stmt.principals.everyone:
+        return False
+    granted = _S3_KEYS - stmt.actions if stmt.actions_negated else stmt.actions
+    if not any(test(action) for action in granted for test in _EXPOSING):
+        return False
+    return not any(c.lookup_key in _PINNING_KEYS and c.pins() for c in stmt.condition.conditions)

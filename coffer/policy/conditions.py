@@ -284,6 +284,22 @@ class Condition:
         hit = any(self.test(r) for r in found)
         return hit != self.negated
 
+    def pins(self) -> bool:
+        """Does this condition hold only for request values among fixed, literal ones? A
+        positive comparison without IfExists or ForAllValues (either holds when the key is
+        missing), with no wildcard, and IP ranges no wider than a /8 (IPv4) or a /32 (IPv6):
+        what Block Public Access asks of a statement open to "*" before calling it non-public."""
+        if self.negated or self.if_exists or self.qualifier is _Qualifier.ALL:
+            return False
+        if self.base in (_Base.STRING, _Base.STRING_IC):
+            return True
+        if self.base in (_Base.STRING_LIKE, _Base.ARN):
+            return not any("*" in v or "?" in v for v in self.values)
+        if self.base is _Base.IP:
+            nets = [ipaddress.ip_network(v.strip(), strict=False) for v in self.values]
+            return all(n.prefixlen >= (8 if n.version == 4 else 32) for n in nets)
+        return False
+
 
 def parse_operator(operator: str) -> tuple[_Base, bool, bool, _Qualifier]:
     """Split `ForAnyValue:StringLikeIfExists` into its parts; ConditionError if unknown."""

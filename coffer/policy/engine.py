@@ -8,10 +8,14 @@
    policy at all, or no matching Allow, rejects (default deny).
 2. Global actions (`s3:ListAllMyBuckets`, `s3:PutBucketPolicy`, every `cwobject:`)
    stop here: allowed. Otherwise the bucket policy decides: none → allow; a matching
-   Deny → reject; a matching Allow → allow; nothing matches → reject.
+   Deny → reject; a matching Allow → allow; nothing matches → reject. Where ACLs are on
+   (`acl`, coffer/policy/acl.py), an ACL grant is one more resource-level Allow at this
+   step: it admits a caller the bucket policy does not, never one it denies.
 
 Callers that do not belong to the bucket's organization (another organization, or
-anonymous) need an explicit Allow in step 2: "no bucket policy" grants them nothing.
+anonymous) need an explicit Allow in step 2, from the bucket policy or an ACL grant: "no
+bucket policy" grants them nothing. With Block Public Access's RestrictPublicBuckets on and
+a public bucket policy, nothing in step 2 admits them.
 
 The function is pure and takes compiled policies, so the one authorization door can
 cache `OrgPolicySet`s and `CompiledBucketPolicy`s and call it on every request.
@@ -25,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from coffer.policy import actions as action_table
+from coffer.policy.acl import AclCheck
 from coffer.policy.actions import Scope
 from coffer.policy.bucket import CompiledBucketPolicy
 from coffer.policy.conditions import normalize_key
@@ -166,6 +171,8 @@ class Rule(enum.Enum):
     BUCKET_DENY = "bucket-deny"
     BUCKET_ALLOW = "bucket-allow"
     BUCKET_IMPLICIT_DENY = "bucket-implicit-deny"
+    ACL_ALLOW = "acl-allow"
+    RESTRICTED_PUBLIC_BUCKET = "restricted-public-bucket"
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +182,7 @@ class Decision:
     allowed: bool
     rule: Rule
     reason: str
-    policy: str | None = None  # the deciding org policy, or "bucket-policy:<bucket>"
+    policy: str | None = None  # the deciding org policy, "bucket-policy:<bucket>" or "acl:<bucket>"
     statement: str | None = None  # its statement name or Sid (None for an unnamed one)
 
 
@@ -191,13 +198,18 @@ def evaluate(
     ctx: RequestContext,
     org_policies: OrgPolicySet,
     bucket_policy: CompiledBucketPolicy | None = None,
+    *,
+    acl: AclCheck | None = None,
+    restrict_public: bool = False,
 ) -> Decision:
     """Decide one request. See the module docstring and docs/policies.md.
 
     `resource` is `bucket`, `bucket/key` or `*` (`resources.request_resource`); actions
     on a control-plane or account scope are always evaluated against `*`.
     `org_policies` are the caller's organization's (for an anonymous caller, the
-    bucket owner's); `bucket_policy` is the target bucket's, if it has one.
+    bucket owner's); `bucket_policy` is the target bucket's, if it has one. `acl` is the
+    target's ACL grants when its bucket has ACLs on; `restrict_public` is the bucket's
+    RestrictPublicBuckets.
     """
     spec = action_table.spec(action)
     if spec is None:
@@ -281,6 +293,9 @@ def evaluate(
         )
     if bucket_policy is None:
         if ctx.foreign:
+            granted_by_acl = _acl_grant(acl, spec.key, ctx, granted, bucket)
+            if granted_by_acl is not None:
+                return granted_by_acl
             return Decision(
                 False,
                 Rule.FOREIGN_NO_BUCKET_POLICY,
@@ -309,6 +324,14 @@ def evaluate(
             label,
             bucket_deny.source.sid,
         )
+    if restrict_public and bucket_policy.public and ctx.foreign:
+        return Decision(
+            False,
+            Rule.RESTRICTED_PUBLIC_BUCKET,
+            f"denied: the bucket policy of {bucket_policy.bucket} is public and RestrictPublicBuckets is on, "
+            f"so only principals of organization {ctx.resource_org_id} have access; {who} is not one",
+            label,
+        )
     bucket_allow = bucket_policy.first_match(Effect.ALLOW, spec.key, resource, identity, lookup)
     if bucket_allow is not None:
         return Decision(
@@ -319,6 +342,9 @@ def evaluate(
             label,
             bucket_allow.source.sid,
         )
+    granted_by_acl = _acl_grant(acl, spec.key, ctx, granted, bucket)
+    if granted_by_acl is not None:
+        return granted_by_acl
     return Decision(
         False,
         Rule.BUCKET_IMPLICIT_DENY,
@@ -326,6 +352,19 @@ def evaluate(
         f"allowing {name} on {resource} for {who}",
         label,
     )
+
+
+def _acl_grant(
+    acl: AclCheck | None, action_key: str, ctx: RequestContext, granted: str, bucket: str
+) -> Decision | None:
+    """Step 2's ACL grant, when the bucket has ACLs on and one admits the caller (the
+    decision names `acl:<bucket>` as its policy)."""
+    if acl is None:
+        return None
+    grant = acl.allows(action_key, ctx.bucket_identity())
+    if grant is None:
+        return None
+    return Decision(True, Rule.ACL_ALLOW, f"allowed by {granted} and {grant}", f"acl:{bucket}")
 
 
 def org_policy_set(policies: Iterable[OrgPolicy] | OrgPolicySet) -> OrgPolicySet:

@@ -18,6 +18,8 @@ import time
 from starlette.types import Receive, Scope, Send
 
 from coffer import metrics
+from coffer.auditlog import DataRequest
+from coffer.auditlog.events import LOGGED_OPERATIONS
 from coffer.errors import CofferError, S3Error
 from coffer.node import Node
 from coffer.s3 import throttle
@@ -28,6 +30,7 @@ from coffer.s3.responses import S3Response, as_s3_error, error_response, new_req
 from coffer.s3.router import Operation, route
 from coffer.s3.sigv4 import AuthResult, authenticate
 from coffer.storage.errors import NoSuchBucket
+from coffer.storage.models import Bucket
 from coffer.web.http import RequestMeter, ResponseMeter
 
 log = logging.getLogger("coffer.s3")
@@ -54,12 +57,25 @@ PATH_STYLE_REFUSED = (
 )
 
 
+class _Seen:
+    """What a request revealed on its way in, kept when it is refused later (for its
+    audit-log record): the operation, who signed it, the bucket it addressed."""
+
+    __slots__ = ("auth", "bucket", "op")
+
+    def __init__(self) -> None:
+        self.op: Operation | None = None
+        self.auth: AuthResult | None = None
+        self.bucket: Bucket | None = None
+
+
 class S3App:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.settings = node.settings
         self.lookup = node.keys.credentials
         self.budget = node.auth_budget
+        self.audit_logs = node.audit_logs
 
     async def __call__(self, scope: Scope, receive: Receive, send_: Send) -> None:
         if scope["type"] != "http":
@@ -72,6 +88,7 @@ class S3App:
         op: Operation | None = None
         auth: AuthResult | None = None
         tracking_send = ResponseMeter(send_)
+        seen = _Seen()
         try:
             if scope["path"] == HEALTH_PATH:
                 response = _health()
@@ -80,7 +97,7 @@ class S3App:
                 if self._legacy_health(req):
                     response = _health()
                 else:
-                    op, auth, response = await self._handle(req)
+                    op, auth, response = await self._handle(req, seen)
         except ClientDisconnected:
             log.info("client disconnected", extra={"request_id": request_id})
             metrics.observe(metrics.S3, _operation_name(scope, req, op), 499, started, meter.received, 0)
@@ -94,6 +111,9 @@ class S3App:
             self._cors(response, req)
         if req is not None and req.body_pending:
             response.headers.append(("connection", "close"))
+        if req is not None and seen.op is not None and seen.op.name in LOGGED_OPERATIONS:
+            # Before the response leaves: a client that saw it can count on its record.
+            self._audit_log(req, seen, response.status, request_id)
         sent = 0
         try:
             sent = await send(response, tracking_send, request_id, host_id, head=head)
@@ -116,7 +136,9 @@ class S3App:
             _access_details(scope, req, op, auth, response, request_id)
 
     # ---------------------------------------------------------------------------------
-    async def _handle(self, req: S3Request) -> tuple[Operation | None, AuthResult | None, S3Response]:
+    async def _handle(
+        self, req: S3Request, seen: _Seen
+    ) -> tuple[Operation | None, AuthResult | None, S3Response]:
         settings = self.settings
         if req.method == "OPTIONS":
             # A CORS preflight carries no credentials and is answered from the bucket's
@@ -132,6 +154,7 @@ class S3App:
             throttle.count(self.budget, client, exc)
             metrics.s3_auth_failed(exc.code)
             raise
+        seen.auth = auth
         copy_source = None
         has_copy_source = (
             req.method == "PUT" and req.key is not None and req.header("x-amz-copy-source") is not None
@@ -147,6 +170,7 @@ class S3App:
             copy_source=copy_source,
             has_copy_source=has_copy_source,
         )
+        seen.op = op
         if (
             settings.strict_coreweave
             and req.path_style
@@ -163,6 +187,7 @@ class S3App:
         bucket = (
             storage.buckets.get(op.bucket) if op.bucket is not None and op.name != "CreateBucket" else None
         )
+        seen.bucket = bucket
         authz, origin = self.node.authz, origin_of(req)
         if op.name not in SELF_AUTHORIZED:
             authz.authorize_s3(key, op, bucket, origin)
@@ -175,6 +200,25 @@ class S3App:
             authz.authorize_s3(key, read, source_bucket, origin)
         ctx = Context(self.node, req, signed, op, auth, bucket, source_bucket)
         return op, auth, await HANDLERS[op.name](ctx)
+
+    def _audit_log(self, req: S3Request, seen: _Seen, status: int, request_id: str) -> None:
+        """The request's data-plane record, for the organization's audit bucket if its
+        bucket (or organization) logs them (coffer.auditlog decides)."""
+        audit_logs, op = self.audit_logs, seen.op
+        if audit_logs is None or op is None:
+            return
+        request = DataRequest(
+            operation=op.name,
+            action=op.action,
+            bucket=op.bucket,
+            key=op.key,
+            caller=seen.auth.credentials.key if seen.auth else None,
+            source_ip=req.source_ip or None,
+            host=req.header("host"),
+            request_id=request_id,
+            status=status,
+        )
+        audit_logs.data_plane(request, seen.bucket)
 
     def _cors(self, response: S3Response, req: S3Request) -> None:
         """CORS headers on an actual response (errors included) when the bucket has rules."""

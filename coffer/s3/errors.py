@@ -25,6 +25,7 @@ _PLAIN: dict[type[e.StorageError], str] = {
     e.MalformedDocument: "MalformedXML",
     e.InvalidTag: "InvalidTag",
     e.InsufficientStorage: "InsufficientStorage",
+    e.QuotaExceeded: "QuotaExceeded",  # 403, as Ceph RGW: a capacity cap (coffer/storage/usage.py)
     e.Busy: "SlowDown",
     e.BlobUnavailable: "InternalError",
 }
@@ -37,6 +38,10 @@ def from_storage(exc: e.StorageError) -> S3Error:
     if plain is not None:
         return S3Error(plain, detail)
     match exc:
+        case e.ReservedBucket():  # the audit-log bucket: only Coffer writes it
+            return S3Error("AccessDenied", detail or exc.default)
+        case e.ReservedBucketName():
+            return S3Error("InvalidBucketName", detail or exc.default, fields={"BucketName": exc.bucket})
         case e.BucketError():  # NoSuchBucket, BucketAlreadyExists, ...: S3's code is the name
             return S3Error(exc.code, detail, fields={"BucketName": exc.bucket})
         case e.InvalidLocationConstraint():
@@ -61,6 +66,8 @@ def from_storage(exc: e.StorageError) -> S3Error:
             )
         case e.PreconditionFailed():
             return S3Error("PreconditionFailed", detail, fields={"Condition": exc.condition})
+        case e.ConditionalRequestConflict():
+            return S3Error("ConditionalRequestConflict", detail, fields={"Key": exc.key})
         case e.NoSuchUpload():
             return S3Error("NoSuchUpload", detail, fields={"UploadId": exc.upload_id})
         case e.InvalidPart():

@@ -86,12 +86,8 @@ def request_checksum(ctx: Context) -> ChecksumSpec:
         alg = sdk.strip().lower()
         if alg not in cks.CHECKSUM_ALGORITHMS:
             raise S3Error("InvalidRequest", "Value for x-amz-sdk-checksum-algorithm header is invalid.")
-        if spec.algorithm and spec.algorithm != alg:
-            raise S3Error(
-                "InvalidRequest",
-                f"Value for x-amz-sdk-checksum-algorithm header is invalid: it names {alg.upper()} "
-                f"but the checksum sent is {spec.s3_name}.",
-            )
+        if spec.algorithm and spec.algorithm != alg:  # AWS answers this, not BadDigest
+            raise S3Error("InvalidRequest", "Value for x-amz-sdk-checksum-algorithm header is invalid.")
         spec.algorithm, spec.requested = alg, True
     return spec
 
@@ -124,7 +120,11 @@ def response_headers(stored: StoredBody, spec: ChecksumSpec) -> list[tuple[str, 
 
 
 def _declared_length(ctx: Context) -> int | None:
-    """The payload length the request announces (decoded length for aws-chunked)."""
+    """The payload length the request announces (decoded length for aws-chunked), or None
+    for a plain HTTP chunked body (`Transfer-Encoding: chunked`, not aws-chunked), which
+    arrives de-chunked and of unknown length: the write bounds it as it streams
+    (`Expect.max_size`), as RGW and MinIO accept such uploads. A body with neither length
+    nor chunked framing has no body at all in HTTP/1.1: MissingContentLength, as S3."""
     req = ctx.request
     if ctx.auth is not None and ctx.auth.payload_mode.chunked:
         if ctx.auth.decoded_content_length is not None:
@@ -142,6 +142,8 @@ def _declared_length(ctx: Context) -> int | None:
             and "aws-chunked" in (req.header("content-encoding") or "")
         ):
             return int(raw)
+        if req.is_chunked_transfer:
+            return None
         raise S3Error("MissingContentLength")
     return length
 

@@ -31,7 +31,7 @@ def _decode_component(raw: bytes, plus_is_space: bool) -> str:
     try:
         return unquote_to_bytes(raw).decode("utf-8")
     except UnicodeDecodeError:
-        raise S3Error("InvalidURI", "Couldn't parse the specified URI: it is not valid UTF-8.") from None
+        raise S3Error("InvalidURI") from None  # AWS's words: "Couldn't parse the specified URI."
 
 
 def parse_query(raw_query: str) -> tuple[dict[str, str], frozenset[str]]:

@@ -21,6 +21,7 @@ from starlette.types import Send
 from coffer.errors import CofferError, Kind, S3Error
 from coffer.s3 import xml
 from coffer.s3.errors import from_storage
+from coffer.s3.metadata import header_bytes
 from coffer.storage.errors import StorageError
 from coffer.web import protocol
 
@@ -125,8 +126,9 @@ def error_response(exc: S3Error, *, resource: str, request_id: str, host_id: str
 
 
 async def send(response: S3Response, send: Send, request_id: str, host_id: str, *, head: bool) -> int:
-    """Send `response`; returns the number of body bytes sent."""
-    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    """Send `response`; returns the number of body bytes sent. Header values go as latin-1,
+    or as an RFC 2047 word where HTTP cannot carry them so (user metadata: `s3.metadata`)."""
+    headers = [(k.encode("latin-1"), header_bytes(v)) for k, v in response.headers]
     headers.append((b"x-amz-request-id", request_id.encode()))
     headers.append((b"x-amz-id-2", host_id.encode()))
     body = response.body

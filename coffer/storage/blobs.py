@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from coffer.checksums import Hasher, is_algorithm, new_hasher
+from coffer.datadir import fsync_dir
 from coffer.storage.errors import BlobUnavailable, InsufficientStorage, InvalidRange
 from coffer.storage.models import BlobInfo, PartRef
 
@@ -104,14 +105,6 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
     durability still comes from the fsync in finish)."""
     if _sync_file_range is not None:
         _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _storage_error(exc: OSError) -> Exception:
@@ -436,7 +429,7 @@ class BlobStore:
         final = self.path(blob)
         self._ensure_dir(blob)
         os.rename(tmp, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
 
     def _ensure_dir(self, blob: str) -> None:
         """Create <aa>/<bb> once; fsync each parent so the new entries survive a crash."""
@@ -448,7 +441,7 @@ class BlobStore:
             for parent, child in ((self.root, outer), (outer, outer / blob[2:4])):
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(child, 0o700)
-                _fsync_dir(parent)
+                fsync_dir(parent)
             self._known_dirs.add(shard)
 
     # ownership hand-over between a writer and the metadata store --------------------------

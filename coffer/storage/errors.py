@@ -132,11 +132,15 @@ class KeyTooLong(StorageError):
 
 @dataclass(eq=False, repr=False)
 class PreconditionFailed(StorageError):
-    """A conditional write's condition (`If-Match`, `If-None-Match`) did not hold."""
+    """A conditional write's condition (`If-Match`, `If-None-Match`) did not hold. `raced`:
+    it held when the request began, and a write committed while it was in flight made it
+    fail (a face that answers a lost race differently reads it)."""
 
     kind = Kind.FAILED_PRECONDITION
     default = "A precondition did not hold."
     condition: str
+    _: KW_ONLY
+    raced: bool = False
 
 
 class InvalidRange(StorageError):
@@ -239,6 +243,29 @@ class TooManyTags(StorageError):
     bucket: bool
 
 
+# --- capacity caps (coffer/storage/usage.py) ------------------------------------------------
+@dataclass(eq=False, repr=False)
+class QuotaExceeded(StorageError):
+    """A write into `bucket` would take it (`scope` "bucket") or its organization
+    ("organization") beyond its capacity cap of `cap` bytes (0: no new writes at all)."""
+
+    kind = Kind.RESOURCE_EXHAUSTED
+    bucket: str
+    _: KW_ONLY
+    scope: str
+    cap: int
+
+    def __post_init__(self) -> None:
+        if self.detail is None:
+            owner = "bucket" if self.scope == "bucket" else "organization"
+            self.detail = (
+                f"The {owner}'s capacity cap of {self.cap} bytes does not allow this write."
+                if self.cap
+                else f"The {owner}'s capacity cap of 0 bytes blocks all new writes."
+            )
+        super().__post_init__()
+
+
 # --- the machinery -------------------------------------------------------------------------
 class InsufficientStorage(StorageError):
     """The disk is full, even after the collector freed what it could."""
@@ -260,3 +287,35 @@ class BlobUnavailable(StorageError):
 
     kind = Kind.INTERNAL
     default = "A stored body is unavailable."
+
+
+# --- Coffer's own buckets (coffer/storage/reserved.py) ----------------------------------------
+class ReservedBucket(BucketError):
+    """A change to a bucket only Coffer writes (`cw-<org-id>-audit-logs`): its objects can be
+    read as the organization's policies allow, never written, deleted or reconfigured."""
+
+    kind = Kind.PERMISSION_DENIED
+    default = (
+        "This bucket is reserved for the organization's audit logs: only Coffer writes to it; "
+        "it can be read (s3:GetObject, s3:ListBucket), not changed or deleted."
+    )
+
+
+class ReservedBucketName(InvalidBucketName):
+    """A name only Coffer may give a bucket (`cw-`, `vip-`, `log-stitcher-ch-`, `int`)."""
+
+    default = (
+        "The bucket name is reserved: names beginning with cw-, vip- or log-stitcher-ch- (and int) "
+        "are kept for the service; cw-<org-id>-audit-logs holds an organization's audit logs."
+    )
+
+
+# --- conditional writes (coffer/storage/rules.py: check_preconditions) ------------------------
+@dataclass(eq=False, repr=False)
+class ConditionalRequestConflict(StorageError):
+    """A conditional write's condition still holds, but another write or delete of `key`
+    committed while this one was in flight: retry it (a multipart upload: start anew)."""
+
+    kind = Kind.FAILED_PRECONDITION
+    default = "A conflicting operation occurred during the conditional request; retry it."
+    key: str

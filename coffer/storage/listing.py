@@ -1,4 +1,5 @@
-"""Listing in S3 order at O(page) cost: ListObjects(V2) and ListMultipartUploads.
+"""Listing in S3 order at O(page) cost: ListObjects(V2) and ListMultipartUploads here,
+ListObjectVersions (`versions.py`) through the same `walk`.
 
 Keys are compared as UTF-8 bytes on both dialects (BINARY in SQLite, COLLATE "C" on
 PostgreSQL), which is also Python's code-point order. Rows are read in key order from an
@@ -33,11 +34,13 @@ from coffer.store.schema import multipart_uploads, objects
 @dataclass(frozen=True)
 class Cursor:
     """Where the next query starts: keys after `low` (from it, if `inclusive`); for
-    uploads, `after_id` also admits the rest of key `low` after that upload id."""
+    uploads, `after_id` also admits the rest of key `low` after that upload id; for
+    versions, `below_seq` admits first the versions of `low` older than that sequence number."""
 
     low: str
     inclusive: bool = False
     after_id: str | None = None
+    below_seq: int | None = None
 
 
 Fetch = Callable[[Cursor, int], Sequence[Any]]
@@ -48,7 +51,7 @@ def walk(
 ) -> tuple[list[Any], bool]:
     """Rows (and common-prefix strings) in key order from `start`, at most `limit`, and
     whether more remain. `fetch(cursor, n)` returns up to n rows (with `.key`, and
-    `.upload_id` for uploads) at or after the cursor, under `prefix`.
+    `.upload_id` for uploads) at or after the cursor, under `prefix`, in key order.
 
     A common prefix at or before `marker` was listed on an earlier page (or the marker
     points inside it): it is skipped, never repeated."""

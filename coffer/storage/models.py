@@ -50,6 +50,9 @@ class ObjectVersion:
     checksums: dict[str, str]  # {"CRC32C": base64, ...}; "type": FULL_OBJECT|COMPOSITE
     parts: list[PartRef]
     tags: dict[str, str] | None = None
+    # {"owner": canonical id, "grants": [...]} (coffer.policy.acl.Acl) when written with ACLs
+    # on; None: written with ACLs off (the bucket owner's, private).
+    acl: dict[str, Any] | None = None
 
     @property
     def parts_count(self) -> int | None:
@@ -78,6 +81,9 @@ class Upload:
     checksum_algorithm: str | None
     checksum_type: str | None
     tags: dict[str, str] | None = None
+    # What the completed object gets: {"owner": ...} alone (ACLs off) or a whole ACL; None for
+    # uploads created before ownership was recorded (the initiator owns the object).
+    acl: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,11 @@ replaces. Reads look the version up (`get`) and stream its blobs (`open_body`,
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any, Required, TypedDict, Unpack
 
 import sqlalchemy as sa
+from anyio import to_thread
 from sqlalchemy.engine import Connection
 
 from coffer import checksums as cks
@@ -36,6 +37,7 @@ from coffer.storage.models import (
     PartRef,
     VersionListing,
 )
+from coffer.storage.reserved import check_writable
 from coffer.storage.rows import (
     LATEST_COLUMNS,
     AnyRow,
@@ -48,12 +50,14 @@ from coffer.storage.rows import (
 from coffer.storage.rows import checksum_algorithm as algorithm_of
 from coffer.storage.rules import (
     MAX_LIST,
+    Observed,
     check_preconditions,
     check_version_id,
     new_version_id,
     quote_etag,
     utcnow,
     validate_key,
+    version_token,
 )
 from coffer.storage.transact import Transactions
 from coffer.store.schema import objects
@@ -75,7 +79,13 @@ _DROP_VERSION = (
         objects.c.key == sa.bindparam("key"),
         objects.c.version_id == sa.bindparam("version_id"),
     )
-    .returning(objects.c.is_latest, objects.c.is_delete_marker, objects.c.parts)
+    .returning(
+        objects.c.is_latest,
+        objects.c.is_delete_marker,
+        objects.c.parts,
+        objects.c.size,
+        objects.c.storage_class,
+    )
 )
 _GET_VERSION = sa.select(objects).where(
     objects.c.bucket == sa.bindparam("bucket"),
@@ -87,7 +97,8 @@ _GET_VERSION = sa.select(objects).where(
 class VersionOptions(TypedDict, total=False):
     """What a writer says about the version it makes, beside its bytes (`Objects.write`,
     `put`, `copy`): stored headers, owner, storage class ("STANDARD" when absent), tags, and
-    the conditions (`If-Match`, `If-None-Match`) the current version must meet."""
+    the conditions (`If-Match`, `If-None-Match`) the current version must meet, and what the
+    request found when it began (`observed`, set by `write` and `copy`: see `observe`)."""
 
     headers: Required[dict[str, str]]
     owner: Required[str]
@@ -95,6 +106,12 @@ class VersionOptions(TypedDict, total=False):
     tags: dict[str, str] | None
     if_match: str | None
     if_none_match: str | None
+    observed: Observed | None
+    acl: dict[str, Any] | None  # the version's ACL (coffer.policy.acl.Acl as JSON), if ACLs are on
+
+
+def _conditional(version: VersionOptions) -> bool:
+    return version.get("if_match") is not None or version.get("if_none_match") is not None
 
 
 def found(row: AnyRow | None, key: str, version_id: str | None) -> AnyRow:
@@ -129,6 +146,7 @@ class Objects:
         row = conn.execute(_DROP_VERSION, {"bucket": bucket, "key": key, "version_id": version_id}).first()
         if row is not None:
             self.tx.retire(conn, blobs_of(row.parts))
+            self.tx.delta(conn).row(bucket, row, sign=-1)
         return row
 
     def commit_version(
@@ -156,6 +174,7 @@ class Objects:
                     )
                     .values(is_latest=False)
                 )
+                self.tx.delta(conn).flip(bucket, current, latest=False)
                 if version_id == NULL_VERSION:
                     self.drop_version(conn, bucket, key, NULL_VERSION)
         row = {
@@ -165,6 +184,9 @@ class Objects:
             "is_latest": True,
         }
         conn.execute(_INSERT_OBJECT, row)  # parameters, not .values(): no per-row cache key
+        self.tx.delta(conn).version(
+            bucket, row["storage_class"], row["size"], marker=row["is_delete_marker"], latest=True
+        )
         return ObjectVersion(
             bucket=bucket,
             key=key,
@@ -181,6 +203,7 @@ class Objects:
             checksums=dict(row["checksums"]),
             parts=parts_from_json(row["parts"]),
             tags=row["tags"],
+            acl=row.get("acl"),
         )
 
     # bodies in and out ---------------------------------------------------------------------
@@ -193,7 +216,13 @@ class Objects:
         **version: Unpack[VersionOptions],
     ) -> tuple[StoredBody, ObjectVersion]:
         """Stream `body` into a blob, verify it against `expect`, and commit it as the new
-        current version (`put`); any failure leaves nothing behind (see bodies.py)."""
+        current version (`put`); any failure leaves nothing behind (see bodies.py). A
+        reserved bucket is refused before the body is read (`reserved`)."""
+        check_writable(bucket)
+        if self.tx.usage is not None:  # a capacity cap refuses a body too big before it streams
+            body = await self.tx.usage.admit(bucket, expect.length, body)
+        if _conditional(version):  # a failed condition answers before the body streams
+            version["observed"] = await to_thread.run_sync(self.observe, bucket, key, version)
 
         def commit(stored: StoredBody) -> ObjectVersion:
             return self.put(bucket, key, stored.blob, etag=stored.etag, checksums=stored.checksums, **version)
@@ -212,6 +241,16 @@ class Objects:
         return self.blobs.read_bytes(version.parts, start, end)
 
     # metadata ------------------------------------------------------------------------------
+    def observe(self, bucket: str, key: str, version: VersionOptions) -> Observed:
+        """Where a conditional write begins: its conditions checked against the key's
+        latest version now (PreconditionFailed, NoSuchKey), and that version remembered, so
+        the commit can tell a write that won the race meanwhile (`check_preconditions`)."""
+        validate_key(key)
+        with self.db.query() as conn:
+            current = self.latest(conn, bucket, key)
+        check_preconditions(key, current, version.get("if_match"), version.get("if_none_match"))
+        return Observed(version_token(current))
+
     def put(
         self,
         bucket: str,
@@ -259,6 +298,8 @@ class Objects:
         tags: dict[str, str] | None = None,
         if_match: str | None = None,
         if_none_match: str | None = None,
+        observed: Observed | None = None,
+        acl: dict[str, Any] | None = None,
     ) -> ObjectVersion:
         values = {
             "bucket": bucket,
@@ -273,13 +314,15 @@ class Objects:
             "checksums": dict(checksums),
             "parts": [part_json(p) for p in parts],
             "tags": dict(tags) if tags is not None else None,
+            "acl": acl,
         }
 
         def tx(conn: Connection) -> ObjectVersion:
             versioning = self.tx.lock_bucket(conn, bucket)
             self.tx.lock_key(conn, bucket, key)
             current = self.latest(conn, bucket, key)
-            check_preconditions(key, current, if_match, if_none_match)
+            check_preconditions(key, current, if_match, if_none_match, observed)
+            self.tx.delta(conn).stores(bucket, size)
             return self.commit_version(conn, versioning, current, values)
 
         return self.tx.run(tx)
@@ -348,17 +391,27 @@ class Objects:
             return DeleteResult(version_id=version_id, delete_marker=False)
         if row.is_latest:
             newest = conn.execute(
-                sa.select(objects.c.version_id)
+                sa.select(
+                    objects.c.version_id,
+                    objects.c.is_delete_marker,
+                    objects.c.size,
+                    objects.c.storage_class,
+                )
                 .where(objects.c.bucket == bucket, objects.c.key == key)
                 .order_by(objects.c.seq.desc())
                 .limit(1)
-            ).scalar()
+            ).first()
             if newest is not None:
                 conn.execute(
                     objects.update()
-                    .where(objects.c.bucket == bucket, objects.c.key == key, objects.c.version_id == newest)
+                    .where(
+                        objects.c.bucket == bucket,
+                        objects.c.key == key,
+                        objects.c.version_id == newest.version_id,
+                    )
                     .values(is_latest=True)
                 )
+                self.tx.delta(conn).flip(bucket, newest, latest=True)
         return DeleteResult(version_id=version_id, delete_marker=bool(row.is_delete_marker))
 
     def copy(
@@ -374,9 +427,14 @@ class Objects:
 
         A single-part source keeps its ETag and checksums. A multipart source becomes a
         single-part copy whose ETag is the MD5 of its bytes and whose checksum (the
-        source's algorithm, or `checksum_algorithm`) covers the whole object."""
+        source's algorithm, or `checksum_algorithm`) covers the whole object. Conditions on
+        the destination are checked before any byte moves, and again at commit."""
         validate_key(key)
         self.buckets.get(bucket)
+        if _conditional(version):
+            version["observed"] = self.observe(bucket, key, version)
+        if self.tx.usage is not None:  # a capacity cap refuses the copy before its bytes move
+            self.tx.usage.check(bucket, source.size)
         wanted = cks.from_display_name(checksum_algorithm) if checksum_algorithm else None
         if checksum_algorithm and (wanted is None or wanted == "md5"):
             raise InvalidRequest(f"Unsupported checksum algorithm {checksum_algorithm[:32]!r}.")
@@ -395,7 +453,7 @@ class Objects:
             if alg:
                 sums = {
                     cks.display_name(alg): cks.to_header_value(alg, info.digests[alg]),
-                    "type": "FULL_OBJECT",
+                    "type": cks.FULL_OBJECT,
                 }
         return self.put(bucket, key, info, etag=etag, checksums=sums, **version)
 
@@ -463,24 +521,51 @@ class Objects:
         """Replace the tag set of the latest version (or of `version_id`); None or an empty
         set removes it. Returns the version id tagged. Errors as get_object: NoSuchKey,
         NoSuchVersion, and MethodNotAllowed for a delete marker named by version."""
+        stored = dict(tags) if tags else None
+        return self._update_version(bucket, key, version_id, lambda row: {"tags": stored})
+
+    def set_acl(
+        self,
+        bucket: str,
+        key: str,
+        version_id: str | None,
+        change: Callable[[str, dict[str, Any] | None], dict[str, Any]],
+    ) -> str:
+        """Replace the ACL of the latest version (or of `version_id`) with `change(owner,
+        current ACL)`, in the transaction that locks the key: an ACL document
+        {"owner": ..., "grants": [...]}, whose owner becomes the version's owner. Whatever
+        `change` raises aborts it. Returns the version id; errors as `set_tags`."""
+
+        def values(row: AnyRow) -> dict[str, Any]:
+            acl = change(row.owner_principal, row.acl)
+            return {"acl": acl, "owner_principal": acl["owner"]}
+
+        return self._update_version(bucket, key, version_id, values)
+
+    def _update_version(
+        self, bucket: str, key: str, version_id: str | None, values: Callable[[AnyRow], dict[str, Any]]
+    ) -> str:
+        """Update the latest version (or `version_id`) of a key with `values(row)`, under the
+        key's lock; NoSuchKey / NoSuchVersion / IsDeleteMarker as `get`."""
         validate_key(key)
         if version_id is not None:
             check_version_id(version_id)
-        stored = dict(tags) if tags else None
 
         def tx(conn: Connection) -> str:
             self.tx.lock_bucket(conn, bucket)
             self.tx.lock_key(conn, bucket, key)
             where = [objects.c.bucket == bucket, objects.c.key == key]
             where.append(latest_only() if version_id is None else objects.c.version_id == version_id)
-            query = sa.select(objects.c.version_id, objects.c.is_delete_marker).where(*where)
+            query = sa.select(
+                objects.c.version_id, objects.c.is_delete_marker, objects.c.owner_principal, objects.c.acl
+            ).where(*where)
             row = found(conn.execute(query).first(), key, version_id)
             target = (
                 objects.c.bucket == bucket,
                 objects.c.key == key,
                 objects.c.version_id == row.version_id,
             )
-            conn.execute(objects.update().where(*target).values(tags=stored))
+            conn.execute(objects.update().where(*target).values(**values(row)))
             return str(row.version_id)
 
         return self.tx.run(tx)

@@ -81,6 +81,7 @@ def version_from_row(row: AnyRow) -> ObjectVersion:
         checksums=dict(row.checksums or {}),
         parts=parts_from_json(row.parts),
         tags=row.tags,
+        acl=row.acl,
     )
 
 
@@ -96,6 +97,7 @@ def upload_from_row(row: AnyRow) -> Upload:
         checksum_algorithm=row.checksum_algorithm,
         checksum_type=row.checksum_type,
         tags=row.tags,
+        acl=row.acl,
     )
 
 
@@ -132,4 +134,6 @@ LATEST_COLUMNS = (
     objects.c.etag,
     objects.c.is_delete_marker,
     objects.c.parts,
+    objects.c.size,  # size and class: what the version counts for (usage.Delta)
+    objects.c.storage_class,
 )

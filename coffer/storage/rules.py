@@ -9,12 +9,15 @@ import re
 import secrets
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from coffer import checksums as cks
+from coffer import limits
 from coffer.storage.errors import (
     BadDigest,
+    ConditionalRequestConflict,
     EntityTooLarge,
     EntityTooSmall,
     InvalidArgument,
@@ -24,6 +27,7 @@ from coffer.storage.errors import (
     KeyTooLong,
     NoSuchKey,
     PreconditionFailed,
+    ReservedBucketName,
 )
 from coffer.storage.models import NULL_VERSION, CompletedPart, PartRef, Upload
 
@@ -38,8 +42,12 @@ MAX_PART_NUMBER = 10_000
 MAX_PART_SIZE = 5 << 30
 MIN_PART_SIZE = 5 << 20
 MAX_OBJECT_SIZE = MAX_PART_NUMBER * MAX_PART_SIZE  # 48.828125 TiB
-MAX_BUCKETS_PER_ORG = 1000
+MAX_BUCKETS_PER_ORG = limits.MAX_BUCKETS_PER_ORG  # the default; an organization's own overrides
 MAX_LIST = 1000
+# How long a completed multipart upload is remembered (seconds), so that a retried
+# CompleteMultipartUpload naming the same parts answers as the first one did; AWS forgets
+# them after some hours too (then NoSuchUpload).
+COMPLETED_UPLOAD_RETENTION = 24 * 3600
 
 # Availability zones that accept CAIOS buckets (reference §6.2), used when settings name none.
 COREWEAVE_ZONES: tuple[str, ...] = (
@@ -80,14 +88,11 @@ _UPLOAD_ID = re.compile(r"[0-9a-f]{48}")
 def validate_bucket_name(name: str, *, allow_reserved: bool = False) -> None:
     """CoreWeave's rules: 3-63 of a-z 0-9 -, alphanumeric at both ends, no dots, not xn--,
     not a reserved prefix (cw-, vip-, log-stitcher-ch-) and not `int`."""
-    bad = (
-        not isinstance(name, str)
-        or not _BUCKET_NAME.fullmatch(name)
-        or name.startswith("xn--")
-        or (not allow_reserved and (name.startswith(_RESERVED_PREFIXES) or name in _RESERVED_NAMES))
-    )
+    bad = not isinstance(name, str) or not _BUCKET_NAME.fullmatch(name) or name.startswith("xn--")
     if bad:
         raise InvalidBucketName(str(name)[:255])
+    if not allow_reserved and (name.startswith(_RESERVED_PREFIXES) or name in _RESERVED_NAMES):
+        raise ReservedBucketName(name)
 
 
 def validate_key(key: str) -> None:
@@ -202,20 +207,66 @@ def upload_checksum_mode(algorithm: str | None, ctype: str | None) -> tuple[str 
     return cks.display_name(name), kind
 
 
-def check_preconditions(key: str, current: Any, if_match: str | None, if_none_match: str | None) -> None:
-    """Conditional writes: If-None-Match: * refuses an existing key; If-Match wants the
-    current ETag (or any current object for `*`), and NoSuchKey when there is none."""
+VersionToken: TypeAlias = tuple[str, int, str, bool] | None
+"""What tells one latest version of a key from another: version id, sequence number, ETag,
+delete marker (None: the key has no version)."""
+
+
+def version_token(row: Any) -> VersionToken:
+    """The token of a key's latest version row (`Objects.latest`), or None for no row."""
+    if row is None:
+        return None
+    return (str(row.version_id), int(row.seq), str(row.etag), bool(row.is_delete_marker))
+
+
+@dataclass(frozen=True)
+class Observed:
+    """A key's latest version as a conditional write found it when it began, before its
+    body arrived (`Objects.observe`)."""
+
+    token: VersionToken
+
+
+def check_preconditions(
+    key: str,
+    current: Any,
+    if_match: str | None,
+    if_none_match: str | None,
+    observed: Observed | None = None,
+) -> None:
+    """Conditional writes, against the key's latest version `current` (a delete marker is
+    no object): If-None-Match: * refuses an existing object; If-Match wants the current
+    ETag (any object for `*`), NoSuchKey when there is none: PreconditionFailed otherwise.
+
+    At commit, `observed` is what the request found when it began: a condition that fails
+    now though it held then is `raced` (a concurrent write won); one that holds while the
+    latest version changed all the same (a write or delete committed meanwhile) is a
+    ConditionalRequestConflict, and the client retries."""
+    if if_match is None and if_none_match is None:
+        return
+    raced = observed is not None and version_token(current) != observed.token
     exists = current is not None and not current.is_delete_marker
     if if_none_match is not None:
         wanted = {bare_etag(e) for e in if_none_match.split(",")}
         if exists and ("*" in wanted or bare_etag(current.etag) in wanted):
-            raise PreconditionFailed("If-None-Match")
+            raise PreconditionFailed("If-None-Match", raced=raced)
     if if_match is not None:
         if not exists:
             raise NoSuchKey(key)
         wanted = {bare_etag(e) for e in if_match.split(",")}
         if "*" not in wanted and bare_etag(current.etag) not in wanted:
-            raise PreconditionFailed("If-Match")
+            raise PreconditionFailed("If-Match", raced=raced)
+    if raced:
+        raise ConditionalRequestConflict(key)
+
+
+def parts_digest(parts: list[CompletedPart]) -> str:
+    """What a CompleteMultipartUpload's part list names (numbers and ETags, in order), as a
+    SHA-256 hex digest: a retried completion must name the same parts as the first."""
+    digest = hashlib.sha256()
+    for cp in parts:
+        digest.update(f"{cp.part_number}:{bare_etag(cp.etag)}\n".encode())
+    return digest.hexdigest()
 
 
 def match_parts(requested: list[CompletedPart], stored: Mapping[int, Any]) -> list[PartRef]:
@@ -265,11 +316,11 @@ def multipart_checksums(upload: Upload, parts: list[PartRef]) -> dict[str, str]:
             "upload %s: a part lacks its %s checksum; the object gets none", upload.upload_id, display
         )
         return {}
-    if upload.checksum_type == "FULL_OBJECT":
+    if upload.checksum_type == cks.FULL_OBJECT:
         combined = cks.combine_crc(alg, zip(raws, (p.size for p in parts), strict=True))
-        return {display: cks.to_header_value(alg, combined), "type": "FULL_OBJECT"}
-    composite = cks.compute(alg, b"".join(raws))
-    return {display: f"{cks.to_header_value(alg, composite)}-{len(parts)}", "type": "COMPOSITE"}
+        return {display: cks.to_header_value(alg, combined), "type": cks.FULL_OBJECT}
+    composite = cks.to_header_value(alg, cks.compute(alg, b"".join(raws)))
+    return {display: cks.with_part_count(composite, len(parts)), "type": cks.COMPOSITE}
 
 
 def check_declared(values: Mapping[str, Any], checksum: tuple[str, str] | None, size: int | None) -> None:
@@ -285,5 +336,5 @@ def check_declared(values: Mapping[str, Any], checksum: tuple[str, str] | None, 
         return
     name, given = checksum
     have = str(values["checksums"].get(name, ""))
-    if not have or given.split("-")[0] != have.split("-")[0]:
+    if not have or cks.without_part_count(given) != cks.without_part_count(have):
         raise BadDigest(f"The {name} you specified did not match the calculated checksum.")

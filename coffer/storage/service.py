@@ -4,6 +4,8 @@ The Node builds one `Storage`; its parts do the work, each in a module of its ow
 - `transact.Transactions`: the write-transaction retry loop, locks, blob retirement,
   change notices (shared by the three below);
 - `buckets.Buckets`: buckets and their cached lookup;
+- `settings.ManagementSettings`: bucket and organization settings and limits;
+- `usage.Usage`: what each bucket holds (counted by every write) and the capacity caps;
 - `objects.Objects`: object versions — write (stream, verify, commit or abort), read,
   copy, tag, delete, list;
 - `uploads.Uploads`: multipart uploads;
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from coffer.audit import AuditSink
 from coffer.storage.blobs import BlobStore
 from coffer.storage.buckets import Buckets
 from coffer.storage.collector import DEAD_BLOB_GRACE, Collector
@@ -33,8 +36,10 @@ from coffer.storage.rules import (
     validate_bucket_name,
     validate_key,
 )
+from coffer.storage.settings import ManagementSettings
 from coffer.storage.transact import Transactions
 from coffer.storage.uploads import Uploads
+from coffer.storage.usage import Usage
 from coffer.store.changes import ChangeWatcher
 from coffer.store.db import Database
 
@@ -62,11 +67,18 @@ class Storage:
         default_zone: str,
         changes: ChangeWatcher | None = None,
         max_buckets: int = MAX_BUCKETS_PER_ORG,
+        max_bytes: int = 0,
         dead_blob_grace: timedelta = DEAD_BLOB_GRACE,
+        audit: AuditSink | None = None,
     ) -> None:
         self.blobs = blobs
         self.tx = Transactions(db, changes)
         self.buckets = Buckets(self.tx, zones=zones, default_zone=default_zone, max_buckets=max_buckets)
+        self.settings = ManagementSettings(
+            self.tx, self.buckets, max_buckets=max_buckets, max_bytes=max_bytes, audit=audit
+        )
+        self.buckets.limit_of = self.settings.max_buckets
+        self.usage = Usage(self.tx, self.buckets, self.settings)
         self.objects = Objects(self.tx, blobs, self.buckets)
         self.uploads = Uploads(self.tx, blobs, self.buckets, self.objects)
         self.collector = Collector(db, blobs, grace=dead_blob_grace)

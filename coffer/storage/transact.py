@@ -16,7 +16,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
@@ -24,16 +24,22 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection
 
 from coffer.storage.errors import Busy, NoSuchBucket
+from coffer.storage.reserved import check_writable
 from coffer.storage.rules import key_lock_id, utcnow
+from coffer.storage.usage import Delta
 from coffer.store.changes import ChangeWatcher
 from coffer.store.db import Database
 from coffer.store.schema import buckets, dead_blobs
 
+if TYPE_CHECKING:
+    from coffer.storage.usage import Usage
+
 T = TypeVar("T")
 
 _RETRIES = 10
+_DELTA = "coffer.usage"  # the key of the running transaction's Delta in `Connection.info`
 _LOCK_BUCKET = (
-    sa.select(buckets.c.versioning)
+    sa.select(buckets.c.versioning, buckets.c.org_id, buckets.c.settings)
     .where(buckets.c.name == sa.bindparam("name"))
     .with_for_update(read=True, key_share=True)
 )
@@ -54,13 +60,24 @@ class Transactions:
         self.changes = changes
         self._local_changes = 0
         self._retire_stmt: Any = None  # built on first use, for this store's dialect
+        # Applies each transaction's usage Delta before it commits (set by `Usage`).
+        self.usage: Usage | None = None
 
     def run(self, fn: Callable[[Connection], T]) -> T:
-        """Run `fn` in a write transaction, retrying when a concurrent writer won a race."""
+        """Run `fn` in a write transaction, retrying when a concurrent writer won a race.
+        What `fn` changed in the usage counters (`delta`) is applied, and checked against
+        the capacity caps, in the same transaction just before it commits."""
         for attempt in range(_RETRIES):
             try:
                 with self.db.write() as conn:
-                    return fn(conn)
+                    delta = conn.info[_DELTA] = Delta()
+                    try:
+                        result = fn(conn)
+                        if delta and self.usage is not None:
+                            self.usage.apply(conn, delta)
+                        return result
+                    finally:
+                        conn.info.pop(_DELTA, None)
             except sa.exc.DBAPIError as exc:
                 if not _retryable(exc):
                     if self.db.dialect == "sqlite" and "locked" in str(exc.orig):
@@ -94,13 +111,24 @@ class Transactions:
         return (remote, self._local_changes)
 
     @staticmethod
+    def delta(conn: Connection) -> Delta:
+        """The usage changes of the transaction `run` is running on `conn`."""
+        delta: Delta = conn.info[_DELTA]
+        return delta
+
+    @staticmethod
     def lock_bucket(conn: Connection, name: str) -> str:
         """The bucket's versioning state, with its row share-locked against a concurrent
-        DeleteBucket (PostgreSQL; SQLite writers are serial anyway)."""
-        versioning = conn.execute(_LOCK_BUCKET, {"name": name}).scalar()
-        if versioning is None:
+        DeleteBucket (PostgreSQL; SQLite writers are serial anyway). Every object and
+        upload write takes it, so a reserved bucket's refusal lives here (`reserved`)."""
+        check_writable(name)
+        row = conn.execute(_LOCK_BUCKET, {"name": name}).first()
+        if row is None:
             raise NoSuchBucket(name)
-        return str(versioning)
+        delta = conn.info.get(_DELTA)
+        if delta is not None:
+            delta.lock(name, row.org_id, row.settings)
+        return str(row.versioning)
 
     def lock_key(self, conn: Connection, bucket: str, key: str) -> None:
         """Serialise writers of one key until commit (PostgreSQL; SQLite writers are serial).

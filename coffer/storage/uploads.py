@@ -7,6 +7,9 @@ blobs (nothing is copied) and retires the parts the client left out.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from anyio import to_thread
@@ -35,8 +38,9 @@ from coffer.storage.models import (
     UploadListing,
 )
 from coffer.storage.objects import Objects
-from coffer.storage.rows import part_from_row, part_json, upload_from_row
+from coffer.storage.rows import as_utc, part_from_row, part_json, upload_from_row
 from coffer.storage.rules import (
+    COMPLETED_UPLOAD_RETENTION,
     MAX_LIST,
     MAX_PART_NUMBER,
     MAX_PART_SIZE,
@@ -47,13 +51,15 @@ from coffer.storage.rules import (
     multipart_checksums,
     multipart_etag,
     new_upload_id,
+    parts_digest,
     quote_etag,
     upload_checksum_mode,
     utcnow,
     validate_key,
 )
 from coffer.storage.transact import Transactions
-from coffer.store.schema import multipart_parts, multipart_uploads
+from coffer.storage.usage import Delta
+from coffer.store.schema import completed_uploads, multipart_parts, multipart_uploads
 
 
 def _lock_upload(conn: Connection, upload_id: str) -> None:
@@ -68,10 +74,56 @@ def _lock_upload(conn: Connection, upload_id: str) -> None:
         raise NoSuchUpload(upload_id)
 
 
-def _drop_upload(conn: Connection, upload_id: str) -> None:
+@dataclass(frozen=True)
+class CompletedUpload:
+    """What a completion made, as a retried completion answers it (`Uploads.replay`)."""
+
+    bucket: str
+    key: str
+    etag: str
+    version_id: str
+
+
+_RETENTION = timedelta(seconds=COMPLETED_UPLOAD_RETENTION)
+_PRUNE_BATCH = 100  # expired rows one completion deletes: more than it adds, so they never pile up
+_COMPLETED = sa.select(completed_uploads).where(completed_uploads.c.upload_id == sa.bindparam("upload_id"))
+
+
+def _remember(conn: Connection, upload: Upload, version: ObjectVersion, digest: str) -> None:
+    """Record a completion (for `Uploads.replay`) and prune a batch of expired ones, in the
+    completion's transaction; rows another completion is pruning are skipped, not waited for."""
+    now = utcnow()
+    conn.execute(
+        completed_uploads.insert().values(
+            upload_id=upload.upload_id,
+            bucket=upload.bucket,
+            key=upload.key,
+            version_id=version.version_id,
+            etag=version.etag,
+            parts_digest=digest,
+            completed_at=now,
+        )
+    )
+    expired = (
+        sa.select(completed_uploads.c.upload_id)
+        .where(completed_uploads.c.completed_at < now - _RETENTION)
+        .limit(_PRUNE_BATCH)
+        .with_for_update(skip_locked=True)
+    )
+    conn.execute(
+        completed_uploads.delete().where(completed_uploads.c.upload_id.in_(expired.scalar_subquery()))
+    )
+
+
+def _drop_upload(conn: Connection, upload: Upload, delta: Delta) -> None:
     """Delete the upload and its part rows (their blobs are the caller's to retire or keep)."""
-    conn.execute(multipart_parts.delete().where(multipart_parts.c.upload_id == upload_id))
-    conn.execute(multipart_uploads.delete().where(multipart_uploads.c.upload_id == upload_id))
+    sizes = conn.execute(
+        multipart_parts.delete()
+        .where(multipart_parts.c.upload_id == upload.upload_id)
+        .returning(multipart_parts.c.size)
+    ).scalars()
+    delta.upload(upload.bucket, upload.storage_class, uploads=-1, size=-sum(sizes))
+    conn.execute(multipart_uploads.delete().where(multipart_uploads.c.upload_id == upload.upload_id))
 
 
 class Uploads:
@@ -93,10 +145,12 @@ class Uploads:
         checksum_algorithm: str | None = None,
         checksum_type: str | None = None,
         tags: dict[str, str] | None = None,
+        acl: dict[str, Any] | None = None,
     ) -> Upload:
         """Checksum algorithm: CRC32, CRC32C, CRC64NVME, SHA1 or SHA256; type COMPOSITE
         (not for CRC64NVME) or FULL_OBJECT (CRCs only); the type defaults to COMPOSITE,
-        or FULL_OBJECT for CRC64NVME, as in S3."""
+        or FULL_OBJECT for CRC64NVME, as in S3. `acl` is what the completed object gets:
+        {"owner": ...} (its owner) and, with ACLs on, "grants" (`Upload.acl`)."""
         validate_key(key)
         algorithm, ctype = upload_checksum_mode(checksum_algorithm, checksum_type)
         upload = Upload(
@@ -110,6 +164,7 @@ class Uploads:
             checksum_algorithm=algorithm,
             checksum_type=ctype,
             tags=dict(tags) if tags is not None else None,
+            acl=acl,
         )
 
         def tx(conn: Connection) -> None:
@@ -126,8 +181,12 @@ class Uploads:
                     checksum_algorithm=algorithm,
                     checksum_type=ctype,
                     tags=upload.tags,
+                    acl=acl,
                 )
             )
+            delta = self.tx.delta(conn)
+            delta.upload(bucket, storage_class, uploads=1)
+            delta.stores(bucket, 0)  # no bytes, but a write: a cap of 0 refuses it
 
         self.tx.run(tx)
         return upload
@@ -161,6 +220,8 @@ class Uploads:
             sums = {k: v for k, v in stored.checksums.items() if k != "type"} if record_checksum else {}
             return self.put_part(upload, part_number, stored.blob, etag=stored.etag, checksums=sums)
 
+        if self.tx.usage is not None:  # a capacity cap refuses a body too big before it streams
+            body = await self.tx.usage.admit(upload.bucket, expect.length, body)
         return await write_body(self.blobs, body, expect, commit)
 
     async def copy_part(
@@ -168,6 +229,8 @@ class Uploads:
     ) -> Part:
         """UploadPartCopy: bytes [start, end] of `source` as a part, hashed for its ETag and
         the upload's checksum as they stream through; any failure leaves nothing behind."""
+        if self.tx.usage is not None and self.tx.usage.capped(upload.bucket):
+            await to_thread.run_sync(self.tx.usage.check, upload.bucket, max(end - start + 1, 0))
         algorithm = (upload.checksum_algorithm or "").lower()
         algorithms = ["md5"] + ([algorithm] if algorithm in cks.CHECKSUM_ALGORITHMS else [])
         writer = self.blobs.writer(algorithms)
@@ -223,6 +286,8 @@ class Uploads:
             )
 
             def tx(conn: Connection) -> None:
+                # The bucket before the upload, as every writer: never a deadlock with DeleteBucket.
+                self.tx.lock_bucket(conn, upload.bucket)
                 alive = conn.execute(
                     sa.select(multipart_uploads.c.upload_id)
                     .where(multipart_uploads.c.upload_id == upload.upload_id)
@@ -234,7 +299,9 @@ class Uploads:
                     multipart_parts.c.upload_id == upload.upload_id,
                     multipart_parts.c.part_number == part_number,
                 )
-                old = conn.execute(sa.select(multipart_parts.c.blob).where(*where).with_for_update()).first()
+                old = conn.execute(
+                    sa.select(multipart_parts.c.blob, multipart_parts.c.size).where(*where).with_for_update()
+                ).first()
                 values = {
                     "blob": part.blob,
                     "size": part.size,
@@ -251,6 +318,10 @@ class Uploads:
                 else:
                     conn.execute(multipart_parts.update().where(*where).values(**values))
                     self.tx.retire(conn, [old.blob])
+                delta = self.tx.delta(conn)
+                replaced = 0 if old is None else int(old.size)
+                delta.upload(upload.bucket, upload.storage_class, size=part.size - replaced)
+                delta.stores(upload.bucket, part.size)
 
             self.tx.run(tx)
             return part
@@ -286,6 +357,7 @@ class Uploads:
         upload: Upload,
         parts: list[CompletedPart],
         *,
+        if_match: str | None = None,
         if_none_match: str | None = None,
         expected_checksum: tuple[str, str] | None = None,
         expected_size: int | None = None,
@@ -297,7 +369,11 @@ class Uploads:
         committed. The object's parts point at the part blobs: nothing is copied. Uploaded
         parts the list leaves out are retired. With a checksum algorithm the object gets a
         COMPOSITE checksum (the checksum of the parts' raw checksums, "-N") or a FULL_OBJECT
-        one (the parts' CRCs combined), as the upload declared."""
+        one (the parts' CRCs combined), as the upload declared.
+
+        `if_match` / `if_none_match` are checked in the transaction that commits, so a
+        completion never loses a race in flight (PreconditionFailed, NoSuchKey). The upload
+        is remembered for COMPLETED_UPLOAD_RETENTION, for a retried completion (`replay`)."""
         if not parts:
             raise MalformedDocument("You must specify at least one part.")
         previous = 0
@@ -307,8 +383,8 @@ class Uploads:
             previous = cp.part_number
 
         def tx(conn: Connection) -> ObjectVersion:
+            versioning = self.tx.lock_bucket(conn, upload.bucket)  # the bucket first, as every writer
             _lock_upload(conn, upload.upload_id)
-            versioning = self.tx.lock_bucket(conn, upload.bucket)
             self.tx.lock_key(conn, upload.bucket, upload.key)
             stored = {
                 r.part_number: r
@@ -323,6 +399,7 @@ class Uploads:
                 )
             }
             chosen = match_parts(parts, stored)
+            acl = upload.acl or {}  # the owner and ACL fixed at CreateMultipartUpload
             values = {
                 "bucket": upload.bucket,
                 "key": upload.key,
@@ -330,32 +407,56 @@ class Uploads:
                 "size": sum(p.size for p in chosen),
                 "etag": multipart_etag(chosen),
                 "last_modified": utcnow(),
-                "owner_principal": upload.owner_principal,
+                "owner_principal": acl.get("owner", upload.owner_principal),
                 "storage_class": upload.storage_class,
                 "headers": dict(upload.headers),
                 "checksums": multipart_checksums(upload, chosen),
                 "parts": [part_json(p) for p in chosen],
                 "tags": dict(upload.tags) if upload.tags is not None else None,
+                "acl": acl if "grants" in acl else None,
             }
             check_declared(values, expected_checksum, expected_size)
             current = self.objects.latest(conn, upload.bucket, upload.key)
-            check_preconditions(upload.key, current, None, if_none_match)
+            check_preconditions(upload.key, current, if_match, if_none_match)
             version = self.objects.commit_version(conn, versioning, current, values)
+            _remember(conn, upload, version, parts_digest(parts))
             used = {p.part_number for p in parts}
             self.tx.retire(conn, [r.blob for n, r in stored.items() if n not in used])
-            _drop_upload(conn, upload.upload_id)
+            delta = self.tx.delta(conn)
+            _drop_upload(conn, upload, delta)
+            delta.stores(upload.bucket, 0)  # its parts are counted already (but a cap of 0 refuses)
             return version
 
         return self.tx.run(tx)
 
+    def replay(self, bucket: str, key: str, upload_id: str, parts: list[CompletedPart]) -> CompletedUpload:
+        """A retried CompleteMultipartUpload of an upload completed in the last
+        COMPLETED_UPLOAD_RETENTION with the same parts: what the first completion made (its
+        conditions are not checked again: they held when it committed). NoSuchUpload for
+        any other upload id, or other parts."""
+        row = None
+        if is_upload_id(upload_id):
+            with self.db.query() as conn:
+                row = conn.execute(_COMPLETED, {"upload_id": upload_id}).first()
+        fresh = row is not None and as_utc(row.completed_at) > utcnow() - _RETENTION
+        if (
+            row is None
+            or not fresh
+            or (row.bucket, row.key) != (bucket, key)
+            or row.parts_digest != parts_digest(parts)
+        ):
+            raise NoSuchUpload(upload_id[:128])
+        return CompletedUpload(bucket=bucket, key=key, etag=row.etag, version_id=row.version_id)
+
     def abort(self, upload: Upload) -> None:
         def tx(conn: Connection) -> None:
+            self.tx.lock_bucket(conn, upload.bucket)  # the bucket first, as every writer
             _lock_upload(conn, upload.upload_id)
             blobs = conn.execute(
                 sa.select(multipart_parts.c.blob).where(multipart_parts.c.upload_id == upload.upload_id)
             ).scalars()
             self.tx.retire(conn, list(blobs))
-            _drop_upload(conn, upload.upload_id)
+            _drop_upload(conn, upload, self.tx.delta(conn))
 
         self.tx.run(tx)
 

@@ -8,20 +8,20 @@ edge (SQLite's "temp B-tree for right part of ORDER BY", PostgreSQL's incrementa
 never the bucket.
 
 A page resumes from (key-marker, version-id-marker): the marker version's `seq` is looked
-up once, then the rest of that key is read (`seq` below it) before the next keys. Common
-prefixes roll up exactly as in `listing.walk`: once a prefix is emitted, the next query
-seeks to its successor, so the versions under it are never read.
+up once, then the rest of that key is read (`seq` below it) before the next keys. The
+page is walked by `listing.walk`, as every listing: once a common prefix is emitted, the
+next query seeks to its successor, so the versions under it are never read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from coffer.storage.listing import Cursor, walk
 from coffer.storage.models import ListedVersion, VersionListing
 from coffer.storage.rows import as_utc, checksum_algorithm
 from coffer.storage.rules import successor
@@ -40,16 +40,6 @@ _COLUMNS = (
     objects.c.owner_principal,
     objects.c.checksums,
 )
-
-
-@dataclass(frozen=True)
-class _Cursor:
-    """Rows after key `low` (from it when `inclusive`); with `below_seq`, the versions of
-    `low` itself older than that sequence number come first."""
-
-    low: str
-    inclusive: bool = False
-    below_seq: int | None = None
 
 
 def marker_seq(conn: Connection, bucket: str, key: str, version_id: str) -> int | None:
@@ -80,7 +70,7 @@ def list_versions(
     def in_range(key: str) -> bool:
         return upper is None or key < upper
 
-    def fetch(cursor: _Cursor, n: int) -> Sequence[Any]:
+    def fetch(cursor: Cursor, n: int) -> Sequence[Any]:
         rows: list[Any] = []
         if cursor.below_seq is not None:
             if cursor.low.startswith(prefix) and in_range(cursor.low):
@@ -106,44 +96,15 @@ def list_versions(
         return rows
 
     if prefix > key_marker:
-        cursor = _Cursor(prefix, inclusive=True)
+        start = Cursor(prefix, inclusive=True)
     elif version_id_marker:
         seq = marker_seq(conn, bucket, key_marker, version_id_marker)
-        cursor = _Cursor(key_marker, below_seq=seq) if seq is not None else _Cursor(key_marker)
+        start = Cursor(key_marker, below_seq=seq) if seq is not None else Cursor(key_marker)
     else:
-        cursor = _Cursor(key_marker, inclusive=not key_marker)
-
-    entries: list[Any] = []
-    truncated = False
-    while True:
-        want = max_keys - len(entries) + 1
-        rows = fetch(cursor, want)
-        seek: _Cursor | None = None
-        for row in rows:
-            key: str = row.key
-            cut = key.find(delimiter, len(prefix)) if delimiter else -1
-            common = key[: cut + len(delimiter)] if cut >= 0 else None
-            if common is None or common > key_marker:
-                if len(entries) == max_keys:
-                    truncated = True
-                    break
-                entries.append(row if common is None else common)
-            if common is None:
-                cursor = _Cursor(key, below_seq=int(row.seq))
-                continue
-            after = successor(common)
-            if after is None:  # nothing sorts after this prefix
-                break
-            seek = _Cursor(after, inclusive=True)
-            break
-        else:
-            if len(rows) < want:
-                break  # the range is exhausted
-            continue
-        if truncated or seek is None:
-            break
-        cursor = seek
-
+        start = Cursor(key_marker, inclusive=not key_marker)
+    entries, truncated = walk(
+        fetch, start, prefix=prefix, delimiter=delimiter, marker=key_marker, limit=max_keys
+    )
     versions = [
         ListedVersion(
             key=row.key,

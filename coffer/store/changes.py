@@ -21,8 +21,9 @@ import os
 import struct
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from coffer import metrics
 from coffer.datadir import make_private_dir
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from coffer.store.db import Database
 
 log = logging.getLogger("coffer.changes")
+K = TypeVar("K")
+V = TypeVar("V")
 
 CHANNEL = "coffer_changes"
 _COUNTER = struct.Struct("<Q")
@@ -112,3 +115,42 @@ class ChangeWatcher:
                 metrics.CHANGE_LAG.set(time.monotonic() - caught_up)
                 self._bump_remote()
                 self._stop.wait(self._poll_seconds)
+
+
+class ChangeCache(Generic[K, V]):
+    """Answers read from the store (a negative one too), kept until the change counter moves.
+
+    The first lookup after a change swaps in a new, empty dict rather than clearing the old
+    one in place: a lookup that started before the change then writes its possibly stale
+    answer into the discarded dict, never into the current one. Past `max_entries` entries
+    the dict is emptied, so a flood of distinct lookups costs memory once, not for good."""
+
+    def __init__(self, changes: ChangeWatcher, meter: metrics.CacheMeter, max_entries: int) -> None:
+        self._changes = changes
+        self._meter = meter
+        self._max_entries = max_entries
+        self._lock = threading.Lock()
+        self._token: tuple[int, int] | None = None
+        self._entries: dict[K, V] = {}
+
+    def get(self, key: K, load: Callable[[], V]) -> V:
+        """The answer for `key`: the cached one, else `load()`'s, remembered (an exception is not)."""
+        token = self._changes.token()
+        with self._lock:
+            if token != self._token:
+                self._entries = {}
+                self._token = token
+            entries = self._entries
+        try:
+            value = entries[key]
+        except KeyError:
+            pass
+        else:
+            self._meter.hit.inc()
+            return value
+        self._meter.miss.inc()
+        value = load()
+        if len(entries) > self._max_entries:
+            entries.clear()
+        entries[key] = value
+        return value

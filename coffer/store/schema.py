@@ -122,6 +122,8 @@ objects = sa.Table(
     # [{"blob": id, "size": n, "etag": "...", "checksums": {...}}]; one entry per part.
     sa.Column("parts", sa.JSON, nullable=False),
     sa.Column("tags", sa.JSON, nullable=True),
+    # {"owner": canonical id, "grants": [...]} when written with ACLs on (coffer/policy/acl.py).
+    sa.Column("acl", sa.JSON, nullable=True),
     # Exactly one latest row per key (a concurrent second writer gets a unique violation and
     # retries); lookups and listings of current versions walk this partial index in key order,
     # so pages cost O(page). The predicate is spelled as each dialect's SQLAlchemy renders
@@ -151,6 +153,8 @@ multipart_uploads = sa.Table(
     sa.Column("checksum_algorithm", sa.String(16), nullable=True),
     sa.Column("checksum_type", sa.String(16), nullable=True),
     sa.Column("tags", sa.JSON, nullable=True),
+    # The completed object's owner ({"owner": ...}) and, with ACLs on, its grants.
+    sa.Column("acl", sa.JSON, nullable=True),
     # Upload ids start with their creation time, so (key, upload_id) is S3's listing order.
     sa.Index("ix_uploads_bucket_key", "bucket", "key", "upload_id"),
 )
@@ -165,6 +169,40 @@ multipart_parts = sa.Table(
     sa.Column("etag", sa.Text, nullable=False),
     sa.Column("checksums", sa.JSON, nullable=False),
     sa.Column("last_modified", Timestamp, nullable=False),
+)
+
+# Multipart uploads completed in the last COMPLETED_UPLOAD_RETENTION (coffer/storage/rules.py),
+# so that a retried CompleteMultipartUpload naming the same parts (`parts_digest`) answers
+# as the first did. Each completion adds its row and prunes expired ones (uploads.py).
+completed_uploads = sa.Table(
+    "completed_uploads",
+    metadata,
+    sa.Column("upload_id", sa.String(64), primary_key=True),
+    sa.Column("bucket", sa.String(63), nullable=False),
+    sa.Column("key", KeyText, nullable=False),
+    sa.Column("version_id", sa.String(64), nullable=False),
+    sa.Column("etag", sa.Text, nullable=False),
+    sa.Column("parts_digest", sa.String(64), nullable=False),
+    sa.Column("completed_at", Timestamp, nullable=False, index=True),
+)
+
+# What each bucket holds, per storage class (coffer/storage/usage.py): every write adds its
+# changes in its own transaction. Up to 16 `shard` rows per (bucket, class) on PostgreSQL,
+# each write adding to one at random, so concurrent writers of a bucket do not queue on one
+# row; a read sums them. One shard on SQLite, whose writers are serial anyway.
+bucket_usage = sa.Table(
+    "bucket_usage",
+    metadata,
+    sa.Column("bucket", sa.String(63), primary_key=True),
+    sa.Column("storage_class", sa.String(32), primary_key=True),
+    sa.Column("shard", sa.SmallInteger, primary_key=True),
+    sa.Column("objects", sa.BigInteger, nullable=False, default=0),  # current versions
+    sa.Column("bytes", sa.BigInteger, nullable=False, default=0),
+    sa.Column("noncurrent_objects", sa.BigInteger, nullable=False, default=0),
+    sa.Column("noncurrent_bytes", sa.BigInteger, nullable=False, default=0),
+    sa.Column("delete_markers", sa.BigInteger, nullable=False, default=0),
+    sa.Column("uploads", sa.BigInteger, nullable=False, default=0),  # in-progress multipart uploads
+    sa.Column("upload_bytes", sa.BigInteger, nullable=False, default=0),  # their uploaded parts
 )
 
 # Blobs whose metadata row was removed; the collector unlinks them after a grace period,
@@ -218,6 +256,19 @@ federation_replay = sa.Table(
     metadata,
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("expires_at", Timestamp, nullable=False, index=True),
+)
+
+# An organization's settings (SetOrganizationSettings) and its limits, one row per organization
+# that changed any; NULL limits (and an absent row) mean the server-wide defaults.
+org_settings = sa.Table(
+    "org_settings",
+    metadata,
+    sa.Column("org_id", sa.String(32), sa.ForeignKey("organizations.id"), primary_key=True),
+    sa.Column("control_plane_audit_logging_enabled", sa.Boolean, nullable=False, default=False),
+    sa.Column("bucket_audit_logging_enabled", sa.Boolean, nullable=False, default=False),
+    sa.Column("max_buckets", sa.Integer, nullable=True),
+    sa.Column("capacity_cap_bytes", sa.BigInteger, nullable=True),
+    sa.Column("updated_at", Timestamp, nullable=False),
 )
 
 # A counter bumped by every change that cached state depends on (keys, tokens, policies).

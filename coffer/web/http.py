@@ -81,11 +81,9 @@ class ResponseMeter:
         await self.send(message)
 
 
-class RequestMetrics:
-    """ASGI middleware of the control-plane port: counts and times every request.
-
-    The operation is the control-plane RPC the dispatcher recorded in the request state,
-    else the name of the route that matched (console pages, /healthz), else `unrouted`."""
+class _Observer:
+    """ASGI middleware that runs each HTTP request through the meters and reports it with
+    `ended` once it is over, answered or not (no status recorded counts as 500)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -99,9 +97,22 @@ class RequestMetrics:
         try:
             await self.app(scope, received, response)
         finally:
-            status = response.status or 500
-            face = metrics.face_of(scope["path"])
-            metrics.observe(face, _operation(scope), status, started, received.received, response.sent)
+            self.ended(scope, started, received, response)
+
+    def ended(self, scope: Scope, started: float, received: RequestMeter, response: ResponseMeter) -> None:
+        raise NotImplementedError
+
+
+class RequestMetrics(_Observer):
+    """ASGI middleware of the control-plane port: counts and times every request.
+
+    The operation is the control-plane RPC the dispatcher recorded in the request state,
+    else the name of the route that matched (console pages, /healthz), else `unrouted`."""
+
+    def ended(self, scope: Scope, started: float, received: RequestMeter, response: ResponseMeter) -> None:
+        face = metrics.face_of(scope["path"])
+        status = response.status or 500
+        metrics.observe(face, _operation(scope), status, started, received.received, response.sent)
 
 
 def _operation(scope: Scope) -> str:
@@ -114,41 +125,33 @@ def _operation(scope: Scope) -> str:
     return str(getattr(route, "name", None) or metrics.UNROUTED)
 
 
-class AccessLog:
+class AccessLog(_Observer):
     """ASGI middleware: one `coffer.access` line per HTTP request, without query or headers.
 
     A face adds what only it knows under `scope["state"]["access"]` (the S3 face: operation,
     bucket, key, error code, access key id), so each request has exactly one line."""
 
     def __init__(self, app: ASGIApp, plane: str) -> None:
-        self.app = app
+        super().__init__(app)
         self.plane = plane
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        response = ResponseMeter(send)
-        try:
-            await self.app(scope, receive, response)
-        finally:
-            state: MutableMapping[str, Any] = scope.get("state") or {}
-            client = scope.get("client")
-            logs.access_log.info(
-                "request",
-                extra={
-                    "plane": self.plane,
-                    "method": scope.get("method", ""),
-                    "path": scope.get("path", ""),
-                    "status": response.status or 500,
-                    "bytes": response.sent,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                    "client": client[0] if client else None,
-                    "principal": state.get("principal"),
-                    **state.get("access", {}),
-                },
-            )
+    def ended(self, scope: Scope, started: float, received: RequestMeter, response: ResponseMeter) -> None:
+        state: MutableMapping[str, Any] = scope.get("state") or {}
+        client = scope.get("client")
+        logs.access_log.info(
+            "request",
+            extra={
+                "plane": self.plane,
+                "method": scope.get("method", ""),
+                "path": scope.get("path", ""),
+                "status": response.status or 500,
+                "bytes": response.sent,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                "client": client[0] if client else None,
+                "principal": state.get("principal"),
+                **state.get("access", {}),
+            },
+        )
 
 
 # --- requests -----------------------------------------------------------------------------------

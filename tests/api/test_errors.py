@@ -378,6 +378,7 @@ EXPECTED_OPERATIONS = {
     ("post", "/v1/cwobject/access-policy"): "CWObject_EnsureAccessPolicy",
     ("delete", "/v1/cwobject/access-policy/{name}"): "CWObject_DeleteAccessPolicy",
     ("post", "/v1/cwobject/auth/can-i"): "CWObject_AuthCanI",
+    ("post", "/v1/cwobject/auth/bucket-policy-lockout"): "CWObject_CheckBucketPolicyLockout",
     ("post", "/v1/cwobject/temporary-credentials/saml"): "CWObject_CreateAccessKeyFromSAML",
     ("post", "/v1/cwobject/temporary-credentials/oidc"): "CWObject_CreateAccessKeyFromOIDC",
     ("get", "/v1/cwobject/temporary-credentials/oidc/{orgId}"): "CWObject_CreateAccessKeyFromContainerCreds",

@@ -94,6 +94,7 @@ def test_every_rpc_maps_to_a_known_action() -> None:
     unchecked = {rpc for rpc, action in RPC_ACTIONS.items() if action is None}
     assert unchecked == {
         "AuthCanI",
+        "CheckBucketPolicyLockout",
         "CreateAccessKeyFromSAML",
         "CreateAccessKeyFromOIDC",
         "CreateAccessKeyFromContainerCreds",

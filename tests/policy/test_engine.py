@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from coffer.policy import CompiledBucketPolicy, OrgPolicySet, RequestContext, Rule, evaluate, request_resource
+from coffer.policy.acl import AclCheck, canned, private
 from coffer.policy.org import compile_org_policies
 from tests.policy.builders import (
     ALICE,
@@ -55,6 +56,12 @@ class Row:
     policy: str | None = None
     statement: str | None = None
     reason_has: str = ""
+    acl: AclCheck | None = None  # the bucket has ACLs on: its grants (coffer/policy/acl.py)
+    restrict_public: bool = False  # Block Public Access's RestrictPublicBuckets
+
+
+# Bucket b1 with ACLs on, its owner's, and an object whose ACL is public-read.
+PUBLIC_READ = AclCheck(ORG, private(ALICE), lambda: canned("public-read", ALICE, ALICE))
 
 
 ROWS = [
@@ -489,12 +496,48 @@ ROWS = [
         False,
         Rule.BUCKET_IMPLICIT_DENY,
     ),
+    # --- ACLs and Block Public Access (tests/policy/test_acl.py has the rest) --------------------
+    Row(
+        "a public-read object ACL admits an anonymous read no bucket policy grants",
+        "s3:GetObject",
+        "b1/k",
+        ctx(None, resource_org_id=ORG),
+        orgs(S3_FOR_ALL),
+        None,
+        True,
+        Rule.ACL_ALLOW,
+        policy="acl:b1",
+        reason_has="the object ACL, its grant of READ to group http://acs.amazonaws.com/groups/global/AllUsers",
+        acl=PUBLIC_READ,
+    ),
+    Row(
+        "RestrictPublicBuckets: a public bucket policy admits no one outside the organization",
+        "s3:GetObject",
+        "b1/k",
+        ctx(BOB, OTHER_ORG, resource_org_id=ORG),
+        orgs(S3_FOR_ALL),
+        bucket("b1", bstmt("Allow", "s3:GetObject", "arn:aws:s3:::b1/*")),
+        False,
+        Rule.RESTRICTED_PUBLIC_BUCKET,
+        policy="bucket-policy:b1",
+        reason_has="RestrictPublicBuckets is on",
+        acl=PUBLIC_READ,
+        restrict_public=True,
+    ),
 ]
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
 def test_decision_table(row: Row) -> None:
-    decision = evaluate(row.action, row.resource, row.ctx, row.org, row.bucket)
+    decision = evaluate(
+        row.action,
+        row.resource,
+        row.ctx,
+        row.org,
+        row.bucket,
+        acl=row.acl,
+        restrict_public=row.restrict_public,
+    )
     assert decision.allowed is row.allowed, decision.reason
     assert decision.rule is row.rule, decision.reason
     if row.policy is not None or row.rule in (Rule.ORG_DENY, Rule.BUCKET_DENY, Rule.BUCKET_ALLOW):

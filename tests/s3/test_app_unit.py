@@ -26,6 +26,7 @@ def _app() -> S3App:
         keys=SimpleNamespace(credentials=lambda akid: None),
         storage=ExplodingStorage(),
         auth_budget=AuthBudget(0, 60.0),
+        audit_logs=None,
     )
     return S3App(node)  # type: ignore[arg-type]
 

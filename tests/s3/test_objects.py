@@ -204,13 +204,17 @@ def test_incomplete_body(server: CofferServer, key: dict[str, Any], s3: Any, buc
     assert client_error(err.value)[0] == 404
 
 
-def test_missing_content_length(server: CofferServer, key: dict[str, Any], bucket: str) -> None:
+def test_plain_chunked_upload(server: CofferServer, key: dict[str, Any], s3: Any, bucket: str) -> None:
+    """Transfer-Encoding: chunked without a length is accepted (issue 14; more cases, and
+    MissingContentLength for a body with neither, in test_request_conformance.py)."""
     head = _signed_headers(
         server, key, "PUT", f"/{bucket}/chunked", {"Transfer-Encoding": "chunked", "Connection": "close"}
     )
-    answer = _raw(server, head, b"5\r\nhello\r\n0\r\n\r\n")
-    assert answer.split(b"\r\n", 1)[0].endswith(b"411 Length Required")
-    assert b"<Code>MissingContentLength</Code>" in answer
+    with socket.create_connection(("127.0.0.1", server.s3_port), timeout=30) as sock:
+        sock.sendall(head + b"5\r\nhello\r\n0\r\n\r\n")  # no half-close: the body is whole
+        answer = sock.recv(65536)
+    assert answer.split(b"\r\n", 1)[0].endswith(b"200 OK"), answer
+    assert s3.get_object(Bucket=bucket, Key="chunked")["Body"].read() == b"hello"
 
 
 def test_entity_too_large(server: CofferServer, key: dict[str, Any], bucket: str) -> None:

@@ -81,8 +81,8 @@ def test_every_aws_operation_has_a_name_and_action() -> None:
         "PutObjectRetention",
         "SelectObjectContent",
         "ListBucketMetricsConfigurations",
-        "DeleteBucketOwnershipControls",
-        "GetBucketPolicyStatus",
+        "GetBucketWebsite",
+        "PutBucketLogging",
         "CreateSession",
         "RenameObject",
     ):

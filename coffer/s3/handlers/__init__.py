@@ -73,4 +73,9 @@ HANDLERS: dict[str, Handler] = {
     "PutObjectAcl": acl.put_object_acl,
     "GetBucketOwnershipControls": acl.get_bucket_ownership_controls,
     "PutBucketOwnershipControls": acl.put_bucket_ownership_controls,
+    "DeleteBucketOwnershipControls": acl.delete_bucket_ownership_controls,
+    "GetPublicAccessBlock": acl.get_public_access_block,
+    "PutPublicAccessBlock": acl.put_public_access_block,
+    "DeletePublicAccessBlock": acl.delete_public_access_block,
+    "GetBucketPolicyStatus": acl.get_bucket_policy_status,
 }

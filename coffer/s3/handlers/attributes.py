@@ -10,6 +10,7 @@ page ObjectParts. As S3 answers it:
 
 from __future__ import annotations
 
+from coffer import checksums as cks
 from coffer.errors import S3Error
 from coffer.s3 import xml
 from coffer.s3.context import Context, run
@@ -45,14 +46,10 @@ def _wanted(raw: str | None) -> set[str]:
 
 
 def _checksum(obj: ObjectVersion) -> list[xml.Node]:
-    nodes: list[xml.Node] = []
-    for alg, value in obj.checksums.items():
-        if alg == "type":
-            continue
-        base, dash, count = value.rpartition("-")
-        nodes.append((f"Checksum{alg}", base if dash and count.isdigit() else value))
-    if nodes and obj.checksums.get("type"):
-        nodes.append(("ChecksumType", obj.checksums["type"]))
+    sums = {alg: value for alg, value in obj.checksums.items() if alg != "type"}
+    nodes: list[xml.Node] = [(f"Checksum{alg}", cks.without_part_count(v)) for alg, v in sums.items()]
+    if nodes:  # every checksum has a type; one stored without it covers the whole object
+        nodes.append(("ChecksumType", obj.checksums.get("type") or cks.FULL_OBJECT))
     return nodes
 
 

@@ -12,7 +12,7 @@ from coffer.policy import MalformedPolicy, parse_bucket_policy
 from coffer.s3 import xml
 from coffer.s3.context import Context, run
 from coffer.s3.errors import from_policy
-from coffer.s3.handlers.acl import check_create_bucket_headers
+from coffer.s3.handlers.acl import access_of, bucket_settings
 from coffer.s3.payload import read_small_body
 from coffer.s3.responses import S3Response
 
@@ -24,7 +24,7 @@ async def create_bucket(ctx: Context) -> S3Response:
     assert key is not None, "authorization refuses anonymous CreateBucket"
     name = ctx.op.bucket
     assert name is not None
-    check_create_bucket_headers(ctx.request)
+    settings = bucket_settings(ctx)  # ownership, ACL, Block Public Access (handlers/acl.py)
     raw = await read_small_body(ctx, MAX_CONFIG_BODY)
     zone: str | None = None
     if raw.strip():
@@ -38,7 +38,12 @@ async def create_bucket(ctx: Context) -> S3Response:
             "A LocationConstraint naming an availability zone is required on every CreateBucket request.",
         )
     bucket = await run(
-        ctx.node.storage.buckets.create, org_id=key.org_id, owner=key.principal_name, name=name, zone=zone
+        ctx.node.storage.buckets.create,
+        org_id=key.org_id,
+        owner=key.principal_name,
+        name=name,
+        zone=zone,
+        settings=settings,
     )
     return S3Response(200, [("location", f"/{bucket.name}")])
 
@@ -74,6 +79,8 @@ async def put_bucket_policy(ctx: Context) -> S3Response:
         policy = parse_bucket_policy(raw, bucket.name)
     except MalformedPolicy as exc:
         raise from_policy(exc) from None
+    if access_of(ctx, bucket).pab.block_public_policy and policy.compile().public:
+        raise S3Error("AccessDenied")  # Block Public Access: BlockPublicPolicy, as in AWS
     await run(ctx.node.storage.buckets.update, bucket.name, policy=policy.text)
     return S3Response(204)
 

@@ -8,9 +8,9 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import quote, unquote_to_bytes
 
 from coffer.errors import S3Error
-from coffer.s3 import xml
+from coffer.s3 import metadata, xml
 from coffer.s3.context import Context
-from coffer.s3.handlers.acl import check_acl_headers, check_object_lock_headers
+from coffer.s3.handlers.acl import check_object_lock_headers
 from coffer.s3.request import S3Request
 from coffer.storage.models import Bucket, ObjectVersion
 from coffer.storage.rules import MAX_KEY_BYTES, MAX_PART_NUMBER
@@ -27,30 +27,33 @@ STORED_HEADERS = (
     "x-amz-website-redirect-location",
 )
 STORAGE_CLASSES = frozenset({"STANDARD", "STANDARD_IA"})
-MAX_METADATA = 2048  # bytes of x-amz-meta-* names and values, as AWS limits user metadata
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 
 
 def object_headers_from_request(req: S3Request) -> dict[str, str]:
-    """Standard headers and x-amz-meta-* to store; aws-chunked is transport, not content."""
+    """Standard headers (as sent, byte for byte) and x-amz-meta-* (as text,
+    `coffer.s3.metadata`) to store; aws-chunked is transport, not content."""
     headers: dict[str, str] = {}
     for name in STORED_HEADERS:
         value = req.header(name)
         if value is not None:
             headers[name] = value
-    encoding = headers.get("content-encoding")
-    if encoding is not None:
-        kept = [e.strip() for e in encoding.split(",") if e.strip() and e.strip().lower() != "aws-chunked"]
-        if kept:
-            headers["content-encoding"] = ",".join(kept)
-        else:
-            del headers["content-encoding"]
-    meta = req.headers_with_prefix("x-amz-meta-")
-    size = sum(len(k) - len("x-amz-meta-") + len(v) for k, v in meta.items())
-    if size > MAX_METADATA:
-        raise S3Error("MetadataTooLarge", fields={"Size": str(size), "MaxSizeAllowed": str(MAX_METADATA)})
-    headers.update(meta)
+    encoding = headers.pop("content-encoding", None)
+    if encoding is not None and (content := content_encoding(encoding)) is not None:
+        headers["content-encoding"] = content
+    wire = req.headers_with_prefix(metadata.PREFIX)
+    headers.update(metadata.user_metadata((name, metadata.from_wire(v)) for name, v in wire.items()))
     return headers
+
+
+def content_encoding(value: str) -> str | None:
+    """Content-Encoding as sent, without the aws-chunked token (SigV4 streaming framing, not
+    content): `deflate, gzip` stays `deflate, gzip`; `aws-chunked` alone is no encoding."""
+    items = value.split(",")
+    kept = [item for item in items if item.strip().lower() != "aws-chunked"]
+    if len(kept) == len(items):
+        return value
+    return ",".join(kept).strip(" \t,") or None
 
 
 def refuse_unsupported_encryption(req: S3Request) -> None:
@@ -68,12 +71,11 @@ def refuse_unsupported_encryption(req: S3Request) -> None:
 
 def object_to_write(ctx: Context) -> tuple[Bucket, str]:
     """The bucket and key of PutObject, CopyObject or CreateMultipartUpload, once the
-    request asks for nothing Coffer refuses: SSE-KMS or SSE-C, ACL grants, Object Lock,
-    a key over the length limit."""
+    request asks for nothing Coffer refuses: SSE-KMS or SSE-C, Object Lock, a key over the
+    length limit. (Its ACL headers are `acl.write_acl`'s.)"""
     bucket, key = ctx.require_bucket(), ctx.require_key()
     req = ctx.request
     refuse_unsupported_encryption(req)
-    check_acl_headers(req)
     check_object_lock_headers(req)
     check_key(key)
     return bucket, key

@@ -10,6 +10,7 @@ from __future__ import annotations
 from coffer.errors import S3Error
 from coffer.s3 import xml
 from coffer.s3.context import Context, run
+from coffer.s3.handlers.acl import write_acl
 from coffer.s3.handlers.common import (
     check_preconditions,
     checksum_nodes,
@@ -19,7 +20,7 @@ from coffer.s3.handlers.common import (
     storage_class,
     tagging_header,
 )
-from coffer.s3.handlers.objects import version_headers
+from coffer.s3.handlers.objects import lost_races, version_headers, write_conditions
 from coffer.s3.responses import S3Response
 from coffer.storage.models import ObjectVersion
 from coffer.storage.rules import MAX_PART_SIZE
@@ -55,7 +56,9 @@ def _source_version_header(source: ObjectVersion, ctx: Context) -> list[tuple[st
 
 async def copy_object(ctx: Context) -> S3Response:
     bucket, key = object_to_write(ctx)
+    owned = write_acl(ctx)  # the destination's: an ACL is never copied
     req = ctx.request
+    if_match, if_none_match = write_conditions(ctx)  # on the destination
     source = await _source(ctx)
     metadata = _directive(ctx, "x-amz-metadata-directive")
     tagging = _directive(ctx, "x-amz-tagging-directive")
@@ -75,16 +78,20 @@ async def copy_object(ctx: Context) -> S3Response:
         )
     headers = object_headers_from_request(req) if metadata == "REPLACE" else dict(source.headers)
     tags = tagging_header(req) if tagging == "REPLACE" else source.tags
-    obj = await run(
-        ctx.node.storage.objects.copy,
-        source,
-        bucket.name,
-        key,
-        headers=headers,
-        owner=ctx.principal,
-        storage_class=sclass if req.header("x-amz-storage-class") else "STANDARD",
-        tags=tags,
-    )
+    with lost_races(ctx):
+        obj = await run(
+            ctx.node.storage.objects.copy,
+            source,
+            bucket.name,
+            key,
+            headers=headers,
+            owner=owned.owner,
+            acl=owned.acl,
+            storage_class=sclass if req.header("x-amz-storage-class") else "STANDARD",
+            tags=tags,
+            if_match=if_match,
+            if_none_match=if_none_match,
+        )
     body: list[xml.Node] = [("ETag", obj.etag), ("LastModified", obj.last_modified)]
     body += checksum_nodes(obj.checksums)
     response = S3Response.xml("CopyObjectResult", body)

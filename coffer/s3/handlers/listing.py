@@ -133,8 +133,10 @@ async def list_objects_v2(ctx: Context) -> S3Response:
     encode = encoding_type(query)
     prefix, delimiter = query.get("prefix", ""), query.get("delimiter", "")
     start_after = query.get("start-after", "")
+    # An empty token is no token (AWS): the listing starts at start-after, and the empty
+    # token is echoed back as <ContinuationToken></ContinuationToken>.
     token = query.get("continuation-token")
-    after = _decode_token(token) if token is not None else start_after
+    after = _decode_token(token) if token else start_after
     fetch_owner = query.get("fetch-owner", "").lower() == "true"
     max_keys = _max_keys(ctx)
     listing = await _page(ctx, prefix, delimiter, after, max_keys)

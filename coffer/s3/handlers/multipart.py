@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from coffer import checksums as cks
 from coffer.errors import S3Error
 from coffer.s3 import xml
 from coffer.s3.context import Context, run
+from coffer.s3.handlers.acl import write_acl
 from coffer.s3.handlers.common import (
     checksum_nodes,
     encoding_type,
@@ -21,13 +23,13 @@ from coffer.s3.handlers.common import (
     tagging_header,
     url_encode,
 )
-from coffer.s3.handlers.objects import version_headers
+from coffer.s3.handlers.objects import version_headers, write_conditions
 from coffer.s3.payload import read_small_body, request_body, request_checksum
 from coffer.s3.responses import XML_TYPE, S3Response, error_document, keepalive_document
-from coffer.storage.models import CompletedPart, ObjectVersion, Upload
+from coffer.storage.errors import NoSuchUpload
+from coffer.storage.models import CompletedPart, Upload
 
 MAX_COMPLETE_BODY = 4 * 1024 * 1024  # 10,000 <Part> entries with checksums fit comfortably
-CHECKSUM_TYPES = ("COMPOSITE", "FULL_OBJECT")
 KEEPALIVE_AFTER = 2.0  # seconds a complete may take before the 200 starts
 KEEPALIVE_EVERY = 5.0  # seconds between keep-alive spaces
 
@@ -39,6 +41,7 @@ async def _upload(ctx: Context) -> Upload:
 
 async def create_upload(ctx: Context) -> S3Response:
     bucket, key = object_to_write(ctx)
+    owned = write_acl(ctx)  # fixed now, applied by Complete
     req = ctx.request
     algorithm = req.header("x-amz-checksum-algorithm")
     if algorithm is not None:
@@ -48,7 +51,7 @@ async def create_upload(ctx: Context) -> S3Response:
     checksum_type = req.header("x-amz-checksum-type")
     if checksum_type is not None:
         checksum_type = checksum_type.strip().upper()
-        if checksum_type not in CHECKSUM_TYPES:
+        if checksum_type not in cks.CHECKSUM_TYPES:
             raise S3Error("InvalidRequest", "Value for x-amz-checksum-type header is invalid.")
         if algorithm is None:
             raise S3Error(
@@ -60,6 +63,7 @@ async def create_upload(ctx: Context) -> S3Response:
         bucket.name,
         key,
         owner=ctx.principal,
+        acl=owned.for_upload(),
         headers=object_headers_from_request(req),
         storage_class=storage_class(req),
         checksum_algorithm=algorithm,
@@ -134,7 +138,7 @@ def _object_checksum(ctx: Context, upload: Upload) -> tuple[str, str] | None:
     ctype = req.header("x-amz-checksum-type")
     if ctype is not None:
         ctype = ctype.strip().upper()
-        if ctype not in CHECKSUM_TYPES:
+        if ctype not in cks.CHECKSUM_TYPES:
             raise S3Error("InvalidRequest", "Value for x-amz-checksum-type header is invalid.")
         if ctype != (upload.checksum_type or ctype):
             raise S3Error(
@@ -169,30 +173,52 @@ def _object_checksum(ctx: Context, upload: Upload) -> tuple[str, str] | None:
     return cks.display_name(alg), value.strip()
 
 
+@dataclass(frozen=True)
+class Completed:
+    """What CompleteMultipartUploadResult reports of the object a completion made."""
+
+    etag: str
+    version_id: str
+    checksums: dict[str, str]
+
+
 async def complete_upload(ctx: Context) -> S3Response:
     """Answer at once when the core is quick; otherwise start a 200 and keep the
     connection alive with whitespace until the object is assembled (as S3 does)."""
     bucket, key = ctx.require_bucket(), ctx.require_key()
     req = ctx.request
-    upload = await _upload(ctx)
-    expected = _object_checksum(ctx, upload)
+    if_match, if_none_match = write_conditions(ctx)
+    uploads, upload_id = ctx.node.storage.uploads, ctx.op.query.get("uploadId", "")
+    try:
+        upload: Upload | None = await _upload(ctx)
+    except NoSuchUpload:
+        upload = None  # completed already? a retry with the same parts answers as the first
+    expected = _object_checksum(ctx, upload) if upload is not None else None
     size_header = req.header("x-amz-mp-object-size")
     expected_size = parse_int(size_header, "x-amz-mp-object-size", default=-1, lo=0) if size_header else None
     parts = _completed_parts(await read_small_body(ctx, MAX_COMPLETE_BODY, checksum_headers=False))
-    if_none_match = req.header("if-none-match")
-    task = asyncio.ensure_future(
-        run(
-            ctx.node.storage.uploads.complete,
-            upload,
-            parts,
-            if_none_match=if_none_match,
-            expected_checksum=expected,
-            expected_size=expected_size,
-        )
-    )
+
+    def finish() -> Completed:
+        if upload is not None:
+            try:
+                obj = uploads.complete(
+                    upload,
+                    parts,
+                    if_match=if_match,
+                    if_none_match=if_none_match,
+                    expected_checksum=expected,
+                    expected_size=expected_size,
+                )
+                return Completed(obj.etag, obj.version_id, obj.checksums)
+            except NoSuchUpload:
+                pass  # a concurrent request completed it first
+        done = uploads.replay(bucket.name, key, upload_id, parts)
+        return Completed(done.etag, done.version_id, {})  # AWS repeats no checksum
+
+    task = asyncio.ensure_future(run(finish))
     location = f"{req.scheme}://{req.host or 'localhost'}/{bucket.name}/{key}"
 
-    def render(obj: ObjectVersion) -> bytes:
+    def render(obj: Completed) -> bytes:
         body: list[xml.Node] = [
             ("Location", location),
             ("Bucket", bucket.name),

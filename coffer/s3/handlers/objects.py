@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from coffer import checksums as cks
 from coffer.errors import S3Error
 from coffer.s3.context import Context, run
+from coffer.s3.handlers.acl import write_acl
 from coffer.s3.handlers.common import (
     DEFAULT_CONTENT_TYPE,
     STORED_HEADERS,
@@ -16,6 +21,7 @@ from coffer.s3.handlers.common import (
 )
 from coffer.s3.payload import request_body, request_checksum, response_headers
 from coffer.s3.responses import S3Response, http_date
+from coffer.storage.errors import PreconditionFailed
 from coffer.storage.models import ObjectVersion
 
 # Objects up to this size are read in the same thread hop as their metadata and sent
@@ -40,31 +46,62 @@ def version_headers(ctx: Context, version_id: str | None) -> list[tuple[str, str
     return []
 
 
+def write_conditions(ctx: Context) -> tuple[str | None, str | None]:
+    """The If-Match and If-None-Match of a conditional write (PutObject, CopyObject's
+    destination, CompleteMultipartUpload), in the forms AWS accepts: If-None-Match only as
+    `*`, and not both together, else 501 NotImplemented (as AWS answers). In strict mode an
+    If-None-Match ETag is 400 InvalidRequest, as CoreWeave documents."""
+    req = ctx.request
+    if_match, if_none_match = req.header("if-match"), req.header("if-none-match")
+    if if_none_match is not None and if_none_match.strip() != "*":
+        if ctx.node.settings.strict_coreweave:
+            raise S3Error("InvalidRequest", "If-None-Match only accepts the value *.")
+        raise S3Error("NotImplemented", fields={"Header": "If-None-Match"})
+    if if_match is not None and if_none_match is not None:
+        raise S3Error("NotImplemented", "If-Match and If-None-Match cannot be used together on a write.")
+    if if_match is not None:  # comparing ETags reads the object: AWS wants s3:GetObject too
+        read = ctx.op.derive("GetObject", bucket=ctx.op.bucket, key=ctx.op.key, version_id=None)
+        ctx.authorize(read, ctx.bucket)
+    return if_match, if_none_match
+
+
+@contextmanager
+def lost_races(ctx: Context) -> Iterator[None]:
+    """A conditional write whose condition held when it began and failed at commit lost a
+    race to a concurrent write: 412 PreconditionFailed as AWS answers it, 409
+    ConditionalRequestConflict in strict mode, as CoreWeave documents."""
+    try:
+        yield
+    except PreconditionFailed as exc:
+        if exc.raced and ctx.node.settings.strict_coreweave:
+            raise S3Error("ConditionalRequestConflict", fields={"Key": ctx.require_key()}) from exc
+        raise
+
+
 async def put_object(ctx: Context) -> S3Response:
     bucket, key = object_to_write(ctx)
+    owned = write_acl(ctx)
     req = ctx.request
     headers = object_headers_from_request(req)
     sclass = storage_class(req)
     tags = tagging_header(req)
-    if_match, if_none_match = req.header("if-match"), req.header("if-none-match")
-    if if_none_match is not None and if_none_match.strip() != "*":
-        raise S3Error(
-            "NotImplemented", "A header you provided implies functionality that is not implemented."
-        )
+    if_match, if_none_match = write_conditions(ctx)
     spec = request_checksum(ctx)
     body, expect = request_body(ctx, spec)
-    stored, obj = await ctx.node.storage.objects.write(
-        bucket.name,
-        key,
-        body,
-        expect,
-        headers=headers,
-        owner=ctx.principal,
-        storage_class=sclass,
-        tags=tags,
-        if_match=if_match,
-        if_none_match=if_none_match,
-    )
+    with lost_races(ctx):
+        stored, obj = await ctx.node.storage.objects.write(
+            bucket.name,
+            key,
+            body,
+            expect,
+            headers=headers,
+            owner=owned.owner,
+            acl=owned.acl,
+            storage_class=sclass,
+            tags=tags,
+            if_match=if_match,
+            if_none_match=if_none_match,
+        )
     return S3Response(200, response_headers(stored, spec) + version_headers(ctx, obj.version_id))
 
 
@@ -103,16 +140,29 @@ def _parse_range(value: str | None, size: int) -> tuple[int, int] | None:
 
 
 def _part_span(obj: ObjectVersion, number: int) -> tuple[int, int]:
-    """Byte span (inclusive) of part `number` of `obj`."""
-    count = obj.parts_count
-    if count is None:
-        if number != 1:
-            raise S3Error("InvalidPartNumber", "The requested partnumber is not satisfiable")
-        return 0, obj.size - 1
+    """Byte span (inclusive) of part `number` of `obj`. An object not uploaded in parts is
+    one part, the whole object; a number beyond the count is 416 InvalidPartNumber, as AWS
+    answers it (with the number asked for and the count)."""
+    count = obj.parts_count or 1
     if number > count:
-        raise S3Error("InvalidPartNumber", "The requested partnumber is not satisfiable")
+        raise S3Error(
+            "InvalidPartNumber",
+            fields={"PartNumberRequested": str(number), "ActualPartCount": str(count)},
+        )
+    if obj.parts_count is None:
+        return 0, obj.size - 1
     start = sum(p.size for p in obj.parts[: number - 1])
     return start, start + obj.parts[number - 1].size - 1
+
+
+def _checksums_of(obj: ObjectVersion, part_number: int | None, whole: bool) -> dict[str, str]:
+    """The checksum a GET or HEAD with x-amz-checksum-mode: ENABLED answers: the object's
+    for the whole object; one part's for a part of a COMPOSITE multipart object (a part of
+    a FULL_OBJECT one has no checksum of its own to show); none for a range."""
+    composite = obj.parts_count is not None and obj.checksums.get("type") == cks.COMPOSITE
+    if part_number is not None and composite:
+        return {**obj.parts[part_number - 1].checksums, "type": cks.COMPOSITE}
+    return dict(obj.checksums) if whole else {}
 
 
 def _object_headers(ctx: Context, obj: ObjectVersion) -> list[tuple[str, str]]:
@@ -182,21 +232,17 @@ async def get_object(ctx: Context, *, head: bool = False) -> S3Response:
             headers.append(("x-amz-mp-parts-count", str(obj.parts_count)))
     else:
         span = _parse_range(range_header, obj.size)
-    checksum_mode = (req.header("x-amz-checksum-mode") or "").upper() == "ENABLED"
-    if checksum_mode:
-        if part_number is not None and obj.parts_count is not None:
-            sums = dict(obj.parts[part_number - 1].checksums)
-        elif span is None or part_number is not None:
-            sums = dict(obj.checksums)
-        else:
-            sums = {}
-        for alg, value in sums.items():
+    if (req.header("x-amz-checksum-mode") or "").upper() == "ENABLED":
+        whole = span is None or (span[0] == 0 and span[1] == obj.size - 1)
+        for alg, value in _checksums_of(obj, part_number, whole).items():
             if alg == "type":
                 headers.append(("x-amz-checksum-type", value))
             else:
                 headers.append((f"x-amz-checksum-{alg.lower()}", value))
-    if span is not None and (
-        span[0] != 0 or span[1] != obj.size - 1 or part_number is not None or range_header
+    if (
+        span is not None
+        and obj.size
+        and (span[0] != 0 or span[1] != obj.size - 1 or part_number is not None or range_header)
     ):
         status = 206
         headers.append(("content-range", f"bytes {span[0]}-{span[1]}/{obj.size}"))

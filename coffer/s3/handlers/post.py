@@ -24,21 +24,16 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from coffer import checksums as cks
 from coffer.errors import S3Error
-from coffer.s3 import postpolicy, throttle, xml
+from coffer.s3 import metadata, postpolicy, throttle, xml
 from coffer.s3.context import Context, origin_of
 from coffer.s3.formdata import FormPart, FormReader, boundary_of
 from coffer.s3.handlers.acl import CANNED_OK, NO_ACLS, OBJECT_LOCK
-from coffer.s3.handlers.common import (
-    DEFAULT_CONTENT_TYPE,
-    MAX_METADATA,
-    STORAGE_CLASSES,
-    check_key,
-)
+from coffer.s3.handlers.common import DEFAULT_CONTENT_TYPE, STORAGE_CLASSES, check_key
 from coffer.s3.handlers.tagging import tags_from_element
 from coffer.s3.payload import MULTIPLE_CHECKSUMS, decode_checksum
 from coffer.s3.request import decode_base64
 from coffer.s3.responses import XML_TYPE, S3Response
-from coffer.storage.bodies import Expect
+from coffer.storage.bodies import Expect, StoredBody
 from coffer.storage.errors import EntityTooLarge, EntityTooSmall
 from coffer.storage.models import ObjectVersion
 from coffer.storage.rules import MAX_PART_SIZE
@@ -59,7 +54,8 @@ class Upload:
     storage_class: str
     tags: dict[str, str] | None
     md5: bytes | None
-    checksum: tuple[str, bytes] | None  # (algorithm, raw digest) from x-amz-checksum-<alg>
+    algorithm: str | None  # the checksum to compute and store (x-amz-checksum-algorithm or -<alg>)
+    checksum: bytes | None  # its raw digest from x-amz-checksum-<alg>, checked against the file
 
 
 def _fields(parts: list[FormPart]) -> tuple[dict[str, str], dict[str, str]]:
@@ -104,11 +100,10 @@ def _upload(fields: dict[str, str]) -> Upload:
     if sclass not in STORAGE_CLASSES:
         raise S3Error("InvalidStorageClass", fields={"StorageClassRequested": sclass[:64]})
     headers = {name: fields[name] for name in STORED_FIELDS if name in fields}
-    meta = {name: value for name, value in fields.items() if name.startswith("x-amz-meta-")}
-    size = sum(len(k) - len("x-amz-meta-") + len(v) for k, v in meta.items())
-    if size > 2048:
-        raise S3Error("MetadataTooLarge", fields={"Size": str(size), "MaxSizeAllowed": str(MAX_METADATA)})
-    headers.update(meta)
+    meta = [
+        (name, metadata.decode_words(v)) for name, v in fields.items() if name.startswith(metadata.PREFIX)
+    ]
+    headers.update(metadata.user_metadata(meta))
     tags = None
     if "tagging" in fields:
         root = xml.parse(fields["tagging"].encode("utf-8"), "Tagging")
@@ -118,27 +113,30 @@ def _upload(fields: dict[str, str]) -> Upload:
         md5 = decode_base64(fields["content-md5"], 16)
         if md5 is None:
             raise S3Error("InvalidDigest")
-    return Upload(key, headers, sclass, tags, md5, _checksum(fields))
+    algorithm, checksum = _checksum(fields)
+    return Upload(key, headers, sclass, tags, md5, algorithm, checksum)
 
 
-def _checksum(fields: dict[str, str]) -> tuple[str, bytes] | None:
+def _checksum(fields: dict[str, str]) -> tuple[str | None, bytes | None]:
+    """The checksum the form asks for: x-amz-checksum-<alg> (its value checked against the
+    file), x-amz-checksum-algorithm alone (computed and stored), or both, naming one algorithm."""
     given = [
         (name[len("x-amz-checksum-") :], value)
         for name, value in fields.items()
         if name.startswith("x-amz-checksum-") and name not in CHECKSUM_SETTINGS
     ]
-    named = fields.get("x-amz-checksum-algorithm", "").strip().lower()
     if len(given) > 1:
         raise S3Error("InvalidRequest", MULTIPLE_CHECKSUMS)
-    if named and (named not in cks.CHECKSUM_ALGORITHMS or not given or given[0][0] != named):
-        raise S3Error(
-            "InvalidRequest",
-            f"x-amz-checksum-algorithm {named.upper()[:16]} needs the matching x-amz-checksum- field.",
-        )
+    named = fields.get("x-amz-checksum-algorithm", "").strip().lower() or None
+    if named is not None and named not in cks.CHECKSUM_ALGORITHMS:
+        raise S3Error("InvalidRequest", "Checksum algorithm provided is unsupported.")
     if not given:
-        return None
+        return named, None
     alg, value = given[0]
-    return alg, decode_checksum(alg, value, shown=alg[:16])
+    digest = decode_checksum(alg, value, shown=alg[:16])
+    if named is not None and named != alg:
+        raise S3Error("InvalidRequest", "Value for x-amz-checksum-algorithm header is invalid.")
+    return alg, digest
 
 
 def _redirect_target(fields: dict[str, str]) -> str | None:
@@ -188,9 +186,13 @@ async def post_object(ctx: Context) -> S3Response:
     op = ctx.op.derive("PostObject", bucket=bucket.name, key=upload.key, version_id=None)
     ctx.node.authz.authorize_s3(access_key, op, bucket, origin_of(ctx.request))
     principal = access_key.principal_name if access_key is not None else "anonymous"
-    obj = await _store(ctx, reader, upload, length_range, principal)
+    stored, obj = await _store(ctx, reader, upload, length_range, principal)
     await reader.drain()
-    return _answer(ctx, fields, bucket.name, upload.key, obj)
+    checksum = []  # the checksum the form named, as PutObject answers one
+    if upload.algorithm is not None:
+        name = cks.display_name(upload.algorithm)
+        checksum.append((f"x-amz-checksum-{upload.algorithm}", stored.checksums[name]))
+    return _answer(ctx, fields, bucket.name, upload.key, obj, checksum)
 
 
 async def _store(
@@ -199,15 +201,16 @@ async def _store(
     upload: Upload,
     length_range: tuple[int, int] | None,
     principal: str,
-) -> ObjectVersion:
+) -> tuple[StoredBody, ObjectVersion]:
     low, high = length_range if length_range is not None else (0, MAX_PART_SIZE)
     high = min(high, MAX_PART_SIZE)
-    algorithm, checksum = upload.checksum if upload.checksum else (None, None)
-    expect = Expect(max_size=high, min_size=low, md5=upload.md5, algorithm=algorithm, checksum=checksum)
+    expect = Expect(
+        max_size=high, min_size=low, md5=upload.md5, algorithm=upload.algorithm, checksum=upload.checksum
+    )
     headers = dict(upload.headers)
     headers.setdefault("content-type", DEFAULT_CONTENT_TYPE)
     try:
-        _, obj = await ctx.node.storage.objects.write(
+        return await ctx.node.storage.objects.write(
             ctx.require_bucket().name,
             upload.key,
             reader.file_chunks(),
@@ -229,12 +232,18 @@ async def _store(
             "Your proposed upload is smaller than the minimum allowed size",
             fields={"ProposedSize": str(exc.size), "MinSizeAllowed": str(exc.min_size)},
         ) from None
-    return obj
 
 
-def _answer(ctx: Context, fields: dict[str, str], bucket: str, key: str, obj: ObjectVersion) -> S3Response:
+def _answer(
+    ctx: Context,
+    fields: dict[str, str],
+    bucket: str,
+    key: str,
+    obj: ObjectVersion,
+    checksum: list[tuple[str, str]],
+) -> S3Response:
     location = _location(ctx, bucket, key)
-    headers = [("etag", obj.etag), ("location", location)]
+    headers = [("etag", obj.etag), ("location", location), *checksum]
     if ctx.versioned:
         headers.append(("x-amz-version-id", obj.version_id))
     target = _redirect_target(fields)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hmac
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from coffer import checksums
@@ -45,9 +46,15 @@ from coffer.s3.sigv4.canonical import (
     string_to_sign,
     wire_bytes,
 )
-from coffer.s3.sigv4.header import Credential, check_credential_date, parse_amz_date, parse_authorization
+from coffer.s3.sigv4.header import (
+    Authorization,
+    check_credential_date,
+    parse_amz_date,
+    parse_authorization,
+)
 from coffer.s3.sigv4.presigned import (
     SIGNATURE_PARAM,
+    Presigned,
     check_validity,
     decode_query,
     is_presigned,
@@ -290,7 +297,7 @@ def authenticate(
         if query_v4 or query_v2:
             raise S3Error("InvalidArgument", _ONE_MECHANISM, fields={"ArgumentName": "Authorization"})
         if value.startswith(ALGORITHM):
-            return _header_v4(request, headers, value, lookup, now)
+            return _signed_v4(request, headers, lookup, now, _header_v4(headers, value, now))
         if value.startswith("AWS "):
             if not allow_sigv2:
                 raise S3Error("InvalidRequest", sigv2.NOT_SUPPORTED)
@@ -301,7 +308,7 @@ def authenticate(
             fields={"ArgumentName": "Authorization", "ArgumentValue": value.split(" ", 1)[0][:64]},
         )
     if query_v4:
-        return _presigned_v4(request, headers, params, lookup, now)
+        return _signed_v4(request, headers, lookup, now, _presigned_v4(headers, params, now))
     if query_v2:
         if not allow_sigv2:
             raise S3Error("InvalidRequest", sigv2.NOT_SUPPORTED)
@@ -309,13 +316,21 @@ def authenticate(
     return None
 
 
-def _header_v4(
-    request: SignedRequest,
-    headers: dict[str, list[str]],
-    value: str,
-    lookup: CredentialLookup,
-    now: datetime,
-) -> AuthResult:
+@dataclass(frozen=True)
+class _Claim:
+    """What a SigV4 request says of itself, read from its Authorization header or from its
+    presigned query: all `_signed_v4` checks."""
+
+    signed: Authorization | Presigned  # the credential, the signed headers, the signature
+    amz_date: str
+    request_time: datetime
+    content_sha256: str
+    mode: PayloadMode
+    token: str | None
+
+
+def _header_v4(headers: dict[str, list[str]], value: str, now: datetime) -> _Claim:
+    """The claim of a request signed in its Authorization header."""
     auth = parse_authorization(value)
     credential = auth.credential
     amz_date_header = _one(headers, "x-amz-date")
@@ -342,33 +357,13 @@ def _header_v4(
     else:
         content_sha256 = content_sha256.strip()
         mode = parse_payload_mode(content_sha256)
-    return _signed_v4(
-        request,
-        headers,
-        lookup,
-        now,
-        credential=credential,
-        signed_headers=auth.signed_headers,
-        signature=auth.signature,
-        content_sha256=content_sha256,
-        mode=mode,
-        amz_date=amz_date,
-        request_time=request_time,
-        token=_one(headers, "x-amz-security-token"),
-        presigned=False,
-    )
+    return _Claim(auth, amz_date, request_time, content_sha256, mode, _one(headers, "x-amz-security-token"))
 
 
-def _presigned_v4(
-    request: SignedRequest,
-    headers: dict[str, list[str]],
-    params: dict[str, str],
-    lookup: CredentialLookup,
-    now: datetime,
-) -> AuthResult:
+def _presigned_v4(headers: dict[str, list[str]], params: dict[str, str], now: datetime) -> _Claim:
+    """The claim of a presigned URL (a session token may also come as a header)."""
     presigned = parse_presigned(params)
     check_validity(presigned, now)
-    credential = presigned.credential
     content_sha256 = _one(headers, "x-amz-content-sha256")
     if content_sha256 is None:
         content_sha256 = presigned.content_sha256 or "UNSIGNED-PAYLOAD"
@@ -377,21 +372,7 @@ def _presigned_v4(
     token = presigned.security_token
     if token is None:
         token = _one(headers, "x-amz-security-token")
-    return _signed_v4(
-        request,
-        headers,
-        lookup,
-        now,
-        credential=credential,
-        signed_headers=presigned.signed_headers,
-        signature=presigned.signature,
-        content_sha256=content_sha256,
-        mode=mode,
-        amz_date=presigned.amz_date,
-        request_time=presigned.request_time,
-        token=token,
-        presigned=True,
-    )
+    return _Claim(presigned, presigned.amz_date, presigned.request_time, content_sha256, mode, token)
 
 
 def _signed_v4(
@@ -399,48 +380,41 @@ def _signed_v4(
     headers: dict[str, list[str]],
     lookup: CredentialLookup,
     now: datetime,
-    *,
-    credential: Credential,
-    signed_headers: list[str],
-    signature: str,
-    content_sha256: str,
-    mode: PayloadMode,
-    amz_date: str,
-    request_time: datetime,
-    token: str | None,
-    presigned: bool,
+    claim: _Claim,
 ) -> AuthResult:
     """What header and presigned SigV4 share once their own parts are read: the body's shape, the
     signed headers, the key and its signature, the key's standing."""
-    decoded_length, trailer_names = _body_shape(headers, mode)
-    _check_signed_headers(headers, signed_headers)
+    credential = claim.signed.credential
+    presigned = isinstance(claim.signed, Presigned)
+    decoded_length, trailer_names = _body_shape(headers, claim.mode)
+    _check_signed_headers(headers, claim.signed.signed_headers)
     creds = _lookup(lookup, credential.access_key_id)
     key = signing_key(creds.secret_key, credential.date, credential.region, credential.service)
     seed = _verify_v4(
         request,
         headers,
-        signed=signed_headers,
-        payload_hash=content_sha256,
-        amz_date=amz_date,
+        signed=claim.signed.signed_headers,
+        payload_hash=claim.content_sha256,
+        amz_date=claim.amz_date,
         scope=credential.scope,
         key=key,
-        provided=signature,
+        provided=claim.signed.signature,
         access_key_id=credential.access_key_id,
         exclude=SIGNATURE_PARAM if presigned else None,
-        has_token=token is not None,
+        has_token=claim.token is not None,
     )
-    _check_key_standing(creds, now, token)
+    _check_key_standing(creds, now, claim.token)
     return AuthResult(
         credentials=creds,
-        payload_mode=mode,
-        payload_sha256=content_sha256.lower() if mode is PayloadMode.SIGNED else None,
-        request_time=request_time,
+        payload_mode=claim.mode,
+        payload_sha256=claim.content_sha256.lower() if claim.mode is PayloadMode.SIGNED else None,
+        request_time=claim.request_time,
         presigned=presigned,
         signature_version=4,
         seed_signature=seed,
         signing_key=key,
         scope=credential.scope,
-        amz_date=amz_date,
+        amz_date=claim.amz_date,
         decoded_content_length=decoded_length,
         trailer_names=trailer_names,
     )

@@ -1,7 +1,5 @@
 """${message}
 
-Revision ID: ${up_revision}
-Revises: ${down_revision | comma,n}
 Create Date: ${create_date}
 """
 
@@ -10,12 +8,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import coffer.store.schema  # noqa: F401
-
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -4,6 +4,7 @@ import { api, session } from "./api.js";
 import { renderBucket, renderBuckets } from "./buckets.js";
 import { renderFederation } from "./federation.js";
 import { renderKeys } from "./keys.js";
+import { renderOrgSettings } from "./management.js";
 import { renderPolicies, renderPolicyEditor } from "./policies.js";
 import { clear, field, h, toast } from "./ui.js";
 
@@ -85,6 +86,9 @@ async function render() {
     setSection("buckets", args[0] ? args[0] : "Buckets");
     if (args[0]) await renderBucket(ctx, args[0]);
     else await renderBuckets(ctx);
+  } else if (section === "organization-settings") {
+    setSection("organization-settings", "Organization Settings");
+    await renderOrgSettings(ctx);
   } else if (section === "workload-federation") {
     setSection("workload-federation", "Workload Federation");
     await renderFederation(ctx);
@@ -122,15 +126,11 @@ function renderSignIn() {
   notice = "";
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    tokenField.setError("");
-    if (!input.value.trim()) {
-      tokenField.setError("Paste an API access token.");
-      input.focus();
-      return;
-    }
+    const token = tokenField.required("Paste an API access token.");
+    if (!token) return;
     submit.disabled = true;
     try {
-      session.info = await api("POST", `${BASE}/api/session`, { token: input.value.trim() }, { signIn: true });
+      session.info = await api("POST", `${BASE}/api/session`, { token }, { signIn: true });
       input.value = "";
       const next = new URLSearchParams(location.search).get("next");
       const safe = next && next.startsWith(`${BASE}/`) && !next.startsWith("//") && !next.includes("sign-in") ? next : `${BASE}/access-keys`;

@@ -1,7 +1,8 @@
 // Buckets: list, create (name, zone, versioning), delete; a bucket's objects browsed by
 // prefix like folders, uploads with progress (multipart above 16 MiB), downloads, deletes,
-// folders, the bucket policy, and usage. All through /console/api/buckets/..., which
-// turns each call into real S3 requests signed with the session user's temporary key.
+// folders, the bucket policy. All through /console/api/buckets/..., which turns each call
+// into real S3 requests signed with the session user's temporary key. Usage and settings come
+// from the control plane (management.js).
 
 import { api, q, session, upload } from "./api.js";
 import {
@@ -23,6 +24,7 @@ import {
   submitDialog,
   toast,
 } from "./ui.js";
+import { bucketInfo, bucketInfos, renderBucketSettings, saveUnlessLockedOut, usageSummary } from "./management.js";
 
 const BASE = "/console/buckets";
 const API = "/console/api/buckets";
@@ -36,6 +38,8 @@ function bucketApi(bucket, rest = "") {
 export async function renderBuckets(ctx) {
   const { main, navigate } = ctx;
   let buckets = [];
+  let infos = new Map();
+  let infoError = null; // why usage is not shown (ListBucketInfo refused)
   const createBtn = h("button", { type: "button", class: "button primary" }, "Create Bucket");
   createBtn.addEventListener("click", () => openCreateBucket(navigate));
   const page = listPage(main, {
@@ -50,16 +54,18 @@ export async function renderBuckets(ctx) {
     page.show(buckets, {
       nouns: ["bucket", "buckets"],
       empty: ["No buckets yet", "Create a bucket to start storing objects."],
-      noMatch: ["No buckets match", `Nothing matches “${page.query}”.`],
       label: "Buckets",
-      columns: [{ title: "Name", width: "50%" }, { title: "Zone", width: "20%" }, { title: "Created", width: "25%" }, { title: "Menu", actions: true }],
+      columns: [{ title: "Name", width: "38%" }, { title: "Zone", width: "15%" }, { title: "Usage", width: "22%" }, { title: "Created", width: "20%" }, { title: "Menu", actions: true }],
       row: (b) => {
         const href = `${BASE}/${encodeURIComponent(b.name)}`;
+        const info = infos.get(b.name);
+        const usage = info ? cellText(usageSummary(info.usage)) : h("span", { class: "cell muted", title: infoError ? `Usage is unavailable: ${infoError}` : "" }, "—");
         return h(
           "tr",
           { dataset: { bucket: b.name } },
           h("td", {}, h("a", { href, "data-link": true, class: "cell", title: b.name }, b.name)),
           h("td", {}, cellText(b.zone)),
+          h("td", { "data-testid": "bucket-usage" }, usage),
           h("td", {}, cellText(formatDate(b.creationDate))),
           actionsCell(`Actions for bucket ${b.name}`, [
             { label: "Open", onSelect: () => navigate(href) },
@@ -71,7 +77,11 @@ export async function renderBuckets(ctx) {
   }
   async function reload() {
     try {
-      buckets = (await api("GET", API)).buckets || [];
+      const [listed, usage] = await Promise.allSettled([api("GET", API), bucketInfos()]);
+      if (listed.status === "rejected") throw listed.reason;
+      buckets = listed.value.buckets || [];
+      infos = usage.status === "fulfilled" ? usage.value : new Map();
+      infoError = usage.status === "rejected" ? usage.reason.message : null;
       draw();
     } catch (err) {
       page.failed("The buckets could not be listed.", err);
@@ -101,18 +111,14 @@ function openCreateBucket(navigate) {
   });
   async function submit() {
     errorBox.hidden = true;
-    nameField.setError("");
-    if (!name.value.trim()) {
-      nameField.setError("A bucket needs a name.");
-      name.focus();
-      return;
-    }
+    const bucket = nameField.required("A bucket needs a name.");
+    if (!bucket) return;
     create.disabled = true;
     try {
-      await api("POST", API, { name: name.value.trim(), zone: zone.value, versioning: versioning.checked });
+      await api("POST", API, { name: bucket, zone: zone.value, versioning: versioning.checked });
       dlg.close();
-      toast(`Bucket ${name.value.trim()} created`);
-      navigate(`${BASE}/${encodeURIComponent(name.value.trim())}`);
+      toast(`Bucket ${bucket} created`);
+      navigate(`${BASE}/${encodeURIComponent(bucket)}`);
     } catch (err) {
       create.disabled = false;
       if (/BucketName|bucket name/i.test(err.message)) nameField.setError(err.message);
@@ -141,8 +147,8 @@ export async function renderBucket(ctx, bucket) {
   const { main, navigate } = ctx;
   const params = new URLSearchParams(location.search);
   const prefix = params.get("prefix") || "";
-  const tab = params.get("tab") === "policy" ? "policy" : "objects";
-  const here = (p, t = "objects") => `${BASE}/${encodeURIComponent(bucket)}${q({ prefix: p, tab: t === "policy" ? "policy" : "" })}`;
+  const tab = ["policy", "settings"].includes(params.get("tab")) ? params.get("tab") : "objects";
+  const here = (p, t = "objects") => `${BASE}/${encodeURIComponent(bucket)}${q({ prefix: p, tab: t === "objects" ? "" : t })}`;
 
   const crumbs = [h("li", {}, h("a", { href: BASE, "data-link": true }, "Buckets")), h("li", {}, h("a", { href: here(""), "data-link": true, title: bucket }, bucket))];
   let acc = "";
@@ -157,28 +163,35 @@ export async function renderBucket(ctx, bucket) {
   const deleteBtn = h("button", { type: "button", class: "button" }, "Delete bucket");
   deleteBtn.addEventListener("click", () => deleteBucket(bucket, () => navigate(BASE)));
   const tabObjects = h("a", { role: "tab", href: here(prefix), "data-link": true, "aria-selected": String(tab === "objects"), class: "tab" }, "Objects");
+  const tabSettings = h("a", { role: "tab", href: here("", "settings"), "data-link": true, "aria-selected": String(tab === "settings"), class: "tab" }, "Settings");
   const tabPolicy = h("a", { role: "tab", href: here("", "policy"), "data-link": true, "aria-selected": String(tab === "policy"), class: "tab" }, "Bucket policy");
   const panel = h("div", { role: "tabpanel" });
   main.append(
     h("nav", { "aria-label": "Breadcrumb" }, h("ol", { class: "breadcrumbs" }, crumbs)),
     pageHeader(bucket, deleteBtn),
     meta,
-    h("div", { class: "tabs", role: "tablist", "aria-label": "Bucket" }, tabObjects, tabPolicy),
+    h("div", { class: "tabs", role: "tablist", "aria-label": "Bucket" }, tabObjects, tabSettings, tabPolicy),
     panel,
   );
   loadMeta(bucket, meta);
   if (tab === "policy") await renderPolicyTab(bucket, panel);
+  else if (tab === "settings") await renderBucketSettings(bucket, panel, () => loadMeta(bucket, meta));
   else await renderObjects(ctx, bucket, prefix, panel, here);
 }
 
 async function loadMeta(bucket, meta) {
   try {
-    const [info, usage] = await Promise.all([api("GET", bucketApi(bucket)), api("GET", bucketApi(bucket, "/usage"))]);
+    // Zone and versioning from S3; usage from the control plane (GetBucketInfo), if allowed.
+    const [details, usage] = await Promise.allSettled([api("GET", bucketApi(bucket)), bucketInfo(bucket)]);
+    if (details.status === "rejected") throw details.reason;
+    const info = details.value;
     clear(
       meta,
       h("span", {}, "Zone ", h("strong", {}, info.zone || "—")),
       h("span", {}, "Versioning ", h("span", { class: `badge ${info.versioning}` }, info.versioning)),
-      h("span", { "data-testid": "usage" }, "Usage ", h("strong", {}, `${usage.complete ? "" : "at least "}${usage.objects} object${usage.objects === 1 ? "" : "s"}`), " · ", h("strong", {}, formatBytes(usage.bytes))),
+      usage.status === "fulfilled"
+        ? h("span", { "data-testid": "usage" }, "Usage ", h("strong", {}, usageSummary(usage.value.usage)))
+        : h("span", { "data-testid": "usage", title: usage.reason.message }, "Usage unavailable"),
     );
   } catch (err) {
     clear(meta, h("span", { role: "alert", class: "field-error" }, `Bucket details are unavailable: ${err.message}`));
@@ -415,15 +428,23 @@ async function renderPolicyTab(bucket, panel) {
   const form = h("form", { novalidate: true }, status, policyField.wrap, h("div", { class: "editor-foot" }, example, remove, save));
   clear(panel, h("p", { class: "loading" }, "Loading the bucket policy…"));
   let current = null;
+  let unreadable = false; // the policy denies its reader s3:GetBucketPolicy
   try {
     current = (await api("GET", bucketApi(bucket, "/policy"))).policy;
   } catch (err) {
-    clear(panel, errorState("The bucket policy could not be read.", err));
-    return;
+    if (err.status !== 403) {
+      clear(panel, errorState("The bucket policy could not be read.", err));
+      return;
+    }
+    unreadable = true;
   }
   function showState() {
-    status.textContent = current ? "This bucket has a policy." : "This bucket has no policy: organization policies alone decide access.";
-    remove.disabled = !current;
+    if (unreadable) {
+      status.textContent = "This bucket has a policy that does not let you read it (s3:GetBucketPolicy). You can still replace it: s3:PutBucketPolicy is decided by organization policies alone.";
+    } else {
+      status.textContent = current ? "This bucket has a policy." : "This bucket has no policy: organization policies alone decide access.";
+    }
+    remove.disabled = !current && !unreadable;
   }
   area.value = current ? prettyJson(current) : "";
   showState();
@@ -443,13 +464,18 @@ async function renderPolicyTab(bucket, panel) {
       return;
     }
     save.disabled = true;
+    const text = area.value;
     try {
-      await api("PUT", bucketApi(bucket, "/policy"), { policy: area.value });
-      current = area.value;
-      showState();
-      toast("Bucket policy saved");
+      // Warns first when the policy would lock the signed-in user out of the bucket.
+      await saveUnlessLockedOut(bucket, text, async () => {
+        await api("PUT", bucketApi(bucket, "/policy"), { policy: text });
+        current = text;
+        unreadable = false;
+        showState();
+        toast("Bucket policy saved");
+      });
     } catch (err) {
-      policyField.setError(err.message);
+      policyField.setError((err.fields || {}).policy || err.message);
     } finally {
       save.disabled = false;
     }
@@ -462,6 +488,7 @@ async function renderPolicyTab(bucket, panel) {
       action: async () => {
         await api("DELETE", bucketApi(bucket, "/policy"));
         current = null;
+        unreadable = false;
         area.value = "";
         showState();
         toast("Bucket policy deleted");

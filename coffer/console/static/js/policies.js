@@ -46,7 +46,6 @@ export async function renderPolicies(ctx) {
     page.show(policies, {
       nouns: ["policy", "policies"],
       empty: ["No organization policies yet", "Without one, every S3 request is refused. Create a policy to grant access."],
-      noMatch: ["No policies match", `Nothing matches “${page.query}”.`],
       label: "Organization access policies",
       columns: [{ title: "Name", width: "24%" }, { title: "Statements", width: "12%" }, { title: "Principals", width: "30%" }, { title: "Actions", width: "30%" }, { title: "Menu", actions: true }],
       row: (policy) => {

@@ -311,9 +311,21 @@ export function field({ label, input, hint = null, error = null }) {
   const described = [hintEl ? `${id}-hint` : null, `${id}-error`].filter(Boolean).join(" ");
   input.setAttribute("aria-describedby", described);
   const wrap = h("div", { class: "field" }, h("label", { for: id }, label), input, hintEl, errorEl);
+  const setError = errorSetter(input, errorEl);
   return {
     wrap,
-    setError: errorSetter(input, errorEl),
+    setError,
+    // The input's trimmed value, its error cleared; when it is empty, "" and the field says
+    // `message` and takes the focus.
+    required(message) {
+      setError("");
+      const value = input.value.trim();
+      if (!value) {
+        setError(message);
+        input.focus();
+      }
+      return value;
+    },
   };
 }
 
@@ -437,8 +449,8 @@ function byName(item, needle) {
 // A searchable list page: header and intro, a toolbar (search, `extras`, the count), and the table area.
 // The search calls draw(), which calls show(all, ...): the items `matches(item, needle)` keeps
 // for the search's lower-cased text (by default, those whose name contains it) in a dataTable of
-// `label` and `columns` with a row(item) each, or why there are none; failed(message, err) says the list
-// could not be fetched.
+// `label` and `columns` with a row(item) each, or why there are none (`empty`, or `noMatch`: by
+// default "No <many> match"); failed(message, err) says the list could not be fetched.
 export function listPage(main, { title, action, intro, searchLabel, draw, extras = [], loading }) {
   const search = searchBox(searchLabel, () => draw());
   const count = h("span", { class: "count", "aria-live": "polite" });
@@ -458,7 +470,7 @@ export function listPage(main, { title, action, intro, searchLabel, draw, extras
       const shown = all.filter((item) => matches(item, needle));
       count.textContent = `${shown.length} of ${all.length} ${all.length === 1 ? one : many}`;
       if (!all.length) clear(body, emptyState(...empty));
-      else if (!shown.length) clear(body, emptyState(...noMatch));
+      else if (!shown.length) clear(body, emptyState(...(noMatch || [`No ${many} match`, `Nothing matches “${search.input.value}”.`])));
       else clear(body, dataTable({ label, columns, rows: shown.map(row) }));
     },
     failed(message, err) {

@@ -1,7 +1,5 @@
 """workload identity federation: configs, replay cache, key provenance
 
-Revision ID: 0003
-Revises: 0002
 Create Date: 2026-11-28
 """
 
@@ -10,25 +8,23 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from coffer.store.migrations.columns import edited, org_id, timestamp
+
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     op.create_table(
         "federation_configs",
         sa.Column("config_id", sa.String(length=36), nullable=False),
-        sa.Column("org_id", sa.String(length=32), nullable=False),
+        *org_id(),
         sa.Column("kind", sa.String(length=8), nullable=False),
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("lookup", sa.Text(), nullable=False),
         sa.Column("document", sa.Text(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("deactivated_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(["org_id"], ["organizations.id"]),
+        *edited(),
+        timestamp("deactivated_at", nullable=True),
         sa.PrimaryKeyConstraint("config_id"),
         sa.UniqueConstraint("org_id", "kind", "name", name="uq_federation_configs_name"),
     )
@@ -38,7 +34,7 @@ def upgrade() -> None:
     op.create_table(
         "federation_replay",
         sa.Column("key", sa.String(length=64), nullable=False),
-        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        timestamp("expires_at"),
         sa.PrimaryKeyConstraint("key"),
     )
     op.create_index("ix_federation_replay_expires_at", "federation_replay", ["expires_at"])

@@ -1,7 +1,5 @@
 """an index for counting a principal's live access keys
 
-Revision ID: 0004
-Revises: 0003
 Create Date: 2026-12-05
 
 The live-key cap (max_live_keys_per_principal) counts a principal's unrevoked, unexpired
@@ -16,8 +14,6 @@ from alembic import op
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
