@@ -20,7 +20,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 from coffer.api.http import Call, Operation, require_string
-from coffer.api.management import _own_bucket
+from coffer.api.management import own_bucket
 from coffer.errors import InvalidArgument
 from coffer.identity.models import AccessKey, Caller, KeySource, utcnow
 from coffer.policy import RPC_ACTIONS, Decision, MalformedPolicy
@@ -91,7 +91,7 @@ async def check_lockout(c: Call) -> JSONResponse:
     caller, node, origin = c.caller, c.node, origin_of(c.request)
 
     def check() -> Lockout:
-        bucket = _own_bucket(node, caller.org_id, name)
+        bucket = own_bucket(node, caller.org_id, name)
         key = caller_key(caller)
 
         def decide(probe: Probe, text: str | None) -> Decision:

@@ -199,7 +199,7 @@ def parse_org_settings(body: dict[str, Any]) -> dict[str, Any]:
     return present
 
 
-def _own_bucket(node: Node, org_id: str, name: str) -> Bucket:
+def own_bucket(node: Node, org_id: str, name: str) -> Bucket:
     """The caller's organization's bucket `name`; NOT_FOUND for an unknown one and for
     another organization's alike (its existence is not revealed)."""
     if not _BUCKET_NAME.fullmatch(name):  # could not exist: no lookup (nor a cache entry)
@@ -226,7 +226,7 @@ async def set_bucket_settings(c: Call) -> JSONResponse:
     actor = c.actor("cwobject:SetBucketSettings")
 
     def update() -> BucketSettings:
-        _own_bucket(c.node, org_id, name)
+        own_bucket(c.node, org_id, name)
         try:
             return c.node.storage.settings.update_bucket(name, actor=actor, **changes)
         except NoSuchBucket:  # deleted meanwhile
@@ -241,7 +241,7 @@ async def get_bucket_info(c: Call) -> JSONResponse:
     org_id = c.caller.org_id
 
     def read() -> dict[str, Any]:
-        return bucket_info(c.node, _own_bucket(c.node, org_id, name))
+        return bucket_info(c.node, own_bucket(c.node, org_id, name))
 
     return JSONResponse({"info": await call(read)})
 

@@ -25,6 +25,7 @@ from prometheus_client.samples import Sample
 
 from coffer import metrics
 from coffer.api.app import OPERATIONS as API_OPERATIONS
+from coffer.auditlog.events import PLANES as AUDIT_PLANES
 from coffer.policy.engine import Rule
 from coffer.s3.router import OPERATIONS as S3_OPERATIONS
 from tests.support.api import wait_for
@@ -242,10 +243,10 @@ def test_every_scrape_sees_the_sum_whichever_worker_answers(server: CofferServer
 # Label values each label may take; a bucket, key, key id or address would show up here.
 BOUNDED = {
     "face": set(metrics.FACES),
-    "reason": set(metrics.AUTH_REASONS),
+    "reason": {*metrics.AUTH_REASONS, *metrics.AUDIT_DROP_REASONS},
     "cache": set(metrics.CACHES),
     "effect": {"allow", "deny"},
-    "plane": {"s3", "control"},
+    "plane": {"s3", "control", *AUDIT_PLANES},  # decisions; audit-log prefixes
     "scope": {"source", "key"},
     "port": {"api", "s3", "metrics"},
 }

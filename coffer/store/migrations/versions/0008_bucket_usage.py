@@ -65,9 +65,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("bucket", "storage_class", "shard"),
     )
     op.execute(
-        _BACKFILL.format(
-            columns=", ".join(COUNTERS), sums=", ".join(f"SUM({name})" for name in COUNTERS)
-        )
+        _BACKFILL.format(columns=", ".join(COUNTERS), sums=", ".join(f"SUM({name})" for name in COUNTERS))
     )
 
 
