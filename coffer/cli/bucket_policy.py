@@ -29,7 +29,7 @@ from defusedxml.ElementTree import ParseError, fromstring
 from coffer.cli.keys import Api, _default_s3_endpoint, current_api
 from coffer.cli.output import console
 from coffer.cli.policy import read_text
-from coffer.console.signer import Credentials, body_hash, encode_query, object_path, sign_request
+from coffer.web.signer import Credentials, body_hash, encode_query, object_path, sign_request
 
 LOCKOUT_PATH = "/v1/cwobject/auth/bucket-policy-lockout"
 CREDENTIALS_PATH = "/v1/cwobject/temporary-credentials/api-token"

@@ -26,12 +26,12 @@ from starlette.requests import Request
 
 from coffer.audit import Actor
 from coffer.config import Settings
-from coffer.console.signer import Credentials, body_hash, encode_query, object_path, sign_request
 from coffer.errors import S3_ERRORS, CofferError, Kind
 from coffer.identity.accesskeys import Page
 from coffer.identity.models import Caller, KeySource, KeyStatus, utcnow
 from coffer.node import Node
 from coffer.web import tls
+from coffer.web.signer import Credentials, body_hash, encode_query, object_path, sign_request
 
 CONSOLE_KEY_SECONDS = 900  # a console key lives 15 minutes and is replaced before it runs out
 RENEW_MARGIN = timedelta(seconds=120)

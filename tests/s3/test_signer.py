@@ -12,7 +12,7 @@ from botocore.credentials import Credentials as BotoCredentials
 
 from coffer.config import Settings
 from coffer.console.s3client import loopback_base_url
-from coffer.console.signer import (
+from coffer.web.signer import (
     Credentials,
     body_hash,
     encode_query,

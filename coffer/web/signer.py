@@ -1,4 +1,4 @@
-"""A small SigV4 signer for the console's own S3 requests.
+"""A small SigV4 signer for Coffer's own clients of its S3 port: the console's backend and the CLI.
 
 It reuses the verifier's canonicalisation (`coffer.s3.sigv4.canonical`), so the two
 cannot drift apart: what this module signs is exactly what the S3 face recomputes.
