@@ -21,7 +21,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 from coffer.api.accesskeys import container_credentials_json, minted_json
-from coffer.api.http import Call, Operation, require_string
+from coffer.api.http import Call, Operation, require_string, rpc
 from coffer.errors import CofferError, InvalidArgument, Unauthenticated
 from coffer.federation import FederationError, OidcConfig, SamlConfig
 from coffer.federation.saml import certificate_fingerprint
@@ -29,7 +29,6 @@ from coffer.identity.accesskeys import parse_duration, validate_attributes
 from coffer.identity.federated_keys import FederatedKey
 from coffer.identity.federation_configs import UPDATABLE, Kind, StoredConfig
 from coffer.identity.models import rfc3339
-from coffer.policy import RPC_ACTIONS
 from coffer.web.http import call, client_of, json_body
 
 EXCHANGE_PATH = "/v1/cwobject/temporary-credentials"
@@ -240,15 +239,13 @@ def _config_ops(kind: Kind, label: str) -> list[Operation]:
         await call(c.node.federation.delete, c.caller.org_id, kind, uid, actor=c.actor())
         return JSONResponse({})
 
-    def op(name: str, method: str, p: str, handler: Any) -> Operation:
-        return Operation(name, method, p, RPC_ACTIONS[name], handler, service="WorkloadFederation")
-
+    service = "WorkloadFederation"
     return [
-        op(f"List{label}Configs", "GET", path, list_configs),
-        op(f"Create{label}Config", "POST", path, create_config),
-        op(f"Get{label}Config", "GET", path + "/{uid}", get_config),
-        op(f"Update{label}Config", "PATCH", path + "/{uid}", update_config),
-        op(f"Delete{label}Config", "DELETE", path + "/{uid}", delete_config),
+        rpc(f"List{label}Configs", "GET", path, list_configs, service),
+        rpc(f"Create{label}Config", "POST", path, create_config, service),
+        rpc(f"Get{label}Config", "GET", path + "/{uid}", get_config, service),
+        rpc(f"Update{label}Config", "PATCH", path + "/{uid}", update_config, service),
+        rpc(f"Delete{label}Config", "DELETE", path + "/{uid}", delete_config, service),
     ]
 
 

@@ -25,6 +25,7 @@ from coffer.authbudget import Throttled
 from coffer.errors import CofferError, InvalidArgument, Kind, Unauthenticated
 from coffer.identity.models import Caller
 from coffer.node import Node
+from coffer.policy import RPC_ACTIONS
 from coffer.web import protocol
 from coffer.web.http import authenticate, cached_call, client_of, node_of, origin_of
 
@@ -120,6 +121,11 @@ class Operation:
     handler: Handler
     anonymous: bool = False
     service: str = "CWObject"
+
+
+def rpc(name: str, method: str, path: str, handler: Handler, service: str = "CWObject") -> Operation:
+    """The operation `name`, needing the policy action coffer.policy.RPC_ACTIONS names for it."""
+    return Operation(name, method, path, RPC_ACTIONS[name], handler, service=service)
 
 
 class _Dispatch:

@@ -16,12 +16,11 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 from coffer import limits
-from coffer.api.http import Call, Operation, require_string
+from coffer.api.http import Call, require_string, rpc
 from coffer.errors import InvalidArgument, NotFound
 from coffer.identity.accesskeys import parse_page
 from coffer.identity.models import rfc3339
 from coffer.node import Node
-from coffer.policy import RPC_ACTIONS
 from coffer.storage.errors import NoSuchBucket
 from coffer.storage.models import Bucket
 from coffer.storage.settings import UINT64_MAX, BucketSettings, OrgSettings
@@ -288,16 +287,12 @@ async def get_org_settings(c: Call) -> JSONResponse:
     return JSONResponse(await call(read))
 
 
-def _op(name: str, method: str, path: str, handler: Any) -> Operation:
-    return Operation(name, method, path, RPC_ACTIONS[name], handler)
-
-
 operations = [
-    _op("SetBucketSettings", "PUT", BUCKET_SETTINGS_PATH, set_bucket_settings),
-    _op("ListBucketInfo", "GET", BUCKET_INFO_PATH, list_bucket_info),
-    _op("GetBucketInfo", "GET", BUCKET_INFO_PATH + "/{bucketName}", get_bucket_info),
-    _op("SetOrganizationSettings", "PUT", ORG_SETTINGS_PATH, set_org_settings),
-    _op("GetOrganizationSettings", "GET", ORG_SETTINGS_PATH, get_org_settings),
+    rpc("SetBucketSettings", "PUT", BUCKET_SETTINGS_PATH, set_bucket_settings),
+    rpc("ListBucketInfo", "GET", BUCKET_INFO_PATH, list_bucket_info),
+    rpc("GetBucketInfo", "GET", BUCKET_INFO_PATH + "/{bucketName}", get_bucket_info),
+    rpc("SetOrganizationSettings", "PUT", ORG_SETTINGS_PATH, set_org_settings),
+    rpc("GetOrganizationSettings", "GET", ORG_SETTINGS_PATH, get_org_settings),
 ]
 
 

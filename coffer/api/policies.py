@@ -13,9 +13,9 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from coffer.api.http import Call, Operation
+from coffer.api.http import Call, rpc
 from coffer.errors import InvalidArgument
-from coffer.policy import RPC_ACTIONS, InvalidOrgPolicy, parse_org_policy
+from coffer.policy import InvalidOrgPolicy, parse_org_policy
 from coffer.policy.org import MAX_ENTRIES, MAX_STATEMENT_NAME, MAX_STATEMENTS, ORG_POLICY_VERSION
 from coffer.policy.principals import MAX_PRINCIPAL_LENGTH
 from coffer.policy.resources import MAX_RESOURCE_LENGTH
@@ -81,15 +81,11 @@ async def can_i(c: Call) -> JSONResponse:
     return JSONResponse({"verdict": verdict})
 
 
-def _op(name: str, method: str, path: str, handler: Any) -> Operation:
-    return Operation(name, method, path, RPC_ACTIONS[name], handler)
-
-
 operations = [
-    _op("ListAccessPolicies", "GET", POLICY_PATH, list_policies),
-    _op("EnsureAccessPolicy", "POST", POLICY_PATH, ensure_policy),
-    _op("DeleteAccessPolicy", "DELETE", POLICY_PATH + "/{name}", delete_policy),
-    _op("AuthCanI", "POST", "/v1/cwobject/auth/can-i", can_i),
+    rpc("ListAccessPolicies", "GET", POLICY_PATH, list_policies),
+    rpc("EnsureAccessPolicy", "POST", POLICY_PATH, ensure_policy),
+    rpc("DeleteAccessPolicy", "DELETE", POLICY_PATH + "/{name}", delete_policy),
+    rpc("AuthCanI", "POST", "/v1/cwobject/auth/can-i", can_i),
 ]
 
 

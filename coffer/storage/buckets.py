@@ -32,6 +32,7 @@ from coffer.storage.reserved import AUDIT_BUCKET_PREFIX, check_writable
 from coffer.storage.rows import bucket_from_row
 from coffer.storage.rules import COREWEAVE_ZONES, MAX_BUCKETS_PER_ORG, utcnow, validate_bucket_name
 from coffer.storage.transact import Transactions
+from coffer.store.changes import ChangeCache
 from coffer.store.schema import buckets, multipart_parts, multipart_uploads, objects
 
 _CACHE = metrics.cache("buckets")
@@ -67,8 +68,7 @@ class Buckets:
         # The organization's bucket limit, read in CreateBucket's transaction (Storage sets
         # it to the organization settings' reader); else `max_buckets` for every organization.
         self.limit_of: Callable[[Connection, str], int] | None = None
-        self._cache: dict[str, Bucket | None] = {}
-        self._cache_token: object = None
+        self._cache: ChangeCache[str, Bucket | None] = ChangeCache(tx, _CACHE, _CACHE_MAX)
 
     def create(
         self,
@@ -151,18 +151,7 @@ class Buckets:
 
     def get(self, name: str) -> Bucket:
         """NoSuchBucket if absent. Cached in memory; invalidated on every bucket change."""
-        token = self.tx.token()
-        cache = self._cache
-        if token != self._cache_token or len(cache) > _CACHE_MAX:
-            cache = {}
-            self._cache = cache
-            self._cache_token = token
-        if name in cache:
-            _CACHE.hit.inc()
-            hit = cache[name]
-        else:
-            _CACHE.miss.inc()
-            hit = cache[name] = self._load(name)
+        hit = self._cache.get(name, lambda: self._load(name))
         if hit is None:
             raise NoSuchBucket(name)
         return hit

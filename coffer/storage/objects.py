@@ -430,6 +430,7 @@ class Objects:
         source's algorithm, or `checksum_algorithm`) covers the whole object. Conditions on
         the destination are checked before any byte moves, and again at commit."""
         validate_key(key)
+        check_writable(bucket)  # before any byte moves, as `write` does
         self.buckets.get(bucket)
         if _conditional(version):
             version["observed"] = self.observe(bucket, key, version)

@@ -28,6 +28,7 @@ from coffer import limits, metrics
 from coffer.audit import Actor, AuditSink
 from coffer.errors import InvalidArgument
 from coffer.storage.rules import utcnow
+from coffer.store.changes import ChangeCache
 from coffer.store.schema import org_settings
 
 if TYPE_CHECKING:
@@ -143,8 +144,7 @@ class ManagementSettings:
         # The server-wide defaults an organization's own limits override.
         self.defaults = OrgSettings(max_buckets=max_buckets, capacity_cap_bytes=max_bytes or None)
         self.audit = audit
-        self._cache: dict[str, OrgSettings] = {}
-        self._cache_token: object = None
+        self._cache: ChangeCache[str, OrgSettings] = ChangeCache(tx, _ORG_CACHE, _ORG_CACHE_MAX)
 
     # --- buckets ---------------------------------------------------------------------------
     def bucket(self, name: str) -> BucketSettings:
@@ -178,23 +178,14 @@ class ManagementSettings:
         """The organization's settings in effect (its own limits, else the server's). A miss
         reads through `conn` when given (a caller inside a write transaction: the capacity
         caps, `usage.Usage.apply`), never taking a second pooled connection."""
-        token = self.tx.token()
-        cache = self._cache
-        if token != self._cache_token or len(cache) > _ORG_CACHE_MAX:
-            cache = {}
-            self._cache = cache
-            self._cache_token = token
-        hit = cache.get(org_id)
-        if hit is not None:
-            _ORG_CACHE.hit.inc()
-            return hit
-        _ORG_CACHE.miss.inc()
-        if conn is not None:
-            found = cache[org_id] = self._effective(self._stored(conn, org_id))
-            return found
-        with self.db.read() as read:
-            found = cache[org_id] = self._effective(self._stored(read, org_id))
-        return found
+
+        def load() -> OrgSettings:
+            if conn is not None:
+                return self._effective(self._stored(conn, org_id))
+            with self.db.read() as read:
+                return self._effective(self._stored(read, org_id))
+
+        return self._cache.get(org_id, load)
 
     def org_overrides(self, org_id: str) -> dict[str, int | None]:
         """The organization's own limits (None: the server default applies)."""

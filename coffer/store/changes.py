@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from coffer import metrics
 from coffer.datadir import make_private_dir
@@ -117,6 +117,12 @@ class ChangeWatcher:
                 self._stop.wait(self._poll_seconds)
 
 
+class Versioned(Protocol):
+    def token(self) -> object:
+        """A value that differs whenever anything cached may be stale."""
+        ...
+
+
 class ChangeCache(Generic[K, V]):
     """Answers read from the store (a negative one too), kept until the change counter moves.
 
@@ -125,12 +131,12 @@ class ChangeCache(Generic[K, V]):
     answer into the discarded dict, never into the current one. Past `max_entries` entries
     the dict is emptied, so a flood of distinct lookups costs memory once, not for good."""
 
-    def __init__(self, changes: ChangeWatcher, meter: metrics.CacheMeter, max_entries: int) -> None:
+    def __init__(self, changes: Versioned, meter: metrics.CacheMeter, max_entries: int) -> None:
         self._changes = changes
         self._meter = meter
         self._max_entries = max_entries
         self._lock = threading.Lock()
-        self._token: tuple[int, int] | None = None
+        self._token: object = None
         self._entries: dict[K, V] = {}
 
     def get(self, key: K, load: Callable[[], V]) -> V:

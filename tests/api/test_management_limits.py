@@ -9,7 +9,6 @@ the default of 1,000 is checked on an in-process node.
 from __future__ import annotations
 
 import json
-import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +20,7 @@ from coffer.node import Node
 from coffer.storage.errors import TooManyBuckets
 from coffer.store.schema import buckets
 from tests.support.api import assert_status, field_violation
+from tests.support.concurrency import at_once
 from tests.support.harness import CofferServer
 from tests.support.policies import create_org, create_user, ensure_ok, policy, statement
 from tests.support.s3 import client_error, s3_client, unique
@@ -157,21 +157,15 @@ def test_the_default_is_1000_buckets(node: Node) -> None:
 def test_racing_creators_never_pass_the_limit(node: Node) -> None:
     org_id = node.directory.create_org(unique("race")).id
     node.storage.settings.update_org(org_id, max_buckets=5)
-    outcomes: list[str] = []
 
-    def create(i: int) -> None:
+    def create(i: int) -> str:
         try:
             node.storage.buckets.create(org_id=org_id, owner="o", name=f"race-{org_id}-{i}", zone=None)
-            outcomes.append("ok")
         except TooManyBuckets:
-            outcomes.append("refused")
+            return "refused"
+        return "ok"
 
-    threads = [threading.Thread(target=create, args=(i,)) for i in range(12)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(outcomes) == ["ok"] * 5 + ["refused"] * 7
+    assert sorted(at_once(12, create)) == ["ok"] * 5 + ["refused"] * 7
     assert node.storage.buckets.count(org_id) == 5
 
 

@@ -16,8 +16,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from coffer.cli.bucket_policy import DENIED_HINT
+from tests.support.cli import cli_env, coffer_as
 from tests.support.console import allow_s3
-from tests.support.harness import CofferServer, coffer_cmd, run_coffer
+from tests.support.harness import CofferServer, coffer_cmd
 from tests.support.policies import create_org, create_user, denied, ensure_ok, org_of, s3_of
 from tests.support.policies import policy as org_policy
 from tests.support.policies import statement as org_statement
@@ -29,25 +30,10 @@ def s3_allowed(server: CofferServer) -> None:
     allow_s3(server)
 
 
-@pytest.fixture(scope="module")
-def s3(server: CofferServer) -> Any:
-    return s3_of(server)
-
-
-def env_for(server: CofferServer, token: str | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COFFER_")}
-    env["COFFER_ENDPOINT"] = server.api_url
-    env["COFFER_S3_ENDPOINT"] = server.s3_url
-    env["COFFER_API_TOKEN"] = token or server.admin_token
-    return env
-
-
 def bucket_policy(
     server: CofferServer, *args: str, token: str | None = None, input: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    out = run_coffer("bucket", "policy", *args, env=env_for(server, token), input=input)
-    assert "Traceback" not in out.stderr, out.stderr
-    return out
+    return coffer_as(server, "bucket", "policy", *args, token=token, check=False, s3=True, input=input)
 
 
 def policy(bucket: str, *statements: dict[str, Any]) -> str:
@@ -190,7 +176,7 @@ def _run_on_a_terminal(server: CofferServer, args: list[str], answer: bytes) -> 
         stdin=follower,
         stdout=follower,
         stderr=follower,
-        env=env_for(server),
+        env=cli_env(server, s3=True),
         close_fds=True,
     )
     os.close(follower)

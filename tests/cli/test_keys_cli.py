@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from tests.support.cli import coffer_as, error_line
 from tests.support.clients import run_cli
-from tests.support.harness import CofferServer, free_port, run_coffer
+from tests.support.harness import CofferServer, free_port
 
 KEY_ID = re.compile(r"CW[A-Z]{14}")
 
@@ -24,15 +25,7 @@ def keys(
     check: bool = True,
     endpoint: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COFFER_")}
-    env["COFFER_ENDPOINT"] = endpoint or server.api_url
-    if token != "":
-        env["COFFER_API_TOKEN"] = token or server.admin_token
-    out = run_coffer("keys", *args, env=env)
-    if check:
-        assert out.returncode == 0, out.stderr
-    assert "Traceback" not in out.stderr
-    return out
+    return coffer_as(server, "keys", *args, token=token, check=check, endpoint=endpoint)
 
 
 def keys_json(server: CofferServer, *args: str, token: str | None = None) -> Any:
@@ -40,12 +33,10 @@ def keys_json(server: CofferServer, *args: str, token: str | None = None) -> Any
 
 
 def one_line_error(out: subprocess.CompletedProcess[str], code: int = 1) -> str:
-    assert out.returncode == code, out
-    lines = [line for line in out.stderr.splitlines() if line.strip()]
-    assert lines[-1].startswith("Error: "), out.stderr
+    line = error_line(out, code)
     if code == 1:
-        assert len(lines) == 1, out.stderr
-    return lines[-1]
+        assert [line for line in out.stderr.splitlines() if line.strip()] == [line], out.stderr
+    return line
 
 
 def test_create_permanent_prints_the_secret_once_with_an_aws_profile(

@@ -4,40 +4,19 @@ to a running server (GetBucketInfo, ListBucketInfo, SetBucketSettings, organizat
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from typing import Any
 
 import pytest
 
 from coffer.cli.management import parse_size
-from tests.support.harness import CofferServer, run_coffer
+from tests.support.cli import coffer_as, error_line
+from tests.support.harness import CofferServer
 from tests.support.policies import create_org, create_user
 from tests.support.s3 import new_bucket
 
 
-def coffer(
-    server: CofferServer, *args: str, token: str | None = None, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COFFER_")}
-    env["COFFER_ENDPOINT"] = server.api_url
-    env["COFFER_API_TOKEN"] = token or server.admin_token
-    out = run_coffer(*args, env=env)
-    if check:
-        assert out.returncode == 0, out.stderr
-    assert "Traceback" not in out.stderr
-    return out
-
-
 def as_json(server: CofferServer, *args: str, token: str | None = None) -> Any:
-    return json.loads(coffer(server, *args, "--json", token=token).stdout)
-
-
-def error_line(out: subprocess.CompletedProcess[str], code: int = 1) -> str:
-    assert out.returncode == code, out
-    lines = [line for line in out.stderr.splitlines() if line.strip()]
-    assert lines[-1].startswith("Error: "), out.stderr
-    return lines[-1]
+    return json.loads(coffer_as(server, *args, "--json", token=token).stdout)
 
 
 @pytest.mark.parametrize(
@@ -91,7 +70,7 @@ def test_bucket_settings_and_info(server: CofferServer, s3: Any) -> None:
     assert "configuredCapacityCapBytes" not in as_json(
         server, "bucket", "settings", bucket, "--capacity-cap", "none"
     )
-    table = coffer(server, "bucket", "settings", bucket, "--capacity-cap", "0").stdout
+    table = coffer_as(server, "bucket", "settings", bucket, "--capacity-cap", "0").stdout
     assert "Capacity cap" in table and "0 bytes" in table and "after 90 days" in table
 
     info = as_json(server, "bucket", "info", bucket)
@@ -99,36 +78,38 @@ def test_bucket_settings_and_info(server: CofferServer, s3: Any) -> None:
     usage = {u["measurementType"]: u for u in info["usage"]}
     assert usage["STANDARD_BYTES"]["value"] == "1536"
     assert usage["STANDARD_BYTES"]["valueHumanReadable"] == "1.5 KiB"
-    shown = coffer(server, "bucket", "info", bucket).stdout
+    shown = coffer_as(server, "bucket", "info", bucket).stdout
     for text in (bucket, "Location", "STANDARD_OBJECTS", "1.5 KiB", "Archive"):
         assert text in shown, shown
 
     every = as_json(server, "bucket", "info")
     assert bucket in {i["name"] for i in every}
-    listing = coffer(server, "bucket", "info").stdout
+    listing = coffer_as(server, "bucket", "info").stdout
     assert bucket in listing and "Stored" in listing
 
 
 def test_bucket_errors_are_one_line(server: CofferServer, s3: Any) -> None:
     bucket = new_bucket(s3)
-    line = error_line(coffer(server, "bucket", "settings", bucket, check=False), 2)
+    line = error_line(coffer_as(server, "bucket", "settings", bucket, check=False), 2)
     assert "nothing to change" in line
-    out = coffer(server, "bucket", "settings", bucket, "--archive", check=False)
+    out = coffer_as(server, "bucket", "settings", bucket, "--archive", check=False)
     assert error_line(out) == (
         "Error: 400 INVALID_ARGUMENT: invalid archive settings: "
         "archive_after_last_access_days is required when archive is enabled"
     )
-    out = coffer(server, "bucket", "settings", bucket, "--archive", "--archive-after-days", "59", check=False)
+    out = coffer_as(
+        server, "bucket", "settings", bucket, "--archive", "--archive-after-days", "59", check=False
+    )
     assert error_line(out).endswith("must be >= 60")
-    out = coffer(server, "bucket", "settings", bucket, "--capacity-cap", "ten", check=False)
+    out = coffer_as(server, "bucket", "settings", bucket, "--capacity-cap", "ten", check=False)
     assert "not a size" in error_line(out, 2)
-    assert error_line(coffer(server, "bucket", "info", "no-such-bucket-cli", check=False)).startswith(
+    assert error_line(coffer_as(server, "bucket", "info", "no-such-bucket-cli", check=False)).startswith(
         "Error: 404 NOT_FOUND"
     )
-    out = coffer(server, "bucket", "settings", "no-such-bucket-cli", "--audit-logging", check=False)
+    out = coffer_as(server, "bucket", "settings", "no-such-bucket-cli", "--audit-logging", check=False)
     assert error_line(out).startswith("Error: 404 NOT_FOUND")
     _, nobody = create_user(server, "cli-nobody")
-    out = coffer(server, "bucket", "info", token=nobody, check=False)
+    out = coffer_as(server, "bucket", "info", token=nobody, check=False)
     assert error_line(out).startswith("Error: 403 PERMISSION_DENIED")
 
 
@@ -149,7 +130,7 @@ def test_org_settings(server: CofferServer) -> None:
         token=token,
     )
     assert got["settings"] == {"controlPlaneAuditLoggingEnabled": False, "bucketAuditLoggingEnabled": False}
-    table = coffer(server, "org", "settings", token=token).stdout
+    table = coffer_as(server, "org", "settings", token=token).stdout
     assert "Bucket audit logging" in table and "0 of at most 1000" in table
     # The operator's limits show up in the user's view.
     server.cli("admin", "org", "limits", "--org", org_id, "--max-buckets", "7", "--capacity-cap", "1GiB")

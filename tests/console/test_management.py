@@ -25,11 +25,6 @@ def s3_allowed(server: CofferServer) -> None:
     allow_s3(server)
 
 
-@pytest.fixture(scope="module")
-def s3(server: CofferServer) -> Any:
-    return s3_of(server)
-
-
 def info(server: CofferServer, bucket: str) -> dict[str, Any]:
     with server.api() as c:
         r = c.get(f"/v1/cwobject/bucket-info/{bucket}")

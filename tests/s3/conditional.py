@@ -18,7 +18,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from tests.clients.test_curl import Reply
+from tests.support.curl import Reply
 from tests.support.s3 import REGION, client_error
 
 

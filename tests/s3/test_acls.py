@@ -519,3 +519,31 @@ def test_public_access_block_documents(world: World, server: CofferServer, key: 
     assert f"<BucketName>{name}</BucketName>" in raw.text
     # Only the bucket's organization (through its policies) may change it.
     assert denied(lambda: world.partner_s3.delete_public_access_block(Bucket=name))
+
+
+def test_granting_on_a_write_needs_put_object_acl(world: World, server: CofferServer) -> None:
+    """x-amz-acl / x-amz-grant-* on PutObject, CopyObject or CreateMultipartUpload set an ACL:
+    s3:PutObject alone may not hand out what s3:PutObjectAcl guards (as in AWS)."""
+    w = world
+    name = acls_on(w.s3, "grantw", open_=True)
+    share_with_b(w, name, "s3:PutObject")  # B may write, not set ACLs
+    everyone_in_b = f"arn:aws:iam::{w.org_b}:root"
+    assert denied(
+        lambda: w.partner_s3.put_object(Bucket=name, Key="k", Body=b"x", GrantRead=f"id={everyone_in_b}")
+    )
+    assert denied(lambda: w.partner_s3.put_object(Bucket=name, Key="k", Body=b"x", ACL="public-read"))
+    assert denied(lambda: w.partner_s3.create_multipart_upload(Bucket=name, Key="k", ACL="public-read"))
+    # Nothing beyond the owner and the bucket owner: PutObject is enough.
+    w.partner_s3.put_object(Bucket=name, Key="k", Body=b"x", ACL="bucket-owner-full-control")
+    w.partner_s3.put_object(Bucket=name, Key="k", Body=b"x")
+    # A principal of the bucket's own organization whose policies deny s3:PutObjectAcl.
+    member, token = create_user(server, unique("noacl"))
+    mint = statement("mint", ["cwobject:CreateAccessKey"], ["*"], [member])
+    deny = statement("no-acls", ["s3:PutObjectAcl"], ["*"], [member], "Deny")
+    ensure_ok(server, policy(unique("no-acls"), mint, deny))
+    member_s3 = s3_of(server, token)
+    assert denied(lambda: member_s3.put_object(Bucket=name, Key="m", Body=b"x", ACL="public-read"))
+    source = {"Bucket": name, "Key": "k"}
+    assert denied(lambda: member_s3.copy_object(Bucket=name, Key="m", CopySource=source, ACL="public-read"))
+    member_s3.put_object(Bucket=name, Key="m", Body=b"x")
+    assert grants(w.s3.get_object_acl(Bucket=name, Key="m")) == [(member, "FULL_CONTROL")]

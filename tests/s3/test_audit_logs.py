@@ -355,3 +355,51 @@ def test_reading_needs_the_organization_policy(server: CofferServer, s3: Any, or
     finally:
         delete_policy(server, name)
     assert s3_client(server, server.mint_key()).list_objects_v2(Bucket=bucket)["KeyCount"] >= 1
+
+
+def test_the_audit_bucket_refuses_acl_cors_settings_and_form_writes(
+    server: CofferServer, s3: Any, org: str
+) -> None:
+    """Beyond the writes above: ACLs, CORS, Block Public Access, ownership controls, a
+    form (POST) upload and an UploadPart to an invented upload are all refused too."""
+    import httpx
+
+    set_org_logging(server, control=True)
+    marker = mint(server)
+    wait_for_records(s3, org, CONTROL, lambda rs: bool(by_identifier(rs, marker)))
+    bucket = audit_bucket(org)
+    existing = next(iter(audit_objects(s3, org, CONTROL)))
+    calls = [
+        # (ACL "private" is accepted as a no-op, as on any BucketOwnerEnforced bucket.)
+        lambda: s3.put_object_acl(Bucket=bucket, Key=existing, ACL="public-read"),
+        lambda: s3.put_bucket_acl(Bucket=bucket, ACL="public-read"),
+        lambda: s3.put_bucket_cors(
+            Bucket=bucket,
+            CORSConfiguration={"CORSRules": [{"AllowedMethods": ["GET"], "AllowedOrigins": ["*"]}]},
+        ),
+        lambda: s3.delete_bucket_cors(Bucket=bucket),
+        lambda: s3.put_public_access_block(
+            Bucket=bucket,
+            PublicAccessBlockConfiguration=dict.fromkeys(
+                ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"), False
+            ),
+        ),
+        lambda: s3.delete_public_access_block(Bucket=bucket),
+        lambda: s3.put_bucket_ownership_controls(
+            Bucket=bucket, OwnershipControls={"Rules": [{"ObjectOwnership": "ObjectWriter"}]}
+        ),
+        lambda: s3.delete_bucket_ownership_controls(Bucket=bucket),
+        lambda: s3.delete_bucket_tagging(Bucket=bucket),
+    ]
+    for call in calls:
+        with pytest.raises(ClientError) as err:
+            call()
+        assert client_error(err.value)[0] in (403, 404, 400, 501), err.value.response
+        assert client_error(err.value)[1] != "InternalError"
+    before = {o["Key"]: o["ETag"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    post = s3.generate_presigned_post(bucket, existing, ExpiresIn=60)
+    r = httpx.post(post["url"], data=post["fields"], files={"file": ("f", b"forged")})
+    assert r.status_code == 403, r.text
+    after = {o["Key"]: o["ETag"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert {k: v for k, v in after.items() if k in before} == before
+    assert s3.get_bucket_acl(Bucket=bucket)["Grants"]

@@ -19,13 +19,13 @@ from tests.support.auditlogs import (
     CONTROL,
     DATA,
     audit_records,
-    set_bucket_logging,
+    logged_bucket,
     set_org_logging,
     wait_for_records,
 )
 from tests.support.harness import CofferServer
 from tests.support.policies import org_of
-from tests.support.s3 import new_bucket, s3_client, unique
+from tests.support.s3 import s3_client, unique
 
 pytestmark = pytest.mark.slow
 
@@ -53,12 +53,7 @@ def spooled_bytes(server: CofferServer) -> int:
 
 
 def test_sigkill_before_the_flush_loses_nothing(server: CofferServer) -> None:
-    owner = server.mint_key(name="crash-owner")
-    s3 = s3_client(server, owner)
-    org = org_of(server, owner)
-    set_org_logging(server, control=True, data=True)
-    bucket = new_bucket(s3, "crash-audit")
-    assert set_bucket_logging(server, bucket, True).status_code == 200
+    owner, s3, org, bucket = logged_bucket(server, "crash-owner", "crash-audit")
 
     keys = [str(server.mint_key(name=unique("k"))["accessKeyId"]) for _ in range(EVENTS)]
     requests = []

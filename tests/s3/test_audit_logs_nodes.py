@@ -17,13 +17,11 @@ from tests.support.auditlogs import (
     CONTROL,
     DATA,
     audit_objects,
-    set_bucket_logging,
-    set_org_logging,
+    logged_bucket,
     wait_for_records,
 )
 from tests.support.harness import CofferServer
-from tests.support.policies import org_of
-from tests.support.s3 import new_bucket, s3_client
+from tests.support.s3 import s3_client
 
 POLL_SECONDS = 0.2
 
@@ -38,12 +36,7 @@ def nodes_options() -> dict[str, Any]:
 
 def test_each_node_writes_its_own_objects(nodes: dict[str, CofferServer]) -> None:
     a = nodes["a"]
-    owner = a.mint_key(name="nodes-owner")
-    org = org_of(a, owner)
-    s3 = s3_client(a, owner)
-    set_org_logging(a, control=True, data=True)
-    bucket = new_bucket(s3, "nodes")
-    assert set_bucket_logging(a, bucket, True).status_code == 200
+    owner, s3, org, bucket = logged_bucket(a, "nodes-owner", "nodes")
     time.sleep(POLL_SECONDS * 10)  # every node has seen the settings (docs/operations.md: caches)
 
     minted, requests = {}, {}

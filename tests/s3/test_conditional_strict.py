@@ -11,7 +11,7 @@ import pytest
 
 from tests.s3.conditional import HeldPut, completion, refused
 from tests.support.harness import CofferServer
-from tests.support.s3 import s3_client, unique
+from tests.support.s3 import unique
 
 pytestmark = pytest.mark.usefixtures("subdomains_resolve")
 
@@ -19,11 +19,6 @@ pytestmark = pytest.mark.usefixtures("subdomains_resolve")
 @pytest.fixture(scope="module")
 def server_options() -> dict[str, Any]:
     return {"extra_args": ["--s3-domain", "localhost", "--strict-coreweave"]}
-
-
-@pytest.fixture(scope="module")
-def vs3(server: CofferServer, key: dict[str, Any]) -> Any:
-    return s3_client(server, key, addressing_style="virtual", endpoint=f"http://localhost:{server.s3_port}")
 
 
 @pytest.fixture(scope="module")

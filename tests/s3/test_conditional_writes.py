@@ -12,8 +12,8 @@ from xml.etree import ElementTree
 
 import pytest
 
-from tests.clients.test_curl import Curl
 from tests.s3.conditional import HeldPut, completion, refused
+from tests.support.curl import Curl
 from tests.support.harness import CofferServer
 from tests.support.policies import create_user, ensure_ok, policy, s3_of, statement
 from tests.support.s3 import new_bucket, unique
@@ -29,11 +29,6 @@ def bucket(s3: Any) -> str:
 @pytest.fixture(scope="module")
 def versioned(s3: Any) -> str:
     return new_bucket(s3, "condv", versioned=True)
-
-
-@pytest.fixture(scope="module")
-def curl(server: CofferServer, key: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Curl:
-    return Curl(server, key, tmp_path_factory.mktemp("curl"))
 
 
 def etag_of(data: bytes) -> str:

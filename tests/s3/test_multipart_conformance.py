@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import threading
 import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,8 +18,9 @@ from botocore.exceptions import ClientError
 from coffer.config import normalize_database_url
 from coffer.storage.rules import COMPLETED_UPLOAD_RETENTION
 from coffer.store.schema import completed_uploads
-from tests.clients.test_curl import Curl
 from tests.s3.conditional import completion, refused
+from tests.support.concurrency import at_once
+from tests.support.curl import Curl
 from tests.support.harness import CofferServer
 from tests.support.s3 import NS, client_error, new_bucket
 
@@ -37,11 +37,6 @@ def bucket(s3: Any) -> str:
 @pytest.fixture(scope="module")
 def versioned(s3: Any) -> str:
     return new_bucket(s3, "mpcv", versioned=True)
-
-
-@pytest.fixture(scope="module")
-def curl(server: CofferServer, key: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Curl:
-    return Curl(server, key, tmp_path_factory.mktemp("curl"))
 
 
 def crc32(data: bytes) -> str:
@@ -100,21 +95,15 @@ def test_a_retry_with_other_parts_is_no_such_upload(s3: Any, bucket: str) -> Non
 def test_concurrent_completes_of_one_upload_agree(s3: Any, bucket: str) -> None:
     upload_id, parts = two_parts(s3, bucket, "together")
     complete = completion(bucket, "together", upload_id, parts)
-    results: list[Any] = []
-    start = threading.Barrier(3)
 
-    def call() -> None:
-        start.wait()
+    def call(_: int) -> str | tuple[int, str]:
         try:
-            results.append(s3.complete_multipart_upload(**complete)["ETag"])
+            etag: str = s3.complete_multipart_upload(**complete)["ETag"]
         except ClientError as exc:
-            results.append(client_error(exc))
+            return client_error(exc)
+        return etag
 
-    threads = [threading.Thread(target=call) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = at_once(3, call)
     assert len(set(results)) == 1 and str(results[0]).endswith('-2"'), results
 
 

@@ -35,11 +35,6 @@ def server_options() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def vs3(server: CofferServer, key: dict[str, Any]) -> Any:
-    return s3_client(server, key, addressing_style="virtual", endpoint=f"http://localhost:{server.s3_port}")
-
-
-@pytest.fixture(scope="module")
 def bucket(vs3: Any) -> str:
     name = unique("vh")
     vs3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": ZONE})

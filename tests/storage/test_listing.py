@@ -15,7 +15,7 @@ from coffer.storage.errors import StorageError
 from coffer.storage.models import ObjectListing
 from coffer.storage.rules import successor
 from coffer.store.schema import objects
-from tests.support.storage import Env, SQLCounter
+from tests.support.storage import Env, SQLCounter, version_row
 
 # Keys whose UTF-8 byte order differs from UTF-16 order and from most locale collations.
 UNICODE_KEYS = [
@@ -49,26 +49,8 @@ UNICODE_KEYS = [
 def _seed(env: Env, bucket: str, keys: list[str]) -> None:
     """Latest-version rows straight into the table: listing reads metadata only."""
     now = datetime.now(UTC)
-    rows = [
-        {
-            "bucket": bucket,
-            "key": k,
-            "version_id": "null",
-            "seq": 1,
-            "is_latest": True,
-            "is_delete_marker": False,
-            "size": len(k),
-            "etag": '"d41d8cd98f00b204e9800998ecf8427e"',
-            "last_modified": now,
-            "owner_principal": "p",
-            "storage_class": "STANDARD",
-            "headers": {},
-            "checksums": {},
-            "parts": [],
-            "tags": None,
-        }
-        for k in keys
-    ]
+    etag = '"d41d8cd98f00b204e9800998ecf8427e"'
+    rows = [version_row(bucket, k, "null", len(k), etag=etag, last_modified=now) for k in keys]
     with env.db.write() as conn:
         for i in range(0, len(rows), 5000):
             conn.execute(objects.insert(), rows[i : i + 5000])

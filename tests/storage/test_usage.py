@@ -29,7 +29,7 @@ from coffer.store.schema import (
     organizations,
 )
 from tests.support.harness import create_pg_database, drop_pg_database
-from tests.support.storage import Env, SQLCounter
+from tests.support.storage import Env, SQLCounter, version_row
 
 
 @pytest.fixture
@@ -224,28 +224,6 @@ def test_concurrent_writers_keep_the_counters_exact(env: Env, bucket: str) -> No
     with env.db.read() as conn:
         rows = conn.execute(sa.select(sa.func.count()).where(bucket_usage.c.bucket == bucket)).scalar_one()
     assert 1 <= rows <= (SHARDS if env.backend == "postgres" else 1)
-
-
-def version_row(bucket: str, key: str, version: str, size: int, **kw: object) -> dict[str, object]:
-    """An objects row, straight into the table (the migration test, the bulk test)."""
-    return {
-        "bucket": bucket,
-        "key": key,
-        "version_id": version,
-        "seq": 1,
-        "is_latest": True,
-        "is_delete_marker": False,
-        "size": size,
-        "etag": '"x"',
-        "last_modified": datetime.now(UTC),
-        "owner_principal": "p",
-        "storage_class": "STANDARD",
-        "headers": {},
-        "checksums": {},
-        "parts": [],
-        "tags": None,
-        **kw,
-    }
 
 
 def test_the_migration_counts_what_existing_buckets_hold(backend: str, tmp_path: Path) -> None:

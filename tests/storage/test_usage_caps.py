@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import threading
 from collections.abc import AsyncIterator
 
 import pytest
@@ -15,6 +14,7 @@ from coffer.storage.bodies import Expect
 from coffer.storage.errors import QuotaExceeded
 from coffer.storage.models import CompletedPart
 from coffer.storage.reserved import SYSTEM_OWNER, audit_bucket_name, system_writes
+from tests.support.concurrency import at_once
 from tests.support.storage import Env
 
 
@@ -162,22 +162,14 @@ def test_racing_writers_never_both_take_the_last_room(env: Env, bucket: str) -> 
     """Eight writers of 10 bytes at once under a cap of 35: exactly three fit, on either
     store (PostgreSQL: the capped bucket's commits check one at a time)."""
     cap(env, bucket, 35)
-    outcomes: list[str] = []
-    start = threading.Barrier(8)
 
-    def writer(n: int) -> None:
-        start.wait()
+    def writer(n: int) -> str:
         try:
             env.put(bucket, f"k{n}", b"x" * 10)
-            outcomes.append("stored")
         except QuotaExceeded:
-            outcomes.append("refused")
+            return "refused"
+        return "stored"
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(outcomes) == ["refused"] * 5 + ["stored"] * 3
+    assert sorted(at_once(8, writer)) == ["refused"] * 5 + ["stored"] * 3
     assert env.storage.usage.bucket(bucket).total_bytes == 30
     assert env.storage.usage.verify(bucket) == []

@@ -12,6 +12,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from tests.support.harness import CofferServer
+from tests.support.policies import org_of
+from tests.support.s3 import new_bucket, s3_client
 
 ORG_SETTINGS = "/v1/cwobject/organization/settings"
 BUCKET_SETTINGS = "/v1/cwobject/bucket/settings"
@@ -54,6 +56,17 @@ def set_bucket_logging(server: CofferServer, bucket: str, enabled: bool, token: 
         return c.put(
             BUCKET_SETTINGS, json={"bucketName": bucket, "settings": {"auditLoggingEnabled": enabled}}
         )
+
+
+def logged_bucket(server: CofferServer, owner_name: str, prefix: str) -> tuple[dict[str, Any], Any, str, str]:
+    """A new key `owner_name` of the admin (its key, boto3 client and org) and a new bucket of
+    `prefix` logging data events, in an org logging control and data events."""
+    owner = server.mint_key(name=owner_name)
+    s3 = s3_client(server, owner)
+    set_org_logging(server, control=True, data=True)
+    bucket = new_bucket(s3, prefix)
+    assert set_bucket_logging(server, bucket, True).status_code == 200
+    return owner, s3, org_of(server, owner), bucket
 
 
 def audit_objects(s3: Any, org_id: str, prefix: str) -> dict[str, list[dict[str, Any]]]:

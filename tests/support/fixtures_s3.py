@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.support.clients import BIN_DIR, Cli, client_env, run_cli
+from tests.support.curl import Curl
 from tests.support.harness import CofferServer
 from tests.support.s3 import REGION, localhost_subdomains, s3_client
 
@@ -36,6 +37,19 @@ def subdomains_resolve() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def s3(server: CofferServer, key: dict[str, Any]) -> Any:
     return s3_client(server, key)
+
+
+@pytest.fixture(scope="module")
+def vs3(server: CofferServer, key: dict[str, Any]) -> Any:
+    """The module's boto3 client in virtual-hosted style, on http://localhost:<port> (the
+    module's server runs with `--s3-domain localhost`, and asks for `subdomains_resolve`)."""
+    return s3_client(server, key, addressing_style="virtual", endpoint=f"http://localhost:{server.s3_port}")
+
+
+@pytest.fixture(scope="module")
+def curl(server: CofferServer, key: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Curl:
+    """curl signing with the module's key (tests.support.curl)."""
+    return Curl(server, key, tmp_path_factory.mktemp("curl"))
 
 
 @pytest.fixture(scope="module")

@@ -110,3 +110,26 @@ class SQLCounter:
 
     def selects(self) -> list[tuple[str, object]]:
         return [s for s in self.statements if s[0].lstrip().upper().startswith("SELECT")]
+
+
+def version_row(bucket: str, key: str, version: str, size: int, **kw: object) -> dict[str, object]:
+    """An objects row for a test to insert straight into the table (seeding many rows, or
+    rows written before a migration)."""
+    return {
+        "bucket": bucket,
+        "key": key,
+        "version_id": version,
+        "seq": 1,
+        "is_latest": True,
+        "is_delete_marker": False,
+        "size": size,
+        "etag": '"x"',
+        "last_modified": datetime.now(UTC),
+        "owner_principal": "p",
+        "storage_class": "STANDARD",
+        "headers": {},
+        "checksums": {},
+        "parts": [],
+        "tags": None,
+        **kw,
+    }

@@ -313,6 +313,11 @@ def write_acl(ctx: Context) -> Owned:
     owner = object_owner(access.ownership, bucket.owner_principal, writer, name)
     acl = requested.acl(owner, bucket.owner_principal) if requested else private(owner)
     _refuse_public(acl, access)
+    if any(g.id not in (owner, bucket.owner_principal) for g in acl.grants):
+        # Granting anyone else anything is setting an ACL: as in AWS, the write needs
+        # s3:PutObjectAcl too, or s3:PutObject alone would hand out what PutObjectAcl guards.
+        grant = ctx.op.derive("PutObjectAcl", bucket=bucket.name, key=ctx.op.key, version_id=None)
+        ctx.authorize(grant, bucket)
     return Owned(owner, acl.to_json())
 
 
