@@ -1,0 +1,23 @@
+"""bucket lifecycle configurations
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-05
+
+RESERVED (being written): helper L1 (lifecycle configuration)
+"""
+
+from __future__ import annotations
+
+revision = "0009"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

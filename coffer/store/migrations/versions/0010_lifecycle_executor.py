@@ -1,0 +1,23 @@
+"""lifecycle executor state: leases and cursors per bucket
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-05
+
+RESERVED (being written): helper L2 (lifecycle executor)
+"""
+
+from __future__ import annotations
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
