@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from coffer.config import Settings
@@ -24,8 +25,16 @@ def key_name(i: int) -> str:
     return f"k/{i:07d}"
 
 
-def bulk_bucket(settings: Settings, org_id: str, owner: str, bucket: str, count: int) -> float:
-    """Create `bucket` holding keys k/0000000 ... (4 KiB each, one shared blob); returns seconds."""
+def bulk_bucket(
+    settings: Settings,
+    org_id: str,
+    owner: str,
+    bucket: str,
+    count: int,
+    key_of: Callable[[int], str] = key_name,
+) -> float:
+    """Create `bucket` holding keys k/0000000 ... (or `key_of(i)`; 4 KiB each, one shared
+    blob); returns seconds."""
     t0 = time.perf_counter()
     node = Node.open(settings, migrate=False)
     try:
@@ -70,7 +79,7 @@ def bulk_bucket(settings: Settings, org_id: str, owner: str, bucket: str, count:
                 rows = []
                 for i in range(start, min(count, start + batch)):
                     row = list(values)
-                    row[key_at] = key_name(i)
+                    row[key_at] = key_of(i)
                     rows.append(tuple(row))
                 conn.exec_driver_sql(sql, rows)
     finally:

@@ -214,20 +214,18 @@ class Authorizer:
             # An anonymous caller is judged by the bucket owner's organization policies.
             org = self.policies.compiled(bucket.org_id if bucket is not None else None)
         else:
-            ctx = RequestContext(
-                principal=key.principal_name,
-                org_id=key.org_id,
-                aliases=key_aliases(key),
-                groups=tuple(key.groups),
-                source_ip=origin.source_ip,
-                secure=origin.secure,
-                resource_org_id=bucket.org_id if bucket is not None else None,
-                values=values,
-            )
+            ctx = self._key_context(key, origin, bucket.org_id if bucket is not None else None, values)
             org = self.policies.compiled(key.org_id)
         acl, restrict = self._acl_check(bucket, operation.key, operation.version_id)
         return evaluate(
-            action, operation.resource, ctx, org, bucket_policy, acl=acl, restrict_public=restrict
+            action,
+            operation.resource,
+            ctx,
+            org,
+            bucket_policy,
+            acl=acl,
+            restrict_public=restrict,
+            scope=key.scope if key is not None else None,
         )
 
     def authorize_s3(
@@ -302,39 +300,76 @@ class Authorizer:
         )
         raise PermissionDenied(CONTROL_DENIED.format(principal=caller.principal_name, action=action))
 
+    @staticmethod
+    def _key_context(
+        key: AccessKey,
+        origin: Origin,
+        resource_org_id: str | None = None,
+        values: Mapping[str, str | Sequence[str]] | None = None,
+    ) -> RequestContext:
+        """The key as policies see it, on S3 requests and AuthCanI questions about a key."""
+        return RequestContext(
+            principal=key.principal_name,
+            org_id=key.org_id,
+            aliases=key_aliases(key),
+            groups=tuple(key.groups),
+            source_ip=origin.source_ip,
+            secure=origin.secure,
+            resource_org_id=resource_org_id,
+            values=values or {},
+        )
+
     def can_i(
         self,
         caller: Caller,
         actions: Sequence[str],
         resources: Sequence[str],
         origin: Origin = UNKNOWN_ORIGIN,
+        *,
+        key: AccessKey | None = None,
     ) -> bool:
-        """AuthCanI: may the caller perform every action on every resource?
+        """AuthCanI: may the caller (or, when `key` is given, that access key) perform every
+        action on every resource?
 
         A resource is `*` or a request resource (`bucket`, `bucket/key`); when it names a
         bucket that exists, that bucket's policy, owner, ACLs (the object's too, for
         `bucket/key`) and Block Public Access take part exactly as they would for the S3
-        request. Unknown actions are not allowed (the engine fails closed).
+        request. A key is judged as its S3 requests are: as its principal, narrowed by its
+        scope. Unknown actions are not allowed (the engine fails closed).
         """
-        org = self.policies.compiled(caller.org_id)
-        own = self._caller_context(caller, origin)
+
+        def subject(resource_org_id: str | None = None) -> RequestContext:
+            if key is not None:
+                return self._key_context(key, origin, resource_org_id)
+            return self._caller_context(caller, origin, resource_org_id)
+
+        scope = key.scope if key is not None else None
+        org = self.policies.compiled(key.org_id if key is not None else caller.org_id)
+        own = subject()
         for resource in resources:
             bucket = self._bucket_of(resource)
             bucket_policy = None
             ctx = own
-            key = resource.partition("/")[2] or None
-            acl, restrict = self._acl_check(bucket, key, None)
+            object_key = resource.partition("/")[2] or None
+            acl, restrict = self._acl_check(bucket, object_key, None)
             if bucket is not None:
                 bucket_policy = self.policies.compiled_bucket_policy(bucket.name, bucket.policy)
-                ctx = self._caller_context(caller, origin, bucket.org_id)
+                ctx = subject(bucket.org_id)
             for action in actions:
                 spec = action_table.spec(action)
                 # Control-plane and account actions name no bucket: the resource does not bind them.
                 if spec is not None and spec.scope in (Scope.CONTROL, Scope.ACCOUNT):
-                    decision = evaluate(action, "*", own, org)
+                    decision = evaluate(action, "*", own, org, scope=scope)
                 else:
                     decision = evaluate(
-                        action, resource, ctx, org, bucket_policy, acl=acl, restrict_public=restrict
+                        action,
+                        resource,
+                        ctx,
+                        org,
+                        bucket_policy,
+                        acl=acl,
+                        restrict_public=restrict,
+                        scope=scope,
                     )
                 if not decision.allowed:
                     return False

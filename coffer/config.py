@@ -137,6 +137,26 @@ class Settings:
         limits.MAX_LIVE_KEYS_PER_PRINCIPAL,
         "Live (unexpired, unrevoked) access keys one principal may hold; 0 means no cap.",
     )
+    last_used_flush_seconds: float = _setting(
+        60.0,
+        "Seconds between writes of each worker's access-key last-used records (newest use per key, "
+        "kept in memory meanwhile; also written at shutdown).",
+    )
+    last_used_tracking: bool = _setting(
+        True,
+        "Record each access key's last use (lastUsed); false records nothing (bench/last_used_bench.py "
+        "compares the two).",
+    )
+    key_expiry_warning_seconds: int = _setting(
+        3600,
+        "A temporary access key this close to its expiry is flagged in the console and counted in "
+        "coffer_access_keys_expiring.",
+    )
+    key_max_age_days: int = _setting(
+        90,
+        "A permanent access key older than this many days is flagged in the console and counted in "
+        "coffer_access_keys_aged; 0 flags none.",
+    )
     max_buckets_per_org: int = _setting(
         limits.MAX_BUCKETS_PER_ORG,
         "Buckets one organization may have (CoreWeave: 1,000); an organization's own limit "
@@ -146,6 +166,32 @@ class Settings:
         limits.MAX_BYTES_PER_ORG,
         "Bytes one organization may store over all its buckets; 0 means no cap. An organization's "
         "own limit (`coffer admin org limits`) overrides it.",
+    )
+    lifecycle_day_seconds: float = _setting(
+        86400.0,
+        "Seconds in one lifecycle rule-day (Expiration Days, NoncurrentDays, DaysAfterInitiation); "
+        "below 86400 it shortens every rule for tests, as RGW's rgw_lc_debug_interval.",
+    )
+    lifecycle_interval_seconds: float = _setting(
+        3600.0,
+        "Seconds between the background passes that apply lifecycle rules (and write inventory "
+        "reports): each bucket gets one pass per interval over all nodes. 0 disables the executor "
+        "(`coffer lifecycle run` still works).",
+    )
+    lifecycle_step_keys: int = _setting(
+        1000,
+        "Keys (or multipart uploads) one executor step examines before it saves its cursor and "
+        "renews its lease: the bound on one step's memory and time.",
+    )
+    lifecycle_lease_seconds: float = _setting(
+        60.0,
+        "How long a node's lease on a (bucket, task) lasts without renewal; a killed node's work "
+        "is taken over by another after at most this long.",
+    )
+    gc_grace_seconds: float = _setting(
+        600.0,
+        "Seconds a deleted or replaced object body is kept before the collector removes it; a read "
+        "still streaming after a quarter of it (at most a minute) pins its files on every node.",
     )
 
     def __post_init__(self) -> None:
@@ -223,6 +269,12 @@ def validate(s: Settings) -> list[str]:
         problems.append("audit_flush_seconds: must be between 0.1 and 86400")
     if not 1 << 16 <= s.audit_spool_max_bytes <= 1 << 40:
         problems.append("audit_spool_max_bytes: must be between 65536 and 1099511627776")
+    if not (math.isfinite(s.last_used_flush_seconds) and 0.1 <= s.last_used_flush_seconds <= 3600):
+        problems.append("last_used_flush_seconds: must be between 0.1 and 3600")
+    if not 0 <= s.key_expiry_warning_seconds <= UINT32_MAX:
+        problems.append(f"key_expiry_warning_seconds: must be between 0 and {UINT32_MAX}")
+    if not 0 <= s.key_max_age_days <= 36500:
+        problems.append("key_max_age_days: must be between 0 and 36500")
     if not (math.isfinite(s.cache_poll_seconds) and 0.05 <= s.cache_poll_seconds <= 60):
         problems.append("cache_poll_seconds: must be between 0.05 and 60")
     if bool(s.tls_cert) != bool(s.tls_key):
@@ -254,6 +306,16 @@ def validate(s: Settings) -> list[str]:
         problems.append("max_buckets_per_org: must be between 0 and 1000000")
     if not 0 <= s.max_bytes_per_org < 2**63:
         problems.append("max_bytes_per_org: must be between 0 and 9223372036854775807")
+    if not (math.isfinite(s.lifecycle_day_seconds) and 0 < s.lifecycle_day_seconds <= 86400 * 366):
+        problems.append("lifecycle_day_seconds: must be above 0 and at most 31622400 (a year)")
+    if not (math.isfinite(s.lifecycle_interval_seconds) and 0 <= s.lifecycle_interval_seconds <= 86400 * 7):
+        problems.append("lifecycle_interval_seconds: must be between 0 and 604800 (0 disables)")
+    if not 1 <= s.lifecycle_step_keys <= 100_000:
+        problems.append("lifecycle_step_keys: must be between 1 and 100000")
+    if not (math.isfinite(s.lifecycle_lease_seconds) and 1 <= s.lifecycle_lease_seconds <= 3600):
+        problems.append("lifecycle_lease_seconds: must be between 1 and 3600")
+    if not (math.isfinite(s.gc_grace_seconds) and 1 <= s.gc_grace_seconds <= 86400):
+        problems.append("gc_grace_seconds: must be between 1 and 86400")
     if s.database_url and not s.database_url.startswith(("postgresql", "postgres://", "sqlite")):
         problems.append("database_url: must start with postgresql:// (or sqlite:///)")
     return problems

@@ -94,6 +94,12 @@ class Unavailable(CofferError):
     kind = Kind.UNAVAILABLE
 
 
+class FailedPrecondition(CofferError):
+    """The request is well formed but the resource's state refuses it (a key already rotated)."""
+
+    kind = Kind.FAILED_PRECONDITION
+
+
 # --- S3 --------------------------------------------------------------------------------
 def _errors(status: int, kind: Kind, **messages: str) -> dict[str, tuple[int, str, Kind]]:
     """S3 error codes that share an HTTP status and gRPC kind, each with its default message."""
@@ -169,6 +175,10 @@ S3_ERRORS: dict[str, tuple[int, str, Kind]] = {
         400,
         Kind.RESOURCE_EXHAUSTED,
         TooManyBuckets="You have attempted to create more buckets than allowed.",
+        TooManyConfigurations=(
+            "You are attempting to create a new configuration but have already reached the "
+            "1,000-configuration limit."
+        ),
     ),
     **_errors(
         400,
@@ -212,6 +222,7 @@ S3_ERRORS: dict[str, tuple[int, str, Kind]] = {
         Kind.NOT_FOUND,
         NoSuchBucket="The specified bucket does not exist",
         NoSuchBucketPolicy="The bucket policy does not exist",
+        NoSuchConfiguration="The specified configuration does not exist.",
         NoSuchCORSConfiguration="The CORS configuration does not exist",
         NoSuchKey="The specified key does not exist.",
         NoSuchLifecycleConfiguration="The lifecycle configuration does not exist.",

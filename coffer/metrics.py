@@ -96,6 +96,7 @@ CACHES = (
     "bucket_policies",
     "federation_configs",
     "org_settings",
+    "lifecycle",
 )
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -209,6 +210,42 @@ AUDIT_SPOOL_BYTES = Gauge(
     "coffer_audit_log_spool_bytes",
     "Bytes of audit-log events left in the spools of the live workers after their last flush.",
     multiprocess_mode="livesum",
+    registry=REGISTRY,
+)
+ACCESS_KEYS_EXPIRING = Gauge(
+    "coffer_access_keys_expiring",
+    "Live temporary access keys that expire within key_expiry_warning_seconds (counted by each "
+    "worker after each last-used flush; the newest count).",
+    multiprocess_mode="livemax",
+    registry=REGISTRY,
+)
+ACCESS_KEYS_AGED = Gauge(
+    "coffer_access_keys_aged",
+    "Live permanent access keys older than key_max_age_days (counted as coffer_access_keys_expiring).",
+    multiprocess_mode="livemax",
+    registry=REGISTRY,
+)
+# The lifecycle executor (coffer/lifecycle/executor.py): by task ("lifecycle", "inventory")
+# and, for actions, by one of LIFECYCLE_ACTION_NAMES.
+LIFECYCLE_ACTION_NAMES = (
+    "expire_current",
+    "expire_noncurrent",
+    "remove_delete_marker",
+    "abort_upload",
+    "skipped",
+)
+LIFECYCLE_ACTIONS = Counter(
+    "coffer_lifecycle_actions_total",
+    "What the background executor did, by task and action (skipped: no longer due when re-checked "
+    "under the key's lock, because a client wrote the key after the rule matched).",
+    ["task", "action"],
+    registry=REGISTRY,
+)
+LIFECYCLE_PASS_SECONDS = Histogram(
+    "coffer_lifecycle_pass_seconds",
+    "Duration of one complete pass of a task over one bucket, by task.",
+    ["task"],
+    buckets=(0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 14400),
     registry=REGISTRY,
 )
 # Computed at scrape time rather than stored (see `BlobStoreSpace`).

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from coffer import datadir, logs
@@ -23,6 +24,10 @@ from coffer.identity.federation_configs import FederationConfigs
 from coffer.identity.policies import OrgPolicies
 from coffer.identity.replay import SqlReplayCache
 from coffer.identity.secretbox import SecretBox, load_master_key
+from coffer.lifecycle.executor import Executor
+from coffer.lifecycle.expiration import LifecycleTask
+from coffer.lifecycle.inventory_report import InventoryTask
+from coffer.lifecycle.tasks import BucketTask
 from coffer.storage.blobs import BlobStore
 from coffer.storage.errors import StorageError
 from coffer.storage.models import Bucket, ObjectVersion
@@ -52,6 +57,8 @@ class Node:
     audit_logs: AuditLogs | None = None
     # Per process, like the caches: failed authentications by source and key id.
     auth_budget: AuthBudget = field(default_factory=lambda: AuthBudget(0, 60.0))
+    # The background passes of the bucket tasks (lifecycle rules, inventory reports).
+    executor: Executor | None = None
 
     @classmethod
     def open(cls, settings: Settings, *, migrate: bool = True) -> Node:
@@ -74,6 +81,9 @@ class Node:
             audit=audit,
             max_duration=settings.max_key_duration,
             max_live_keys=settings.max_live_keys_per_principal,
+            last_used_flush_seconds=settings.last_used_flush_seconds,
+            expiry_warning_seconds=settings.key_expiry_warning_seconds,
+            max_age_days=settings.key_max_age_days,
         )
         blobs = BlobStore(data / "blobs")
         storage = Storage(
@@ -84,6 +94,7 @@ class Node:
             changes=changes,
             max_buckets=settings.max_buckets_per_org,
             max_bytes=settings.max_bytes_per_org,
+            dead_blob_grace=timedelta(seconds=settings.gc_grace_seconds),
             audit=audit,
         )
         policies = OrgPolicies(db, changes, audit=audit)
@@ -117,6 +128,19 @@ class Node:
             audit=audit,
             max_duration=settings.max_key_duration,
         )
+        tasks: list[BucketTask] = [
+            LifecycleTask(storage, day_seconds=settings.lifecycle_day_seconds, audit=audit),
+            InventoryTask(
+                storage, data / "inventory-spool", day_seconds=settings.lifecycle_day_seconds, audit=audit
+            ),
+        ]
+        executor = Executor(
+            db,
+            tasks,
+            interval=settings.lifecycle_interval_seconds,
+            budget=settings.lifecycle_step_keys,
+            lease_seconds=settings.lifecycle_lease_seconds,
+        )
         return cls(
             settings,
             db,
@@ -132,6 +156,7 @@ class Node:
             audit=audit,
             audit_logs=audit_logs,
             auth_budget=AuthBudget(settings.auth_failure_limit, settings.auth_failure_window),
+            executor=executor,
         )
 
     @property
@@ -140,13 +165,19 @@ class Node:
 
     def start_background(self) -> None:
         self.changes.start()
+        self.keys.last_used.start()
         self.storage.collector.start()
         if self.audit_logs is not None:
             self.audit_logs.start()  # replays what stopped workers spooled
+        if self.executor is not None:
+            self.executor.start()
 
     def close(self) -> None:
+        if self.executor is not None:
+            self.executor.stop()  # its step ends and hands its bucket back, cursor saved
         if self.audit_logs is not None:
             self.audit_logs.close()  # the last flush, while the store is still open
+        self.keys.last_used.close()  # the keys' last uses, as well
         self.storage.collector.stop()
         self.changes.stop()
         self.federated_keys.close()

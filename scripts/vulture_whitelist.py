@@ -36,3 +36,4 @@ header_name  # checksum registry (tests/unit/test_sigv4_checksums.py)
 running  # GarbageCollector.running (tests/storage/test_node.py, test_gc.py)
 has_session_token  # AccessKey field, set from the row; nothing reads it yet
 __call__  # AuditSink is a Protocol: services call the sink they were given (coffer/audit.py)
+is_disconnect  # ExceptionContext field SQLAlchemy reads after handle_error (coffer/store/db.py)

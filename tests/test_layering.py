@@ -5,9 +5,9 @@ resolved, wherever it sits (top level, inside a function, under `if TYPE_CHECKIN
 every spelling (`import coffer.s3.x`, `from coffer.s3 import x`, `from coffer import s3`,
 relative imports, `importlib.import_module("coffer.s3")`). The rules:
 
-- the core (coffer/storage, coffer/policy, coffer/identity, coffer/auditlog) imports no face (coffer.s3,
-  coffer.api, coffer.console), and never names `S3Error`: it raises its own errors and
-  each face translates them;
+- the core (coffer/storage, coffer/policy, coffer/identity, coffer/auditlog, coffer/lifecycle)
+  imports no face (coffer.s3, coffer.api, coffer.console), and never names `S3Error`: it
+  raises its own errors and each face translates them;
 - the control-plane API and the console do not import each other;
 - coffer/federation (the pure verifiers) imports neither the store nor any face.
 
@@ -26,7 +26,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "coffer"
 
-CORE = ("coffer.storage", "coffer.policy", "coffer.identity", "coffer.auditlog")
+CORE = ("coffer.storage", "coffer.policy", "coffer.identity", "coffer.auditlog", "coffer.lifecycle")
 FACES = ("coffer.s3", "coffer.api", "coffer.console")
 FACE_ERROR = "S3Error"
 # (modules the rule applies to, what they must not import, why)

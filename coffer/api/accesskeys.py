@@ -10,6 +10,8 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
+from coffer.api import keyfields
+from coffer.api.extensions import requested
 from coffer.api.http import Call, Operation, require_string
 from coffer.errors import InvalidArgument
 from coffer.identity.accesskeys import (
@@ -18,6 +20,7 @@ from coffer.identity.accesskeys import (
     parse_status,
     validate_attributes,
     validate_principal,
+    validate_scope,
 )
 from coffer.identity.models import AccessKey, KeySource, MintedKey, rfc3339
 from coffer.web.http import call, json_body
@@ -28,8 +31,16 @@ def _multi(key: AccessKey) -> dict[str, Any]:
     return {k: {"values": v} for k, v in key.multi_attributes.items()}
 
 
-def key_info(key: AccessKey) -> dict[str, Any]:
-    """AccessKeyInfo in CoreWeave's field names; the secret is never part of it."""
+def key_extensions(key: AccessKey, wanted: frozenset[str]) -> dict[str, Any]:
+    """The extension fields (coffer.api.extensions) of a key that the request asked for."""
+    out: dict[str, Any] = {}
+    if "scope" in wanted:  # null: the key has none (a client can tell that from "not supported")
+        out["scope"] = key.scope.document if key.scope is not None else None
+    return out
+
+
+def key_info(key: AccessKey, wanted: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """AccessKeyInfo in CoreWeave's field names, then the extension fields `wanted`; never the secret."""
     return {
         "accessKeyId": key.access_key_id,
         "status": key.status().value,
@@ -38,16 +49,18 @@ def key_info(key: AccessKey) -> dict[str, Any]:
         "expiry": rfc3339(key.expiry_for_api),
         "orgId": key.org_id,
         "multiAttributes": _multi(key),
+        **key_extensions(key, wanted),
     }
 
 
-def minted_json(minted: MintedKey) -> dict[str, Any]:
+def minted_json(minted: MintedKey, wanted: frozenset[str] = frozenset()) -> dict[str, Any]:
     return {
         "accessKeyId": minted.key.access_key_id,
         "secretKey": minted.secret_key,
         "principalName": minted.key.principal_name,
         "expiry": rfc3339(minted.key.expiry_for_api),
         "attributes": minted.key.attributes,
+        **key_extensions(minted.key, wanted),
     }
 
 
@@ -87,10 +100,11 @@ async def create_access_key(c: Call) -> JSONResponse:
     body = await json_body(c.request)
     duration = parse_duration(body.get("durationSeconds"))
     attributes = validate_attributes(body.get("attributes"))
+    scope = validate_scope(body.get("scope"))
     minted = await _mint_own(
-        c, duration, "cwobject:CreateAccessKey", source=KeySource.JWT, attributes=attributes
+        c, duration, "cwobject:CreateAccessKey", source=KeySource.JWT, attributes=attributes, scope=scope
     )
-    return JSONResponse(minted_json(minted))
+    return JSONResponse(minted_json(minted, requested(c.request.headers)))
 
 
 async def list_access_keys(c: Call) -> JSONResponse:
@@ -98,12 +112,18 @@ async def list_access_keys(c: Call) -> JSONResponse:
     page = parse_page(q.get("offset"), q.get("limit"))
     status = parse_status(q["status"]) if "status" in q else None
     keys = await call(c.node.keys.list, c.caller.org_id, page, status)
-    return JSONResponse({"info": [key_info(k) for k in keys]})
+    wanted = requested(c.request.headers)
+    infos = [key_info(k, wanted) for k in keys]
+    await call(keyfields.add_fields, c.node, c.caller.org_id, keys, infos, wanted)
+    return JSONResponse({"info": infos})
 
 
 async def get_access_key(c: Call) -> JSONResponse:
     key = await call(c.node.keys.get, c.caller.org_id, c.request.path_params["accessKeyId"])
-    return JSONResponse({"info": key_info(key)})
+    wanted = requested(c.request.headers)
+    info = key_info(key, wanted)
+    await call(keyfields.add_fields, c.node, c.caller.org_id, [key], [info], wanted)
+    return JSONResponse({"info": info})
 
 
 async def update_access_key_status(c: Call) -> JSONResponse:

@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from coffer import metrics
-from coffer.api import accesskeys, federation, lockout, management, policies
+from coffer.api import accesskeys, federation, lockout, management, policies, rotation
 from coffer.api.http import Operation, error_response, routes, status_json
 from coffer.api.openapi import build_spec
 from coffer.errors import CofferError, Kind
@@ -32,6 +32,7 @@ log = logging.getLogger("coffer.api")
 
 OPERATIONS: list[Operation] = [
     *accesskeys.operations,
+    *rotation.operations,
     *policies.operations,
     *management.operations,
     *lockout.operations,

@@ -21,11 +21,12 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 from coffer.api.accesskeys import container_credentials_json, minted_json
+from coffer.api.extensions import requested
 from coffer.api.http import Call, Operation, require_string, rpc
 from coffer.errors import CofferError, InvalidArgument, Unauthenticated
 from coffer.federation import FederationError, OidcConfig, SamlConfig
 from coffer.federation.saml import certificate_fingerprint
-from coffer.identity.accesskeys import parse_duration, validate_attributes
+from coffer.identity.accesskeys import parse_duration, validate_attributes, validate_scope
 from coffer.identity.federated_keys import FederatedKey
 from coffer.identity.federation_configs import UPDATABLE, Kind, StoredConfig
 from coffer.identity.models import rfc3339
@@ -91,9 +92,12 @@ async def create_from_saml(c: Call) -> JSONResponse:
         config_id = attempt.config_id = _org_id(body.get("configId"), "configId")
         saml = require_string(body, "samlResponse")
         attributes = validate_attributes(body.get("attributes"))
+        scope = validate_scope(body.get("scope"))
         fed = c.node.federated_keys
-        result = await attempt.exchange(fed.from_saml, org_id, config_id, saml, duration, attributes)
-    return JSONResponse(minted_json(result.minted))
+        result = await attempt.exchange(
+            fed.from_saml, org_id, config_id, saml, duration, attributes, scope=scope
+        )
+    return JSONResponse(minted_json(result.minted, requested(c.request.headers)))
 
 
 async def create_from_oidc(c: Call) -> JSONResponse:
@@ -104,8 +108,10 @@ async def create_from_oidc(c: Call) -> JSONResponse:
         org_id = attempt.org_id = _org_id(body.get("orgId"))
         token = require_string(body, "oidcToken")
         attributes = validate_attributes(body.get("attributes"))
-        result = await attempt.exchange(c.node.federated_keys.from_oidc, org_id, token, duration, attributes)
-    return JSONResponse(minted_json(result.minted))
+        scope = validate_scope(body.get("scope"))
+        fed = c.node.federated_keys
+        result = await attempt.exchange(fed.from_oidc, org_id, token, duration, attributes, scope=scope)
+    return JSONResponse(minted_json(result.minted, requested(c.request.headers)))
 
 
 def _raw_token(header: str) -> str:
@@ -325,7 +331,7 @@ def _config_schema(fields: dict[str, Any], required: list[str]) -> dict[str, Any
 
 
 def openapi_meta(
-    *, minted: dict[str, Any], container: dict[str, Any], attributes: dict[str, Any]
+    *, minted: dict[str, Any], container: dict[str, Any], attributes: dict[str, Any], scope: dict[str, Any]
 ) -> dict[str, Any]:
     """Request and response schemas of this module's operations (shared schemas passed in)."""
     duration = {
@@ -355,9 +361,11 @@ def openapi_meta(
                         "description": "base64 Response or Assertion",
                     },
                     "attributes": attributes,
+                    "scope": scope,
                 },
             },
             "response": minted,
+            "extensions": True,
             "errors": refusals,
         },
         "CreateAccessKeyFromOIDC": {
@@ -374,9 +382,11 @@ def openapi_meta(
                         "pattern": "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]*$",
                     },
                     "attributes": attributes,
+                    "scope": scope,
                 },
             },
             "response": minted,
+            "extensions": True,
             "errors": refusals,
         },
         "CreateAccessKeyFromContainerCreds": {

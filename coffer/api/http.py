@@ -26,6 +26,7 @@ from coffer.errors import CofferError, InvalidArgument, Kind, Unauthenticated
 from coffer.identity.models import Caller
 from coffer.node import Node
 from coffer.policy import RPC_ACTIONS
+from coffer.store.errors import StoreUnavailable
 from coffer.web import protocol
 from coffer.web.http import authenticate, cached_call, client_of, node_of, origin_of
 
@@ -44,7 +45,7 @@ def error_response(exc: CofferError) -> JSONResponse:
     resp = status_json(exc.kind, exc.message, exc.details)
     if exc.kind is Kind.UNAUTHENTICATED:
         resp.headers["WWW-Authenticate"] = 'Bearer realm="coffer"'
-    if isinstance(exc, Throttled):
+    if isinstance(exc, Throttled | StoreUnavailable):
         resp.headers["Retry-After"] = str(exc.retry_after)
     return resp
 

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse
 
 from coffer.api.http import Call, Operation, require_string
 from coffer.api.management import own_bucket
+from coffer.api.schema import obj
 from coffer.errors import InvalidArgument
 from coffer.identity.models import AccessKey, Caller, KeySource, utcnow
 from coffer.policy import RPC_ACTIONS, Decision, MalformedPolicy
@@ -118,43 +119,34 @@ operations = [
 
 
 # --- OpenAPI -------------------------------------------------------------------------------
-_CHECK = {
-    "type": "object",
-    "required": ["action", "resource", "allowedNow", "allowedAfter", "lockedOut", "rule"],
-    "properties": {
-        "action": {"type": "string", "example": "s3:ListBucket"},
-        "resource": {"type": "string", "example": "my-bucket"},
-        "allowedNow": {"type": "boolean", "description": "under the bucket's current policy"},
-        "allowedAfter": {"type": "boolean", "description": "under the proposed policy"},
-        "lockedOut": {"type": "boolean", "description": "refused by the proposed policy"},
-        "rule": {"type": "string", "description": "the evaluation rule that decides it (docs/policies.md)"},
-        "statement": {"type": "string", "description": "the Sid of the proposed policy's deciding Deny"},
-    },
-}
+_CHECK = obj(
+    ["action", "resource", "allowedNow", "allowedAfter", "lockedOut", "rule"],
+    action={"type": "string", "example": "s3:ListBucket"},
+    resource={"type": "string", "example": "my-bucket"},
+    allowedNow={"type": "boolean", "description": "under the bucket's current policy"},
+    allowedAfter={"type": "boolean", "description": "under the proposed policy"},
+    lockedOut={"type": "boolean", "description": "refused by the proposed policy"},
+    rule={"type": "string", "description": "the evaluation rule that decides it (docs/policies.md)"},
+    statement={"type": "string", "description": "the Sid of the proposed policy's deciding Deny"},
+)
 OPENAPI: dict[str, dict[str, Any]] = {
     "CheckBucketPolicyLockout": {
         "summary": "Coffer extension: would this bucket policy lock the caller out of the bucket?",
-        "body": {
-            "type": "object",
-            "required": ["bucketName", "policy"],
-            "properties": {
-                "bucketName": {"type": "string", "minLength": 1},
-                "policy": {
-                    "oneOf": [{"type": "string", "minLength": 1}, {"type": "object"}],
-                    "description": "the bucket policy document, as PutBucketPolicy would carry it",
-                },
+        "body": obj(
+            ["bucketName", "policy"],
+            bucketName={"type": "string", "minLength": 1},
+            policy={
+                "oneOf": [{"type": "string", "minLength": 1}, {"type": "object"}],
+                "description": "the bucket policy document, as PutBucketPolicy would carry it",
             },
-        },
-        "response": {
-            "type": "object",
-            "required": ["bucketName", "principalName", "lockedOut", "checks"],
-            "properties": {
-                "bucketName": {"type": "string"},
-                "principalName": {"type": "string"},
-                "lockedOut": {"type": "boolean", "description": "true when any check is locked out"},
-                "checks": {"type": "array", "items": _CHECK},
-            },
-        },
+        ),
+        "response": obj(
+            ["bucketName", "principalName", "lockedOut", "checks"],
+            bucketName={"type": "string"},
+            principalName={"type": "string"},
+            lockedOut={"type": "boolean", "description": "true when any check is locked out"},
+            checks={"type": "array", "items": _CHECK},
+        ),
         "errors": {
             "400": "INVALID_ARGUMENT (3): no bucketName or policy, or a policy PutBucketPolicy would refuse "
             "(the message starts with MalformedPolicy)",

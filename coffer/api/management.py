@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 
 from coffer import limits
 from coffer.api.http import Call, require_string, rpc
+from coffer.api.schema import obj
 from coffer.errors import InvalidArgument, NotFound
 from coffer.identity.accesskeys import parse_page
 from coffer.identity.models import rfc3339
@@ -348,37 +349,28 @@ _BUCKET_SETTINGS_IN = {
     },
     "anyOf": _at_least_one(**_SETTABLE_BUCKET),
 }
-_BUCKET_SETTINGS_OUT = {
-    "type": "object",
-    "required": ["auditLoggingEnabled", "archiveEnabled"],
-    "properties": {
-        "auditLoggingEnabled": {"type": "boolean"},
-        "archiveEnabled": {"type": "boolean"},
-        "archiveAfterLastAccessDays": {"type": "integer", "minimum": 60},
-        "configuredCapacityCapBytes": {**_UINT64_STRING, "description": "the cap in force; absent: none"},
-    },
-}
-_USAGE = {
-    "type": "object",
-    "required": ["measurementType", "value", "valueHumanReadable"],
-    "properties": {
-        "measurementType": {"type": "string", "example": "STANDARD_BYTES"},
-        "value": {**_UINT64_STRING, "description": "int64, as a decimal string"},
-        "valueHumanReadable": {"type": "string", "example": "1.5 GiB"},
-    },
-}
-_BUCKET_INFO = {
-    "type": "object",
-    "required": ["orgId", "name", "creationTime", "settings", "location", "usage"],
-    "properties": {
-        "orgId": {"type": "string"},
-        "name": {"type": "string"},
-        "creationTime": {"type": "string", "format": "date-time"},
-        "settings": _BUCKET_SETTINGS_OUT,
-        "location": {"type": "string", "example": "US-EAST-04A"},
-        "usage": {"type": "array", "items": _USAGE},
-    },
-}
+_BUCKET_SETTINGS_OUT = obj(
+    ["auditLoggingEnabled", "archiveEnabled"],
+    auditLoggingEnabled={"type": "boolean"},
+    archiveEnabled={"type": "boolean"},
+    archiveAfterLastAccessDays={"type": "integer", "minimum": 60},
+    configuredCapacityCapBytes={**_UINT64_STRING, "description": "the cap in force; absent: none"},
+)
+_USAGE = obj(
+    ["measurementType", "value", "valueHumanReadable"],
+    measurementType={"type": "string", "example": "STANDARD_BYTES"},
+    value={**_UINT64_STRING, "description": "int64, as a decimal string"},
+    valueHumanReadable={"type": "string", "example": "1.5 GiB"},
+)
+_BUCKET_INFO = obj(
+    ["orgId", "name", "creationTime", "settings", "location", "usage"],
+    orgId={"type": "string"},
+    name={"type": "string"},
+    creationTime={"type": "string", "format": "date-time"},
+    settings=_BUCKET_SETTINGS_OUT,
+    location={"type": "string", "example": "US-EAST-04A"},
+    usage={"type": "array", "items": _USAGE},
+)
 _OPERATOR_ONLY = {
     "nullable": True,
     "enum": [None],
@@ -395,34 +387,27 @@ _ORG_SETTINGS_IN = {
         controlPlaneAuditLoggingEnabled={"type": "boolean"}, bucketAuditLoggingEnabled={"type": "boolean"}
     ),
 }
-_ORG_SETTINGS_OUT = {
-    "type": "object",
-    "required": ["controlPlaneAuditLoggingEnabled", "bucketAuditLoggingEnabled"],
-    "properties": {
-        "controlPlaneAuditLoggingEnabled": {"type": "boolean"},
-        "bucketAuditLoggingEnabled": {"type": "boolean"},
-    },
-}
+_ORG_SETTINGS_OUT = obj(
+    ["controlPlaneAuditLoggingEnabled", "bucketAuditLoggingEnabled"],
+    controlPlaneAuditLoggingEnabled={"type": "boolean"},
+    bucketAuditLoggingEnabled={"type": "boolean"},
+)
 _NO_BUCKET = {"404": "NOT_FOUND (5): no bucket of that name in the caller's organization"}
 
 OPENAPI: dict[str, dict[str, Any]] = {
     "SetBucketSettings": {
         "summary": "Change a bucket's settings: only the fields present change",
-        "body": {
-            "type": "object",
-            "required": ["bucketName", "settings"],
-            "properties": {"bucketName": {"type": "string", "minLength": 1}, "settings": _BUCKET_SETTINGS_IN},
-        },
-        "response": {
-            "type": "object",
-            "required": ["settings"],
-            "properties": {"settings": _BUCKET_SETTINGS_OUT},
-        },
+        "body": obj(
+            ["bucketName", "settings"],
+            bucketName={"type": "string", "minLength": 1},
+            settings=_BUCKET_SETTINGS_IN,
+        ),
+        "response": obj(["settings"], settings=_BUCKET_SETTINGS_OUT),
         "errors": _NO_BUCKET,
     },
     "GetBucketInfo": {
         "summary": "A bucket's settings, location and usage",
-        "response": {"type": "object", "required": ["info"], "properties": {"info": _BUCKET_INFO}},
+        "response": obj(["info"], info=_BUCKET_INFO),
         "errors": _NO_BUCKET,
     },
     "ListBucketInfo": {
@@ -431,45 +416,27 @@ OPENAPI: dict[str, dict[str, Any]] = {
             "offset": {"type": "integer", "minimum": 0, "maximum": 2**32 - 1},
             "limit": {"type": "integer", "minimum": 1, "maximum": limits.MAX_BUCKET_INFO_PAGE},
         },
-        "response": {
-            "type": "object",
-            "required": ["info"],
-            "properties": {"info": {"type": "array", "items": _BUCKET_INFO}},
-        },
+        "response": obj(["info"], info={"type": "array", "items": _BUCKET_INFO}),
     },
     "SetOrganizationSettings": {
         "summary": "Change the organization's audit-logging settings: only the fields present change",
-        "body": {"type": "object", "required": ["settings"], "properties": {"settings": _ORG_SETTINGS_IN}},
-        "response": {
-            "type": "object",
-            "required": ["settings"],
-            "properties": {"settings": _ORG_SETTINGS_OUT},
-        },
+        "body": obj(["settings"], settings=_ORG_SETTINGS_IN),
+        "response": obj(["settings"], settings=_ORG_SETTINGS_OUT),
     },
     "GetOrganizationSettings": {
         "summary": "Coffer extension: the organization's settings, its limits and what it uses",
-        "response": {
-            "type": "object",
-            "required": ["settings", "limits", "usage"],
-            "properties": {
-                "settings": _ORG_SETTINGS_OUT,
-                "limits": {
-                    "type": "object",
-                    "required": ["maxBuckets"],
-                    "properties": {
-                        "maxBuckets": {"type": "integer", "minimum": 0},
-                        "configuredCapacityCapBytes": {
-                            **_UINT64_STRING,
-                            "description": "bytes over all buckets; absent: no cap",
-                        },
-                    },
+        "response": obj(
+            ["settings", "limits", "usage"],
+            settings=_ORG_SETTINGS_OUT,
+            limits=obj(
+                ["maxBuckets"],
+                maxBuckets={"type": "integer", "minimum": 0},
+                configuredCapacityCapBytes={
+                    **_UINT64_STRING,
+                    "description": "bytes over all buckets; absent: no cap",
                 },
-                "usage": {
-                    "type": "object",
-                    "required": ["buckets", "bytes"],
-                    "properties": {"buckets": {"type": "integer", "minimum": 0}, "bytes": _UINT64_STRING},
-                },
-            },
-        },
+            ),
+            usage=obj(["buckets", "bytes"], buckets={"type": "integer", "minimum": 0}, bytes=_UINT64_STRING),
+        ),
     },
 }

@@ -10,10 +10,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from coffer import __version__
-from coffer.api import federation, lockout, management, policies
+from coffer.api import extensions, federation, lockout, management, policies, rotation
 from coffer.api.http import Operation
 from coffer.identity.accesskeys import MAX_PRINCIPAL, PRINCIPAL_PATTERN
 from coffer.identity.models import KeyStatus
+from coffer.policy.org import MAX_STATEMENTS
+from coffer.policy.scope import MAX_SCOPE_BYTES
 
 _STATUS = {
     "type": "object",
@@ -47,6 +49,40 @@ _MULTI = {
     },
 }
 _DATE = {"type": "string", "format": "date-time"}
+# A key's scope (coffer/policy/scope.py): organization-policy statements without principals,
+# s3: actions only, with an optional bucket-policy condition block.
+_SCOPE_STATEMENT = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "effect", "actions", "resources"],
+    "properties": {
+        **{k: v for k, v in policies.STATEMENT_SCHEMA["properties"].items() if k != "principals"},
+        "actions": {
+            **policies.STATEMENT_SCHEMA["properties"]["actions"],
+            "description": "s3: actions or wildcards: s3:GetObject, s3:Put*, s3:*, * (every s3: action)",
+        },
+        "conditions": {
+            "type": "object",
+            "nullable": True,
+            "additionalProperties": {"type": "object"},
+            "description": "a bucket-policy Condition block: {operator: {key: value or [values]}}",
+        },
+    },
+}
+_SCOPE = {
+    "type": "object",
+    "nullable": True,
+    "additionalProperties": False,
+    "required": ["statements"],
+    "properties": {
+        "statements": {"type": "array", "minItems": 1, "maxItems": MAX_STATEMENTS, "items": _SCOPE_STATEMENT}
+    },
+    "description": (
+        "Coffer extension: an inline policy narrowing the key below its owner (a request needs both to "
+        f"allow it). Immutable; at most {MAX_SCOPE_BYTES} bytes as JSON. In a response only when asked "
+        "for with X-Coffer-Extensions."
+    ),
+}
 _KEY_INFO = {
     "type": "object",
     "required": ["accessKeyId", "status", "principalName", "attributes", "expiry", "orgId"],
@@ -58,6 +94,7 @@ _KEY_INFO = {
         "expiry": {**_DATE, "description": "1970-01-01T00:00:00Z for a permanent key"},
         "orgId": {"type": "string"},
         "multiAttributes": _MULTI,
+        "scope": _SCOPE,
     },
 }
 _MINTED = {
@@ -69,6 +106,7 @@ _MINTED = {
         "principalName": {"type": "string"},
         "expiry": _DATE,
         "attributes": _ATTRS,
+        "scope": _SCOPE,
     },
 }
 _CONTAINER = {
@@ -111,6 +149,7 @@ def _operations_meta(max_duration: int) -> dict[str, dict[str, Any]]:
     return {
         "CreateAccessKeyFromJWT": {
             "summary": "Mint an access key for the caller (0 seconds makes a permanent key)",
+            "extensions": True,
             "body": _obj(
                 ["durationSeconds"],
                 durationSeconds={
@@ -120,11 +159,13 @@ def _operations_meta(max_duration: int) -> dict[str, dict[str, Any]]:
                     "description": f"0 = permanent, else the lifetime in seconds, at most {max_duration}",
                 },
                 attributes=_ATTRS,
+                scope=_SCOPE,
             ),
             "response": _MINTED,
         },
         "ListAccessKeyInfo": {
             "summary": "List the organization's access keys",
+            "extensions": True,
             "query": {
                 "offset": {"type": "integer", "minimum": 0, "maximum": 2**32 - 1},
                 "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
@@ -138,6 +179,7 @@ def _operations_meta(max_duration: int) -> dict[str, dict[str, Any]]:
         },
         "GetAccessKeyInfo": {
             "summary": "Describe one access key (revoked and expired keys included)",
+            "extensions": True,
             "response": {"type": "object", "required": ["info"], "properties": {"info": _KEY_INFO}},
         },
         "UpdateAccessKeyStatus": {
@@ -212,6 +254,8 @@ def _operation(op: Operation, meta: dict[str, Any]) -> dict[str, Any]:
         {"name": name, "in": "query", "required": False, "schema": schema}
         for name, schema in meta.get("query", {}).items()
     ]
+    if meta.get("extensions"):
+        params.append(extensions.openapi_parameter())
     if params:
         out["parameters"] = params
     if "body" in meta:
@@ -234,7 +278,8 @@ def build_spec(
         **policies.OPENAPI,
         **management.OPENAPI,
         **lockout.OPENAPI,
-        **federation.openapi_meta(minted=_MINTED, container=_CONTAINER, attributes=_ATTRS),
+        **rotation.OPENAPI,
+        **federation.openapi_meta(minted=_MINTED, container=_CONTAINER, attributes=_ATTRS, scope=_SCOPE),
     }
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:

@@ -14,7 +14,9 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 from coffer.api.http import Call, rpc
+from coffer.api.schema import obj
 from coffer.errors import InvalidArgument
+from coffer.identity.models import AccessKey
 from coffer.policy import InvalidOrgPolicy, parse_org_policy
 from coffer.policy.org import MAX_ENTRIES, MAX_STATEMENT_NAME, MAX_STATEMENTS, ORG_POLICY_VERSION
 from coffer.policy.principals import MAX_PRINCIPAL_LENGTH
@@ -77,8 +79,23 @@ async def can_i(c: Call) -> JSONResponse:
     body = await json_body(c.request)
     actions = _strings(body, "actions", MAX_CAN_I_ACTION)
     resources = _strings(body, "resources", MAX_CAN_I_RESOURCE)
-    verdict = await call(c.node.authz.can_i, c.caller, actions, resources, origin_of(c.request))
+    key = await _asked_key(c, body["accessKeyId"]) if "accessKeyId" in body else None
+    verdict = await call(c.node.authz.can_i, c.caller, actions, resources, origin_of(c.request), key=key)
     return JSONResponse({"verdict": verdict})
+
+
+async def _asked_key(c: Call, key_id: object) -> AccessKey:
+    """AuthCanI's extension field `accessKeyId`: ask about one key (its owner and its scope)
+    instead of the caller. One's own keys need no permission, as the question about oneself;
+    another principal's key needs `cwobject:GetAccessKeyInfo`, which already shows its scope."""
+    if not isinstance(key_id, str) or not key_id:
+        raise InvalidArgument.field("accessKeyId", "must be a non-empty string: an access key id")
+    key = await call(c.node.keys.get, c.caller.org_id, key_id)
+    if key.principal_name != c.caller.principal_name:
+        await call(
+            c.node.authz.authorize_control, c.caller, "cwobject:GetAccessKeyInfo", origin_of(c.request)
+        )
+    return key
 
 
 operations = [
@@ -158,16 +175,12 @@ def _strings_schema(max_length: int, example: list[str]) -> dict[str, Any]:
 OPENAPI: dict[str, dict[str, Any]] = {
     "ListAccessPolicies": {
         "summary": "List the organization's access policies",
-        "response": {
-            "type": "object",
-            "required": ["policies"],
-            "properties": {"policies": {"type": "array", "items": POLICY_SCHEMA}},
-        },
+        "response": obj(["policies"], policies={"type": "array", "items": POLICY_SCHEMA}),
     },
     "EnsureAccessPolicy": {
         "summary": "Create or replace (by name) an organization access policy; in force at once",
-        "body": {"type": "object", "required": ["policy"], "properties": {"policy": POLICY_SCHEMA}},
-        "response": {"type": "object", "required": ["policy"], "properties": {"policy": POLICY_SCHEMA}},
+        "body": obj(["policy"], policy=POLICY_SCHEMA),
+        "response": obj(["policy"], policy=POLICY_SCHEMA),
         "errors": {"429": "RESOURCE_EXHAUSTED (8): the organization has as many policies as it may"},
     },
     "DeleteAccessPolicy": {
@@ -177,18 +190,19 @@ OPENAPI: dict[str, dict[str, Any]] = {
     },
     "AuthCanI": {
         "summary": "May the caller perform every one of these actions on every one of these resources?",
-        "body": {
-            "type": "object",
-            "required": ["actions", "resources"],
-            "properties": {
-                "actions": _strings_schema(MAX_CAN_I_ACTION, ["s3:GetObject", "cwobject:ListBucketInfo"]),
-                "resources": _strings_schema(MAX_CAN_I_RESOURCE, ["my-bucket/reports/q3.csv", "*"]),
+        "body": obj(
+            ["actions", "resources"],
+            actions=_strings_schema(MAX_CAN_I_ACTION, ["s3:GetObject", "cwobject:ListBucketInfo"]),
+            resources=_strings_schema(MAX_CAN_I_RESOURCE, ["my-bucket/reports/q3.csv", "*"]),
+            accessKeyId={
+                "type": "string",
+                "minLength": 1,
+                "description": (
+                    "Coffer extension: ask about this access key (its owner narrowed by its scope) "
+                    "instead of the caller; another principal's key needs cwobject:GetAccessKeyInfo"
+                ),
             },
-        },
-        "response": {
-            "type": "object",
-            "required": ["verdict"],
-            "properties": {"verdict": {"type": "boolean"}},
-        },
+        ),
+        "response": obj(["verdict"], verdict={"type": "boolean"}),
     },
 }

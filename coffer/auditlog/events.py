@@ -34,6 +34,7 @@ PLANES = (CONTROL_PLANE, DATA_PLANE)
 CONTROL_EVENTS: dict[str, tuple[str, str]] = {
     "access_key_minted": ("cwobject:CreateAccessKey", "access_key_id"),
     "access_key_revoked": ("cwobject:RevokeAccessKeyByAccessKey", "access_key_id"),
+    "access_key_rotated": ("cwobject:RotateAccessKey", "access_key_id"),  # Coffer extension
     "principal_keys_revoked": ("cwobject:RevokeAccessKeysByPrincipal", "principal"),
     "access_keys_suspended": ("cwobject:UpdateAccessKeyStatus", "principal"),
     "access_keys_reactivated": ("cwobject:UpdateAccessKeyStatus", "principal"),
@@ -160,6 +161,34 @@ def identity_arn(caller: AccessKey | None) -> str:
     if caller is None:
         return "anonymous"
     return f"arn:aws:iam::{caller.org_id}:{caller.principal_name}"
+
+
+# The lifecycle executor's deletions (coffer/lifecycle/expiration.py): data-plane records of
+# their bucket, as its requests are, the executor named as their principal.
+LIFECYCLE_EVENT = "lifecycle_expired"
+_LIFECYCLE_ACTIONS = {"abort_upload": "s3:AbortMultipartUpload"}
+
+
+def lifecycle_record(fields: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """The data-plane record of a `lifecycle_expired` audit-trail event."""
+    bucket, key = fields.get("bucket"), fields.get("key")
+    return {
+        "action": _LIFECYCLE_ACTIONS.get(str(fields.get("kind")), "s3:DeleteObject"),
+        "aws:arn": resource_arn(bucket, key),
+        "principal": fields.get("actor"),
+        "timestamp": timestamp(now),
+        "sourceIp": None,
+        "host": None,
+        "bucketName": bucket,
+        "accessKeyId": None,
+        "requestId": None,
+        "operation": "LifecycleExpiration",
+        "key": key,
+        "status": 200,
+        "rule": fields.get("rule"),
+        "kind": fields.get("kind"),
+        "versionId": fields.get("version_id"),
+    }
 
 
 def data_record(request: DataRequest, now: datetime) -> dict[str, Any]:

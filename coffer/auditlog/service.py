@@ -77,6 +77,9 @@ class AuditLogs:
     def control_plane(self, event: str, /, **fields: Any) -> None:
         """An `AuditSink`: the audit trail's event, as a control-plane record if it is one and
         its organization logs them."""
+        if event == ev.LIFECYCLE_EVENT:
+            self._lifecycle(fields)
+            return
         if not ev.is_control_event(event) or self.storage is None:
             return
         org_id = fields.get("org_id")
@@ -115,6 +118,22 @@ class AuditLogs:
             self._failed(ev.DATA_PLANE)
             return
         self._append(org_id, ev.DATA_PLANE, record)
+
+    def _lifecycle(self, fields: dict[str, Any]) -> None:
+        """A deletion by the lifecycle executor: a data-plane record if its bucket logs them."""
+        if self.storage is None:
+            return
+        try:
+            bucket = self.storage.buckets.get(str(fields.get("bucket")))
+            if not BucketSettings.from_json(bucket.settings).audit_logging_enabled:
+                return
+            if not self.storage.settings.org(bucket.org_id).bucket_audit_logging_enabled:
+                return
+            record = ev.lifecycle_record(fields, utcnow())
+        except Exception:
+            self._failed(ev.DATA_PLANE)
+            return
+        self._append(bucket.org_id, ev.DATA_PLANE, record)
 
     def _user(self, user_id: str) -> Any | None:
         try:

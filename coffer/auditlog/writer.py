@@ -35,6 +35,7 @@ from coffer.auditlog.spool import Segment, Spool
 from coffer.storage.bodies import Expect
 from coffer.storage.errors import BlobUnavailable, Busy, InsufficientStorage, NoSuchBucket, StorageError
 from coffer.storage.reserved import SYSTEM_OWNER, audit_bucket_name, system_writes
+from coffer.store.errors import OutageLog, StoreUnavailable
 
 if TYPE_CHECKING:
     from coffer.storage.service import Storage
@@ -97,6 +98,7 @@ class Flusher:
         self._thread: threading.Thread | None = None
         self._known_buckets: set[str] = set()
         self.full_drops: Counter[str] = Counter()  # set by the recorder, reported per flush
+        self._outage = OutageLog(log, "the audit-log flush")
 
     # --- the thread --------------------------------------------------------------------------
     def start(self) -> None:
@@ -159,7 +161,12 @@ class Flusher:
                 try:
                     if not self._flush_segment(segment, report):
                         report.failed = True  # kept for the next flush; the others go on
-                except Exception:  # the store is unreachable, ...: the next flush retries them all
+                    self._outage.ok()
+                except StoreUnavailable as exc:  # the next flush retries them all
+                    report.failed = True
+                    self._outage.failed(exc)
+                    break
+                except Exception:  # the disk, ...: the next flush retries them all
                     report.failed = True
                     log.warning("audit-log flush stopped early", exc_info=True)
                     break

@@ -9,6 +9,7 @@ from coffer.cli.admin import admin
 from coffer.cli.bucket_policy import bucket_policy
 from coffer.cli.federation import federation
 from coffer.cli.keys import keys
+from coffer.cli.lifecycle import lifecycle
 from coffer.cli.management import bucket, org_group
 from coffer.cli.policy import policy
 from coffer.cli.serve import serve
@@ -28,6 +29,7 @@ cli.add_command(policy)
 cli.add_command(bucket)
 bucket.add_command(bucket_policy)  # `coffer bucket policy` (coffer/cli/bucket_policy.py)
 cli.add_command(org_group)
+cli.add_command(lifecycle)
 
 
 def main() -> None:

@@ -28,13 +28,16 @@ from coffer.identity.bootstrap import BOOTSTRAP_ADMIN, bootstrap
 from coffer.identity.models import ApiToken, User
 from coffer.node import Node
 from coffer.storage.errors import NoSuchBucket
+from coffer.store.errors import StoreUnavailable
 
 store_options = settings_options(STORE_FIELDS)
 
 
-def _db_problem(exc: sqlalchemy.exc.SQLAlchemyError) -> str:
+def _db_problem(exc: BaseException) -> str:
     """The driver's first line (host, port, reason), never the URL, which may hold a password."""
     orig = getattr(exc, "orig", None)
+    if orig is None and not isinstance(exc, sqlalchemy.exc.SQLAlchemyError):
+        orig = exc  # a driver's own error (the cause of StoreUnavailable)
     text = str(orig) if orig is not None else type(exc).__name__
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
@@ -52,6 +55,8 @@ def opened(kwargs: dict[str, Any]) -> Iterator[Node]:
         if boot.token_path:
             click.echo(f"bootstrapped a new store; the admin API token is in {boot.token_path}", err=True)
         yield node
+    except StoreUnavailable as exc:  # why, as for any other store error
+        raise click.ClickException(f"metadata store: {_db_problem(exc.__cause__ or exc)}") from None
     except CofferError as exc:
         raise click.ClickException(exc.message) from None
     except sqlalchemy.exc.SQLAlchemyError as exc:

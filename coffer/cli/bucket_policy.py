@@ -26,9 +26,9 @@ import httpx
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
 
+from coffer.cli.inputs import read_text
 from coffer.cli.keys import Api, _default_s3_endpoint, current_api
 from coffer.cli.output import console
-from coffer.cli.policy import read_text
 from coffer.web.signer import Credentials, body_hash, encode_query, object_path, sign_request
 
 LOCKOUT_PATH = "/v1/cwobject/auth/bucket-policy-lockout"
@@ -143,7 +143,7 @@ def set_policy(name: str, path: str, force: bool, s3_endpoint: str | None) -> No
 
     Refuses a policy under which you could no longer list the bucket, read its objects or
     replace its policy, unless you pass --force or, on a terminal, confirm."""
-    text = read_text(path)
+    text = read_text(path, "policy file")
     api = current_api()
     report = api.request("POST", LOCKOUT_PATH, json={"bucketName": name, "policy": text})
     if report.get("lockedOut") and not force:

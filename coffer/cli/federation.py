@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,6 +23,7 @@ from cryptography import x509
 
 from coffer.api.federation import config_json
 from coffer.cli.admin import _actor, _org, opened
+from coffer.cli.inputs import read_text
 from coffer.cli.options import STORE_FIELDS, settings_options
 from coffer.cli.output import json_option, print_details, print_json, print_table
 from coffer.errors import InvalidArgument
@@ -87,23 +87,10 @@ def _as_flags(flags: dict[str, str]) -> Iterator[None]:
         raise
 
 
-def _read_text(path: str, what: str) -> str:
-    """A file's text (`-` is stdin); an unreadable file is one error line, not a traceback."""
-    try:
-        if path == "-":
-            return sys.stdin.read()
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except OSError as exc:
-        raise click.ClickException(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise click.ClickException(f"{path}: not a text file ({what} must be PEM/JSON text)") from None
-
-
 def _read_certificates(path: str) -> list[str]:
     """Every certificate in a PEM file (a chain or a rotation bundle adds them all), checked here
     so the error names the file."""
-    text = _read_text(path, "certificate file")
+    text = read_text(path, "certificate file")
     blocks = _PEM_BLOCK.findall(text)
     if not blocks:
         raise click.ClickException(f"{path}: no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)")
@@ -135,7 +122,7 @@ def _certificates(paths: tuple[str, ...]) -> list[str]:
 
 
 def _read_jwks(path: str) -> dict[str, Any]:
-    text = _read_text(path, "JWKS file")
+    text = read_text(path, "JWKS file")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

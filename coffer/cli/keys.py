@@ -7,13 +7,18 @@ the same calls `curl` would make against CoreWeave's API, so what works here wor
 from __future__ import annotations
 
 import functools
+import json
+import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import click
 import httpx
 
+from coffer.api import extensions
+from coffer.cli.inputs import read_text
 from coffer.cli.output import console, json_option, print_details, print_json, print_table
 from coffer.errors import Kind
 
@@ -45,7 +50,10 @@ class Api:
             raise click.UsageError(f"--endpoint must be an http(s) URL, got {endpoint!r}")
         self.endpoint = endpoint.rstrip("/")
         self.client = httpx.Client(
-            base_url=self.endpoint, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
+            base_url=self.endpoint,
+            # Coffer's own client asks for every extension field (CoreWeave's clients do not).
+            headers={"Authorization": f"Bearer {token}", extensions.HEADER: extensions.ALL},
+            timeout=timeout,
         )
 
     def request(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
@@ -127,6 +135,13 @@ def _expiry(value: str) -> str:
     return "never" if value in (PERMANENT_EXPIRY, "0001-01-01T00:00:00Z", "") else value
 
 
+def _last_used(info: dict[str, Any]) -> str:
+    used = info.get("lastUsed")
+    if not isinstance(used, dict):
+        return "never" if "lastUsed" in info else ""
+    return f"{used.get('time', '')} {used.get('operation', '')} from {used.get('sourceIp', '')}"
+
+
 def _rows(infos: list[dict[str, Any]]) -> list[list[str]]:
     return [
         [
@@ -135,9 +150,58 @@ def _rows(infos: list[dict[str, Any]]) -> list[list[str]]:
             i.get("principalName", ""),
             i.get("status", ""),
             _expiry(i.get("expiry", "")),
+            _last_used(i),
         ]
         for i in infos
     ]
+
+
+_SPAN = re.compile(r"([0-9]{1,9})([smhdw])")
+_SPAN_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_span(text: str) -> int:
+    """`90d`, `1h`, `30m`, `45s`, `2w` (or plain seconds) as seconds."""
+    value = text.strip().lower()
+    if value.isdigit() and len(value) <= 10:
+        return int(value)
+    found = _SPAN.fullmatch(value)
+    if found is None:
+        raise click.BadParameter(f"{text!r} is not a duration such as 90d, 12h, 30m or 45s")
+    return int(found.group(1)) * _SPAN_SECONDS[found.group(2)]
+
+
+def _unused_for(info: dict[str, Any], cutoff: datetime) -> bool:
+    """Not used since `cutoff`: its last use is older, or it was never used and is older itself."""
+    used = info.get("lastUsed")
+    when = used.get("time") if isinstance(used, dict) else info.get("createdAt")
+    if not isinstance(when, str):
+        return True
+    return datetime.fromisoformat(when.replace("Z", "+00:00")) < cutoff
+
+
+def read_scope(value: str) -> Any:
+    """--scope: inline JSON (it starts with `{`), or a file holding it (`-` is stdin); the server
+    validates what it says."""
+    text = value if value.lstrip().startswith("{") else read_text(value, "scope file")
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--scope") from None
+
+
+def _scope_text(scope: Any) -> str:
+    """A key's scope on one line: its statements' effect, actions and resources; `none` if unscoped."""
+    if not isinstance(scope, dict):
+        return "none (all its owner may do)"
+    parts = []
+    for stmt in scope.get("statements") or []:
+        actions, resources = ",".join(stmt.get("actions", [])), ",".join(stmt.get("resources", []))
+        text = f"{stmt.get('effect')} {actions} on {resources}"
+        if stmt.get("conditions"):
+            text += " if " + json.dumps(stmt["conditions"], separators=(",", ":"))
+        parts.append(text)
+    return "; ".join(parts)
 
 
 def _default_s3_endpoint(api_endpoint: str) -> str:
@@ -168,6 +232,13 @@ def aws_profile_snippet(profile: str, key_id: str, secret: str, s3_endpoint: str
     metavar="KEY=VALUE",
     help="Another attribute (repeatable).",
 )
+@click.option(
+    "--scope",
+    "scope_arg",
+    default=None,
+    metavar="FILE_OR_JSON",
+    help='Narrow the key below you: a scope {"statements": [...]}, as JSON or a file holding it.',
+)
 @click.option("--profile", default=None, help="aws-cli profile name in the snippet (default: the name).")
 @click.option(
     "--s3-endpoint",
@@ -181,6 +252,7 @@ def create(
     permanent: bool,
     name: str | None,
     attributes: tuple[str, ...],
+    scope_arg: str | None,
     profile: str | None,
     s3_endpoint: str | None,
     as_json: bool,
@@ -188,6 +260,7 @@ def create(
     """Mint a key for yourself. The secret is printed once, here, and never again."""
     if permanent == (duration is not None):
         raise click.UsageError("pass exactly one of --duration SECONDS or --permanent")
+    scope = read_scope(scope_arg) if scope_arg is not None else None
     attrs: dict[str, str] = {}
     for item in attributes:
         key, sep, value = item.partition("=")
@@ -199,6 +272,8 @@ def create(
     body: dict[str, Any] = {"durationSeconds": 0 if permanent else duration}
     if attrs:
         body["attributes"] = attrs
+    if scope is not None:
+        body["scope"] = scope
     api = current_api()
     data = api.request("POST", "/v1/cwobject/access-key", json=body)
     if as_json:
@@ -211,6 +286,7 @@ def create(
             ("Secret key", data.get("secretKey")),
             ("Principal", data.get("principalName")),
             ("Expires", _expiry(str(data.get("expiry", "")))),
+            *([("Scope", _scope_text(data.get("scope")))] if scope is not None else []),
         ]
     )
     out.print("\nThe secret is shown only now; store it safely.\n")
@@ -231,9 +307,18 @@ def create(
     help="Only keys in this state: ACTIVE, SUSPENDED, EXPIRED or REVOKED (ACCESS_KEY_STATUS_* also work).",
 )
 @click.option("--page-size", type=click.IntRange(1, 1000), default=1000, show_default=True)
+@click.option(
+    "--unused-for",
+    default=None,
+    metavar="SPAN",
+    help="Only keys not used for this long (90d, 12h, ...): last used before then, or never and older.",
+)
 @json_option
-def list_keys(status: str | None, page_size: int, as_json: bool) -> None:
+def list_keys(status: str | None, page_size: int, unused_for: str | None, as_json: bool) -> None:
     """List every access key of your organization (pages through all of them)."""
+    cutoff = None
+    if unused_for is not None:
+        cutoff = datetime.now(UTC) - timedelta(seconds=parse_span(unused_for))
     api = current_api()
     infos: list[dict[str, Any]] = []
     offset = 0
@@ -246,10 +331,12 @@ def list_keys(status: str | None, page_size: int, as_json: bool) -> None:
         if len(batch) < page_size:
             break
         offset += page_size
+    if cutoff is not None:
+        infos = [i for i in infos if _unused_for(i, cutoff)]
     if as_json:
         print_json(infos)
     else:
-        print_table(["Name", "Access Key ID", "Principal", "Status", "Expires"], _rows(infos))
+        print_table(["Name", "Access Key ID", "Principal", "Status", "Expires", "Last used"], _rows(infos))
 
 
 @keys.command("show")
@@ -274,8 +361,36 @@ def show(access_key_id: str, as_json: bool) -> None:
             ("Expires", _expiry(str(info.get("expiry", "")))),
             ("Attributes", ", ".join(f"{k}={v}" for k, v in (info.get("attributes") or {}).items())),
             ("Multi-attributes", ", ".join(f"{k}={','.join(v.get('values', []))}" for k, v in multi.items())),
+            ("Scope", _scope_text(info.get("scope"))),
         ]
     )
+
+
+@keys.command("rotate")
+@click.argument("access_key_id")
+@click.option("--overlap", default="1h", show_default=True, metavar="SPAN", help="How long both keys work.")
+@json_option
+def rotate(access_key_id: str, overlap: str, as_json: bool) -> None:
+    """Mint a successor of your key (same name, attributes and scope) and revoke the key after --overlap.
+
+    The new secret is printed once, here. Switch your jobs to it before the overlap ends."""
+    body = {"accessKey": access_key_id, "overlapSeconds": parse_span(overlap)}
+    data = current_api().request("POST", "/v1/cwobject/coffer/access-key/rotate", json=body)
+    if as_json:
+        print_json(data)
+        return
+    rotation = data.get("rotation") or {}
+    print_details(
+        [
+            ("Access key ID", data.get("accessKeyId")),
+            ("Secret key", data.get("secretKey")),
+            ("Principal", data.get("principalName")),
+            ("Expires", _expiry(str(data.get("expiry", "")))),
+            ("Replaces", access_key_id),
+            ("Old key revoked at", rotation.get("revokeAt")),
+        ]
+    )
+    console().print("\nThe secret is shown only now; store it safely.")
 
 
 @keys.command("revoke")

@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import click
 
+from coffer.cli.inputs import read_text
 from coffer.cli.keys import api_options, current_api
 from coffer.cli.output import console, json_option, print_json, print_table
 
@@ -25,22 +26,9 @@ def policy() -> None:
     """Apply, list and delete organization access policies; ask what you may do."""
 
 
-def read_text(path: str) -> str:
-    """A file's UTF-8 text ('-' for stdin), or a usage error saying why it cannot be read."""
-    try:
-        if path == "-":
-            return sys.stdin.read()
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except OSError as exc:
-        raise click.UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise click.UsageError(f"{path} is not UTF-8 text") from None
-
-
 def _read_document(path: str) -> dict[str, Any]:
     """A policy from a JSON file ('-' for stdin): the policy itself, or {"policy": {...}}."""
-    text = read_text(path)
+    text = read_text(path, "policy file")
     try:
         data = json.loads(text)
     except ValueError as exc:
@@ -108,15 +96,23 @@ def delete(name: str) -> None:
 @policy.command("can-i")
 @click.argument("action")
 @click.argument("resources", nargs=-1, required=True, metavar="RESOURCE...")
+@click.option(
+    "--key",
+    "key_id",
+    default=None,
+    metavar="ACCESS_KEY_ID",
+    help="Ask about this access key (and its scope).",
+)
 @json_option
-def can_i(action: str, resources: tuple[str, ...], as_json: bool) -> None:
-    """May you perform ACTION on every RESOURCE ('*', 'bucket' or 'bucket/key')?
+def can_i(action: str, resources: tuple[str, ...], key_id: str | None, as_json: bool) -> None:
+    """May you (or the key --key) perform ACTION on every RESOURCE ('*', 'bucket' or 'bucket/key')?
 
     Prints yes or no; the exit status is 0 for yes and 1 for no, as `kubectl auth can-i`.
     """
-    data = current_api().request(
-        "POST", "/v1/cwobject/auth/can-i", json={"actions": [action], "resources": list(resources)}
-    )
+    body: dict[str, Any] = {"actions": [action], "resources": list(resources)}
+    if key_id is not None:
+        body["accessKeyId"] = key_id  # Coffer's extension field (docs/api.md)
+    data = current_api().request("POST", "/v1/cwobject/auth/can-i", json=body)
     verdict = data.get("verdict") is True
     if as_json:
         print_json({"verdict": verdict})

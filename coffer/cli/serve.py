@@ -27,6 +27,7 @@ def serve(**kwargs: Any) -> None:
     from coffer import server
     from coffer.cli.admin import _db_problem
     from coffer.datadir import private_umask
+    from coffer.store.errors import StoreUnavailable
     from coffer.web.tls import TLSError
 
     settings = pop_settings(kwargs)
@@ -39,5 +40,9 @@ def serve(**kwargs: Any) -> None:
         raise BadSetting(f"cannot start: {exc}") from None
     except sqlalchemy.exc.SQLAlchemyError as exc:
         raise click.ClickException(f"cannot start: metadata store: {_db_problem(exc)}") from None
+    except StoreUnavailable as exc:
+        raise click.ClickException(
+            f"cannot start: metadata store: {_db_problem(exc.__cause__ or exc)}"
+        ) from None
     except ValueError as exc:
         raise click.ClickException(f"cannot start: {exc}") from None

@@ -26,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from coffer.config import Settings
-from coffer.console import buckets
+from coffer.console import buckets, lifecycle
 from coffer.console.session import session_info, sign_in, sign_out
 from coffer.errors import NotFound
 
@@ -78,6 +78,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
         Route(API + "/session", session_info, methods=["GET"]),
         Route(API + "/session", sign_out, methods=["DELETE"]),
         *buckets.routes(API),
+        *lifecycle.routes(API),
         Route(API + "/{rest:path}", api_not_found),
         Mount(PREFIX + "/static", app=Assets(directory=STATIC_DIR), name="console-static"),
         Route(PREFIX, page, methods=["GET"]),

@@ -8,8 +8,9 @@ a revoke or suspend is refused by the very next request.
 from __future__ import annotations
 
 import hmac
+import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,8 +20,9 @@ from sqlalchemy.engine import Connection, Row
 
 from coffer import metrics
 from coffer.audit import Actor, AuditSink
-from coffer.errors import InvalidArgument, NotFound, ResourceExhausted
+from coffer.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, ResourceExhausted
 from coffer.identity import ids
+from coffer.identity.lastused import LastUsedTracker
 from coffer.identity.models import (
     AccessKey,
     KeyCredentials,
@@ -32,11 +34,14 @@ from coffer.identity.models import (
     utcnow,
 )
 from coffer.identity.secretbox import SecretBox
+from coffer.policy.errors import InvalidOrgPolicy
+from coffer.policy.scope import DENY_ALL, KeyScope, parse_scope
 from coffer.store.changes import ChangeCache, ChangeWatcher
 from coffer.store.db import Database
 from coffer.store.schema import access_keys, principal_suspensions
 
 UINT32_MAX = 2**32 - 1
+_log = logging.getLogger("coffer.policy")
 _CACHE = metrics.cache("access_keys")
 MAX_ATTRIBUTES = 15
 MAX_PRINCIPAL = 512
@@ -158,6 +163,31 @@ def validate_attributes(value: object) -> dict[str, str]:
     return out
 
 
+def validate_scope(value: object, field: str = "scope") -> KeyScope | None:
+    """A key's optional scope (coffer/policy/scope.py); JSON null or absent means none."""
+    if value is None:
+        return None
+    try:
+        return parse_scope(value, field_prefix=field)
+    except InvalidOrgPolicy as exc:
+        raise InvalidArgument.field(exc.field, exc.description) from None
+
+
+def stored_scope(access_key_id: str, document: object) -> KeyScope | None:
+    """A stored scope; one that no longer validates admits nothing (fail closed) and is logged."""
+    if document is None:
+        return None
+    try:
+        return parse_scope(document)
+    except InvalidOrgPolicy as exc:
+        _log.error(
+            "access key %s has a stored scope that no longer validates (%s): it admits nothing",
+            access_key_id,
+            exc,
+        )
+        return DENY_ALL
+
+
 @dataclass(frozen=True)
 class Page:
     offset: int
@@ -202,6 +232,7 @@ _LIVE_KEYS = (
         access_keys.c.principal_name == sa.bindparam("principal"),
         access_keys.c.revoked_at.is_(None),
         sa.or_(access_keys.c.expires_at.is_(None), access_keys.c.expires_at > sa.bindparam("now")),
+        sa.or_(access_keys.c.revoke_at.is_(None), access_keys.c.revoke_at > sa.bindparam("now")),
     )
 )
 
@@ -216,6 +247,9 @@ class AccessKeyService:
         audit: AuditSink,
         max_duration: int = 43200,
         max_live_keys: int = 0,
+        last_used_flush_seconds: float = 60.0,
+        expiry_warning_seconds: int = 3600,
+        max_age_days: int = 90,
     ) -> None:
         self.db = db
         self.changes = changes
@@ -224,6 +258,10 @@ class AccessKeyService:
         self.max_duration = max_duration
         self.max_live_keys = max_live_keys  # per principal; 0 = no cap
         self._cache: ChangeCache[str, KeyCredentials | None] = ChangeCache(changes, _CACHE, 100_000)
+        self.last_used = LastUsedTracker(db, last_used_flush_seconds)
+        self.expiry_warning = timedelta(seconds=expiry_warning_seconds)
+        self.max_age = timedelta(days=max_age_days) if max_age_days else None
+        self.last_used.every_flush(self.count_in_sight)
 
     # minting ---------------------------------------------------------------------------
     def mint(
@@ -244,6 +282,8 @@ class AccessKeyService:
         precondition: Callable[[Connection], None] | None = None,
         actor: Actor | None = None,
         audit_source: str | None = None,
+        rotated_from: str | None = None,
+        scope: KeyScope | None = None,
     ) -> MintedKey:
         """Create a key. 0 seconds means permanent; a positive lifetime is capped.
 
@@ -280,6 +320,8 @@ class AccessKeyService:
             "created_at": now,
             "expires_at": expires_at,
             "federation_config_id": federation_config_id,
+            "rotated_from": rotated_from,
+            "scope": scope.document if scope is not None else None,
         }
 
         def fresh_id() -> str:
@@ -322,6 +364,8 @@ class AccessKeyService:
             None,
             suspended,
             session_token is not None,
+            rotated_from=rotated_from,
+            scope=scope,
         )
         if actor is not None:
             self.audit(
@@ -335,6 +379,7 @@ class AccessKeyService:
                 duration_seconds=duration_seconds,
                 expiry=rfc3339(key.expiry_for_api),
                 suspended=key.suspended,
+                **({"scope": scope.document} if scope is not None else {}),
             )
         return MintedKey(key, secret, session_token)
 
@@ -384,6 +429,9 @@ class AccessKeyService:
             revoked_at=as_utc(r.revoked_at),
             suspended=suspended,
             has_session_token=r.session_token_hash is not None,
+            revoke_at=as_utc(r.revoke_at),
+            rotated_from=r.rotated_from,
+            scope=stored_scope(r.access_key_id, r.scope),
         )
 
     def _select(self) -> sa.Select[Any]:
@@ -416,9 +464,12 @@ class AccessKeyService:
     ) -> list[AccessKey]:
         now = now or utcnow()
         q = self._select().where(access_keys.c.org_id == org_id)
-        live = sa.and_(
+        not_revoked = sa.and_(
             access_keys.c.revoked_at.is_(None),
-            sa.or_(access_keys.c.expires_at.is_(None), access_keys.c.expires_at > now),
+            sa.or_(access_keys.c.revoke_at.is_(None), access_keys.c.revoke_at > now),
+        )
+        live = sa.and_(
+            not_revoked, sa.or_(access_keys.c.expires_at.is_(None), access_keys.c.expires_at > now)
         )
         suspended_col = q.selected_columns.suspended
         if status is KeyStatus.ACTIVE:
@@ -426,9 +477,9 @@ class AccessKeyService:
         elif status is KeyStatus.FULL_SUSPENDED:
             q = q.where(live, suspended_col)
         elif status is KeyStatus.EXPIRED:
-            q = q.where(access_keys.c.revoked_at.is_(None), access_keys.c.expires_at <= now)
+            q = q.where(not_revoked, access_keys.c.expires_at <= now)
         elif status is KeyStatus.REVOKED:
-            q = q.where(access_keys.c.revoked_at.is_not(None))
+            q = q.where(sa.not_(not_revoked))
         q = q.order_by(access_keys.c.created_at, access_keys.c.access_key_id)
         q = q.offset(page.offset).limit(page.limit)
         with self.db.read() as conn:
@@ -554,6 +605,139 @@ class AccessKeyService:
                 org_id=org_id,
             )
         return revoked
+
+    def rotate(
+        self, org_id: str, access_key_id: str, overlap_seconds: int, *, owner: str, actor: Actor | None = None
+    ) -> tuple[MintedKey, AccessKey]:
+        """Mint a successor of a key and schedule the key's revocation after `overlap_seconds`.
+
+        Minting a key is something one does for oneself, so only the key's owner (`owner`)
+        may rotate it. The scheduled revocation is written in the successor's own
+        transaction (the change counter moves, so every node's cache learns `revoke_at`),
+        and the auth check refuses the key from that instant: no job has to run on time.
+        Returns the successor and the old key as it now stands.
+        """
+        old = self.get(org_id, access_key_id)
+        now = utcnow()
+        if old.principal_name != owner:
+            raise PermissionDenied(
+                f"access key {old.access_key_id} belongs to {_shown(old.principal_name)}: only its owner "
+                "may rotate it, as only a principal may create keys for itself"
+            )
+        if old.status(now) in (KeyStatus.REVOKED, KeyStatus.EXPIRED):
+            raise FailedPrecondition(f"access key {old.access_key_id} is {old.status(now).value.lower()}")
+        if old.revoke_at is not None:
+            raise FailedPrecondition(f"access key {old.access_key_id} has already been rotated")
+        if old.source in (KeySource.SAML, KeySource.OIDC) or old.has_session_token:
+            raise FailedPrecondition(
+                f"access key {old.access_key_id} came from a federation exchange or with a session "
+                "token: get a new one the way this one was obtained"
+            )
+        duration = 0
+        if old.expires_at is not None:
+            duration = max(1, int((old.expires_at - old.created_at).total_seconds()))
+        # On a whole second (rounded up), so the revokeAt the API shows is the instant itself;
+        # no overlap means now.
+        revoke_at = now
+        if overlap_seconds:
+            revoke_at = (now + timedelta(seconds=overlap_seconds, microseconds=999_999)).replace(
+                microsecond=0
+            )
+
+        def schedule(conn: Connection) -> None:
+            done = conn.execute(
+                access_keys.update()
+                .where(
+                    access_keys.c.access_key_id == old.access_key_id,
+                    access_keys.c.revoked_at.is_(None),
+                    access_keys.c.revoke_at.is_(None),
+                )
+                .values(revoke_at=revoke_at)
+            ).rowcount
+            if done != 1:  # a concurrent rotation or revocation won
+                raise FailedPrecondition(f"access key {old.access_key_id} was rotated or revoked meanwhile")
+            self.db.bump_changes(conn)
+
+        minted = self.mint(
+            org_id=org_id,
+            principal_name=old.principal_name,
+            duration_seconds=duration,
+            source=old.source,
+            user_id=old.user_id,
+            role=old.role,
+            attributes=old.attributes,
+            multi_attributes=old.multi_attributes,
+            max_duration=max(duration, self.max_duration),
+            precondition=schedule,
+            actor=actor,
+            rotated_from=old.access_key_id,
+            scope=old.scope,
+        )
+        self.changes.changed()
+        if actor is not None:
+            self.audit(
+                "access_key_rotated",
+                action=actor.action,
+                access_key_id=old.access_key_id,
+                successor_access_key_id=minted.key.access_key_id,
+                principal=old.principal_name,
+                revoke_at=rfc3339(revoke_at),
+                overlap_seconds=overlap_seconds,
+                actor=actor.name,
+                org_id=org_id,
+            )
+        return minted, self.get(org_id, old.access_key_id)
+
+    def successors(self, org_id: str, access_key_ids: Sequence[str]) -> dict[str, str]:
+        """The key that replaced each of these in a rotation, where one did."""
+        if not access_key_ids:
+            return {}
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(access_keys.c.rotated_from, access_keys.c.access_key_id).where(
+                    access_keys.c.org_id == org_id, access_keys.c.rotated_from.in_(access_key_ids)
+                )
+            ).all()
+        return {r.rotated_from: r.access_key_id for r in rows}
+
+    # expiry in sight ---------------------------------------------------------------------
+    def in_sight(self, key: AccessKey, now: datetime) -> str | None:
+        """Why a live key wants attention soon: EXPIRES_SOON (temporary) or AGED (permanent)."""
+        if key.status(now) not in (KeyStatus.ACTIVE, KeyStatus.FULL_SUSPENDED):
+            return None
+        if key.expires_at is not None:
+            return "EXPIRES_SOON" if key.expires_at - now <= self.expiry_warning else None
+        if self.max_age is not None and now - key.created_at > self.max_age:
+            return "AGED"
+        return None
+
+    def count_in_sight(self) -> None:
+        """Set the two key gauges: two COUNT queries, once per flush interval per worker."""
+        now = utcnow()
+        not_revoked = sa.and_(
+            access_keys.c.revoked_at.is_(None),
+            sa.or_(access_keys.c.revoke_at.is_(None), access_keys.c.revoke_at > now),
+        )
+        count = sa.select(sa.func.count()).select_from(access_keys)
+        with self.db.read() as conn:
+            expiring = conn.execute(
+                count.where(
+                    not_revoked,
+                    access_keys.c.expires_at > now,
+                    access_keys.c.expires_at <= now + self.expiry_warning,
+                )
+            ).scalar_one()
+            aged = 0
+            if self.max_age is not None:
+                aged = conn.execute(
+                    count.where(
+                        not_revoked,
+                        access_keys.c.expires_at.is_(None),
+                        access_keys.c.created_at < now - self.max_age,
+                    )
+                ).scalar_one()
+        metrics.ACCESS_KEYS_EXPIRING.set(expiring)
+        metrics.ACCESS_KEYS_AGED.set(aged)
 
     # the hot path ----------------------------------------------------------------------
     def credentials(self, access_key_id: str) -> KeyCredentials | None:

@@ -35,6 +35,7 @@ from coffer.identity.accesskeys import MAX_PRINCIPAL, AccessKeyService
 from coffer.identity.federation_configs import FederationConfigs
 from coffer.identity.models import KeySource, MintedKey, utcnow
 from coffer.identity.replay import SqlReplayCache
+from coffer.policy.scope import KeyScope
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,12 @@ class FederatedKeys:
         duration_seconds: int,
         attributes: dict[str, str] | None = None,
         *,
+        scope: KeyScope | None = None,
         action: str | None = None,
         client: str | None = None,
     ) -> FederatedKey:
+        """A key for a SAML assertion; `scope` (a session policy, as STS's `Policy`) narrows it
+        below its roles, never above: the decision intersects the two."""
         self._check_duration(duration_seconds)
         config = self.configs.saml(org_id, config_id)
         if config is None:
@@ -109,6 +113,7 @@ class FederatedKeys:
             federation_config_id=identity.config_id,
             precondition=trusted_and_first_use,
             actor=_actor(identity.principal_name, action, client),
+            scope=scope,
         )
         return self._signed_in(FederatedKey(minted, identity, lifetime), action, client)
 
@@ -120,6 +125,7 @@ class FederatedKeys:
         attributes: dict[str, str] | None = None,
         *,
         with_session_token: bool = False,
+        scope: KeyScope | None = None,
         action: str | None = None,
         client: str | None = None,
     ) -> FederatedKey:
@@ -142,6 +148,7 @@ class FederatedKeys:
             federation_config_id=identity.config_id,
             precondition=self._still_trusted(identity.config_id),
             actor=_actor(principal, action, client),
+            scope=scope,
         )
         return self._signed_in(FederatedKey(minted, identity, lifetime), action, client)
 

@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from coffer.policy.scope import KeyScope
+
 PERMANENT_EXPIRY = datetime(1970, 1, 1, tzinfo=UTC)
 ADMIN_GROUP = "admin"
 
@@ -97,14 +99,23 @@ class AccessKey:
     revoked_at: datetime | None
     suspended: bool
     has_session_token: bool = False
+    # A rotation's scheduled revocation (the key is refused from then on) and its link.
+    revoke_at: datetime | None = None
+    rotated_from: str | None = None
+    # The key's scope (coffer/policy/scope.py): it may do only what this and its owner allow; None: no scope.
+    scope: KeyScope | None = None
 
     @property
     def permanent(self) -> bool:
         return self.expires_at is None
 
+    def revoked(self, now: datetime) -> bool:
+        """Revoked now: explicitly, or because the overlap of its rotation has ended."""
+        return self.revoked_at is not None or (self.revoke_at is not None and self.revoke_at <= now)
+
     def status(self, now: datetime | None = None) -> KeyStatus:
         now = now or utcnow()
-        if self.revoked_at is not None:
+        if self.revoked(now):
             return KeyStatus.REVOKED
         if self.expires_at is not None and self.expires_at <= now:
             return KeyStatus.EXPIRED

@@ -182,6 +182,8 @@ RPC_ACTIONS: Mapping[str, str | None] = {
     "UpdateAccessKeyStatus": "cwobject:UpdateAccessKeyStatus",
     "RevokeAccessKeyByAccessKey": "cwobject:RevokeAccessKeyByAccessKey",
     "RevokeAccessKeysByPrincipal": "cwobject:RevokeAccessKeysByPrincipal",
+    # Coffer extension: a mint for the key's owner (the handler also asks for the revocation).
+    "RotateAccessKey": "cwobject:CreateAccessKey",
     "ListAccessPolicies": "cwobject:ListAccessPolicy",
     "EnsureAccessPolicy": "cwobject:EnsureAccessPolicy",
     "DeleteAccessPolicy": "cwobject:DeleteAccessPolicy",

@@ -11,6 +11,8 @@
    Deny → reject; a matching Allow → allow; nothing matches → reject. Where ACLs are on
    (`acl`, coffer/policy/acl.py), an ACL grant is one more resource-level Allow at this
    step: it admits a caller the bucket policy does not, never one it denies.
+3. A scoped key (coffer/policy/scope.py): what the owner may do, the key's scope narrows:
+   a matching scope Deny rejects; no matching scope Allow rejects (`intersect`).
 
 Callers that do not belong to the bucket's organization (another organization, or
 anonymous) need an explicit Allow in step 2, from the bucket policy or an ACL grant: "no
@@ -36,6 +38,7 @@ from coffer.policy.conditions import normalize_key
 from coffer.policy.org import EVERYONE, Effect, OrgPolicy, OrgPolicySet
 from coffer.policy.principals import Identity
 from coffer.policy.resources import GLOBAL_RESOURCE
+from coffer.policy.scope import KeyScope
 
 
 def utcnow() -> datetime:
@@ -173,6 +176,8 @@ class Rule(enum.Enum):
     BUCKET_IMPLICIT_DENY = "bucket-implicit-deny"
     ACL_ALLOW = "acl-allow"
     RESTRICTED_PUBLIC_BUCKET = "restricted-public-bucket"
+    KEY_SCOPE_DENY = "key-scope-deny"
+    KEY_SCOPE_NO_ALLOW = "key-scope-no-allow"
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,8 +206,61 @@ def evaluate(
     *,
     acl: AclCheck | None = None,
     restrict_public: bool = False,
+    scope: KeyScope | None = None,
 ) -> Decision:
-    """Decide one request. See the module docstring and docs/policies.md.
+    """Decide one request: the owner's decision, narrowed by the key's `scope` if it has one."""
+    owner = _evaluate_owner(
+        action, resource, ctx, org_policies, bucket_policy, acl=acl, restrict_public=restrict_public
+    )
+    if scope is None:
+        return owner
+    spec = action_table.spec(action)
+    if spec is not None and spec.scope in (Scope.CONTROL, Scope.ACCOUNT):
+        resource = GLOBAL_RESOURCE
+    return intersect(owner, scope, action, resource, ctx)
+
+
+def intersect(owner: Decision, scope: KeyScope, action: str, resource: str, ctx: RequestContext) -> Decision:
+    """A scoped key may do what both its owner and its scope allow: a Deny in either wins,
+    and no Allow in the scope refuses. The owner's refusal is reported as it is, so the
+    `key-scope-*` rules name exactly the requests the scope took away."""
+    if not owner.allowed:
+        return owner
+    spec = action_table.spec(action)
+    key = spec.key if spec is not None else action.lower()
+    verdict = scope.decide(key, resource, ctx.condition_value)
+    if verdict.allowed:  # the owner's decision stands, as it was (allows are not audited)
+        return owner
+    label = "key-scope"
+    if verdict.statement is not None:
+        return Decision(
+            False,
+            Rule.KEY_SCOPE_DENY,
+            f"denied by the key's scope, statement {verdict.statement!r}: {action} on {resource} "
+            f"for {_who(ctx)}, which its owner may do",
+            label,
+            verdict.statement,
+        )
+    return Decision(
+        False,
+        Rule.KEY_SCOPE_NO_ALLOW,
+        f"denied: no statement of the key's scope allows {action} on {resource} for {_who(ctx)}, "
+        "which its owner may do",
+        label,
+    )
+
+
+def _evaluate_owner(
+    action: str,
+    resource: str,
+    ctx: RequestContext,
+    org_policies: OrgPolicySet,
+    bucket_policy: CompiledBucketPolicy | None = None,
+    *,
+    acl: AclCheck | None = None,
+    restrict_public: bool = False,
+) -> Decision:
+    """The owner's decision for one request. See the module docstring and docs/policies.md.
 
     `resource` is `bucket`, `bucket/key` or `*` (`resources.request_resource`); actions
     on a control-plane or account scope are always evaluated against `*`.

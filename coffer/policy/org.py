@@ -101,11 +101,20 @@ def _check_bounds(values: list[str], path: str, what: str, where: str) -> None:
 
 
 def _parse_statement(raw: Any, path: str, index: int) -> OrgStatement:
+    name, effect, where = statement_head(raw, path, index, _STATEMENT_FIELDS)
+    actions = checked_list(raw, "actions", "action", expand, ActionError, path, where)
+    resources = checked_list(raw, "resources", "resource", check_short_resource, ResourceError, path, where)
+    principals = checked_list(raw, "principals", "principal", check_short_form, PrincipalError, path, where)
+    return OrgStatement(name, effect, tuple(actions), tuple(resources), tuple(principals))
+
+
+def statement_head(raw: Any, path: str, index: int, fields: frozenset[str]) -> tuple[str, Effect, str]:
+    """A statement's name and effect, checked, and how errors name it; shared with key scopes."""
     if not isinstance(raw, dict):
         raise _fail(path, f"statement #{index + 1} must be an object")
     name = raw.get("name")
     where = f"statement {name!r}" if isinstance(name, str) and name else f"statement #{index + 1}"
-    unknown = sorted(set(raw) - _STATEMENT_FIELDS)
+    unknown = sorted(set(raw) - fields)
     if unknown:
         raise _fail(f"{path}.{unknown[0]}", f"{where}: unknown field {unknown[0]!r}")
     if not isinstance(name, str) or not name.strip():
@@ -122,14 +131,10 @@ def _parse_statement(raw: Any, path: str, index: int) -> OrgStatement:
             f"{path}.effect",
             f"{where}: effect must be 'Allow' or 'Deny' (case-sensitive), got {effect_raw!r}",
         ) from None
-
-    actions = _checked_list(raw, "actions", "action", expand, ActionError, path, where)
-    resources = _checked_list(raw, "resources", "resource", check_short_resource, ResourceError, path, where)
-    principals = _checked_list(raw, "principals", "principal", check_short_form, PrincipalError, path, where)
-    return OrgStatement(name, effect, tuple(actions), tuple(resources), tuple(principals))
+    return name, effect, where
 
 
-def _checked_list(
+def checked_list(
     raw: Mapping[str, Any],
     field: str,
     singular: str,

@@ -74,6 +74,7 @@ class S3App:
         self.node = node
         self.settings = node.settings
         self.lookup = node.keys.credentials
+        self.used = node.keys.last_used.record if node.settings.last_used_tracking else None
         self.budget = node.auth_budget
         self.audit_logs = node.audit_logs
 
@@ -171,6 +172,8 @@ class S3App:
             has_copy_source=has_copy_source,
         )
         seen.op = op
+        if auth is not None and self.used is not None:  # a genuine signature: the key was used (lastused.py)
+            self.used(auth.credentials.key.access_key_id, op.name, client, metrics.S3)
         if (
             settings.strict_coreweave
             and req.path_style

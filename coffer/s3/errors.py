@@ -23,6 +23,8 @@ _PLAIN: dict[type[e.StorageError], str] = {
     e.InvalidPartOrder: "InvalidPartOrder",
     e.InvalidRequest: "InvalidRequest",
     e.MalformedDocument: "MalformedXML",
+    e.NoSuchInventoryConfiguration: "NoSuchConfiguration",
+    e.TooManyConfigurations: "TooManyConfigurations",
     e.InvalidTag: "InvalidTag",
     e.InsufficientStorage: "InsufficientStorage",
     e.QuotaExceeded: "QuotaExceeded",  # 403, as Ceph RGW: a capacity cap (coffer/storage/usage.py)

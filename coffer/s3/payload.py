@@ -170,6 +170,24 @@ def request_body(ctx: Context, spec: ChecksumSpec | None = None) -> tuple[AsyncI
     return verifier.stream(ctx.request.body()), expect
 
 
+def require_integrity_header(ctx: Context) -> None:
+    """Calls S3 refuses without a declared digest of their body (DeleteObjects,
+    PutBucketLifecycleConfiguration): Content-MD5, or (current SDKs) a flexible checksum
+    header or trailer."""
+    req = ctx.request
+    if req.header("content-md5") is not None:
+        return
+    trailer = (req.header("x-amz-trailer") or "").lower()
+    if trailer.startswith("x-amz-checksum-") or any(
+        name not in ("x-amz-checksum-mode", "x-amz-checksum-type")
+        for name in req.headers_with_prefix("x-amz-checksum-")
+    ):
+        return
+    raise S3Error(
+        "InvalidRequest", "Missing required header for this request: Content-MD5 or x-amz-checksum-*"
+    )
+
+
 async def read_small_body(ctx: Context, limit: int, *, checksum_headers: bool = True) -> bytes:
     """A small document body (XML, JSON), verified like any payload and held in memory.
 

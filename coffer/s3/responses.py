@@ -23,6 +23,7 @@ from coffer.s3 import xml
 from coffer.s3.errors import from_storage
 from coffer.s3.metadata import header_bytes
 from coffer.storage.errors import StorageError
+from coffer.store.errors import StoreUnavailable
 from coffer.web import protocol
 
 XML_TYPE = "application/xml"
@@ -75,6 +76,8 @@ def as_s3_error(exc: CofferError) -> S3Error:
         return exc
     if isinstance(exc, StorageError):
         return from_storage(exc)
+    if isinstance(exc, StoreUnavailable):  # a database outage: 503, and when to come back
+        return S3Error("ServiceUnavailable", exc.message, headers={"Retry-After": str(exc.retry_after)})
     return S3Error(_KIND_TO_CODE.get(exc.kind, "InternalError"), exc.message)
 
 

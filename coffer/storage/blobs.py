@@ -26,6 +26,7 @@ import re
 import secrets
 import stat
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -52,6 +53,7 @@ _NO_COPY_FILE_RANGE = frozenset(
 _BLOB_ID = re.compile(r"[0-9a-f]{32}")
 _FORGET_DISCARDED = 4096  # unclaimed/discarded blob ids remembered (see BlobStore.claim)
 TMP_DIR = ".tmp"
+PINS_DIR = ".pins"  # hard links that keep a long read's files alive (see BlobStore.pin)
 
 T = TypeVar("T")
 
@@ -369,6 +371,10 @@ class BlobStore:
         # Set by the collector: frees space when a write finds the disk full (see relieved()).
         self.on_full: Callable[[], bool] | None = None
         self._spares_readers: bool | None = None
+        # Set by the collector from its grace: a read still streaming after `pin_after`
+        # seconds pins its files, for `pin_ttl` seconds at a time (see pin()).
+        self.pin_after = 60.0
+        self.pin_ttl = 600.0
 
     @property
     def pool(self) -> ThreadPoolExecutor:
@@ -485,6 +491,46 @@ class BlobStore:
 
     discard = unlink  # a blob that was published but whose metadata never committed
 
+    # pins: long reads across nodes -----------------------------------------------------------
+    def pin(self, blobs: Iterable[str], held: Iterable[Path] = ()) -> list[Path]:
+        """Hard-link each blob as `.pins/<blob>.<expiry>.<random>`, so the file outlives the
+        collector unlinking its name, whichever node does that: the inode lives while a link
+        does, and an NFS client's handle on it stays valid (an unlink elsewhere of the last
+        link is what turns a reader's handle ESTALE). Expires after `pin_ttl` seconds
+        unless renewed (`held`: the pins being renewed, linked from, then removed, since
+        the blob's own name may be gone by then); the collector removes expired pins."""
+        pins = self.root / PINS_DIR
+        pins.mkdir(mode=0o700, exist_ok=True)
+        expires = int(time.time() + self.pin_ttl) + 1
+        old = {link.name.split(".")[0]: link for link in held}
+        made = []
+        for blob in dict.fromkeys(blobs):
+            link = pins / f"{blob}.{expires}.{secrets.token_hex(4)}"
+            try:
+                os.link(old.get(blob) or self.path(blob), link)
+            except FileNotFoundError:
+                continue  # already unlinked: only where unlinking spares an open file (local)
+            made.append(link)
+        self.unpin(old.values())
+        return made
+
+    @staticmethod
+    def unpin(links: Iterable[Path]) -> None:
+        for link in links:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(link)
+
+    def remove_expired_pins(self, now: float) -> int:
+        """Unlink pins whose expiry (in their name) is before `now`: their reader is gone."""
+        removed = 0
+        for entry in _scandir(self.root / PINS_DIR):
+            fields = entry.name.split(".")
+            if len(fields) == 3 and fields[1].isdigit() and int(fields[1]) < now:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                    removed += 1
+        return removed
+
     # reading -------------------------------------------------------------------------------
     @staticmethod
     def _spans(parts: list[PartRef], start: int, end: int | None) -> list[_Span]:
@@ -540,11 +586,19 @@ class BlobStore:
         await loop.run_in_executor(self.pool, self._open_spans, spans)
         reader = _SpanReader(spans)
         ahead: Future[bytes] | None = None
+        # A read that outlasts `pin_after` pins its files (and renews the pins) so that no
+        # node's collector can take them from under it (see pin()).
+        pins: list[Path] = []
+        repin_at = time.monotonic() + self.pin_after
         try:
             ahead = self.pool.submit(reader.read, READ_CHUNK)
             while ahead is not None:
                 chunk = await asyncio.wrap_future(ahead)
                 ahead = None if reader.done else self.pool.submit(reader.read, READ_CHUNK)
+                if ahead is not None and time.monotonic() >= repin_at:
+                    blobs = [s.blob for s in spans]
+                    pins = await loop.run_in_executor(self.pool, self.pin, blobs, pins)
+                    repin_at = time.monotonic() + self.pin_ttl / 2
                 yield chunk
         finally:
             if ahead is not None and not ahead.done():
@@ -552,6 +606,7 @@ class BlobStore:
                 ahead.add_done_callback(lambda _: self._close_spans(spans))
             else:
                 self._close_spans(spans)
+            self.unpin(pins)
 
     def read_sync(self, parts: list[PartRef], start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """Blocking `read`, for callers off the event loop (copies, checks, tests)."""

@@ -33,7 +33,14 @@ from coffer.storage.rows import bucket_from_row
 from coffer.storage.rules import COREWEAVE_ZONES, MAX_BUCKETS_PER_ORG, utcnow, validate_bucket_name
 from coffer.storage.transact import Transactions
 from coffer.store.changes import ChangeCache
-from coffer.store.schema import buckets, multipart_parts, multipart_uploads, objects
+from coffer.store.schema import (
+    bucket_lifecycle,
+    buckets,
+    inventory_configs,
+    multipart_parts,
+    multipart_uploads,
+    objects,
+)
 
 _CACHE = metrics.cache("buckets")
 _CACHE_MAX = 10_000
@@ -191,6 +198,8 @@ class Buckets:
             conn.execute(multipart_parts.delete().where(multipart_parts.c.upload_id.in_(uploads)))
             conn.execute(multipart_uploads.delete().where(multipart_uploads.c.bucket == name))
             conn.execute(buckets.delete().where(buckets.c.name == name))
+            conn.execute(bucket_lifecycle.delete().where(bucket_lifecycle.c.bucket == name))
+            conn.execute(inventory_configs.delete().where(inventory_configs.c.bucket == name))
             usage.drop_bucket(conn, name)
             self.db.bump_changes(conn, "buckets")
 

@@ -19,6 +19,16 @@ and a full store waits for it (BlobStore.unlink_spares_readers decides).
 A write that finds the disk full asks for a pass at once (`relieve`, in the writer's
 thread, one at a time per process, at most every RELIEF_INTERVAL) and, if it freed
 anything, tries once more.
+
+Across nodes (shared storage): a GET opens its files within milliseconds of reading the
+metadata, and its blobs are unlinked no sooner than the grace after the delete that
+retired them. A GET still streaming after `pin_after` (a quarter of the grace, at most a
+minute) hard-links its files under `.pins/` and renews the links while it reads
+(`BlobStore.pin`), so the collector of any node may unlink a retired blob's name but its
+file lives until the last reader lets go; a pin whose reader died expires after the grace
+and is removed here. Writers need nothing: a temp file is written to continuously (body
+idle timeout 30 s, stale after an hour), and a published blob is committed or released at
+once (orphans must be an hour old). See docs/decisions/0180-faults-and-shared-storage.md.
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ from coffer.storage.blobs import BlobStore, is_blob_id
 from coffer.storage.rows import blobs_of
 from coffer.storage.rules import utcnow
 from coffer.store.db import Database
+from coffer.store.errors import OutageLog, StoreUnavailable
 from coffer.store.schema import dead_blobs, multipart_parts, objects
 
 log = logging.getLogger("coffer.storage.gc")
@@ -50,6 +61,7 @@ PRESSURE_GRACE = timedelta(seconds=5)  # short of space, on a local filesystem (
 PRESSURE_INTERVAL = 1.0  # seconds between passes while short of space
 PRESSURE_HOLD = 60.0  # seconds a full-disk write keeps the collector in that mode
 RELIEF_INTERVAL = 1.0  # seconds between write-triggered passes in one process
+PIN_AFTER_MAX = 60.0  # seconds into a read after which it pins its files, at the latest
 LOW_SPACE_FRACTION = 0.05  # short of space: less than this share of the filesystem free,
 LOW_SPACE_BYTES = 1 << 30  # or less than this, whichever is smaller
 ORPHAN_SCAN_INTERVAL = 6 * 3600.0
@@ -76,6 +88,8 @@ class Collector:
         self.db = db
         self.blobs = blobs
         self.grace = grace
+        blobs.pin_after = min(PIN_AFTER_MAX, grace.total_seconds() / 4)
+        blobs.pin_ttl = grace.total_seconds()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -100,6 +114,7 @@ class Collector:
         now = utcnow()
         removed = self._collect_dead(older_than or now - self.dead_grace(pressure))
         removed += self.blobs.remove_stale_temp((older_than or now - STALE_TEMP_AGE).timestamp())
+        removed += self.blobs.remove_expired_pins(now.timestamp())
         if orphans:
             removed += self._collect_orphans(older_than or now - ORPHAN_MIN_AGE)
         return removed
@@ -243,6 +258,7 @@ class Collector:
 
     def _loop(self, interval: float, orphan_interval: float) -> None:
         next_orphan_scan = 0.0
+        outage = OutageLog(log, "the garbage collector")
         while not self._stop.is_set():
             scan = time.monotonic() >= next_orphan_scan
             pressure = self.short_of_space()
@@ -255,6 +271,9 @@ class Collector:
                             next_orphan_scan = time.monotonic() + orphan_interval
                         if removed:
                             log.info("garbage collector removed %d file(s)", removed)
+                outage.ok()
+            except StoreUnavailable as exc:
+                outage.failed(exc)
             except Exception:
                 log.exception("garbage collection failed; retrying in %.0fs", interval)
             self._wake.wait(min(interval, PRESSURE_INTERVAL) if pressure else interval)

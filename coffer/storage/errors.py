@@ -229,6 +229,20 @@ class MalformedDocument(StorageError):
     default = "The document is not well-formed."
 
 
+class NoSuchInventoryConfiguration(StorageError):
+    """The bucket has no inventory configuration of that id (coffer/lifecycle/inventory.py)."""
+
+    kind = Kind.NOT_FOUND
+    default = "The specified configuration does not exist."
+
+
+class TooManyConfigurations(StorageError):
+    """A bucket may have at most 1,000 inventory configurations, as on AWS."""
+
+    kind = Kind.RESOURCE_EXHAUSTED
+    default = "The bucket already has the 1,000 inventory configurations it may have."
+
+
 @dataclass(eq=False, repr=False)
 class InvalidTag(StorageError):
     detail: str = field()

@@ -97,6 +97,20 @@ class Part:
 
 
 @dataclass(frozen=True)
+class VersionState:
+    """What a rule decides a version's fate on (`Objects.scan_versions`, `Objects.delete_if`):
+    a key's versions come newest first, exactly one of them `is_latest`."""
+
+    key: str
+    version_id: str
+    is_latest: bool
+    is_delete_marker: bool
+    last_modified: datetime
+    size: int
+    tags: dict[str, str] | None
+
+
+@dataclass(frozen=True)
 class ListedObject:
     key: str
     last_modified: datetime

@@ -8,7 +8,7 @@ replaces. Reads look the version up (`get`) and stream its blobs (`open_body`,
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from typing import Any, Required, TypedDict, Unpack
 
 import sqlalchemy as sa
@@ -36,6 +36,7 @@ from coffer.storage.models import (
     ObjectVersion,
     PartRef,
     VersionListing,
+    VersionState,
 )
 from coffer.storage.reserved import check_writable
 from coffer.storage.rows import (
@@ -54,6 +55,7 @@ from coffer.storage.rules import (
     check_preconditions,
     check_version_id,
     new_version_id,
+    page_size,
     quote_etag,
     utcnow,
     validate_key,
@@ -149,6 +151,16 @@ class Objects:
             self.tx.delta(conn).row(bucket, row, sign=-1)
         return row
 
+    def _set_latest(self, conn: Connection, bucket: str, key: str, row: AnyRow, *, latest: bool) -> None:
+        """Mark the version `row` latest or not; the usage delta counts current and
+        noncurrent versions apart, so it moves too."""
+        conn.execute(
+            objects.update()
+            .where(objects.c.bucket == bucket, objects.c.key == key, objects.c.version_id == row.version_id)
+            .values(is_latest=latest)
+        )
+        self.tx.delta(conn).flip(bucket, row, latest=latest)
+
     def commit_version(
         self,
         conn: Connection,
@@ -165,16 +177,7 @@ class Objects:
             if current.version_id == NULL_VERSION and version_id == NULL_VERSION:
                 self.drop_version(conn, bucket, key, NULL_VERSION)
             else:
-                conn.execute(
-                    objects.update()
-                    .where(
-                        objects.c.bucket == bucket,
-                        objects.c.key == key,
-                        objects.c.version_id == current.version_id,
-                    )
-                    .values(is_latest=False)
-                )
-                self.tx.delta(conn).flip(bucket, current, latest=False)
+                self._set_latest(conn, bucket, key, current, latest=False)
                 if version_id == NULL_VERSION:
                     self.drop_version(conn, bucket, key, NULL_VERSION)
         row = {
@@ -355,35 +358,75 @@ class Objects:
         def tx(conn: Connection) -> DeleteResult:
             versioning = self.tx.lock_bucket(conn, bucket)
             self.tx.lock_key(conn, bucket, key)
-            if version_id is not None:
-                return self._delete_version(conn, bucket, key, version_id)
-            current = self.latest(conn, bucket, key)
-            if not versioning:
-                if current is not None:
-                    self.drop_version(conn, bucket, key, current.version_id)
-                return DeleteResult(version_id=None, delete_marker=False)
-            marker = self.commit_version(
-                conn,
-                versioning,
-                current,
-                {
-                    "bucket": bucket,
-                    "key": key,
-                    "is_delete_marker": True,
-                    "size": 0,
-                    "etag": "",
-                    "last_modified": utcnow(),
-                    "owner_principal": "",
-                    "storage_class": "STANDARD",
-                    "headers": {},
-                    "checksums": {},
-                    "parts": [],
-                    "tags": None,
-                },
-            )
-            return DeleteResult(version_id=marker.version_id, delete_marker=True)
+            return self._delete_locked(conn, versioning, bucket, key, version_id)
 
         return self.tx.run(tx)
+
+    def delete_if(
+        self,
+        bucket: str,
+        deletions: Sequence[tuple[str, str | None, Callable[[list[VersionState]], bool]]],
+    ) -> list[DeleteResult | None]:
+        """For each (key, version id or None, still) in order, `delete(bucket, key, version)`
+        only if `still(the key's versions, newest first)` holds when read under the key's
+        lock, all in one transaction; each result, or None where nothing was done. For
+        deletions decided on an earlier read (lifecycle rules): a write of the key since then
+        (an overwrite, a re-tag, a new version) is seen here and wins. Keys are locked in the
+        order given: callers give them sorted, so two such batches never deadlock."""
+        for key, version_id, _ in deletions:
+            validate_key(key)
+            if version_id is not None:
+                check_version_id(version_id)
+
+        def tx(conn: Connection) -> list[DeleteResult | None]:
+            versioning = self.tx.lock_bucket(conn, bucket)
+            results: list[DeleteResult | None] = []
+            for key, version_id, still in deletions:
+                self.tx.lock_key(conn, bucket, key)
+                if still(versions.key_states(conn, bucket, key)):
+                    results.append(self._delete_locked(conn, versioning, bucket, key, version_id))
+                else:
+                    results.append(None)
+            return results
+
+        return self.tx.run(tx)
+
+    def scan_versions(self, bucket: str, after: str, keys: int) -> list[VersionState]:
+        """The versions of the next `keys` keys after `after` (keys ascending, each newest
+        first), for a walk over a whole bucket one bounded page at a time."""
+        with self.db.read() as conn:
+            return versions.scan_states(conn, bucket, after, keys)
+
+    def _delete_locked(
+        self, conn: Connection, versioning: str, bucket: str, key: str, version_id: str | None
+    ) -> DeleteResult:
+        if version_id is not None:
+            return self._delete_version(conn, bucket, key, version_id)
+        current = self.latest(conn, bucket, key)
+        if not versioning:
+            if current is not None:
+                self.drop_version(conn, bucket, key, current.version_id)
+            return DeleteResult(version_id=None, delete_marker=False)
+        marker = self.commit_version(
+            conn,
+            versioning,
+            current,
+            {
+                "bucket": bucket,
+                "key": key,
+                "is_delete_marker": True,
+                "size": 0,
+                "etag": "",
+                "last_modified": utcnow(),
+                "owner_principal": "",
+                "storage_class": "STANDARD",
+                "headers": {},
+                "checksums": {},
+                "parts": [],
+                "tags": None,
+            },
+        )
+        return DeleteResult(version_id=marker.version_id, delete_marker=True)
 
     def _delete_version(self, conn: Connection, bucket: str, key: str, version_id: str) -> DeleteResult:
         row = self.drop_version(conn, bucket, key, version_id)
@@ -402,16 +445,7 @@ class Objects:
                 .limit(1)
             ).first()
             if newest is not None:
-                conn.execute(
-                    objects.update()
-                    .where(
-                        objects.c.bucket == bucket,
-                        objects.c.key == key,
-                        objects.c.version_id == newest.version_id,
-                    )
-                    .values(is_latest=True)
-                )
-                self.tx.delta(conn).flip(bucket, newest, latest=True)
+                self._set_latest(conn, bucket, key, newest, latest=True)
         return DeleteResult(version_id=version_id, delete_marker=bool(row.is_delete_marker))
 
     def copy(
@@ -472,9 +506,7 @@ class Objects:
         prefixes up without reading the keys under them: after a prefix is rolled up the
         next query starts at the prefix's successor, one indexed range seek."""
         self.buckets.get(bucket)
-        if max_keys < 0:  # the faces validate their query arguments: this is a caller's bug
-            raise ValueError(f"max_keys must not be negative, not {max_keys}")
-        max_keys = min(max_keys, MAX_LIST)
+        max_keys = page_size("max_keys", max_keys)
         if max_keys == 0:
             return ObjectListing(contents=[], common_prefixes=[], is_truncated=False, next_marker=None)
         with self.db.read() as conn:

@@ -125,6 +125,14 @@ def key_lock_id(bucket: str, key: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+def page_size(name: str, asked: int) -> int:
+    """A listing's page size, at most MAX_LIST. The faces validate their query arguments,
+    so a negative one here is a caller's bug, not a client's."""
+    if asked < 0:
+        raise ValueError(f"{name} must not be negative, not {asked}")
+    return min(asked, MAX_LIST)
+
+
 def is_upload_id(value: str) -> bool:
     return bool(_UPLOAD_ID.fullmatch(value))
 

@@ -9,7 +9,9 @@ The Node builds one `Storage`; its parts do the work, each in a module of its ow
 - `objects.Objects`: object versions — write (stream, verify, commit or abort), read,
   copy, tag, delete, list;
 - `uploads.Uploads`: multipart uploads;
-- `collector.Collector`: unlinks retired and orphaned blobs.
+- `collector.Collector`: unlinks retired and orphaned blobs;
+- `coffer.lifecycle.inventory.InventoryConfigs`: buckets' inventory configurations;
+- `coffer.lifecycle.configs.LifecycleConfigs` (`storage.lifecycle`): lifecycle configurations.
 
 All calls but the streaming ones are blocking (they run SQL); faces call them off the
 event loop. Errors are the data-carrying exceptions of `coffer.storage.errors`; each face
@@ -24,6 +26,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from coffer.audit import AuditSink
+from coffer.lifecycle.configs import LifecycleConfigs
+from coffer.lifecycle.inventory import InventoryConfigs
 from coffer.storage.blobs import BlobStore
 from coffer.storage.buckets import Buckets
 from coffer.storage.collector import DEAD_BLOB_GRACE, Collector
@@ -82,3 +86,5 @@ class Storage:
         self.objects = Objects(self.tx, blobs, self.buckets)
         self.uploads = Uploads(self.tx, blobs, self.buckets, self.objects)
         self.collector = Collector(db, blobs, grace=dead_blob_grace)
+        self.inventory = InventoryConfigs(self.tx, self.buckets)
+        self.lifecycle = LifecycleConfigs(self.tx, audit=audit)

@@ -41,7 +41,6 @@ from coffer.storage.objects import Objects
 from coffer.storage.rows import as_utc, part_from_row, part_json, upload_from_row
 from coffer.storage.rules import (
     COMPLETED_UPLOAD_RETENTION,
-    MAX_LIST,
     MAX_PART_NUMBER,
     MAX_PART_SIZE,
     check_declared,
@@ -51,6 +50,7 @@ from coffer.storage.rules import (
     multipart_checksums,
     multipart_etag,
     new_upload_id,
+    page_size,
     parts_digest,
     quote_etag,
     upload_checksum_mode,
@@ -330,9 +330,7 @@ class Uploads:
             raise
 
     def list_parts(self, upload: Upload, *, marker: int = 0, max_parts: int = 1000) -> PartListing:
-        if max_parts < 0:  # the faces validate their query arguments: this is a caller's bug
-            raise ValueError(f"max_parts must not be negative, not {max_parts}")
-        max_parts = min(max_parts, MAX_LIST)
+        max_parts = page_size("max_parts", max_parts)
         if max_parts == 0:
             return PartListing(parts=[], is_truncated=False, next_part_number_marker=None)
         with self.db.read() as conn:
@@ -473,9 +471,7 @@ class Uploads:
         """In-progress uploads by key, then initiation time; common prefixes roll up like
         list_objects, each skipped with one range seek."""
         self.buckets.get(bucket)
-        if max_uploads < 0:  # the faces validate their query arguments: this is a caller's bug
-            raise ValueError(f"max_uploads must not be negative, not {max_uploads}")
-        max_uploads = min(max_uploads, MAX_LIST)
+        max_uploads = page_size("max_uploads", max_uploads)
         if max_uploads == 0:
             return UploadListing([], [], False, None, None)
         with self.db.read() as conn:

@@ -22,8 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from coffer.storage.listing import Cursor, walk
-from coffer.storage.models import ListedVersion, VersionListing
-from coffer.storage.rows import as_utc, checksum_algorithm
+from coffer.storage.models import ListedVersion, VersionListing, VersionState
+from coffer.storage.rows import as_utc, checksum_algorithm, latest_only
 from coffer.storage.rules import successor
 from coffer.store.schema import objects
 
@@ -130,3 +130,60 @@ def list_versions(
         next_key_marker=None if last is None else (last if isinstance(last, str) else last.key),
         next_version_id_marker=None if last is None or isinstance(last, str) else last.version_id,
     )
+
+
+_STATE_COLUMNS = (
+    objects.c.key,
+    objects.c.version_id,
+    objects.c.is_latest,
+    objects.c.is_delete_marker,
+    objects.c.last_modified,
+    objects.c.size,
+    objects.c.tags,
+)
+
+
+def _states(rows: Sequence[Any]) -> list[VersionState]:
+    return [
+        VersionState(
+            key=row.key,
+            version_id=row.version_id,
+            is_latest=bool(row.is_latest),
+            is_delete_marker=bool(row.is_delete_marker),
+            last_modified=as_utc(row.last_modified),
+            size=int(row.size),
+            tags=row.tags,
+        )
+        for row in rows
+    ]
+
+
+_KEY_STATES = (  # built once: it runs for every deletion a lifecycle rule makes
+    sa.select(*_STATE_COLUMNS)
+    .where(objects.c.bucket == sa.bindparam("bucket"), objects.c.key == sa.bindparam("key"))
+    .order_by(objects.c.seq.desc())
+)
+
+
+def key_states(conn: Connection, bucket: str, key: str) -> list[VersionState]:
+    """Every version of one key, newest first."""
+    return _states(conn.execute(_KEY_STATES, {"bucket": bucket, "key": key}).all())
+
+
+def scan_states(conn: Connection, bucket: str, after: str, keys: int) -> list[VersionState]:
+    """Every version of the next `keys` keys after `after`, keys ascending and each key
+    newest first: one seek on the latest-version index for the page's last key, then one
+    range read. Memory is the page's versions, never the bucket's."""
+    o = objects.c
+    page = (
+        sa.select(o.key).where(o.bucket == bucket, o.key > after, latest_only()).order_by(o.key).limit(keys)
+    ).subquery()
+    last = conn.execute(sa.select(sa.func.max(page.c.key))).scalar()
+    if last is None:
+        return []
+    query = (
+        sa.select(*_STATE_COLUMNS)
+        .where(o.bucket == bucket, o.key > after, o.key <= last)
+        .order_by(o.key, o.seq.desc())
+    )
+    return _states(conn.execute(query).all())

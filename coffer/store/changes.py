@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from coffer import metrics
 from coffer.datadir import make_private_dir
+from coffer.store.errors import OutageLog
 
 if TYPE_CHECKING:
     from coffer.store.db import Database
@@ -91,6 +92,9 @@ class ChangeWatcher:
     def _listen(self) -> None:
         import psycopg
 
+        from coffer.store.db import PG_CONNECT_TIMEOUT
+
+        outage = OutageLog(log, "the change listener")
         url = self._db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         last_seen = -1
         # coffer_change_lag_seconds: 0 after every read of the stored counter; while reads
@@ -98,7 +102,7 @@ class ChangeWatcher:
         caught_up = time.monotonic()
         while not self._stop.is_set():
             try:
-                with psycopg.connect(url, autocommit=True) as conn:
+                with psycopg.connect(url, autocommit=True, connect_timeout=PG_CONNECT_TIMEOUT) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     while not self._stop.is_set():
                         got = False
@@ -106,12 +110,13 @@ class ChangeWatcher:
                             got = True
                         stored = self._db.read_changes()
                         caught_up = time.monotonic()
+                        outage.ok()
                         metrics.CHANGE_LAG.set(0)
                         if got or stored != last_seen:
                             last_seen = stored
                             self._bump_remote()
-            except Exception:
-                log.warning("change listener lost its connection; retrying")
+            except Exception as exc:  # once per outage, not once per retry
+                outage.failed(exc)
                 metrics.CHANGE_LAG.set(time.monotonic() - caught_up)
                 self._bump_remote()
                 self._stop.wait(self._poll_seconds)

@@ -17,6 +17,7 @@ from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 
 from coffer.datadir import create_private_file
+from coffer.store.errors import StoreUnavailable
 from coffer.store.schema import change_counter
 
 log = logging.getLogger("coffer.store")
@@ -28,6 +29,20 @@ _PG_MIGRATION_LOCK = 0x0C0FFE12
 # space of the migration lock is separate).
 _PG_SERIALIZE_SPACE = 0x0C0FFE13
 _PG_SERIALIZE = sa.text("SELECT pg_advisory_xact_lock(:space, hashtext(:name))")
+# libpq: give up a connection attempt after this many seconds, and notice a peer that
+# vanished (a partition, a host down) by TCP keepalives instead of waiting forever.
+PG_CONNECT_TIMEOUT = 5
+_PG_CONNECT_ARGS = {
+    "connect_timeout": PG_CONNECT_TIMEOUT,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
+# SQLSTATEs of a database that is going away or not there yet: connection exceptions
+# (class 08), administrator/crash shutdown and "starting up" (57P01-57P03), too many
+# connections (53300).
+_PG_OUTAGE_STATES = {"57P01", "57P02", "57P03", "53300"}
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -66,7 +81,39 @@ def create_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
 
         return engine
-    return sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # pre-ping: a pooled connection that died with a database restart is replaced at
+    # checkout, so service resumes by itself once the database is back.
+    engine = sa.create_engine(
+        url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=dict(_PG_CONNECT_ARGS)
+    )
+    sa.event.listen(engine, "handle_error", _on_pg_error)
+    return engine
+
+
+def is_outage(exc: BaseException) -> bool:
+    """A PostgreSQL error that says the database is unreachable, not that the statement failed."""
+    if isinstance(exc, sa.exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig  # type: ignore[assignment]
+    import psycopg
+
+    if not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return False
+    state = exc.sqlstate
+    return state is None or state.startswith("08") or state in _PG_OUTAGE_STATES
+
+
+def _on_pg_error(ctx: sa.engine.ExceptionContext) -> None:
+    """Every PostgreSQL error passes here: an outage becomes `StoreUnavailable` (the faces'
+    503), and the connection it broke, with the rest of the pool, is thrown away."""
+    if ctx.is_pre_ping:
+        return  # the pool reconnects once itself; a failure then comes here again
+    if not is_outage(ctx.original_exception):
+        return
+    if ctx.connection is not None:
+        ctx.is_disconnect = True
+    raise StoreUnavailable() from (ctx.sqlalchemy_exception or ctx.original_exception)
 
 
 def alembic_config(connection: Connection) -> Config:

@@ -72,9 +72,28 @@ access_keys = sa.Table(
     # The workload-federation config a SAML/OIDC key was minted through: removing or
     # deactivating the config revokes its keys (trust in that IdP is withdrawn).
     sa.Column("federation_config_id", sa.String(36), nullable=True, index=True),
+    # A scoped key's inline policy (coffer/policy/scope.py), immutable; NULL: as wide as its owner (0012).
+    sa.Column("scope", sa.JSON, nullable=True),
+    # A revocation a rotation scheduled: the key is refused from this instant on (0013).
+    sa.Column("revoke_at", Timestamp, nullable=True),
+    # The key this one replaced in a rotation.
+    sa.Column("rotated_from", sa.String(32), nullable=True),
     sa.Index("ix_access_keys_org_created", "org_id", "created_at"),
+    sa.Index("ix_access_keys_rotated_from", "rotated_from"),
     # The live-key cap's count (coffer.identity.accesskeys): live keys only.
     sa.Index("ix_access_keys_live", "org_id", "principal_name", "revoked_at", "expires_at"),
+)
+
+# The newest use of each key that a node flushed (coffer/identity/lastused.py): written at
+# most once per key per `last_used_flush_seconds` by each worker, never per request.
+access_key_last_used = sa.Table(
+    "access_key_last_used",
+    metadata,
+    sa.Column("access_key_id", sa.String(32), primary_key=True),
+    sa.Column("used_at", Timestamp, nullable=False),
+    sa.Column("operation", sa.String(64), nullable=False),
+    sa.Column("source_ip", sa.String(64), nullable=False),
+    sa.Column("face", sa.String(16), nullable=False),
 )
 
 principal_suspensions = sa.Table(
@@ -269,6 +288,46 @@ org_settings = sa.Table(
     sa.Column("max_buckets", sa.Integer, nullable=True),
     sa.Column("capacity_cap_bytes", sa.BigInteger, nullable=True),
     sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+# A bucket's lifecycle configuration (PutBucketLifecycleConfiguration), one row per bucket that
+# has one; `document` is the validated configuration as JSON (coffer/lifecycle/rules.py).
+bucket_lifecycle = sa.Table(
+    "bucket_lifecycle",
+    metadata,
+    sa.Column("bucket", sa.String(63), primary_key=True),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+# The background executor's state per (bucket, task) (coffer/lifecycle/executor.py): the lease
+# (`holder` until `lease_until`: one node at a time, and a dead holder's lease runs out), the
+# cursor of the pass in progress (NULL: none), and when the last pass finished.
+bucket_task_state = sa.Table(
+    "bucket_task_state",
+    metadata,
+    sa.Column("bucket", sa.String(63), primary_key=True),
+    sa.Column("task", sa.String(32), primary_key=True),
+    sa.Column("holder", sa.String(96), nullable=True),
+    sa.Column("lease_until", Timestamp, nullable=True),
+    sa.Column("cursor", sa.Text, nullable=True),
+    sa.Column("pass_started", Timestamp, nullable=True),
+    sa.Column("last_pass", Timestamp, nullable=True),
+)
+
+# A bucket's inventory configurations (PutBucketInventoryConfiguration), one row per (bucket, id):
+# `document` is the validated configuration as JSON (coffer/lifecycle/inventory.py);
+# `last_report_at` is when its last report was written (NULL: never), which makes the next due.
+inventory_configs = sa.Table(
+    "inventory_configs",
+    metadata,
+    sa.Column("bucket", sa.String(63), primary_key=True),
+    sa.Column("config_id", sa.String(64), primary_key=True),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("last_report_at", Timestamp, nullable=True),
 )
 
 # A counter bumped by every change that cached state depends on (keys, tokens, policies).

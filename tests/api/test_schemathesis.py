@@ -45,7 +45,7 @@ def test_the_server_keeps_every_promise_of_its_openapi(server: CofferServer, tmp
         check=False,
     )
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
-    assert "30 selected / 30 total" in out.stdout
+    assert "31 selected / 31 total" in out.stdout
     for phase in ("Examples", "Coverage", "Fuzzing", "Stateful"):
         assert f"✅  {phase}" in out.stdout, out.stdout[-3000:]
     assert "unhandled error" not in server.log()

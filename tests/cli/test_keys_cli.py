@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from coffer.api import extensions
 from tests.support.cli import coffer_as, error_line
 from tests.support.clients import run_cli
 from tests.support.harness import CofferServer, free_port
@@ -84,7 +85,15 @@ def test_create_permanent_prints_the_secret_once_with_an_aws_profile(
 
 def test_create_temporary_json(server: CofferServer) -> None:
     data = keys_json(server, "create", "--duration", "300", "--attribute", "team=ml", "--name", "ci")
-    assert set(data) == {"accessKeyId", "secretKey", "principalName", "expiry", "attributes"}
+    # CoreWeave's fields, and the extension fields the CLI asks for (docs/api.md)
+    assert set(data) - set(extensions.FIELDS) == {
+        "accessKeyId",
+        "secretKey",
+        "principalName",
+        "expiry",
+        "attributes",
+    }
+    assert data["scope"] is None
     assert data["attributes"] == {"team": "ml", "name": "ci"}
     assert data["expiry"] != "1970-01-01T00:00:00Z"
     info = keys_json(server, "show", data["accessKeyId"])

@@ -249,6 +249,8 @@ BOUNDED = {
     "plane": {"s3", "control", *AUDIT_PLANES},  # decisions; audit-log prefixes
     "scope": {"source", "key"},
     "port": {"api", "s3", "metrics"},
+    "task": {"lifecycle", "inventory"},  # the lifecycle executor's tasks
+    "action": set(metrics.LIFECYCLE_ACTION_NAMES),
 }
 
 

@@ -9,6 +9,7 @@ import pytest
 from coffer.policy import CompiledBucketPolicy, OrgPolicySet, RequestContext, Rule, evaluate, request_resource
 from coffer.policy.acl import AclCheck, canned, private
 from coffer.policy.org import compile_org_policies
+from coffer.policy.scope import KeyScope, parse_scope
 from tests.policy.builders import (
     ALICE,
     BOB,
@@ -58,6 +59,13 @@ class Row:
     reason_has: str = ""
     acl: AclCheck | None = None  # the bucket has ACLs on: its grants (coffer/policy/acl.py)
     restrict_public: bool = False  # Block Public Access's RestrictPublicBuckets
+    scope: KeyScope | None = None  # the request's key is scoped (coffer/policy/scope.py)
+
+
+def key_scope(*statements: tuple[str, str, str, str]) -> KeyScope:
+    """A key's scope from (name, effect, action, resource) rows."""
+    rows = [{"name": n, "effect": e, "actions": [a], "resources": [r]} for n, e, a, r in statements]
+    return parse_scope({"statements": rows})
 
 
 # Bucket b1 with ACLs on, its owner's, and an object whose ACL is public-read.
@@ -524,6 +532,57 @@ ROWS = [
         acl=PUBLIC_READ,
         restrict_public=True,
     ),
+    # --- scoped keys: the owner's decision, narrowed by the key's scope -------------------
+    Row(
+        "scoped key: a Deny in the scope wins over the owner's Allow",
+        "s3:DeleteObject",
+        "b1/k",
+        ctx(),
+        orgs(S3_FOR_ALL),
+        None,
+        False,
+        Rule.KEY_SCOPE_DENY,
+        policy="key-scope",
+        statement="no-deletes",
+        reason_has="key's scope",
+        scope=key_scope(("all", "Allow", "s3:*", "*"), ("no-deletes", "Deny", "s3:Delete*", "b1/*")),
+    ),
+    Row(
+        "scoped key: what the scope does not allow is refused though the owner may",
+        "s3:GetObject",
+        "b1/k",
+        ctx(),
+        orgs(S3_FOR_ALL),
+        None,
+        False,
+        Rule.KEY_SCOPE_NO_ALLOW,
+        policy="key-scope",
+        reason_has="no statement of the key's scope",
+        scope=key_scope(("put", "Allow", "s3:PutObject", "b1/*")),
+    ),
+    Row(
+        "scoped key: a scope of s3:* on * does not widen an owner without an org policy",
+        "s3:GetObject",
+        "b1/k",
+        ctx(),
+        NO_ORG_POLICIES,
+        None,
+        False,
+        Rule.NO_ORG_POLICY,
+        scope=key_scope(("all", "Allow", "s3:*", "*")),
+    ),
+    Row(
+        "scoped key: allowed by both, the owner's decision stands",
+        "s3:PutObject",
+        "b1/k",
+        ctx(),
+        orgs(S3_FOR_ALL),
+        None,
+        True,
+        Rule.NO_BUCKET_POLICY,
+        reason_has="no bucket policy",
+        scope=key_scope(("put", "Allow", "s3:PutObject", "b1/*")),
+    ),
 ]
 
 
@@ -537,6 +596,7 @@ def test_decision_table(row: Row) -> None:
         row.bucket,
         acl=row.acl,
         restrict_public=row.restrict_public,
+        scope=row.scope,
     )
     assert decision.allowed is row.allowed, decision.reason
     assert decision.rule is row.rule, decision.reason

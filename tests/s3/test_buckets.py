@@ -163,7 +163,7 @@ def test_head_errors_have_no_body(server: CofferServer, key: dict[str, Any]) -> 
 def test_unbuilt_operation_is_not_implemented(server: CofferServer, s3: Any, key: dict[str, Any]) -> None:
     name = new_bucket(s3)
     with pytest.raises(ClientError) as err:
-        s3.get_bucket_lifecycle_configuration(Bucket=name)
+        s3.get_bucket_website(Bucket=name)
     assert client_error(err.value) == (501, "NotImplemented")
     r = signed(server, key, "PUT", f"/{name}/k", query="retention", body=b"<Retention/>")
     assert_s3_error(r, 501, "NotImplemented")

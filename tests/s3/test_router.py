@@ -75,8 +75,8 @@ def test_resource_names() -> None:
 
 def test_every_aws_operation_has_a_name_and_action() -> None:
     for name in (
-        "GetBucketLifecycleConfiguration",
-        "PutBucketLifecycleConfiguration",
+        "GetBucketLifecycle",
+        "PutBucketLifecycle",
         "GetObjectLegalHold",
         "PutObjectRetention",
         "SelectObjectContent",

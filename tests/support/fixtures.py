@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.support.cluster import Cluster, running_cluster
 from tests.support.harness import (
     CofferServer,
     create_pg_database,
@@ -70,6 +71,24 @@ def nodes(
     if pg_reason:
         pytest.skip(pg_reason)
     with three_nodes(tmp_path_factory.mktemp("coffer-nodes"), **nodes_options) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def cluster_options() -> dict[str, Any]:
+    """running_cluster()'s keyword arguments (size, workers, env, extra_args) for `cluster`."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    cluster_options: dict[str, Any], backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    """Three nodes behind nginx on one PostgreSQL database (tests.support.cluster); its SQLite
+    half is skipped, so the skip and its reason show in every run."""
+    if backend != "postgres":
+        pytest.skip("a cluster shares one PostgreSQL database; SQLite is one machine's store")
+    with running_cluster(tmp_path_factory.mktemp("cluster"), **cluster_options) as started:
         yield started
 
 

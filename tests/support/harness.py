@@ -139,7 +139,8 @@ class CofferServer:
         for _attempt in range(5):
             if not self.api_port or _attempt:
                 self.api_port, self.s3_port = free_ports(2)
-            self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
+            # nodes sharing a data directory may each be given a log of their own
+            self.log_path = self.log_path or self.data_dir.parent / f"{self.data_dir.name}-server.log"
             self.data_dir.mkdir(parents=True, exist_ok=True)
             log = open(self.log_path, "ab")  # lives as long as the process
             args = [

@@ -80,9 +80,11 @@ def signed(
     headers: dict[str, str] | None = None,
     query: str = "",
     payload_hash: str | None = None,
+    client: httpx.Client | None = None,
 ) -> httpx.Response:
-    """A request signed by botocore's SigV4 signer and sent with httpx: for the cases an
-    SDK will not produce (missing headers, wrong lengths)."""
+    """A request signed by botocore's SigV4 signer and sent with httpx (through `client` if
+    given: building a client per call costs an SSL context): for the cases an SDK will not
+    produce (missing headers, wrong lengths)."""
     url = server.s3_url + path + (f"?{query}" if query else "")
     request = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
     creds = Credentials(key["accessKeyId"], key["secretKey"])
@@ -91,7 +93,8 @@ def signed(
         signer.payload = lambda _request: payload_hash
     signer.add_auth(request)
     prepared = request.prepare()
-    return httpx.request(method, url, content=body, headers=dict(prepared.headers.items()), timeout=30)
+    send = client.request if client is not None else httpx.request
+    return send(method, url, content=body, headers=dict(prepared.headers.items()), timeout=30)
 
 
 def assert_s3_error(response: httpx.Response, status: int, code: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote, unquote_to_bytes
@@ -259,3 +260,23 @@ def encoding_type(query: Mapping[str, str]) -> bool:
             fields={"ArgumentName": "encoding-type", "ArgumentValue": value},
         )
     return True
+
+
+MAX_PAGE = 1000  # the most entries one listing page holds, and the page size when none is asked
+
+
+@dataclass(frozen=True)
+class ListArgs:
+    """The query arguments every bucket listing (objects, versions, uploads) reads alike."""
+
+    encode: bool  # encoding-type=url
+    prefix: str
+    delimiter: str
+    max_items: int  # max-keys or max-uploads, 0 to MAX_PAGE
+
+
+def list_args(query: Mapping[str, str], max_name: str) -> ListArgs:
+    """A listing's common arguments; `max_name` is its page-size argument."""
+    encode = encoding_type(query)
+    max_items = parse_int(query.get(max_name), max_name, default=MAX_PAGE, lo=0, hi=MAX_PAGE)
+    return ListArgs(encode, query.get("prefix", ""), query.get("delimiter", ""), max_items)

@@ -20,6 +20,7 @@ from coffer.s3.handlers.common import (
     storage_class,
     tagging_header,
 )
+from coffer.s3.handlers.lifecycle import expiration_headers
 from coffer.s3.handlers.objects import lost_races, version_headers, write_conditions
 from coffer.s3.responses import S3Response
 from coffer.storage.models import ObjectVersion
@@ -96,6 +97,7 @@ async def copy_object(ctx: Context) -> S3Response:
     body += checksum_nodes(obj.checksums)
     response = S3Response.xml("CopyObjectResult", body)
     response.headers += _source_version_header(source, ctx) + version_headers(ctx, obj.version_id)
+    response.headers += expiration_headers(ctx, obj)
     return response
 
 

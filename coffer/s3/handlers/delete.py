@@ -10,7 +10,7 @@ from __future__ import annotations
 from coffer.errors import CofferError, S3Error
 from coffer.s3 import xml
 from coffer.s3.context import Context, run
-from coffer.s3.payload import read_small_body
+from coffer.s3.payload import read_small_body, require_integrity_header
 from coffer.s3.responses import S3Response, as_s3_error
 from coffer.storage.models import DeleteResult
 
@@ -18,24 +18,9 @@ MAX_KEYS = 1000
 MAX_BODY = 2 * 1024 * 1024
 
 
-def _has_integrity_header(ctx: Context) -> bool:
-    req = ctx.request
-    if req.header("content-md5") is not None:
-        return True
-    trailer = (req.header("x-amz-trailer") or "").lower()
-    return trailer.startswith("x-amz-checksum-") or any(
-        name not in ("x-amz-checksum-mode", "x-amz-checksum-type")
-        for name in req.headers_with_prefix("x-amz-checksum-")
-    )
-
-
 async def delete_objects(ctx: Context) -> S3Response:
     bucket = ctx.require_bucket()
-    if not _has_integrity_header(ctx):
-        raise S3Error(
-            "InvalidRequest",
-            "Missing required header for this request: Content-MD5 or x-amz-checksum-*",
-        )
+    require_integrity_header(ctx)
     root = xml.parse(await read_small_body(ctx, MAX_BODY), "Delete")
     quiet = (xml.child_text(root, "Quiet") or "").strip().lower() == "true"
     targets: list[tuple[str, str | None]] = []

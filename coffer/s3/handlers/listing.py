@@ -16,29 +16,24 @@ from urllib.parse import quote
 from coffer.errors import S3Error
 from coffer.s3 import xml
 from coffer.s3.context import Context, run
-from coffer.s3.handlers.common import encoding_type, parse_int, url_encode
+from coffer.s3.handlers.common import ListArgs, list_args, url_encode
 from coffer.s3.responses import S3Response
 from coffer.storage.models import ObjectListing
 
-MAX_KEYS = 1000
 V = TypeVar("V")
 
 
-def _max_keys(ctx: Context) -> int:
-    return parse_int(ctx.op.query.get("max-keys"), "max-keys", default=MAX_KEYS, lo=0, hi=MAX_KEYS)
-
-
-async def _page(ctx: Context, prefix: str, delimiter: str, after: str, max_keys: int) -> ObjectListing:
-    if max_keys == 0:
+async def _page(ctx: Context, args: ListArgs, after: str) -> ObjectListing:
+    if args.max_items == 0:
         return ObjectListing(contents=[], common_prefixes=[], is_truncated=False, next_marker=None)
     bucket = ctx.require_bucket()
     return await run(
         ctx.node.storage.objects.list,
         bucket.name,
-        prefix=prefix,
-        delimiter=delimiter,
+        prefix=args.prefix,
+        delimiter=args.delimiter,
         after=after,
-        max_keys=max_keys,
+        max_keys=args.max_items,
     )
 
 
@@ -84,16 +79,15 @@ class _Memo(dict[V, str]):
 
 async def list_objects(ctx: Context) -> S3Response:
     query = ctx.op.query
-    encode = encoding_type(query)
-    prefix, delimiter, marker = query.get("prefix", ""), query.get("delimiter", ""), query.get("marker", "")
-    max_keys = _max_keys(ctx)
-    listing = await _page(ctx, prefix, delimiter, marker, max_keys)
+    args = list_args(query, "max-keys")
+    encode, prefix, delimiter, marker = args.encode, args.prefix, args.delimiter, query.get("marker", "")
+    listing = await _page(ctx, args, marker)
     next_marker = listing.next_marker if listing.is_truncated and delimiter else None
     body: list[xml.Node | xml.Raw] = [  # a None value leaves its element out
         ("Name", ctx.require_bucket().name),
         ("Prefix", url_encode(prefix, encode)),
         ("Marker", url_encode(marker, encode)),
-        ("MaxKeys", max_keys),
+        ("MaxKeys", args.max_items),
         ("Delimiter", url_encode(delimiter or None, encode)),
         ("IsTruncated", listing.is_truncated),
         ("NextMarker", url_encode(next_marker or None, encode)),
@@ -130,16 +124,15 @@ async def list_objects_v2(ctx: Context) -> S3Response:
             "Invalid List Type specified in Request",
             fields={"ArgumentName": "list-type", "ArgumentValue": query.get("list-type", "")},
         )
-    encode = encoding_type(query)
-    prefix, delimiter = query.get("prefix", ""), query.get("delimiter", "")
+    args = list_args(query, "max-keys")
+    encode, prefix, delimiter = args.encode, args.prefix, args.delimiter
     start_after = query.get("start-after", "")
     # An empty token is no token (AWS): the listing starts at start-after, and the empty
     # token is echoed back as <ContinuationToken></ContinuationToken>.
     token = query.get("continuation-token")
     after = _decode_token(token) if token else start_after
     fetch_owner = query.get("fetch-owner", "").lower() == "true"
-    max_keys = _max_keys(ctx)
-    listing = await _page(ctx, prefix, delimiter, after, max_keys)
+    listing = await _page(ctx, args, after)
     next_token = _encode_token(listing.next_marker) if listing.is_truncated and listing.next_marker else None
     body: list[xml.Node | xml.Raw] = [  # a None value leaves its element out
         ("Name", ctx.require_bucket().name),
@@ -147,7 +140,7 @@ async def list_objects_v2(ctx: Context) -> S3Response:
         ("ContinuationToken", token),
         ("StartAfter", url_encode(start_after, encode) if "start-after" in query else None),
         ("KeyCount", len(listing.contents) + len(listing.common_prefixes)),
-        ("MaxKeys", max_keys),
+        ("MaxKeys", args.max_items),
         ("Delimiter", url_encode(delimiter or None, encode)),
         ("IsTruncated", listing.is_truncated),
         ("NextContinuationToken", next_token),

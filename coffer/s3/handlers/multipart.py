@@ -11,8 +11,9 @@ from coffer.s3 import xml
 from coffer.s3.context import Context, run
 from coffer.s3.handlers.acl import write_acl
 from coffer.s3.handlers.common import (
+    MAX_PAGE,
     checksum_nodes,
-    encoding_type,
+    list_args,
     object_headers_from_request,
     object_to_write,
     owner,
@@ -23,6 +24,7 @@ from coffer.s3.handlers.common import (
     tagging_header,
     url_encode,
 )
+from coffer.s3.handlers.lifecycle import expiration_headers
 from coffer.s3.handlers.objects import version_headers, write_conditions
 from coffer.s3.payload import read_small_body, request_body, request_checksum
 from coffer.s3.responses import XML_TYPE, S3Response, error_document, keepalive_document
@@ -180,6 +182,7 @@ class Completed:
     etag: str
     version_id: str
     checksums: dict[str, str]
+    expiration: tuple[tuple[str, str], ...] = ()  # x-amz-expiration, when a rule will expire it
 
 
 async def complete_upload(ctx: Context) -> S3Response:
@@ -209,7 +212,7 @@ async def complete_upload(ctx: Context) -> S3Response:
                     expected_checksum=expected,
                     expected_size=expected_size,
                 )
-                return Completed(obj.etag, obj.version_id, obj.checksums)
+                return Completed(obj.etag, obj.version_id, obj.checksums, tuple(expiration_headers(ctx, obj)))
             except NoSuchUpload:
                 pass  # a concurrent request completed it first
         done = uploads.replay(bucket.name, key, upload_id, parts)
@@ -239,7 +242,7 @@ async def complete_upload(ctx: Context) -> S3Response:
         return S3Response(200, [("content-type", XML_TYPE)], stream)
     obj = task.result()
     response = S3Response(200, [("content-type", XML_TYPE)], render(obj))
-    response.headers += version_headers(ctx, obj.version_id)
+    response.headers += version_headers(ctx, obj.version_id) + list(obj.expiration)
     return response
 
 
@@ -252,7 +255,7 @@ async def abort_upload(ctx: Context) -> S3Response:
 async def list_parts(ctx: Context) -> S3Response:
     bucket, key = ctx.require_bucket(), ctx.require_key()
     query = ctx.op.query
-    max_parts = parse_int(query.get("max-parts"), "max-parts", default=1000, lo=0, hi=1000)
+    max_parts = parse_int(query.get("max-parts"), "max-parts", default=MAX_PAGE, lo=0, hi=MAX_PAGE)
     marker = parse_int(query.get("part-number-marker"), "part-number-marker", default=0, lo=0)
     upload = await _upload(ctx)
     listing = await run(ctx.node.storage.uploads.list_parts, upload, marker=marker, max_parts=max_parts)
@@ -287,10 +290,9 @@ async def list_parts(ctx: Context) -> S3Response:
 async def list_uploads(ctx: Context) -> S3Response:
     bucket = ctx.require_bucket()
     query = ctx.op.query
-    encode = encoding_type(query)
-    prefix, delimiter = query.get("prefix", ""), query.get("delimiter", "")
+    args = list_args(query, "max-uploads")
+    encode, prefix, delimiter, max_uploads = args.encode, args.prefix, args.delimiter, args.max_items
     key_marker, id_marker = query.get("key-marker", ""), query.get("upload-id-marker", "")
-    max_uploads = parse_int(query.get("max-uploads"), "max-uploads", default=1000, lo=0, hi=1000)
     listing = await run(
         ctx.node.storage.uploads.list,
         bucket.name,

@@ -19,6 +19,7 @@ from coffer.s3.handlers.common import (
     storage_class,
     tagging_header,
 )
+from coffer.s3.handlers.lifecycle import expiration_headers
 from coffer.s3.payload import request_body, request_checksum, response_headers
 from coffer.s3.responses import S3Response, http_date
 from coffer.storage.errors import PreconditionFailed
@@ -102,7 +103,8 @@ async def put_object(ctx: Context) -> S3Response:
             if_match=if_match,
             if_none_match=if_none_match,
         )
-    return S3Response(200, response_headers(stored, spec) + version_headers(ctx, obj.version_id))
+    answer = response_headers(stored, spec) + version_headers(ctx, obj.version_id)
+    return S3Response(200, answer + expiration_headers(ctx, obj))
 
 
 def _parse_range(value: str | None, size: int) -> tuple[int, int] | None:
@@ -182,6 +184,7 @@ def _object_headers(ctx: Context, obj: ObjectVersion) -> list[tuple[str, str]]:
     if obj.tags:
         headers.append(("x-amz-tagging-count", str(len(obj.tags))))
     headers += version_headers(ctx, obj.version_id)
+    headers += expiration_headers(ctx, obj)
     return headers
 
 

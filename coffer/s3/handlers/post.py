@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlencode, urlsplit
 
 from coffer import checksums as cks
+from coffer import metrics
 from coffer.errors import S3Error
 from coffer.s3 import metadata, postpolicy, throttle, xml
 from coffer.s3.context import Context, origin_of
@@ -183,6 +184,8 @@ async def post_object(ctx: Context) -> S3Response:
         length_range = policy.length_range
     upload = _upload(fields)
     access_key = signer.credentials.key if signer is not None else ctx.key
+    if signer is not None and ctx.node.settings.last_used_tracking:  # signed in the form: not seen by the app
+        ctx.node.keys.last_used.record(signer.credentials.key.access_key_id, "PostObject", client, metrics.S3)
     op = ctx.op.derive("PostObject", bucket=bucket.name, key=upload.key, version_id=None)
     ctx.node.authz.authorize_s3(access_key, op, bucket, origin_of(ctx.request))
     principal = access_key.principal_name if access_key is not None else "anonymous"

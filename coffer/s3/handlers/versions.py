@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from coffer.s3 import xml
 from coffer.s3.context import Context, run
-from coffer.s3.handlers.common import encoding_type, owner, parse_int, url_encode
+from coffer.s3.handlers.common import list_args, owner, url_encode
 from coffer.s3.responses import S3Response
 from coffer.storage.models import ListedVersion
-
-MAX_KEYS = 1000
 
 
 def _entry(v: ListedVersion, encode: bool) -> xml.Node:
@@ -48,10 +46,9 @@ def _entry(v: ListedVersion, encode: bool) -> xml.Node:
 async def list_object_versions(ctx: Context) -> S3Response:
     bucket = ctx.require_bucket()
     query = ctx.op.query
-    encode = encoding_type(query)
-    prefix, delimiter = query.get("prefix", ""), query.get("delimiter", "")
+    args = list_args(query, "max-keys")
+    encode, prefix, delimiter, max_keys = args.encode, args.prefix, args.delimiter, args.max_items
     key_marker, version_marker = query.get("key-marker", ""), query.get("version-id-marker", "")
-    max_keys = parse_int(query.get("max-keys"), "max-keys", default=MAX_KEYS, lo=0, hi=MAX_KEYS)
     page = await run(
         ctx.node.storage.objects.list_versions,
         bucket.name,

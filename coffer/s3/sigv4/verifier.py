@@ -186,11 +186,16 @@ def _check_signed_headers(headers: dict[str, list[str]], signed: list[str]) -> N
 
 def _lookup(lookup: CredentialLookup, access_key_id: str) -> KeyCredentials:
     creds = lookup(access_key_id) if access_key_id else None
-    if creds is None or creds.key.revoked_at is not None:
+    # A rotated key's scheduled revocation is honoured here, the instant it falls due.
+    if creds is None or creds.key.revoked_at is not None or _rotated_out(creds):
         raise CredentialRefused(
             "InvalidAccessKeyId", access_key_id=access_key_id, fields={"AWSAccessKeyId": access_key_id[:128]}
         )
     return creds
+
+
+def _rotated_out(creds: KeyCredentials) -> bool:
+    return creds.key.revoke_at is not None and creds.key.revoked(datetime.now(UTC))
 
 
 def _check_key_standing(creds: KeyCredentials, now: datetime, token: str | None) -> None:

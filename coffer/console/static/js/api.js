@@ -43,7 +43,8 @@ async function readError(response) {
 }
 
 export async function api(method, path, body = undefined, { signIn = false } = {}) {
-  const headers = { Accept: "application/json", ...csrfHeaders(method) };
+  // The console asks for Coffer's extension fields (key scopes, last use); see docs/api.md.
+  const headers = { Accept: "application/json", "X-Coffer-Extensions": "*", ...csrfHeaders(method) };
   const init = { method, headers, credentials: "same-origin", cache: "no-store" };
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";

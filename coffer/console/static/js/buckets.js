@@ -24,6 +24,7 @@ import {
   submitDialog,
   toast,
 } from "./ui.js";
+import { renderLifecycleTab } from "./lifecycle.js";
 import { bucketInfo, bucketInfos, renderBucketSettings, saveUnlessLockedOut, usageSummary } from "./management.js";
 
 const BASE = "/console/buckets";
@@ -147,7 +148,7 @@ export async function renderBucket(ctx, bucket) {
   const { main, navigate } = ctx;
   const params = new URLSearchParams(location.search);
   const prefix = params.get("prefix") || "";
-  const tab = ["policy", "settings"].includes(params.get("tab")) ? params.get("tab") : "objects";
+  const tab = ["policy", "settings", "lifecycle"].includes(params.get("tab")) ? params.get("tab") : "objects";
   const here = (p, t = "objects") => `${BASE}/${encodeURIComponent(bucket)}${q({ prefix: p, tab: t === "objects" ? "" : t })}`;
 
   const crumbs = [h("li", {}, h("a", { href: BASE, "data-link": true }, "Buckets")), h("li", {}, h("a", { href: here(""), "data-link": true, title: bucket }, bucket))];
@@ -165,16 +166,18 @@ export async function renderBucket(ctx, bucket) {
   const tabObjects = h("a", { role: "tab", href: here(prefix), "data-link": true, "aria-selected": String(tab === "objects"), class: "tab" }, "Objects");
   const tabSettings = h("a", { role: "tab", href: here("", "settings"), "data-link": true, "aria-selected": String(tab === "settings"), class: "tab" }, "Settings");
   const tabPolicy = h("a", { role: "tab", href: here("", "policy"), "data-link": true, "aria-selected": String(tab === "policy"), class: "tab" }, "Bucket policy");
+  const tabLifecycle = h("a", { role: "tab", href: here("", "lifecycle"), "data-link": true, "aria-selected": String(tab === "lifecycle"), class: "tab" }, "Lifecycle");
   const panel = h("div", { role: "tabpanel" });
   main.append(
     h("nav", { "aria-label": "Breadcrumb" }, h("ol", { class: "breadcrumbs" }, crumbs)),
     pageHeader(bucket, deleteBtn),
     meta,
-    h("div", { class: "tabs", role: "tablist", "aria-label": "Bucket" }, tabObjects, tabSettings, tabPolicy),
+    h("div", { class: "tabs", role: "tablist", "aria-label": "Bucket" }, tabObjects, tabSettings, tabPolicy, tabLifecycle),
     panel,
   );
   loadMeta(bucket, meta);
   if (tab === "policy") await renderPolicyTab(bucket, panel);
+  else if (tab === "lifecycle") await renderLifecycleTab(bucket, panel);
   else if (tab === "settings") await renderBucketSettings(bucket, panel, () => loadMeta(bucket, meta));
   else await renderObjects(ctx, bucket, prefix, panel, here);
 }

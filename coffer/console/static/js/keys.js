@@ -49,6 +49,15 @@ export async function renderKeys(ctx) {
     showInactive = inactive.checked;
     draw();
   });
+  // Coffer extension: "not used for N days" (0 or empty: every key), from lastUsed / createdAt.
+  let unusedDays = 0;
+  const unusedId = nextId("unused");
+  const unused = h("input", { type: "number", min: "0", max: "36500", step: "any", id: unusedId, class: "narrow", "data-testid": "unused-days" });
+  unused.addEventListener("input", () => {
+    const n = Number(unused.value);
+    unusedDays = Number.isFinite(n) && n > 0 ? n : 0;
+    draw();
+  });
   const page = listPage(main, {
     title: "Access Keys",
     action: createBtn,
@@ -57,12 +66,16 @@ export async function renderKeys(ctx) {
       + "Suspending a principal blocks all of its keys until it is reactivated.",
     searchLabel: "Search by name or principal",
     draw,
-    extras: [h("label", { class: "row", for: inactiveId }, inactive, "Show revoked and expired keys")],
+    extras: [
+      h("label", { class: "row", for: inactiveId }, inactive, "Show revoked and expired keys"),
+      h("label", { class: "row", for: unusedId }, "Not used for", unused, "days"),
+    ],
     loading: "Loading access keys…",
   });
 
   function matches(key, q) {
     if (!showInactive && (key.status === "REVOKED" || key.status === "EXPIRED")) return false;
+    if (unusedDays && !unusedFor(key, unusedDays)) return false;
     if (!q) return true;
     return keyName(key).toLowerCase().includes(q) || (key.principalName || "").toLowerCase().includes(q);
   }
@@ -74,7 +87,7 @@ export async function renderKeys(ctx) {
       empty: ["No access keys yet", "Create a key to sign S3 requests with it."],
       noMatch: ["No keys match", page.query ? `Nothing matches “${page.query}”.` : "Every key here is revoked or expired."],
       label: "Access keys",
-      columns: [{ title: "Name", width: "20%" }, { title: "Access Key ID", width: "19%" }, { title: "Principal", width: "27%" }, { title: "Status", width: "11%" }, { title: "Expires", width: "17%" }, { title: "Actions", actions: true }],
+      columns: [{ title: "Name", width: "16%" }, { title: "Access Key ID", width: "17%" }, { title: "Principal", width: "22%" }, { title: "Status", width: "10%" }, { title: "Expires", width: "15%" }, { title: "Last used", width: "14%" }, { title: "Actions", actions: true }],
       row: keyRow,
     });
   }
@@ -92,6 +105,7 @@ export async function renderKeys(ctx) {
         label: suspended ? "Reactivate principal's keys…" : "Suspend principal's keys…",
         onSelect: () => openStatusDialog(key.principalName, !suspended, reload),
       },
+      { label: "Rotate…", disabled: !live || rotating(key), onSelect: () => openRotateDialog(key, reload) },
       { label: "Revoke…", danger: true, disabled: !live, onSelect: () => openRevokeDialog(key, reload) },
     ]);
     return h(
@@ -101,7 +115,8 @@ export async function renderKeys(ctx) {
       h("td", {}, cellText(key.accessKeyId, "mono")),
       h("td", {}, cellText(key.principalName, "mono")),
       h("td", {}, h("span", { class: `badge ${key.status}` }, STATUS_LABELS[key.status] || key.status)),
-      h("td", {}, permanent ? cellText("Never (permanent)") : cellText(formatDate(key.expiry))),
+      h("td", {}, permanent ? cellText("Never (permanent)") : cellText(formatDate(key.expiry)), inSightBadge(key), rotationNote(key)),
+      h("td", { "data-testid": "last-used" }, lastUsedCell(key)),
       h("td", { class: "actions" }, menu),
     );
   }
@@ -116,6 +131,73 @@ export async function renderKeys(ctx) {
     }
   }
   await reload();
+}
+
+// --- Last used, expiry in sight, rotation (Coffer extensions) -------------------------------
+const DAY_MS = 86400 * 1000;
+
+function unusedFor(key, days) {
+  const since = (key.lastUsed && key.lastUsed.time) || key.createdAt;
+  return !since || Date.parse(since) < Date.now() - days * DAY_MS;
+}
+
+function lastUsedCell(key) {
+  const used = key.lastUsed;
+  if (!used) return h("span", { class: "cell count" }, "Not used yet");
+  return h("span", { class: "cell", title: `${used.operation} from ${used.sourceIp} (${used.face})` }, formatDate(used.time), h("div", { class: "hint" }, `${used.operation} · ${used.sourceIp}`));
+}
+
+const IN_SIGHT = { EXPIRES_SOON: "Expires soon", AGED: "Old: rotate it" };
+
+function inSightBadge(key) {
+  const label = IN_SIGHT[key.expiryInSight];
+  return label ? h("span", { class: "badge FULL_SUSPENDED", "data-testid": "in-sight" }, label) : null;
+}
+
+function rotating(key) {
+  return Boolean(key.rotation && key.rotation.revokeAt);
+}
+
+function rotationNote(key) {
+  if (!rotating(key) || key.status !== "ACTIVE") return null;
+  return h("div", { class: "hint", "data-testid": "rotation-note" }, `Rotated to ${key.rotation.successor || "a new key"}; revoked ${formatDate(key.rotation.revokeAt)}`);
+}
+
+const OVERLAPS = [
+  ["900", "15 minutes"],
+  ["3600", "1 hour"],
+  ["86400", "1 day"],
+  ["604800", "7 days"],
+  ["0", "None: revoke the old key now"],
+];
+
+function openRotateDialog(key, onDone) {
+  const overlap = h("select", { "data-testid": "rotate-overlap" }, ...OVERLAPS.map(([v, label]) => h("option", { value: v }, label)));
+  overlap.value = "3600";
+  const overlapField = field({ label: "Overlap", input: overlap, hint: "Both keys work meanwhile; the old key is revoked when it ends." });
+  const { dlg, submit: go, showError } = submitDialog({
+    onSubmit: submit,
+    title: "Rotate Key",
+    body: [
+      h("p", {}, "Mint a successor of ", h("code", {}, key.accessKeyId), keyName(key) ? ` (${keyName(key)})` : "", " with the same name, attributes and scope, and revoke this key after the overlap."),
+      overlapField.wrap,
+    ],
+    submitLabel: "Rotate",
+    initialFocus: overlap,
+  });
+
+  async function submit() {
+    go.disabled = true;
+    try {
+      const created = await api("POST", "/v1/cwobject/coffer/access-key/rotate", { accessKey: key.accessKeyId, overlapSeconds: Number(overlap.value) });
+      showSecret(dlg, created);
+      dlg.dialog.querySelector("h2").textContent = "Key rotated";
+      onDone();
+    } catch (err) {
+      go.disabled = false;
+      showError(err.message);
+    }
+  }
 }
 
 // --- Create Key --------------------------------------------------------------------------
@@ -135,6 +217,13 @@ function openCreateDialog(onCreated) {
     duration.disabled = permanent.checked;
     durationField.setError("");
   });
+  // Coffer extension: an optional scope narrows the key below its owner (docs/policies.md, "Scoped keys").
+  const scope = h("textarea", { class: "mono", rows: "5", spellcheck: "false", placeholder: '{"statements": [{"name": "ci", "effect": "Allow", "actions": ["s3:PutObject"], "resources": ["my-bucket/builds/*"]}]}' });
+  const scopeField = field({
+    label: "Scope (JSON)",
+    input: scope,
+    hint: "Optional. The key may then do only what both you and this scope allow; it cannot be changed later.",
+  });
   const { dlg, submit: create, errorBox, showError } = submitDialog({
     onSubmit: submit,
     title: "Create Key",
@@ -147,6 +236,7 @@ function openCreateDialog(onCreated) {
         h("label", { class: "switch", for: permanentId }, permanent, "Enable Permanent Key"),
         h("div", { class: "hint" }, "A permanent key never expires; revoke it when it is no longer needed."),
       ),
+      scopeField.wrap,
     ],
     submitLabel: "Create",
     initialFocus: name,
@@ -169,6 +259,16 @@ function openCreateDialog(onCreated) {
     }
     const body = { durationSeconds: seconds };
     if (name.value.trim()) body.attributes = { name: name.value.trim() };
+    scopeField.setError("");
+    if (scope.value.trim()) {
+      try {
+        body.scope = JSON.parse(scope.value);
+      } catch (err) {
+        scopeField.setError(`The scope is not valid JSON: ${err.message}`);
+        scope.focus();
+        return;
+      }
+    }
     create.disabled = true;
     try {
       const created = await api("POST", "/v1/cwobject/access-key", body);
@@ -183,6 +283,9 @@ function openCreateDialog(onCreated) {
       } else if (Object.keys(fields).some((f) => f.startsWith("attributes"))) {
         nameField.setError(err.message);
         name.focus();
+      } else if (Object.keys(fields).some((f) => f.startsWith("scope"))) {
+        scopeField.setError(err.message);
+        scope.focus();
       } else {
         showError(err.message);
       }
@@ -229,6 +332,7 @@ function showSecret(dlg, created) {
         h("div", { class: "row", style: "justify-content:space-between;margin-top:6px" }, h("span", { class: "hint" }, "Paste into ~/.aws/config, then use --profile ", h("code", {}, profile.value.split("]")[0].slice(9)), "."), copyButton(profile, "Profile")),
       ),
       h("p", { class: "hint" }, `Principal ${created.principalName}; ${permanent ? "permanent key (never expires)" : `expires ${formatDate(created.expiry)}`}.`),
+      created.scope ? h("p", { class: "hint", "data-testid": "key-scope" }, `Scoped: ${created.scope.statements.length} statement(s); the key may do only what both you and its scope allow.`) : null,
     ),
   );
   clear(dlg.footer, done);

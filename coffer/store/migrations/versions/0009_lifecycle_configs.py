@@ -4,10 +4,17 @@ Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-05
 
-RESERVED (being written): helper L1 (lifecycle configuration)
+One row per bucket that has a lifecycle configuration (PutBucketLifecycleConfiguration);
+`document` is the validated configuration as JSON (coffer/lifecycle/rules.py: to_json).
+Deleting the bucket deletes its row in the same transaction (coffer/storage/buckets.py).
 """
 
 from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from coffer.store.migrations import columns
 
 revision = "0009"
 down_revision = "0008"
@@ -16,8 +23,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "bucket_lifecycle",
+        sa.Column("bucket", sa.String(length=63), nullable=False),
+        sa.Column("document", sa.Text(), nullable=False),
+        *columns.edited(),
+        sa.PrimaryKeyConstraint("bucket"),
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("bucket_lifecycle")

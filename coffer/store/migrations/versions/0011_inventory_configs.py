@@ -4,10 +4,19 @@ Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-05
 
-RESERVED (being written): helper L3 (inventory)
+`inventory_configs` holds a bucket's inventory configurations
+(PutBucketInventoryConfiguration), one row per (bucket, id): the validated configuration
+as JSON (coffer/lifecycle/inventory.py) and when its last report was written, which says
+when the next one is due. The report in progress lives in the executor's cursor
+(`bucket_task_state`, task "inventory").
 """
 
 from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from coffer.store.migrations import columns
 
 revision = "0011"
 down_revision = "0010"
@@ -16,8 +25,16 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "inventory_configs",
+        sa.Column("bucket", sa.String(length=63), nullable=False),
+        sa.Column("config_id", sa.String(length=64), nullable=False),
+        sa.Column("document", sa.Text(), nullable=False),
+        *columns.edited(),
+        columns.timestamp("last_report_at", nullable=True),
+        sa.PrimaryKeyConstraint("bucket", "config_id"),
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("inventory_configs")

@@ -4,10 +4,20 @@ Revision ID: 0013
 Revises: 0012
 Create Date: 2026-12-05
 
-RESERVED (being written): helper K2 (last used, rotation)
+`access_key_last_used` holds one row per key that was ever used: the newest use a node
+flushed (an upsert keeps the newest time, so nodes and workers flushing in any order agree).
+It is a table of its own so that flushing never rewrites, locks or bloats `access_keys` rows.
+`access_keys.revoke_at` is a revocation scheduled by a rotation (the auth check honours it
+from that instant, no background job needed); `rotated_from` names the key a successor
+replaced.
 """
 
 from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from coffer.store.migrations.columns import timestamp
 
 revision = "0013"
 down_revision = "0012"
@@ -16,8 +26,24 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "access_key_last_used",
+        sa.Column("access_key_id", sa.String(length=32), nullable=False),
+        timestamp("used_at"),
+        sa.Column("operation", sa.String(length=64), nullable=False),
+        sa.Column("source_ip", sa.String(length=64), nullable=False),
+        sa.Column("face", sa.String(length=16), nullable=False),
+        sa.PrimaryKeyConstraint("access_key_id"),
+    )
+    with op.batch_alter_table("access_keys") as batch:
+        batch.add_column(timestamp("revoke_at", nullable=True))
+        batch.add_column(sa.Column("rotated_from", sa.String(length=32), nullable=True))
+        batch.create_index("ix_access_keys_rotated_from", ["rotated_from"])
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("access_keys") as batch:
+        batch.drop_index("ix_access_keys_rotated_from")
+        batch.drop_column("rotated_from")
+        batch.drop_column("revoke_at")
+    op.drop_table("access_key_last_used")
