@@ -254,7 +254,8 @@ def prose_limits() -> list[tuple[str, str]]:
     """(doc, phrase) for limits the docs state in running text, built from the code's constants."""
     from coffer.identity.accesskeys import MAX_ATTRIBUTES
     from coffer.s3.formdata import MAX_PRE_DATA
-    from coffer.s3.handlers import delete, listing, versions
+    from coffer.s3.handlers import delete
+    from coffer.s3.handlers.common import MAX_PAGE
     from coffer.storage import cors, rules, tags
     from coffer.storage.rules import MAX_PART_SIZE
 
@@ -263,8 +264,8 @@ def prose_limits() -> list[tuple[str, str]]:
         ("s3-compatibility.md", f"more than {gib} GiB is `EntityTooLarge`"),
         ("s3-compatibility.md", f"the {gib} GiB PUT limit applies to the file"),
         ("s3-compatibility.md", f"Up to {delete.MAX_KEYS} keys"),
-        ("s3-compatibility.md", f"`max-keys` 0{to}{listing.MAX_KEYS}"),
-        ("s3-compatibility.md", f"`max-keys` (0{to}{versions.MAX_KEYS})"),
+        ("s3-compatibility.md", f"`max-keys` 0{to}{MAX_PAGE}"),
+        ("s3-compatibility.md", f"`max-keys` (0{to}{MAX_PAGE})"),
         ("s3-compatibility.md", f"`partNumber` 1{to}{rules.MAX_PART_NUMBER}"),
         ("s3-compatibility.md", f"at most {tags.MAX_OBJECT_TAGS} tags on an object"),
         ("s3-compatibility.md", f"and {tags.MAX_BUCKET_TAGS} on a bucket"),

@@ -373,6 +373,7 @@ EXPECTED_OPERATIONS = {
     ("put", "/v1/cwobject/access-key-status"): "CWObject_UpdateAccessKeyStatus",
     ("post", "/v1/cwobject/revoke-access-key/access-key"): "CWObject_RevokeAccessKeyByAccessKey",
     ("post", "/v1/cwobject/revoke-access-key/principal"): "CWObject_RevokeAccessKeysByPrincipal",
+    ("post", "/v1/cwobject/coffer/access-key/rotate"): "CWObject_RotateAccessKey",  # Coffer's extension
     ("get", "/v1/cwobject/temporary-credentials/api-token"): "CWObject_CreateAccessKeyFromApiToken",
     ("get", "/v1/cwobject/access-policy"): "CWObject_ListAccessPolicies",
     ("post", "/v1/cwobject/access-policy"): "CWObject_EnsureAccessPolicy",
@@ -428,5 +429,10 @@ def test_openapi_describes_the_control_plane(server: CofferServer) -> None:
     ]
     assert create["required"] == ["durationSeconds"]
     assert create["properties"]["durationSeconds"]["maximum"] == 43200
-    (param,) = spec["paths"]["/v1/cwobject/access-key/{accessKeyId}"]["get"]["parameters"]
+    param, extensions = spec["paths"]["/v1/cwobject/access-key/{accessKeyId}"]["get"]["parameters"]
     assert param == {"name": "accessKeyId", "in": "path", "required": True, "schema": {"type": "string"}}
+    assert (extensions["name"], extensions["in"], extensions["required"]) == (
+        "X-Coffer-Extensions",
+        "header",
+        False,
+    )

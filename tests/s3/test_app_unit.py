@@ -23,7 +23,9 @@ class ExplodingStorage:
 def _app() -> S3App:
     node = SimpleNamespace(
         settings=Settings(),
-        keys=SimpleNamespace(credentials=lambda akid: None),
+        keys=SimpleNamespace(
+            credentials=lambda akid: None, last_used=SimpleNamespace(record=lambda *a, **k: None)
+        ),
         storage=ExplodingStorage(),
         auth_budget=AuthBudget(0, 60.0),
         audit_logs=None,
