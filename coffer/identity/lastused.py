@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from coffer.identity.models import as_utc
 from coffer.store.db import Database
+from coffer.store.errors import OutageLog, StoreUnavailable
 from coffer.store.schema import access_key_last_used
 
 log = logging.getLogger("coffer.identity.lastused")
@@ -47,6 +48,7 @@ class LastUsedTracker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._periodic: list[Callable[[], None]] = []
+        self._outage = OutageLog(log, "last-used flush")
         upsert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
         insert = upsert(_TABLE)
         excluded = insert.excluded
@@ -82,14 +84,18 @@ class LastUsedTracker:
         try:
             with self.db.write() as conn:
                 conn.execute(self._upsert, rows)
-        except Exception:
-            log.exception("could not record the last use of %d access keys; retrying later", len(rows))
+        except Exception as exc:
+            if isinstance(exc, StoreUnavailable):
+                self._outage.failed(exc)  # one line per outage, not one per flush
+            else:
+                log.exception("could not record the last use of %d access keys; retrying later", len(rows))
             with self._lock:
                 for key_id, entry in pending.items():
                     newer = self._pending.get(key_id)
                     if newer is None or newer[0] < entry[0]:
                         self._pending[key_id] = entry
             return 0
+        self._outage.ok()
         return len(rows)
 
     def read(self, access_key_ids: Iterable[str]) -> dict[str, LastUse]:
