@@ -125,6 +125,8 @@ class LastUsedTracker:
             for task in self._periodic:
                 try:
                     task()
+                except StoreUnavailable as exc:
+                    self._outage.failed(exc)
                 except Exception:
                     log.exception("periodic key task failed")
 

@@ -34,6 +34,7 @@ from coffer import metrics
 from coffer.lifecycle.tasks import BucketTask
 from coffer.storage.rules import utcnow
 from coffer.store.db import Database
+from coffer.store.errors import OutageLog, StoreUnavailable
 from coffer.store.schema import bucket_task_state
 
 log = logging.getLogger("coffer.lifecycle")
@@ -82,6 +83,7 @@ class Executor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._error_logged = 0.0
+        self._outage = OutageLog(log, "lifecycle executor")  # an outage: one line, not a traceback a pass
 
     # --- the background thread ------------------------------------------------------------
     def start(self) -> None:
@@ -106,6 +108,9 @@ class Executor:
             delay = self.interval
             try:
                 self.run_pass()
+                self._outage.ok()
+            except StoreUnavailable as exc:
+                self._outage.failed(exc)
             except Exception:
                 now = time.monotonic()
                 if now - self._error_logged >= _ERROR_LOG_SECONDS:
@@ -126,6 +131,10 @@ class Executor:
                     return done
                 try:
                     done.append(self._run_bucket(task, name, force=force))
+                except StoreUnavailable as exc:  # the database is away: so it is for every bucket
+                    self._outage.failed(exc)
+                    done.append(BucketPass(name, task.name, failed=True))
+                    return done
                 except Exception:  # the store failed: this bucket waits for the next pass, not the others
                     log.exception("%s pass on %s failed; its cursor is kept", task.name, name)
                     done.append(BucketPass(name, task.name, failed=True))
