@@ -123,10 +123,19 @@ class Endpoint:
         return body.count
 
     def list_page(
-        self, conn: Conn, bucket: str, *, token: str = "", start_after: str = "", max_keys: int = 1000
+        self,
+        conn: Conn,
+        bucket: str,
+        *,
+        token: str = "",
+        start_after: str = "",
+        delimiter: str = "",
+        max_keys: int = 1000,
     ) -> tuple[int, str]:
-        """One ListObjectsV2 page: (keys in it, next continuation token or "")."""
+        """One ListObjectsV2 page: (keys and CommonPrefixes in it, next continuation token or "")."""
         query = [("list-type", "2"), ("max-keys", str(max_keys))]
+        if delimiter:
+            query.insert(0, ("delimiter", delimiter))
         if token:
             query.append(("continuation-token", token))
         if start_after:

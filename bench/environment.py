@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench import limits, loadgen, servers
+from bench import limits, loadgen, servers, swift
 from bench.common import log, machine_facts, tree_cpu
 from bench.endpoint import Endpoint
-from bench.populate import bulk_bucket
+from bench.populate import bulk_bucket, prefixed_key
 from bench.profiles import Profile
 from bench.report import Report
 from bench.signing import Signer
@@ -33,6 +33,8 @@ from tests.support.harness import CofferServer
 SMALL_BODY = b"abcdefghijklmnopqrstuvwxyz012345" * 128  # 4 KiB, printable (wrk scripts)
 BUCKETS = ("big", "small", "list")  # created on Coffer and on the peer
 HUGE_BUCKET = "huge"  # Coffer only: written straight into the store
+LIST_PREFIXES = 100  # the `list` bucket's keys fall under this many prefixes ...
+HUGE_PREFIXES = 1000  # ... and the huge bucket's under this many
 PEER_SIGNER = Signer("AKIABENCHBENCHBENCH", "x" * 40)  # moto checks no signature
 
 ProcT = TypeVar("ProcT", bound=servers.Proc)
@@ -78,6 +80,9 @@ class BenchEnvironment:
         self.peer: servers.Moto | None = None
         self.peer_endpoint: Endpoint | None = None
         self.peer_missing_reason = ""
+        self.swift: swift.Swift | None = None
+        self.swift_endpoint: Endpoint | None = None
+        self.swift_missing_reason = ""
         self._source: SourceObject | None = None
         self._coffer: CofferServer | None = None
         self._coffer_endpoint: Endpoint | None = None
@@ -113,9 +118,18 @@ class BenchEnvironment:
         return self.work_dir / "coffer"
 
     def start_servers(self) -> None:
-        self.section("starting Coffer (embedded SQLite) and the peer")
+        self.section("starting Coffer (embedded SQLite) and the peers (moto, Swift)")
         self._start_coffer()
         self._start_peer()
+        self._start_swift()
+
+    def list_key(self, i: int) -> str:
+        """The i-th key of the `list` bucket (sorted by i), under LIST_PREFIXES prefixes."""
+        return prefixed_key(i, self.profile.list_keys, LIST_PREFIXES)
+
+    def huge_key(self, i: int) -> str:
+        """The i-th key of the huge bucket (sorted by i), under HUGE_PREFIXES prefixes."""
+        return prefixed_key(i, self.profile.huge_keys, HUGE_PREFIXES)
 
     def _start_coffer(self) -> None:
         from coffer.config import Settings
@@ -125,12 +139,13 @@ class BenchEnvironment:
         settings = Settings(data_dir=str(data), log_level="warning")
         info = prepare(settings)
         keys = self.profile.huge_keys
-        seconds = bulk_bucket(settings, info["org_id"], info["admin"], HUGE_BUCKET, keys)
+        seconds = bulk_bucket(settings, info["org_id"], info["admin"], HUGE_BUCKET, keys, self.huge_key)
         self.limits["bulk_insert"] = {"keys": keys, "seconds": seconds}
         log(f"{keys:,} keys written straight into the store in {seconds:.1f}s")
-        self._coffer = CofferServer(
-            data_dir=data, workers=self.workers, extra_args=["--log-level", "warning"]
-        )
+        # `keys` mints thousands of keys for the admin: lift the live-key cap (500 by default)
+        # so that the sections after it (federation) can still mint.
+        args = ["--log-level", "warning", "--max-live-keys-per-principal", "0"]
+        self._coffer = CofferServer(data_dir=data, workers=self.workers, extra_args=args)
         self._coffer.start()
         key = self._coffer.mint_key()
         signer = Signer(key["accessKeyId"], key["secretKey"])
@@ -154,6 +169,28 @@ class BenchEnvironment:
         )
         for bucket in BUCKETS:
             self.peer_endpoint.create_bucket(bucket)
+
+    def _start_swift(self) -> None:
+        """The production peer; when it cannot run, the reason goes into every row that
+        would have shown it, and the run goes on."""
+        reason = "--no-swift" if self.options.no_swift else swift.missing()
+        if not reason:
+            proc = swift.Swift(self.work_dir / "swift")
+            self._processes.append(proc)
+            try:
+                self.swift = proc.start()
+                endpoint = Endpoint("swift", "127.0.0.1", proc.port, swift.SIGNER)
+                for bucket in BUCKETS:
+                    endpoint.create_bucket(bucket)
+                self.swift_endpoint = endpoint
+                self.report.meta["swift"] = f"OpenStack Swift {swift.version()} ({swift.LAYOUT})"
+            except Exception as e:  # any failure: say so in the rows, do not crash
+                self.swift = None
+                reason = f"failed to start ({type(e).__name__}: {e}); log: {proc.log_tail(5)!r}"
+        if reason:
+            self.swift_missing_reason = reason
+            self.report.meta["swift_missing"] = reason
+            log(f"no Swift: {reason}")
 
     def start_process(self, proc: ProcT) -> ProcT:
         """Start a helper server; `close()` stops it if the section did not."""
@@ -187,13 +224,16 @@ class BenchEnvironment:
         return self._coffer_endpoint
 
     def endpoints(self) -> list[Endpoint]:
-        """Coffer's endpoint, then the peer's when there is one: every comparison drives both."""
-        return [self.coffer_endpoint] + ([self.peer_endpoint] if self.peer_endpoint is not None else [])
+        """Coffer's endpoint, then the peers' (moto, Swift) that run: every comparison drives all."""
+        peers = [self.peer_endpoint, self.swift_endpoint]
+        return [self.coffer_endpoint] + [endpoint for endpoint in peers if endpoint is not None]
 
     def server_pid(self, endpoint: Endpoint) -> int:
         """The process behind an endpoint, for CPU and memory accounting (0: none known)."""
         if endpoint is self.coffer_endpoint:
             return self.coffer_pid
+        if endpoint is self.swift_endpoint and self.swift is not None:
+            return self.swift.pid  # the launcher: memcached and every Swift server are its children
         return self.peer.pid if self.peer is not None else 0
 
     def blob_path(self, bucket: str, key: str) -> Path:

@@ -22,6 +22,8 @@ class Row:
     bound_name: str = ""
     note: str = ""
     detail: dict[str, Any] = field(default_factory=dict)
+    swift: float | None = None  # the production peer (OpenStack Swift + s3api), same run, same client
+    compares_swift: bool = False  # Swift was to be measured for this row (its cell says why not)
 
     @property
     def vs_bound(self) -> float | None:
@@ -34,6 +36,12 @@ class Row:
         if self.value is None or not self.peer:
             return None
         return self.value / self.peer
+
+    @property
+    def vs_swift(self) -> float | None:
+        if self.value is None or not self.swift:
+            return None
+        return self.value / self.swift
 
 
 @dataclass
@@ -63,7 +71,7 @@ class Report:
         rows = []
         for r in self.rows:
             d = asdict(r)
-            d["vs_bound"], d["vs_peer"] = r.vs_bound, r.vs_peer
+            d["vs_bound"], d["vs_peer"], d["vs_swift"] = r.vs_bound, r.vs_peer, r.vs_swift
             rows.append(d)
         return {
             "meta": self.meta,
@@ -105,18 +113,26 @@ def render_markdown(report: Report) -> str:
         f"load generator: {m.get('loadgen', '?')}; GET baseline: {m.get('baseline', '?')}",
         f"command: `{m['command']}`",
         "",
-        "| section | measurement | Coffer | unit | bound (same run) | x bound | moto | x moto | notes |",
-        "|---|---|---:|---|---|---:|---:|---:|---|",
+        f"Swift: {m.get('swift', 'none')}",
+        f"command: `{m['command']}`",
+        "",
+        "| section | measurement | Coffer | unit | bound (same run) | x bound | moto | x moto "
+        "| Swift | x Swift | notes |",
+        "|---|---|---:|---|---|---:|---:|---:|---:|---:|---|",
     ]
+    swift_missing = m.get("swift_missing", "")
     for r in report.rows:
         bound = f"{r.bound_name} {fmt(r.bound, r.unit)}" if r.bound is not None else (r.bound_name or "—")
+        swift = fmt(r.swift, r.unit) if r.swift is not None else "—"
+        if r.swift is None and swift_missing and r.compares_swift:
+            swift = f"not run: {swift_missing}"
         out.append(
             f"| {r.section} | {r.name} | {fmt(r.value, r.unit)} | {r.unit} | {bound} | {ratio(r.vs_bound)} "
-            f"| {fmt(r.peer, r.unit) if r.peer is not None else '—'} | {ratio(r.vs_peer)} | {r.note} |"
+            f"| {fmt(r.peer, r.unit) if r.peer is not None else '—'} | {ratio(r.vs_peer)} "
+            f"| {swift} | {ratio(r.vs_swift)} | {r.note} |"
         )
-    out += ["", "| target | wanted | measured | met |", "|---|---|---|---|"]
+    out += ["", "| target | wanted | measured | met | what bounds it |", "|---|---|---|---|---|"]
     for t in report.targets:
-        met = "n/a" if t.met is None else ("**met**" if t.met else "**not met**")
-        why = f" — {t.why}" if t.why else ""
-        out.append(f"| {t.name} | {t.wanted} | {t.measured}{why} | {met} |")
+        met = "n/a" if t.met is None else ("**met**" if t.met else "**short**")
+        out.append(f"| {t.name} | {t.wanted} | {t.measured} | {met} | {t.why} |")
     return "\n".join(out)

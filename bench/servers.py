@@ -48,6 +48,7 @@ class Proc:
 
     label = "process"
     log_name = "process.out"
+    start_timeout = 30.0  # seconds for the port to open
 
     def __init__(self, work: Path) -> None:
         self.work = work
@@ -68,7 +69,7 @@ class Proc:
             self.proc = subprocess.Popen(
                 self.launch_command(), stdout=out, stderr=subprocess.STDOUT, env=self.launch_environment()
             )
-        wait_port(self.port, self.proc)
+        wait_port(self.port, self.proc, self.start_timeout)
         return self
 
     @property

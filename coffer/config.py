@@ -41,7 +41,10 @@ class Settings:
     host: str = _setting("127.0.0.1", "Address both listeners bind to.")
     api_port: int = _setting(8480, "Port of the control-plane API and console.")
     s3_port: int = _setting(8490, "Port of the S3 endpoint.")
-    workers: int = _setting(1, "Worker processes serving both ports.")
+    workers: int = _setting(
+        "auto",
+        "Worker processes serving both ports: a number (1-256) or auto, one per CPU this process may use.",
+    )
     s3_domain: str = _setting(
         "", "Base domain for virtual-hosted-style addressing (bucket.<domain>); empty disables it."
     )
@@ -195,6 +198,10 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        # "auto" (or a number given as text) becomes the count here, so everything after sees an int.
+        workers = resolve_workers(self.workers)
+        if workers is not None:
+            object.__setattr__(self, "workers", workers)
         problems = validate(self)
         if problems:
             raise ValueError("; ".join(problems))
@@ -251,8 +258,8 @@ def validate(s: Settings) -> list[str]:
             problems.append(f"{name}: must be between 0 and 65535, got {port}")
     if s.api_port and s.api_port == s.s3_port:
         problems.append("api_port and s3_port must differ")
-    if not 1 <= s.workers <= 256:
-        problems.append(f"workers: must be between 1 and 256, got {s.workers}")
+    if not (isinstance(s.workers, int) and not isinstance(s.workers, bool) and 1 <= s.workers <= 256):
+        problems.append(f"workers: must be auto or a number between 1 and 256, got {s.workers!r}")
     if not 1 <= s.max_key_duration <= UINT32_MAX:
         problems.append(f"max_key_duration: must be between 1 and {UINT32_MAX} seconds")
     if not 60 <= s.api_token_key_duration <= UINT32_MAX:
@@ -321,6 +328,25 @@ def validate(s: Settings) -> list[str]:
     return problems
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (a container's or taskset's share), not the host's total."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def resolve_workers(value: Any) -> int | None:
+    """`auto` (any case) is one worker per usable CPU, at most 256; None when it is no count at all."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "auto":
+            return min(usable_cpus(), 256)
+        return int(text) if text.isascii() and text.isdigit() else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return None
+
+
 def normalize_database_url(url: str) -> str:
     """Accept the plain postgresql:// form users write and pick the psycopg 3 driver for it."""
     for plain in ("postgresql://", "postgres://"):
@@ -368,6 +394,10 @@ def _coerce_text(f: dataclasses.Field[Any], value: str) -> Any:
 def _coerce_toml(f: dataclasses.Field[Any], value: Any, origin: str) -> Any:
     """TOML values are typed already; refuse a mismatch rather than guess (1.5 is not a port)."""
     kind = _kind(f)
+    if f.name == "workers":  # a TOML integer or "auto"; the range check names anything else
+        if isinstance(value, int | str) and not isinstance(value, bool):
+            return value
+        raise ValueError(f'{origin}: workers must be "auto" or an integer, got {value!r}')
     if kind is bool:
         ok = isinstance(value, bool)
     elif kind is int:

@@ -35,9 +35,16 @@ class Kind(enum.Enum):
 
 
 class CofferError(Exception):
-    """An expected failure with a kind, a message safe to show the caller, and optional details."""
+    """An expected failure with a kind, a message safe to show the caller, and optional details.
+
+    A subclass names its kind as a class keyword: `class NotFound(CofferError, kind=Kind.NOT_FOUND)`."""
 
     kind: Kind = Kind.INTERNAL
+
+    def __init_subclass__(cls, *, kind: Kind | None = None, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if kind is not None:
+            cls.kind = kind
 
     def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
@@ -50,9 +57,7 @@ def _rpc_detail(type_name: str, **fields: Any) -> dict[str, Any]:
     return {"@type": f"type.googleapis.com/google.rpc.{type_name}", **fields}
 
 
-class InvalidArgument(CofferError):
-    kind = Kind.INVALID_ARGUMENT
-
+class InvalidArgument(CofferError, kind=Kind.INVALID_ARGUMENT):
     @classmethod
     def field(cls, field: str, description: str) -> InvalidArgument:
         """A BadRequest naming the offending field, as google.rpc.BadRequest does."""
@@ -63,17 +68,13 @@ class InvalidArgument(CofferError):
         )
 
 
-class Unauthenticated(CofferError):
-    kind = Kind.UNAUTHENTICATED
+class Unauthenticated(CofferError, kind=Kind.UNAUTHENTICATED): ...
 
 
-class PermissionDenied(CofferError):
-    kind = Kind.PERMISSION_DENIED
+class PermissionDenied(CofferError, kind=Kind.PERMISSION_DENIED): ...
 
 
-class NotFound(CofferError):
-    kind = Kind.NOT_FOUND
-
+class NotFound(CofferError, kind=Kind.NOT_FOUND):
     @classmethod
     def resource(cls, resource_type: str, name: str) -> NotFound:
         info = _rpc_detail(
@@ -82,41 +83,24 @@ class NotFound(CofferError):
         return cls(f"{resource_type} {name!r} not found", details=[info])
 
 
-class AlreadyExists(CofferError):
-    kind = Kind.ALREADY_EXISTS
+class AlreadyExists(CofferError, kind=Kind.ALREADY_EXISTS): ...
 
 
-class ResourceExhausted(CofferError):
-    kind = Kind.RESOURCE_EXHAUSTED
+class ResourceExhausted(CofferError, kind=Kind.RESOURCE_EXHAUSTED): ...
 
 
-class Unavailable(CofferError):
-    kind = Kind.UNAVAILABLE
+class Unavailable(CofferError, kind=Kind.UNAVAILABLE): ...
 
 
-class FailedPrecondition(CofferError):
+class FailedPrecondition(CofferError, kind=Kind.FAILED_PRECONDITION):
     """The request is well formed but the resource's state refuses it (a key already rotated)."""
-
-    kind = Kind.FAILED_PRECONDITION
 
 
 # --- S3 --------------------------------------------------------------------------------
-def _errors(status: int, kind: Kind, **messages: str) -> dict[str, tuple[int, str, Kind]]:
-    """S3 error codes that share an HTTP status and gRPC kind, each with its default message."""
-    return {code: (status, message, kind) for code, message in messages.items()}
-
-
-# code -> (HTTP status, default message, gRPC kind used when the control plane reports it);
-# grouped by status and kind.
-S3_ERRORS: dict[str, tuple[int, str, Kind]] = {
-    **_errors(
-        304,
-        Kind.FAILED_PRECONDITION,
-        NotModified="Not Modified",
-    ),
-    **_errors(
-        400,
-        Kind.INVALID_ARGUMENT,
+# (HTTP status, gRPC kind used when the control plane reports it) -> {code: default message}.
+_S3_ERROR_GROUPS: dict[tuple[int, Kind], dict[str, str]] = {
+    (304, Kind.FAILED_PRECONDITION): dict(NotModified="Not Modified"),
+    (400, Kind.INVALID_ARGUMENT): dict(
         AccessControlListNotSupported="The bucket does not allow ACLs",
         AuthorizationHeaderMalformed="The authorization header you provided is invalid.",
         AuthorizationQueryParametersError="Error parsing the X-Amz-Credential parameter.",
@@ -170,30 +154,25 @@ S3_ERRORS: dict[str, tuple[int, str, Kind]] = {
         XAmzContentSHA256Mismatch=(
             "The provided 'x-amz-content-sha256' header does not match what was computed."
         ),
+        UnresolvableGrantByEmailAddress=(
+            "The email address you provided does not match any account on record."
+        ),
     ),
-    **_errors(
-        400,
-        Kind.RESOURCE_EXHAUSTED,
+    (400, Kind.RESOURCE_EXHAUSTED): dict(
         TooManyBuckets="You have attempted to create more buckets than allowed.",
         TooManyConfigurations=(
             "You are attempting to create a new configuration but have already reached the "
             "1,000-configuration limit."
         ),
     ),
-    **_errors(
-        400,
-        Kind.UNAUTHENTICATED,
+    (400, Kind.UNAUTHENTICATED): dict(
         ExpiredToken="The provided token has expired.",
         InvalidToken="The provided token is malformed or otherwise invalid.",
     ),
-    **_errors(
-        403,
-        Kind.FAILED_PRECONDITION,
-        InvalidObjectState="The operation is not valid for the current state of the object.",
+    (403, Kind.FAILED_PRECONDITION): dict(
+        InvalidObjectState="The operation is not valid for the current state of the object."
     ),
-    **_errors(
-        403,
-        Kind.PERMISSION_DENIED,
+    (403, Kind.PERMISSION_DENIED): dict(
         AccessDenied="Access Denied",
         AccessForbidden=(
             "CORSResponse: This CORS request is not allowed. This is usually because the evalution of "
@@ -203,23 +182,15 @@ S3_ERRORS: dict[str, tuple[int, str, Kind]] = {
         AccountProblem="There is a problem with your account.",
         RequestTimeTooSkewed="The difference between the request time and the current time is too large.",
     ),
-    **_errors(
-        403,
-        Kind.RESOURCE_EXHAUSTED,
-        QuotaExceeded="The bucket's capacity cap would be exceeded.",
-    ),
-    **_errors(
-        403,
-        Kind.UNAUTHENTICATED,
+    (403, Kind.RESOURCE_EXHAUSTED): dict(QuotaExceeded="The bucket's capacity cap would be exceeded."),
+    (403, Kind.UNAUTHENTICATED): dict(
         InvalidAccessKeyId="The AWS access key Id you provided does not exist in our records.",
         SignatureDoesNotMatch=(
             "The request signature we calculated does not match the signature you provided. Check your key "
             "and signing method."
         ),
     ),
-    **_errors(
-        404,
-        Kind.NOT_FOUND,
+    (404, Kind.NOT_FOUND): dict(
         NoSuchBucket="The specified bucket does not exist",
         NoSuchBucketPolicy="The bucket policy does not exist",
         NoSuchConfiguration="The specified configuration does not exist.",
@@ -234,21 +205,16 @@ S3_ERRORS: dict[str, tuple[int, str, Kind]] = {
         NoSuchVersion="The specified version does not exist.",
         ObjectLockConfigurationNotFoundError="Object Lock configuration does not exist for this bucket",
         OwnershipControlsNotFoundError="The bucket ownership controls were not found",
+        NoSuchPublicAccessBlockConfiguration="The public access block configuration was not found",
     ),
-    **_errors(
-        405,
-        Kind.INVALID_ARGUMENT,
-        MethodNotAllowed="The specified method is not allowed against this resource.",
+    (405, Kind.INVALID_ARGUMENT): dict(
+        MethodNotAllowed="The specified method is not allowed against this resource."
     ),
-    **_errors(
-        409,
-        Kind.ALREADY_EXISTS,
+    (409, Kind.ALREADY_EXISTS): dict(
         BucketAlreadyExists="The requested bucket name is not available.",
         BucketAlreadyOwnedByYou="The bucket you tried to create already exists, and you own it.",
     ),
-    **_errors(
-        409,
-        Kind.FAILED_PRECONDITION,
+    (409, Kind.FAILED_PRECONDITION): dict(
         BucketNotEmpty="The bucket you tried to delete is not empty.",
         InvalidBucketState="The request is not valid with the current state of the bucket.",
         ConditionalRequestConflict=(
@@ -257,56 +223,34 @@ S3_ERRORS: dict[str, tuple[int, str, Kind]] = {
             "part."
         ),
     ),
-    **_errors(
-        411,
-        Kind.INVALID_ARGUMENT,
-        MissingContentLength="You must provide the Content-Length HTTP header.",
+    (411, Kind.INVALID_ARGUMENT): dict(
+        MissingContentLength="You must provide the Content-Length HTTP header."
     ),
-    **_errors(
-        412,
-        Kind.FAILED_PRECONDITION,
-        PreconditionFailed="At least one of the pre-conditions you specified did not hold",
+    (412, Kind.FAILED_PRECONDITION): dict(
+        PreconditionFailed="At least one of the pre-conditions you specified did not hold"
     ),
-    **_errors(
-        416,
-        Kind.OUT_OF_RANGE,
+    (416, Kind.OUT_OF_RANGE): dict(
         InvalidPartNumber="The requested partnumber is not satisfiable",
         InvalidRange="The requested range is not satisfiable",
     ),
-    **_errors(
-        500,
-        Kind.INTERNAL,
-        InternalError="We encountered an internal error. Please try again.",
+    (500, Kind.INTERNAL): dict(InternalError="We encountered an internal error. Please try again."),
+    (501, Kind.UNIMPLEMENTED): dict(
+        NotImplemented="A header you provided implies functionality that is not implemented."
     ),
-    **_errors(
-        501,
-        Kind.UNIMPLEMENTED,
-        NotImplemented="A header you provided implies functionality that is not implemented.",
-    ),
-    **_errors(
-        503,
-        Kind.UNAVAILABLE,
+    (503, Kind.UNAVAILABLE): dict(
         ServiceUnavailable="Please reduce your request rate.",
         SlowDown="Please reduce your request rate.",
     ),
-    **_errors(
-        507,
-        Kind.RESOURCE_EXHAUSTED,
-        InsufficientStorage="There is not enough space left to store the object.",
+    (507, Kind.RESOURCE_EXHAUSTED): dict(
+        InsufficientStorage="There is not enough space left to store the object."
     ),
-    # ACLs and Block Public Access (coffer/s3/handlers/acl.py)
-    **_errors(
-        400,
-        Kind.INVALID_ARGUMENT,
-        UnresolvableGrantByEmailAddress=(
-            "The email address you provided does not match any account on record."
-        ),
-    ),
-    **_errors(
-        404,
-        Kind.NOT_FOUND,
-        NoSuchPublicAccessBlockConfiguration="The public access block configuration was not found",
-    ),
+}
+
+# code -> (HTTP status, default message, gRPC kind).
+S3_ERRORS: dict[str, tuple[int, str, Kind]] = {
+    code: (status, message, kind)
+    for (status, kind), messages in _S3_ERROR_GROUPS.items()
+    for code, message in messages.items()
 }
 
 

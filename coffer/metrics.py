@@ -25,9 +25,9 @@ import re
 import shutil
 import socket
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -40,6 +40,7 @@ from prometheus_client import (
     values,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 from starlette.types import Receive, Scope, Send
@@ -71,6 +72,7 @@ def _multiprocess_dir() -> str | None:
 MULTIPROCESS_DIR = _multiprocess_dir()
 disable_created_metrics()  # multiprocess mode has no _created samples; keep both modes alike
 REGISTRY = CollectorRegistry(auto_describe=True)
+_M = TypeVar("_M", bound=MetricWrapperBase)
 
 # --- label values -----------------------------------------------------------------------------
 API, S3, CONSOLE = "api", "s3", "console"
@@ -100,130 +102,136 @@ CACHES = (
 )
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
+
+def _metric(kind: type[_M], name: str, documentation: str, labels: Sequence[str] = (), **options: Any) -> _M:
+    """A metric of `kind` in Coffer's registry: every one must be (see `REGISTRY`)."""
+    return kind(name, documentation, labels, registry=REGISTRY, **options)
+
+
 # --- the metrics ------------------------------------------------------------------------------
-REQUESTS = Counter(
+REQUESTS = _metric(
+    Counter,
     "coffer_requests_total",
     "HTTP requests answered, by face, operation and status.",
     ["face", "operation", "status"],
-    registry=REGISTRY,
 )
-REQUEST_DURATION = Histogram(
+REQUEST_DURATION = _metric(
+    Histogram,
     "coffer_request_duration_seconds",
     "Time from a request's arrival to the end of its response, by face and operation.",
     ["face", "operation"],
     buckets=LATENCY_BUCKETS,
-    registry=REGISTRY,
 )
-BYTES_RECEIVED = Counter(
+BYTES_RECEIVED = _metric(
+    Counter,
     "coffer_bytes_received_total",
     "Request body bytes received, by face.",
     ["face"],
-    registry=REGISTRY,
 )
-BYTES_SENT = Counter(
+BYTES_SENT = _metric(
+    Counter,
     "coffer_bytes_sent_total",
     "Response body bytes sent, by face.",
     ["face"],
-    registry=REGISTRY,
 )
-AUTH_FAILURES = Counter(
+AUTH_FAILURES = _metric(
+    Counter,
     "coffer_auth_failures_total",
     "Requests refused because their credentials did not authenticate, by face and reason.",
     ["face", "reason"],
-    registry=REGISTRY,
 )
-AUTH_THROTTLED = Counter(
+AUTH_THROTTLED = _metric(
+    Counter,
     "coffer_auth_throttled_total",
     "Requests slowed or refused because a failed-authentication budget ran out, by face and scope.",
     ["face", "scope"],
-    registry=REGISTRY,
 )
-POLICY_DECISIONS = Counter(
+POLICY_DECISIONS = _metric(
+    Counter,
     "coffer_policy_decisions_total",
     "Authorization decisions enforced, by plane, effect and the rule of the algorithm that decided.",
     ["plane", "effect", "rule"],
-    registry=REGISTRY,
 )
-CACHE_HITS = Counter(
+CACHE_HITS = _metric(
+    Counter,
     "coffer_cache_hits_total",
     "Lookups answered from a worker's in-memory cache, by cache.",
     ["cache"],
-    registry=REGISTRY,
 )
-CACHE_MISSES = Counter(
+CACHE_MISSES = _metric(
+    Counter,
     "coffer_cache_misses_total",
     "Lookups that went to the metadata store, by cache.",
     ["cache"],
-    registry=REGISTRY,
 )
-CHANGE_LAG = Gauge(
+CHANGE_LAG = _metric(
+    Gauge,
     "coffer_change_lag_seconds",
     "Seconds since the worker last read the stored change counter, while it cannot read it "
     "(0 while its listener keeps up); the largest over live workers. PostgreSQL only.",
     multiprocess_mode="livemax",
-    registry=REGISTRY,
 )
-CONNECTIONS_OPEN = Gauge(
+CONNECTIONS_OPEN = _metric(
+    Gauge,
     "coffer_connections_open",
     "Open client connections, by listening port.",
     ["port"],
     multiprocess_mode="livesum",
-    registry=REGISTRY,
 )
-CONNECTIONS_CLOSED = Counter(
+CONNECTIONS_CLOSED = _metric(
+    Counter,
     "coffer_connections_closed_total",
     "Connections the server closed or refused to protect itself, by reason.",
     ["reason"],
-    registry=REGISTRY,
 )
-WORKER_PROCESSES = Gauge(
+WORKER_PROCESSES = _metric(
+    Gauge,
     "coffer_worker_processes",
     "Worker processes serving requests.",
     multiprocess_mode="livesum",
-    registry=REGISTRY,
 )
 AUDIT_DROP_REASONS = ("spool_full", "unwritable", "error")
-AUDIT_EVENTS_SPOOLED = Counter(
+AUDIT_EVENTS_SPOOLED = _metric(
+    Counter,
     "coffer_audit_log_events_spooled_total",
     "Audit-log events appended to the worker's spool, by plane.",
     ["plane"],
-    registry=REGISTRY,
 )
-AUDIT_EVENTS_FLUSHED = Counter(
+AUDIT_EVENTS_FLUSHED = _metric(
+    Counter,
     "coffer_audit_log_events_flushed_total",
     "Audit-log events written into their organization's audit bucket, by plane.",
     ["plane"],
-    registry=REGISTRY,
 )
-AUDIT_EVENTS_DROPPED = Counter(
+AUDIT_EVENTS_DROPPED = _metric(
+    Counter,
     "coffer_audit_log_events_dropped_total",
     "Audit-log events given up, by plane and reason (spool_full, unwritable, error).",
     ["plane", "reason"],
-    registry=REGISTRY,
 )
-AUDIT_FLUSH_FAILURES = Counter(
+AUDIT_FLUSH_FAILURES = _metric(
+    Counter,
     "coffer_audit_log_flush_failures_total",
     "Flushes that left events in the spool for the next one (the store refused or failed).",
-    registry=REGISTRY,
 )
-AUDIT_SPOOL_BYTES = Gauge(
+AUDIT_SPOOL_BYTES = _metric(
+    Gauge,
     "coffer_audit_log_spool_bytes",
     "Bytes of audit-log events left in the spools of the live workers after their last flush.",
     multiprocess_mode="livesum",
-    registry=REGISTRY,
 )
-ACCESS_KEYS_EXPIRING = Gauge(
+ACCESS_KEYS_EXPIRING = _metric(
+    Gauge,
     "coffer_access_keys_expiring",
     "Live temporary access keys that expire within key_expiry_warning_seconds (counted by each "
     "worker after each last-used flush; the newest count).",
     multiprocess_mode="livemax",
-    registry=REGISTRY,
 )
-ACCESS_KEYS_AGED = Gauge(
+ACCESS_KEYS_AGED = _metric(
+    Gauge,
     "coffer_access_keys_aged",
     "Live permanent access keys older than key_max_age_days (counted as coffer_access_keys_expiring).",
     multiprocess_mode="livemax",
-    registry=REGISTRY,
 )
 # The lifecycle executor (coffer/lifecycle/executor.py): by task ("lifecycle", "inventory")
 # and, for actions, by one of LIFECYCLE_ACTION_NAMES.
@@ -234,19 +242,19 @@ LIFECYCLE_ACTION_NAMES = (
     "abort_upload",
     "skipped",
 )
-LIFECYCLE_ACTIONS = Counter(
+LIFECYCLE_ACTIONS = _metric(
+    Counter,
     "coffer_lifecycle_actions_total",
     "What the background executor did, by task and action (skipped: no longer due when re-checked "
     "under the key's lock, because a client wrote the key after the rule matched).",
     ["task", "action"],
-    registry=REGISTRY,
 )
-LIFECYCLE_PASS_SECONDS = Histogram(
+LIFECYCLE_PASS_SECONDS = _metric(
+    Histogram,
     "coffer_lifecycle_pass_seconds",
     "Duration of one complete pass of a task over one bucket, by task.",
     ["task"],
     buckets=(0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 14400),
-    registry=REGISTRY,
 )
 # Computed at scrape time rather than stored (see `BlobStoreSpace`).
 BLOB_FREE_BYTES = "coffer_blob_store_free_bytes"

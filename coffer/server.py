@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import sys
+from collections.abc import Callable
 from typing import Any, cast
 
 import uvicorn
@@ -129,6 +130,17 @@ def _listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     return sock
 
 
+def _then_release(start: Callable[[Any], None]) -> Callable[[Any], None]:
+    """A supervisor method that starts workers, after which the parent closes the sockets it
+    handed them (`_release`): each worker holds its own copies."""
+
+    def method(self: Any) -> None:
+        start(self)
+        self._release()
+
+    return method
+
+
 def _supervisor() -> type:
     class OwnSocketWorkers(tls.HangupForwarding):
         """uvicorn's supervisor, except that every worker listens on sockets of its own
@@ -162,21 +174,11 @@ def _supervisor() -> type:
                 sock.close()
             self._handed = []
 
-        def init_processes(self) -> None:
-            super().init_processes()
-            self._release()
-
-        def keep_subprocess_alive(self) -> None:
-            super().keep_subprocess_alive()
-            self._release()
-
-        def restart_all(self) -> None:
-            super().restart_all()
-            self._release()
-
-        def handle_ttin(self) -> None:
-            super().handle_ttin()
-            self._release()
+        # The methods in which uvicorn starts workers (each reading `sockets` per worker).
+        init_processes = _then_release(tls.HangupForwarding.init_processes)
+        keep_subprocess_alive = _then_release(tls.HangupForwarding.keep_subprocess_alive)
+        restart_all = _then_release(tls.HangupForwarding.restart_all)
+        handle_ttin = _then_release(tls.HangupForwarding.handle_ttin)
 
     return OwnSocketWorkers
 

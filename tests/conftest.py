@@ -21,6 +21,7 @@ pytest_plugins = [
     "tests.support.fixtures_s3",
     "tests.support.fixtures_storage",
     "tests.support.fixtures_console",
+    "tests.support.pgcluster",
 ]
 
 TESTS = Path(__file__).parent
@@ -56,7 +57,7 @@ UNIT = (
     "storage/test_blobs.py",
     "storage/test_node.py",
 )
-SERVER_FIXTURES = {"server", "backend", "env", "pg_reason", "browser"}
+SERVER_FIXTURES = {"server", "backend", "env", "pg_reason", "browser", "private_pg"}
 
 
 def _is_unit(path: Path) -> bool:

@@ -5,6 +5,7 @@ Unit tests of `load_settings`, and `coffer serve --config file.toml` end to end.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -14,7 +15,7 @@ import httpx
 import pytest
 
 from coffer.config import Settings, flag_name, load_settings, normalize_database_url, setting_fields
-from tests.support.harness import coffer_cmd, free_ports, run_coffer
+from tests.support.harness import CofferServer, coffer_cmd, free_ports, run_coffer, worker_processes
 
 
 def write(tmp_path: Path, text: str) -> str:
@@ -26,7 +27,8 @@ def write(tmp_path: Path, text: str) -> str:
 def test_defaults() -> None:
     s = load_settings(environ={})
     assert s == Settings()
-    assert (s.api_port, s.s3_port, s.workers, s.max_key_duration) == (8480, 8490, 1, 43200)
+    cpus = len(os.sched_getaffinity(0))
+    assert (s.api_port, s.s3_port, s.workers, s.max_key_duration) == (8480, 8490, cpus, 43200)
     assert s.effective_database_url == f"sqlite:///{Path('./coffer-data').resolve() / 'coffer.db'}"
     assert s.audit_path == Path("./coffer-data").resolve() / "audit.log"
 
@@ -79,6 +81,40 @@ def test_bad_config_files(tmp_path: Path, text: str, message: str) -> None:
         load_settings(config_file=write(tmp_path, text), environ={})
 
 
+def test_workers_auto_is_one_per_usable_cpu(tmp_path: Path) -> None:
+    cpus = len(os.sched_getaffinity(0))
+    assert load_settings(environ={"COFFER_WORKERS": "Auto"}).workers == cpus
+    assert load_settings(config_file=write(tmp_path, 'workers = "auto"\n'), environ={}).workers == cpus
+    assert load_settings({"workers": "auto"}, environ={"COFFER_WORKERS": "3"}).workers == cpus  # flag wins
+
+
+def test_workers_takes_an_explicit_number_everywhere(tmp_path: Path) -> None:
+    assert load_settings(config_file=write(tmp_path, "workers = 7\n"), environ={}).workers == 7
+    assert load_settings(config_file=write(tmp_path, 'workers = "7"\n'), environ={}).workers == 7
+    assert load_settings(environ={"COFFER_WORKERS": " 5 "}).workers == 5
+    assert (
+        load_settings({"workers": "9"}, environ={"COFFER_WORKERS": "auto"}).workers == 9
+    )  # the flag is text
+    assert Settings(workers=256).workers == 256
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [("0", "0"), ("257", "257"), ("-1", "'-1'"), ("1.5", "'1.5'"), ("many", "'many'"), ("", "''")],
+)
+def test_bad_workers_values_name_the_setting(value: str, shown: str) -> None:
+    with pytest.raises(
+        ValueError, match=f"workers: must be auto or a number between 1 and 256, got {shown}$"
+    ):
+        load_settings(environ={"COFFER_WORKERS": value})
+
+
+@pytest.mark.parametrize("text", ["workers = 2.0\n", "workers = true\n"])
+def test_bad_workers_in_a_config_file(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ValueError, match='workers must be "auto" or an integer'):
+        load_settings(config_file=write(tmp_path, text), environ={})
+
+
 def test_float_settings_take_integers_from_files(tmp_path: Path) -> None:
     assert (
         load_settings(config_file=write(tmp_path, "cache_poll_seconds = 2\n"), environ={}).cache_poll_seconds
@@ -93,7 +129,7 @@ def test_float_settings_take_integers_from_files(tmp_path: Path) -> None:
         ({"COFFER_CACHE_POLL_SECONDS": "soon"}, "cache_poll_seconds: expected a number, got 'soon'"),
         ({"COFFER_ACCESS_LOG": "maybe"}, "access_log: expected a boolean"),
         ({"COFFER_API_PORT": "70000"}, "api_port: must be between 0 and 65535"),
-        ({"COFFER_WORKERS": "0"}, "workers: must be between 1 and 256"),
+        ({"COFFER_WORKERS": "0"}, "workers: must be auto or a number between 1 and 256, got 0"),
         ({"COFFER_API_PORT": "9000", "COFFER_S3_PORT": "9000"}, "api_port and s3_port must differ"),
         ({"COFFER_LOG_LEVEL": "loud"}, "log_level: must be one of"),
         ({"COFFER_MAX_KEY_DURATION": "0"}, "max_key_duration: must be between 1 and 4294967295"),
@@ -175,7 +211,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 def test_serve_takes_ports_and_data_dir_from_the_config_file(tmp_path: Path) -> None:
     api, s3 = free_ports(2)
     cfg = tmp_path / "coffer.toml"
-    cfg.write_text(f'[coffer]\ndata_dir = "{tmp_path / "from-file"}"\napi_port = {api}\ns3_port = {s3}\n')
+    cfg.write_text(
+        f'[coffer]\ndata_dir = "{tmp_path / "from-file"}"\napi_port = {api}\ns3_port = {s3}\nworkers = 1\n'
+    )
     proc = serve(["--config", str(cfg)], {}, tmp_path)
     try:
         wait_healthy(proc, f"http://127.0.0.1:{api}", f"http://127.0.0.1:{s3}")
@@ -191,7 +229,12 @@ def test_serve_precedence_end_to_end(tmp_path: Path) -> None:
     cfg.write_text(f'data_dir = "{tmp_path / "d"}"\napi_port = {file_api}\ns3_port = {s3}\n')
     proc = serve(
         ["--api-port", str(flag_api)],
-        {"COFFER_CONFIG": str(cfg), "COFFER_API_PORT": str(env_api), "COFFER_S3_PORT": str(env_s3)},
+        {
+            "COFFER_CONFIG": str(cfg),
+            "COFFER_API_PORT": str(env_api),
+            "COFFER_S3_PORT": str(env_s3),
+            "COFFER_WORKERS": "1",
+        },
         tmp_path,
     )
     try:
@@ -199,6 +242,37 @@ def test_serve_precedence_end_to_end(tmp_path: Path) -> None:
         for unused in (file_api, env_api, s3):
             with pytest.raises(httpx.ConnectError):
                 httpx.get(f"http://127.0.0.1:{unused}/healthz", timeout=2)
+    finally:
+        stop(proc)
+
+
+def test_serve_without_workers_runs_one_per_usable_cpu(tmp_path: Path) -> None:
+    """No --workers: the server logs and runs as many workers as CPUs it may use (two, pinned here)."""
+    cpus = set(sorted(os.sched_getaffinity(0))[:2])
+    if len(cpus) < 2:
+        pytest.skip("needs two CPUs to tell auto from one worker")
+    api, s3 = free_ports(2)
+    log_path = tmp_path / "serve.log"
+    ports = ["--api-port", str(api), "--s3-port", str(s3)]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [*coffer_cmd(), "serve", "--data-dir", str(tmp_path / "d"), *ports],
+            env={k: v for k, v in os.environ.items() if not k.startswith("COFFER_")},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: os.sched_setaffinity(0, cpus),
+        )
+    server = CofferServer(data_dir=tmp_path / "d", workers=2, api_port=api, s3_port=s3, proc=proc)
+    try:
+        wait_healthy(proc, f"http://127.0.0.1:{api}", f"http://127.0.0.1:{s3}")
+        deadline = time.monotonic() + 30
+        while len(worker_processes(server, s3)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(worker_processes(server, s3)) == 2
+        lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+        started = [line for line in lines if "worker(s)" in line.get("message", "")]
+        assert started and started[0]["workers"] == 2, lines
+        assert "with 2 worker(s)" in started[0]["message"]
     finally:
         stop(proc)
 

@@ -85,7 +85,7 @@ class LargeObjects(Scenario):
         # The same files, served by a zero-copy server, read by the same client.
         baseline = self.measure_baseline()
         self.env.limits.update(baseline)
-        self.add_rows(measured["coffer"], measured.get("moto"), baseline)
+        self.add_rows(measured["coffer"], measured.get("moto"), measured.get("swift"), baseline)
 
     def measure(self, endpoint: Endpoint) -> Transfers:
         p, source = self.profile, self.env.source
@@ -186,7 +186,9 @@ class LargeObjects(Scenario):
         sink.stop()
         return out
 
-    def add_rows(self, coffer: Transfers, peer: Transfers | None, baseline: dict[str, float]) -> None:
+    def add_rows(
+        self, coffer: Transfers, peer: Transfers | None, swift: Transfers | None, baseline: dict[str, float]
+    ) -> None:
         p, found = self.profile, self.env.limits
         big, stream = size_label(p.big), size_label(p.stream_size)
         parts = -(-p.big // p.part)
@@ -195,6 +197,7 @@ class LargeObjects(Scenario):
         put_bound_parallel = (found.get("put_bound_parallel") or 0) / MB or None
 
         def rate_row(
+            attribute: str,
             name: str,
             rate: float,
             peer_rate: float | None,
@@ -203,16 +206,21 @@ class LargeObjects(Scenario):
             note: str = "",
             samples: list[float] | None = None,
         ) -> Row:
-            """Coffer's rate beside the peer's, in MB/s."""
+            """Coffer's rate beside the peers', in MB/s (Swift's: the same attribute of `swift`)."""
             detail = {"samples": samples} if samples is not None else {}
             peer_mb = (peer_rate or 0) / MB or None
-            return Row(self.section, name, "MB/s", rate / MB, peer_mb, bound, bound_name, note, detail)
+            row = Row(self.section, name, "MB/s", rate / MB, peer_mb, bound, bound_name, note, detail)
+            row.compares_swift = True
+            if swift is not None:
+                row.swift = getattr(swift, attribute) / MB
+            return row
 
         def client_row(name: str, rate: float, note: str) -> Row:
             return Row("client", name, "MB/s", rate / MB, note=note)
 
         self.add(
             rate_row(
+                "get",
                 f"{big} GET, one stream",
                 coffer.get,
                 peer.get if peer else None,
@@ -222,6 +230,7 @@ class LargeObjects(Scenario):
                 coffer.get_samples,
             ),
             rate_row(
+                "put",
                 f"{big} PUT, one stream, signed payload, durable",
                 coffer.put,
                 peer.put if peer else None,
@@ -231,6 +240,7 @@ class LargeObjects(Scenario):
                 coffer.put_samples,
             ),
             rate_row(
+                "parallel_get",
                 f"{p.streams}x{stream} GET, parallel",
                 coffer.parallel_get,
                 peer.parallel_get if peer else None,
@@ -238,6 +248,7 @@ class LargeObjects(Scenario):
                 f"{p.streams} streams from the GET baseline",
             ),
             rate_row(
+                "parallel_put",
                 f"{p.streams}x{stream} PUT, parallel, signed, durable",
                 coffer.parallel_put,
                 peer.parallel_put if peer else None,
@@ -245,6 +256,7 @@ class LargeObjects(Scenario):
                 "min(coresx(MD5+SHA-256), disk)",
             ),
             rate_row(
+                "multipart",
                 f"{big} multipart, {parts}x{size_label(p.part)}, {p.streams} connections",
                 coffer.multipart,
                 peer.multipart if peer else None,

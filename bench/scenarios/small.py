@@ -42,7 +42,7 @@ class SmallObjects(Scenario):
                     got[f"{label} c{conc}"] = env.measure_load(endpoint.port, pool, conc, pid)
             log(f"  {endpoint.name}: " + ", ".join(f"{k} {v.rate:,.0f}/s" for k, v in got.items()))
         ceilings = self.measure_ceilings()
-        self.add_rows(loads["coffer"], loads.get("moto", {}), ceilings)
+        self.add_rows(loads["coffer"], loads.get("moto", {}), loads.get("swift", {}), ceilings)
 
     def measure_ceilings(self) -> dict[str, Load]:
         """The HTTP stack with nothing behind it, and nginx serving a 4 KiB file."""
@@ -62,12 +62,19 @@ class SmallObjects(Scenario):
         env.limits["small_ceilings"] = {k: v.as_dict() for k, v in ceilings.items()}
         return ceilings
 
-    def add_rows(self, coffer: dict[str, Load], peer: dict[str, Load], ceilings: dict[str, Load]) -> None:
+    def add_rows(
+        self,
+        coffer: dict[str, Load],
+        peer: dict[str, Load],
+        swift: dict[str, Load],
+        ceilings: dict[str, Load],
+    ) -> None:
         for mode in MODES:
             for conc in CONCURRENCIES:
                 load = coffer[f"{mode} c{conc}"]
                 # the peer checks no signature: its signed figure stands beside Coffer's presigned one
                 peer_load = peer.get(f"{mode} c{conc}") or peer.get(f"{mode.split()[0]} signed c{conc}")
+                swift_load = swift.get(f"{mode} c{conc}")
                 bound: float | None
                 if mode.startswith("GET"):
                     bound, bound_name = ceilings[f"GET c{conc}"].rate, f"uvicorn hello app c{conc}"
@@ -83,13 +90,16 @@ class SmallObjects(Scenario):
                 detail = {
                     "coffer": load.as_dict(),
                     "peer": peer_load.as_dict() if peer_load else None,
+                    "swift": swift_load.as_dict() if swift_load else None,
                     "cpu_us": cpu_us,
                 }
                 peer_rate = peer_load.rate if peer_load else None
                 name = f"4 KiB {mode}, c{conc}"
-                self.add(
-                    Row(self.section, name, "ops/s", load.rate, peer_rate, bound, bound_name, note, detail)
-                )
+                if swift_load is not None and swift_load.errors:
+                    note += f"; Swift {swift_load.errors} ERRORS"
+                row = Row(self.section, name, "ops/s", load.rate, peer_rate, bound, bound_name, note, detail)
+                row.swift, row.compares_swift = (swift_load.rate if swift_load else None), True
+                self.add(row)
         nginx = ceilings["nginx GET c16"]
         name = "ceiling: nginx 4 KiB GET, c16"
         self.add(Row(self.section, name, "ops/s", nginx.rate, note="the machine, no Python"))

@@ -84,33 +84,30 @@ class _Attempt:
 
 
 async def create_from_saml(c: Call) -> JSONResponse:
-    attempt = _Attempt(c, "cwobject:CreateAccessKeyFromSAML")
-    with attempt.audited():
-        body = await json_body(c.request)
-        duration = parse_duration(body.get("durationSeconds"))
-        org_id = attempt.org_id = _org_id(body.get("orgId"))
-        config_id = attempt.config_id = _org_id(body.get("configId"), "configId")
-        saml = require_string(body, "samlResponse")
-        attributes = validate_attributes(body.get("attributes"))
-        scope = validate_scope(body.get("scope"))
-        fed = c.node.federated_keys
-        result = await attempt.exchange(
-            fed.from_saml, org_id, config_id, saml, duration, attributes, scope=scope
-        )
-    return JSONResponse(minted_json(result.minted, requested(c.request.headers)))
+    return await _exchange_body(c, "cwobject:CreateAccessKeyFromSAML", "samlResponse", saml=True)
 
 
 async def create_from_oidc(c: Call) -> JSONResponse:
-    attempt = _Attempt(c, "cwobject:CreateAccessKeyFromOIDC")
+    return await _exchange_body(c, "cwobject:CreateAccessKeyFromOIDC", "oidcToken", saml=False)
+
+
+async def _exchange_body(c: Call, action: str, credential_field: str, *, saml: bool) -> JSONResponse:
+    """The two exchanges whose JSON body carries the credential; a SAML one also names its config."""
+    attempt = _Attempt(c, action)
     with attempt.audited():
         body = await json_body(c.request)
         duration = parse_duration(body.get("durationSeconds"))
-        org_id = attempt.org_id = _org_id(body.get("orgId"))
-        token = require_string(body, "oidcToken")
+        ids = [_org_id(body.get("orgId"))]
+        attempt.org_id = ids[0]
+        if saml:
+            attempt.config_id = _org_id(body.get("configId"), "configId")
+            ids.append(attempt.config_id)
+        credential = require_string(body, credential_field)
         attributes = validate_attributes(body.get("attributes"))
         scope = validate_scope(body.get("scope"))
         fed = c.node.federated_keys
-        result = await attempt.exchange(fed.from_oidc, org_id, token, duration, attributes, scope=scope)
+        exchange = fed.from_saml if saml else fed.from_oidc
+        result = await attempt.exchange(exchange, *ids, credential, duration, attributes, scope=scope)
     return JSONResponse(minted_json(result.minted, requested(c.request.headers)))
 
 

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse
 
 from coffer.api.http import Call, Operation, require_string
 from coffer.api.management import own_bucket
-from coffer.api.schema import obj
+from coffer.api.schema import NONEMPTY_STRING, bucket_request, obj
 from coffer.errors import InvalidArgument
 from coffer.identity.models import AccessKey, Caller, KeySource, utcnow
 from coffer.policy import RPC_ACTIONS, Decision, MalformedPolicy
@@ -132,11 +132,9 @@ _CHECK = obj(
 OPENAPI: dict[str, dict[str, Any]] = {
     "CheckBucketPolicyLockout": {
         "summary": "Coffer extension: would this bucket policy lock the caller out of the bucket?",
-        "body": obj(
-            ["bucketName", "policy"],
-            bucketName={"type": "string", "minLength": 1},
+        "body": bucket_request(
             policy={
-                "oneOf": [{"type": "string", "minLength": 1}, {"type": "object"}],
+                "oneOf": [NONEMPTY_STRING, {"type": "object"}],
                 "description": "the bucket policy document, as PutBucketPolicy would carry it",
             },
         ),

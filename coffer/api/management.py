@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse
 
 from coffer import limits
 from coffer.api.http import Call, require_string, rpc
-from coffer.api.schema import obj
+from coffer.api.schema import bucket_request, obj
 from coffer.errors import InvalidArgument, NotFound
 from coffer.identity.accesskeys import parse_page
 from coffer.identity.models import rfc3339
@@ -397,11 +397,7 @@ _NO_BUCKET = {"404": "NOT_FOUND (5): no bucket of that name in the caller's orga
 OPENAPI: dict[str, dict[str, Any]] = {
     "SetBucketSettings": {
         "summary": "Change a bucket's settings: only the fields present change",
-        "body": obj(
-            ["bucketName", "settings"],
-            bucketName={"type": "string", "minLength": 1},
-            settings=_BUCKET_SETTINGS_IN,
-        ),
+        "body": bucket_request(settings=_BUCKET_SETTINGS_IN),
         "response": obj(["settings"], settings=_BUCKET_SETTINGS_OUT),
         "errors": _NO_BUCKET,
     },

@@ -19,7 +19,7 @@ import httpx
 
 from coffer.api import extensions
 from coffer.cli.inputs import read_text
-from coffer.cli.output import console, json_option, print_details, print_json, print_table
+from coffer.cli.output import console, json_option, print_details, print_json, print_listing
 from coffer.errors import Kind
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8480"
@@ -279,17 +279,8 @@ def create(
     if as_json:
         print_json(data)
         return
-    out = console()
-    print_details(
-        [
-            ("Access key ID", data.get("accessKeyId")),
-            ("Secret key", data.get("secretKey")),
-            ("Principal", data.get("principalName")),
-            ("Expires", _expiry(str(data.get("expiry", "")))),
-            *([("Scope", _scope_text(data.get("scope")))] if scope is not None else []),
-        ]
-    )
-    out.print("\nThe secret is shown only now; store it safely.\n")
+    _print_minted(data, [("Scope", _scope_text(data.get("scope")))] if scope is not None else [])
+    console().print("\nThe secret is shown only now; store it safely.\n")
     click.echo(
         aws_profile_snippet(
             profile or name or "coffer",
@@ -297,6 +288,19 @@ def create(
             str(data.get("secretKey")),
             s3_endpoint or _default_s3_endpoint(api.endpoint),
         )
+    )
+
+
+def _print_minted(data: dict[str, Any], more: list[tuple[str, Any]]) -> None:
+    """A new key, its secret included: what create and rotate answer (the secret is shown only then)."""
+    print_details(
+        [
+            ("Access key ID", data.get("accessKeyId")),
+            ("Secret key", data.get("secretKey")),
+            ("Principal", data.get("principalName")),
+            ("Expires", _expiry(str(data.get("expiry", "")))),
+            *more,
+        ]
     )
 
 
@@ -333,10 +337,9 @@ def list_keys(status: str | None, page_size: int, unused_for: str | None, as_jso
         offset += page_size
     if cutoff is not None:
         infos = [i for i in infos if _unused_for(i, cutoff)]
-    if as_json:
-        print_json(infos)
-    else:
-        print_table(["Name", "Access Key ID", "Principal", "Status", "Expires", "Last used"], _rows(infos))
+    print_listing(
+        infos, as_json, ["Name", "Access Key ID", "Principal", "Status", "Expires", "Last used"], _rows
+    )
 
 
 @keys.command("show")
@@ -380,16 +383,7 @@ def rotate(access_key_id: str, overlap: str, as_json: bool) -> None:
         print_json(data)
         return
     rotation = data.get("rotation") or {}
-    print_details(
-        [
-            ("Access key ID", data.get("accessKeyId")),
-            ("Secret key", data.get("secretKey")),
-            ("Principal", data.get("principalName")),
-            ("Expires", _expiry(str(data.get("expiry", "")))),
-            ("Replaces", access_key_id),
-            ("Old key revoked at", rotation.get("revokeAt")),
-        ]
-    )
+    _print_minted(data, [("Replaces", access_key_id), ("Old key revoked at", rotation.get("revokeAt"))])
     console().print("\nThe secret is shown only now; store it safely.")
 
 

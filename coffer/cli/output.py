@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import click
@@ -43,6 +43,19 @@ def print_details(pairs: Sequence[tuple[str, Any]]) -> None:
 
 def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False))
+
+
+def print_listing(
+    items: list[Any],
+    as_json: bool,
+    headers: Sequence[str],
+    rows: Callable[[list[Any]], Iterable[Sequence[Any]]],
+) -> None:
+    """A list command's answer: the items as JSON, or `rows(items)` as a table."""
+    if as_json:
+        print_json(items)
+    else:
+        print_table(headers, rows(items))
 
 
 def json_option(fn: Any) -> Any:

@@ -15,7 +15,7 @@ import click
 
 from coffer.cli.inputs import read_text
 from coffer.cli.keys import api_options, current_api
-from coffer.cli.output import console, json_option, print_json, print_table
+from coffer.cli.output import console, json_option, print_json, print_listing
 
 POLICY_PATH = "/v1/cwobject/access-policy"
 
@@ -79,10 +79,9 @@ def _rows(policies: list[dict[str, Any]]) -> list[list[str]]:
 def list_policies(as_json: bool) -> None:
     """List your organization's access policies, one row per statement."""
     policies = current_api().request("GET", POLICY_PATH).get("policies") or []
-    if as_json:
-        print_json(policies)
-    else:
-        print_table(["Policy", "Statement", "Effect", "Actions", "Resources", "Principals"], _rows(policies))
+    print_listing(
+        policies, as_json, ["Policy", "Statement", "Effect", "Actions", "Resources", "Principals"], _rows
+    )
 
 
 @policy.command("delete")

@@ -14,7 +14,7 @@ which alone knows how far the request got.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 
 from sqlalchemy.engine import Connection
@@ -47,25 +47,20 @@ class FederatedKey:
     lifetime: KeyLifetime
 
 
+@dataclass(eq=False)
 class FederatedKeys:
     """CreateAccessKeyFromSAML, CreateAccessKeyFromOIDC and the OIDC container exchange."""
 
-    def __init__(
-        self,
-        configs: FederationConfigs,
-        keys: AccessKeyService,
-        *,
-        replay_cache: SqlReplayCache,
-        jwks_provider: JwksProvider,
-        audit: AuditSink,
-        max_duration: int = MAX_FEDERATED_SECONDS,
-    ) -> None:
-        self.audit = audit
-        self.configs = configs
-        self.keys = keys
-        self.replay_cache = replay_cache
-        self.jwks_provider = jwks_provider
-        self.max_duration = min(max_duration, MAX_FEDERATED_SECONDS)
+    configs: FederationConfigs
+    keys: AccessKeyService
+    _: KW_ONLY
+    replay_cache: SqlReplayCache
+    jwks_provider: JwksProvider
+    audit: AuditSink
+    max_duration: int = MAX_FEDERATED_SECONDS
+
+    def __post_init__(self) -> None:
+        self.max_duration = min(self.max_duration, MAX_FEDERATED_SECONDS)  # settings may only lower it
 
     def from_saml(
         self,
@@ -100,22 +95,18 @@ class FederatedKeys:
             if not claim.commit(conn, self.replay_cache, now):
                 raise FederationRejected("replay", "this assertion has already been used")
 
-        minted = self.keys.mint(
-            org_id=identity.org_id,
-            principal_name=_bounded(identity.principal_name, "attributes"),
-            duration_seconds=lifetime.duration_seconds,
-            max_duration=self.max_duration,
-            not_after=lifetime.expires_at,
+        return self._mint(
+            identity,
+            lifetime,
+            _bounded(identity.principal_name, "attributes"),
+            _actor(identity.principal_name, action, client),
             source=KeySource.SAML,
             role=roles[0],
             attributes=attributes,
             multi_attributes={"roles": list(roles)},
-            federation_config_id=identity.config_id,
             precondition=trusted_and_first_use,
-            actor=_actor(identity.principal_name, action, client),
             scope=scope,
         )
-        return self._signed_in(FederatedKey(minted, identity, lifetime), action, client)
 
     def from_oidc(
         self,
@@ -135,37 +126,69 @@ class FederatedKeys:
         identity = verify_oidc_token(token, configs, now=now, jwks_provider=self.jwks_provider)
         lifetime = identity.key_lifetime(duration_seconds or self.max_duration, now=now)
         principal = _bounded(identity.principal_name, "subject")
-        minted = self.keys.mint(
-            org_id=identity.org_id,
-            principal_name=principal,
-            duration_seconds=lifetime.duration_seconds,
-            max_duration=self.max_duration,
-            not_after=lifetime.expires_at,
+        return self._mint(
+            identity,
+            lifetime,
+            principal,
+            _actor(principal, action, client),
             source=KeySource.OIDC,
             role=principal,
             attributes=attributes,
             with_session_token=with_session_token,
-            federation_config_id=identity.config_id,
             precondition=self._still_trusted(identity.config_id),
-            actor=_actor(principal, action, client),
             scope=scope,
         )
-        return self._signed_in(FederatedKey(minted, identity, lifetime), action, client)
 
-    def _signed_in(self, result: FederatedKey, action: str | None, client: str | None) -> FederatedKey:
-        if action is not None:
-            key = result.minted.key
+    def _mint(
+        self,
+        identity: SamlIdentity | OidcIdentity,
+        lifetime: KeyLifetime,
+        principal: str,
+        actor: Actor | None,
+        *,
+        source: KeySource,
+        role: str,
+        attributes: dict[str, str] | None,
+        precondition: Callable[[Connection], None],
+        scope: KeyScope | None,
+        multi_attributes: dict[str, list[str]] | None = None,
+        with_session_token: bool = False,
+    ) -> FederatedKey:
+        """The key a verified identity earned, bound to its config, and its sign-in audited."""
+        minted = self.keys.mint(
+            # who: the principal the credential vouches for
+            org_id=identity.org_id,
+            principal_name=principal,
+            role=role,
+            source=source,
+            # how long: the credential's own lifetime clips the one asked for
+            duration_seconds=lifetime.duration_seconds,
+            max_duration=self.max_duration,
+            not_after=lifetime.expires_at,
+            # what the key carries
+            attributes=attributes,
+            multi_attributes=multi_attributes,
+            with_session_token=with_session_token,
+            scope=scope,
+            # bound to its config: withdrawing the config revokes the key
+            federation_config_id=identity.config_id,
+            precondition=precondition,
+            actor=actor,
+        )
+        result = FederatedKey(minted, identity, lifetime)
+        if actor is not None:
+            key = minted.key
             self.audit(
                 "federated_sign_in",
-                action=action,
+                action=actor.action,
                 access_key_id=key.access_key_id,
                 principal=key.principal_name,
                 roles=list(key.multi_attributes.get("roles", [])),
                 org_id=key.org_id,
-                config_id=result.identity.config_id,
-                issuer=result.identity.issuer,
-                lifetime_clipped=result.lifetime.clipped,
-                client=client,
+                config_id=identity.config_id,
+                issuer=identity.issuer,
+                lifetime_clipped=lifetime.clipped,
+                client=actor.client,
             )
         return result
 

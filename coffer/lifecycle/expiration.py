@@ -187,21 +187,17 @@ class LifecycleTask:
             if result is None:
                 counts[SKIPPED] = counts.get(SKIPPED, 0) + 1
                 continue
-            counts[action.kind] = counts.get(action.kind, 0) + 1
-            if self.audit is not None:
-                self.audit(
-                    "lifecycle_expired",
-                    actor=ACTOR,
-                    org_id=org_id,
-                    bucket=bucket,
-                    key=key,
-                    kind=action.kind,
-                    rule=action.rule,
-                    version_id=action.version_id,
-                    delete_marker=result.version_id
-                    if action.kind == CURRENT and result.delete_marker
-                    else None,
-                )
+            marker = result.version_id if action.kind == CURRENT and result.delete_marker else None
+            self._done(
+                counts,
+                action.kind,
+                action.rule,
+                org_id,
+                bucket,
+                key,
+                version_id=action.version_id,
+                delete_marker=marker,
+            )
 
     def _uploads(
         self,
@@ -227,22 +223,27 @@ class LifecycleTask:
             except NoSuchUpload:  # completed or aborted meanwhile
                 counts[SKIPPED] = counts.get(SKIPPED, 0) + 1
                 continue
-            counts[ABORT] = counts.get(ABORT, 0) + 1
-            if self.audit is not None:
-                self.audit(
-                    "lifecycle_expired",
-                    actor=ACTOR,
-                    org_id=org_id,
-                    bucket=bucket,
-                    key=upload.key,
-                    kind=ABORT,
-                    rule=hit[1],
-                    upload_id=upload.upload_id,
-                )
+            self._done(counts, ABORT, hit[1], org_id, bucket, upload.key, upload_id=upload.upload_id)
         counts[EXAMINED] = counts.get(EXAMINED, 0) + len(page.uploads)
         if not page.is_truncated or page.next_key_marker is None:
             return None
         return page.next_key_marker, page.next_upload_id_marker or ""
+
+    def _done(
+        self,
+        counts: dict[str, int],
+        kind: str,
+        rule: str,
+        org_id: str,
+        bucket: str,
+        key: str,
+        **ids: str | None,
+    ) -> None:
+        """Count an action carried out, and audit it (`ids`: the version or upload it removed)."""
+        counts[kind] = counts.get(kind, 0) + 1
+        if self.audit is not None:
+            fields = dict(org_id=org_id, bucket=bucket, key=key, kind=kind, rule=rule, **ids)
+            self.audit("lifecycle_expired", actor=ACTOR, **fields)
 
 
 def _touches_objects(config: LifecycleConfiguration) -> bool:

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 
 from coffer.policy import actions as action_table
 from coffer.policy.acl import AclCheck
-from coffer.policy.actions import Scope
+from coffer.policy.actions import ActionSpec, Scope
 from coffer.policy.bucket import CompiledBucketPolicy
 from coffer.policy.conditions import normalize_key
 from coffer.policy.org import EVERYONE, Effect, OrgPolicy, OrgPolicySet
@@ -208,39 +208,41 @@ def evaluate(
     restrict_public: bool = False,
     scope: KeyScope | None = None,
 ) -> Decision:
-    """Decide one request: the owner's decision, narrowed by the key's `scope` if it has one."""
-    owner = _evaluate_owner(
-        action, resource, ctx, org_policies, bucket_policy, acl=acl, restrict_public=restrict_public
-    )
-    if scope is None:
-        return owner
+    """Decide one request: the owner's decision, narrowed by the key's `scope` if it has one.
+
+    `resource` is `bucket`, `bucket/key` or `*` (`resources.request_resource`); actions
+    on a control-plane or account scope are always evaluated against `*`.
+    `org_policies` are the caller's organization's (for an anonymous caller, the
+    bucket owner's); `bucket_policy` is the target bucket's, if it has one. `acl` is the
+    target's ACL grants when its bucket has ACLs on; `restrict_public` is the bucket's
+    RestrictPublicBuckets. See the module docstring and docs/policies.md.
+    """
     spec = action_table.spec(action)
-    if spec is not None and spec.scope in (Scope.CONTROL, Scope.ACCOUNT):
+    if spec is None:
+        return Decision(False, Rule.UNKNOWN_ACTION, f"denied: {action!r} is not a known action")
+    if spec.scope in (Scope.CONTROL, Scope.ACCOUNT):
         resource = GLOBAL_RESOURCE
-    return intersect(owner, scope, action, resource, ctx)
-
-
-def intersect(owner: Decision, scope: KeyScope, action: str, resource: str, ctx: RequestContext) -> Decision:
-    """A scoped key may do what both its owner and its scope allow: a Deny in either wins,
-    and no Allow in the scope refuses. The owner's refusal is reported as it is, so the
-    `key-scope-*` rules name exactly the requests the scope took away."""
-    if not owner.allowed:
+    owner = _owner_decision(spec, resource, ctx, org_policies, bucket_policy, acl, restrict_public)
+    if scope is None or not owner.allowed:
         return owner
-    spec = action_table.spec(action)
-    key = spec.key if spec is not None else action.lower()
-    verdict = scope.decide(key, resource, ctx.condition_value)
+    return _intersect(owner, scope, spec.key, action, resource, ctx)
+
+
+def _intersect(
+    owner: Decision, scope: KeyScope, action_key: str, action: str, resource: str, ctx: RequestContext
+) -> Decision:
+    """A scoped key may do what both its owner and its scope allow: a Deny in either wins,
+    and no Allow in the scope refuses. The owner's refusal is reported as it is (the caller
+    passes only an allowed `owner`), so the `key-scope-*` rules name exactly the requests
+    the scope took away."""
+    verdict = scope.decide(action_key, resource, ctx.condition_value)
     if verdict.allowed:  # the owner's decision stands, as it was (allows are not audited)
         return owner
     label = "key-scope"
     if verdict.statement is not None:
-        return Decision(
-            False,
-            Rule.KEY_SCOPE_DENY,
-            f"denied by the key's scope, statement {verdict.statement!r}: {action} on {resource} "
-            f"for {_who(ctx)}, which its owner may do",
-            label,
-            verdict.statement,
-        )
+        by = f"the key's scope, statement {verdict.statement!r}"
+        request = f"{action} on {resource} for {_who(ctx)}, which its owner may do"
+        return _denied_by(Rule.KEY_SCOPE_DENY, by, request, label, verdict.statement)
     return Decision(
         False,
         Rule.KEY_SCOPE_NO_ALLOW,
@@ -250,33 +252,19 @@ def intersect(owner: Decision, scope: KeyScope, action: str, resource: str, ctx:
     )
 
 
-def _evaluate_owner(
-    action: str,
+def _owner_decision(
+    spec: ActionSpec,
     resource: str,
     ctx: RequestContext,
     org_policies: OrgPolicySet,
-    bucket_policy: CompiledBucketPolicy | None = None,
-    *,
-    acl: AclCheck | None = None,
-    restrict_public: bool = False,
+    bucket_policy: CompiledBucketPolicy | None,
+    acl: AclCheck | None,
+    restrict_public: bool,
 ) -> Decision:
-    """The owner's decision for one request. See the module docstring and docs/policies.md.
-
-    `resource` is `bucket`, `bucket/key` or `*` (`resources.request_resource`); actions
-    on a control-plane or account scope are always evaluated against `*`.
-    `org_policies` are the caller's organization's (for an anonymous caller, the
-    bucket owner's); `bucket_policy` is the target bucket's, if it has one. `acl` is the
-    target's ACL grants when its bucket has ACLs on; `restrict_public` is the bucket's
-    RestrictPublicBuckets.
-    """
-    spec = action_table.spec(action)
-    if spec is None:
-        return Decision(False, Rule.UNKNOWN_ACTION, f"denied: {action!r} is not a known action")
+    """The owner's decision for one known action, `resource` already `*` for a global scope."""
     name = spec.name
     # Account-scope actions name no bucket, so like the global ones no bucket policy applies.
     org_only = spec.is_global or spec.scope is Scope.ACCOUNT
-    if spec.scope in (Scope.CONTROL, Scope.ACCOUNT):
-        resource = GLOBAL_RESOURCE
     who = _who(ctx)
 
     if spec.scope is Scope.CONTROL and ctx.storage_admin and not ctx.anonymous:
@@ -306,14 +294,8 @@ def _evaluate_owner(
     keys: Iterable[str] = (EVERYONE,) if ctx.anonymous else (EVERYONE, *ctx.names)
     deny = org_policies.first_match(Effect.DENY, spec.key, resource, keys)
     if deny is not None:
-        return Decision(
-            False,
-            Rule.ORG_DENY,
-            f"denied by organization policy {deny.policy!r} statement {deny.name!r}: "
-            f"{name} on {resource} for {who}",
-            deny.policy,
-            deny.name,
-        )
+        by = f"organization policy {deny.policy!r} statement {deny.name!r}"
+        return _denied_by(Rule.ORG_DENY, by, f"{name} on {resource} for {who}", deny.policy, deny.name)
     allow = org_policies.first_match(Effect.ALLOW, spec.key, resource, keys)
     if allow is None:
         return Decision(
@@ -351,10 +333,7 @@ def _evaluate_owner(
         )
     if bucket_policy is None:
         if ctx.foreign:
-            granted_by_acl = _acl_grant(acl, spec.key, ctx, granted, bucket)
-            if granted_by_acl is not None:
-                return granted_by_acl
-            return Decision(
+            return _acl_grant(acl, spec.key, ctx, granted, bucket) or Decision(
                 False,
                 Rule.FOREIGN_NO_BUCKET_POLICY,
                 f"denied: no statement allowed it; {who} is not a principal of the organization "
@@ -374,13 +353,9 @@ def _evaluate_owner(
     lookup = ctx.condition_value
     bucket_deny = bucket_policy.first_match(Effect.DENY, spec.key, resource, identity, lookup)
     if bucket_deny is not None:
-        return Decision(
-            False,
-            Rule.BUCKET_DENY,
-            f"denied by the bucket policy of {bucket_policy.bucket}, {bucket_deny.source.label}: "
-            f"{name} on {resource} for {who}",
-            label,
-            bucket_deny.source.sid,
+        by = f"the bucket policy of {bucket_policy.bucket}, {bucket_deny.source.label}"
+        return _denied_by(
+            Rule.BUCKET_DENY, by, f"{name} on {resource} for {who}", label, bucket_deny.source.sid
         )
     if restrict_public and bucket_policy.public and ctx.foreign:
         return Decision(
@@ -400,16 +375,18 @@ def _evaluate_owner(
             label,
             bucket_allow.source.sid,
         )
-    granted_by_acl = _acl_grant(acl, spec.key, ctx, granted, bucket)
-    if granted_by_acl is not None:
-        return granted_by_acl
-    return Decision(
+    return _acl_grant(acl, spec.key, ctx, granted, bucket) or Decision(
         False,
         Rule.BUCKET_IMPLICIT_DENY,
         f"denied: no statement allowed it; the bucket policy of {bucket_policy.bucket} has no statement "
         f"allowing {name} on {resource} for {who}",
         label,
     )
+
+
+def _denied_by(rule: Rule, by: str, request: str, policy: str, statement: str | None) -> Decision:
+    """An explicit Deny's decision: every one names what denied which request the same way."""
+    return Decision(False, rule, f"denied by {by}: {request}", policy, statement)
 
 
 def _acl_grant(

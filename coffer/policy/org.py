@@ -18,7 +18,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from coffer.policy.actions import ActionError, expand
 from coffer.policy.errors import InvalidOrgPolicy
@@ -36,6 +36,7 @@ MAX_ENTRIES = 500
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _POLICY_FIELDS = frozenset({"version", "name", "statements"})
 _STATEMENT_FIELDS = frozenset({"name", "effect", "actions", "resources", "principals"})
+_T = TypeVar("_T")
 
 
 class Effect(enum.Enum):
@@ -154,6 +155,36 @@ def checked_list(
     return items
 
 
+def check_document(obj: Any, path: str, fields: frozenset[str], not_object: str) -> None:
+    """A document is an object of known fields only; shared with key scopes."""
+    if not isinstance(obj, dict):
+        raise _fail(path, not_object)
+    unknown = sorted(set(obj) - fields)
+    if unknown:
+        raise _fail(f"{path}.{unknown[0]}", f"unknown field {unknown[0]!r}")
+
+
+def parse_statements(
+    obj: Mapping[str, Any], path: str, parse: Callable[[Any, str, int], _T], name_of: Callable[[_T], str]
+) -> list[_T]:
+    """A document's 1-MAX_STATEMENTS statements, each parsed, their names unique; shared with key scopes."""
+    raw_statements = obj.get("statements")
+    if not isinstance(raw_statements, list) or not raw_statements:
+        raise _fail(f"{path}.statements", "at least one statement is required")
+    if len(raw_statements) > MAX_STATEMENTS:
+        raise _fail(f"{path}.statements", f"at most {MAX_STATEMENTS} statements are allowed")
+    parsed: list[_T] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(raw_statements):
+        item = parse(raw, f"{path}.statements[{i}]", i)
+        name = name_of(item)
+        if name in seen:
+            raise _fail(f"{path}.statements[{i}].name", f"statement name {name!r} is used twice")
+        seen.add(name)
+        parsed.append(item)
+    return parsed
+
+
 def parse_org_policy(obj: Any, *, field_prefix: str = "policy") -> OrgPolicy:
     """Validate a CWObjectPolicy JSON object; raises InvalidOrgPolicy naming the field.
 
@@ -163,11 +194,7 @@ def parse_org_policy(obj: Any, *, field_prefix: str = "policy") -> OrgPolicy:
     fields are refused so a misspelt key never silently drops a restriction.
     """
     p = field_prefix
-    if not isinstance(obj, dict):
-        raise _fail(p, "policy must be an object")
-    unknown = sorted(set(obj) - _POLICY_FIELDS)
-    if unknown:
-        raise _fail(f"{p}.{unknown[0]}", f"unknown field {unknown[0]!r}")
+    check_document(obj, p, _POLICY_FIELDS, "policy must be an object")
     version = obj.get("version")
     if version != ORG_POLICY_VERSION:
         raise _fail(f"{p}.version", f"version must be {ORG_POLICY_VERSION!r}, got {version!r}")
@@ -180,19 +207,7 @@ def parse_org_policy(obj: Any, *, field_prefix: str = "policy") -> OrgPolicy:
             f"name {name!r} must be 1-128 characters of letters, digits, '.', '_' or '-', "
             "starting with a letter or digit",
         )
-    raw_statements = obj.get("statements")
-    if not isinstance(raw_statements, list) or not raw_statements:
-        raise _fail(f"{p}.statements", "at least one statement is required")
-    if len(raw_statements) > MAX_STATEMENTS:
-        raise _fail(f"{p}.statements", f"at most {MAX_STATEMENTS} statements are allowed")
-    statements: list[OrgStatement] = []
-    seen: set[str] = set()
-    for i, raw in enumerate(raw_statements):
-        stmt = _parse_statement(raw, f"{p}.statements[{i}]", i)
-        if stmt.name in seen:
-            raise _fail(f"{p}.statements[{i}].name", f"statement name {stmt.name!r} is used twice")
-        seen.add(stmt.name)
-        statements.append(stmt)
+    statements = parse_statements(obj, p, _parse_statement, lambda stmt: stmt.name)
     return OrgPolicy(name=name, statements=tuple(statements))
 
 

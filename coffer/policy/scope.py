@@ -8,7 +8,7 @@ The statement form is the organization policy's without `principals` (the key is
 principal), `s3:` actions only (`*` means every `s3:` action, as in a bucket policy), and
 an optional `conditions` block in the bucket-policy syntax. The parser's bounds are the
 organization policy's (statement count, entries per list, pattern complexity) plus a size
-cap. A scope only ever takes away: `intersect` lets a request through only when the owner's
+cap. A scope only ever takes away: `engine.evaluate` lets a request through only when the owner's
 decision allowed it and the scope allows it too (docs/policies.md, decision 0185).
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 from coffer.policy.actions import S3_SERVICE, ActionError, expand
 from coffer.policy.conditions import EMPTY, ConditionBlock, ConditionError, Lookup, parse_condition_block
 from coffer.policy.errors import InvalidOrgPolicy
-from coffer.policy.org import MAX_STATEMENTS, Effect, checked_list, statement_head
+from coffer.policy.org import Effect, check_document, checked_list, parse_statements, statement_head
 from coffer.policy.patterns import GlobSet
 from coffer.policy.resources import ResourceError, check_short_resource
 
@@ -103,31 +103,15 @@ def _statement(raw: Any, path: str, index: int) -> tuple[dict[str, Any], ScopeSt
 def parse_scope(obj: Any, *, field_prefix: str = "scope") -> KeyScope:
     """Validate a scope document; raises InvalidOrgPolicy naming the offending field."""
     p = field_prefix
-    if not isinstance(obj, dict):
-        raise InvalidOrgPolicy(p, 'must be an object: {"statements": [...]}')
-    unknown = sorted(set(obj) - _SCOPE_FIELDS)
-    if unknown:
-        raise InvalidOrgPolicy(f"{p}.{unknown[0]}", f"unknown field {unknown[0]!r}")
+    check_document(obj, p, _SCOPE_FIELDS, 'must be an object: {"statements": [...]}')
     try:
         size = len(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "replace"))
     except ValueError:  # pragma: no cover - JSON bodies parse into serializable values
         raise InvalidOrgPolicy(p, "must be JSON") from None
     if size > MAX_SCOPE_BYTES:
         raise InvalidOrgPolicy(p, f"is {size} bytes as JSON; at most {MAX_SCOPE_BYTES} are allowed")
-    raw_statements = obj.get("statements")
-    if not isinstance(raw_statements, list) or not raw_statements:
-        raise InvalidOrgPolicy(f"{p}.statements", "at least one statement is required")
-    if len(raw_statements) > MAX_STATEMENTS:
-        raise InvalidOrgPolicy(f"{p}.statements", f"at most {MAX_STATEMENTS} statements are allowed")
-    docs: list[dict[str, Any]] = []
-    statements: list[ScopeStatement] = []
-    seen: set[str] = set()
-    for i, raw in enumerate(raw_statements):
-        doc, stmt = _statement(raw, f"{p}.statements[{i}]", i)
-        if stmt.name in seen:
-            raise InvalidOrgPolicy(f"{p}.statements[{i}].name", f"statement name {stmt.name!r} is used twice")
-        seen.add(stmt.name)
-        docs.append(doc)
-        statements.append(stmt)
+    parsed = parse_statements(obj, p, _statement, lambda pair: pair[1].name)
+    docs = [doc for doc, _ in parsed]
+    statements = [stmt for _, stmt in parsed]
     ordered = sorted(statements, key=lambda s: s.effect is not Effect.DENY)  # stable: Denies first
     return KeyScope({"statements": docs}, tuple(statements), tuple(ordered))

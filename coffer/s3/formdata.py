@@ -30,27 +30,32 @@ def malformed() -> S3Error:
     return S3Error("MalformedPOSTRequest")
 
 
-def _params(value: str) -> tuple[str, dict[str, str]]:
-    """`type; a=b; c="d"` → ("type", {"a": "b", "c": "d"}); names lower-cased, quoted-pairs undone."""
-    items: list[str] = []
+def split_unquoted(value: str, sep: str, *, escapes: bool = True) -> tuple[list[str], bool]:
+    """`value` split at each `sep` outside double quotes (quotes kept), and whether a quote
+    was left open; with `escapes`, a backslash inside quotes escapes the next character (a
+    quoted-pair). Shared with the x-amz-grant-* headers' lists."""
+    parts: list[str] = []
     current: list[str] = []
     quoted = escaped = False
     for ch in value:
         if escaped:
-            current.append(ch)
             escaped = False
-        elif quoted and ch == "\\":
-            current.append(ch)
+        elif escapes and quoted and ch == "\\":
             escaped = True
         elif ch == '"':
             quoted = not quoted
-            current.append(ch)
-        elif ch == ";" and not quoted:
-            items.append("".join(current))
+        elif ch == sep and not quoted:
+            parts.append("".join(current))
             current = []
-        else:
-            current.append(ch)
-    items.append("".join(current))
+            continue
+        current.append(ch)
+    parts.append("".join(current))
+    return parts, quoted
+
+
+def _params(value: str) -> tuple[str, dict[str, str]]:
+    """`type; a=b; c="d"` → ("type", {"a": "b", "c": "d"}); names lower-cased, quoted-pairs undone."""
+    items, _ = split_unquoted(value, ";")
     main = items[0].strip().lower()
     params: dict[str, str] = {}
     for item in items[1:]:

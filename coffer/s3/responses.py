@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import format_datetime
 from typing import TypeVar
 
 from starlette.types import Send
@@ -65,9 +65,19 @@ def new_request_id() -> tuple[str, str]:
     return raw[:8].hex().upper(), base64.b64encode(raw[8:]).decode("ascii")
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@functools.lru_cache(maxsize=4096)
 def http_date(value: datetime) -> str:
-    """RFC 7231 IMF-fixdate (Last-Modified, Expires)."""
-    return format_datetime(value.astimezone(UTC), usegmt=True)
+    """RFC 7231 IMF-fixdate (Last-Modified, Expires). Cached: a hot object's GETs repeat its
+    Last-Modified, and email.utils.format_datetime was a visible share of a small GET."""
+    t = value.astimezone(UTC)
+    return (
+        f"{_DAYS[t.weekday()]}, {t.day:02d} {_MONTHS[t.month - 1]} {t.year:04d} "
+        f"{t.hour:02d}:{t.minute:02d}:{t.second:02d} GMT"
+    )
 
 
 def as_s3_error(exc: CofferError) -> S3Error:

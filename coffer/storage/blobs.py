@@ -1,9 +1,11 @@
 """The blob store: object bodies as files under <data-dir>/blobs, never named after keys.
 
-Layout: `<root>/<aa>/<bb>/<blob-id>` where the id is 32 random hex digits and `aa`, `bb`
-are its first four; temp files live in `<root>/.tmp/` on the same filesystem so that
-publishing is one `rename`. A blob becomes durable in `finish()`: the file is fsynced,
-renamed into place, and the directory is fsynced. Only then may metadata point at it.
+Layout: `<root>/<aa>/<bb>/<blob-id>` where the id is 32 hex digits and `aa`, `bb` are its
+first four (a process's writers share a random shard for runs of ids, `new_id`; the rest
+is random); temp files live in `<root>/.tmp/` on the same filesystem so that publishing
+is one `rename`. A blob becomes durable in `finish()`: the file is fsynced, renamed into
+place, and the directory is fsynced; a body held whole in memory at finish (a small PUT)
+is created under its final name instead, with no rename. Only then may metadata point at it.
 
 Work happens in a thread pool in steps of WRITE_BUFFER bytes: the file write (with the
 cheap CRCs) and each cryptographic digest of a buffer run concurrently (hashlib and
@@ -51,6 +53,7 @@ _NO_COPY_FILE_RANGE = frozenset(
     {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EBADF}
 )
 _BLOB_ID = re.compile(r"[0-9a-f]{32}")
+_SHARD_RUN = 256  # consecutive blob ids of a process that share a shard directory (see new_id)
 _FORGET_DISCARDED = 4096  # unclaimed/discarded blob ids remembered (see BlobStore.claim)
 TMP_DIR = ".tmp"
 PINS_DIR = ".pins"  # hard links that keep a long read's files alive (see BlobStore.pin)
@@ -70,10 +73,6 @@ def check_algorithms(algorithms: Iterable[str]) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"unknown digest algorithm(s): {', '.join(unknown)}")
     return tuple(a for a in ALGORITHMS if a in wanted)
-
-
-def new_blob_id() -> str:
-    return secrets.token_hex(16)
 
 
 def is_blob_id(value: str) -> bool:
@@ -129,7 +128,7 @@ class BlobWriter:
         self._inline = [h for a, h in self._hashers.items() if a.startswith("crc")]
         self._threaded = [h for a, h in self._hashers.items() if not a.startswith("crc")]
         self._written = 0
-        self.blob_id = new_blob_id()
+        self.blob_id = store.new_id()
         self._tmp = store.tmp_path / self.blob_id
         self._fd: int | None = None
         self._buf: list[bytes] = []
@@ -275,12 +274,23 @@ class BlobWriter:
                 h.update(chunk)
 
     def _finish_sync(self, chunk: bytes) -> BlobInfo:
+        # Nothing written yet: the whole body is `chunk`, so it is created under its final
+        # name, and no rename follows the fsync. A crash mid-write leaves a torn file that no
+        # row points at, for the orphan scan, as a blob whose commit never came does; and
+        # on ext4 the file's fsync commits its directory entry too, so the directory's
+        # fsync finds little left to do.
+        whole = self._fd is None
+        if whole:
+            self._tmp = self._store.prepare(self.blob_id)
         self._write_and_hash(chunk)
         fd = self._open()
         os.fsync(fd)
         self._fd = None
         os.close(fd)
-        self._store.publish(self._tmp, self.blob_id)
+        if whole:
+            self._store.sync_entry(self.blob_id)
+        else:
+            self._store.publish(self._tmp, self.blob_id)
         self._store.note_unclaimed(self.blob_id)
         self._published = True
         self._done = True
@@ -352,6 +362,37 @@ class _SpanReader:
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
+class _DirSync:
+    """fsyncs of one directory, shared: a writer whose entry was made before a running
+    fsync began waits for the next one, which one waiter runs for every writer waiting.
+    Concurrent writers into one shard (see BlobStore.new_id) pay one fsync among them."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._cond = threading.Condition()
+        self._asked = 0  # writers that asked so far
+        self._synced = 0  # writers covered by a completed fsync
+        self._running = False
+
+    def sync(self) -> None:
+        with self._cond:
+            self._asked += 1
+            mine = self._asked
+            while self._synced < mine:
+                if self._running:
+                    self._cond.wait()
+                    continue
+                self._running, covers = True, self._asked
+                self._cond.release()
+                try:
+                    fsync_dir(self._path)
+                finally:
+                    self._cond.acquire()
+                    self._running = False
+                    self._cond.notify_all()  # on failure a waiter tries itself
+                self._synced = max(self._synced, covers)
+
+
 class BlobStore:
     def __init__(self, root: Path, *, threads: int | None = None) -> None:
         self.root = Path(root)
@@ -359,8 +400,10 @@ class BlobStore:
         # Owner-only whatever the umask: bodies are 0600, and the tree's listing is no one else's either.
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.tmp_path.mkdir(mode=0o700, exist_ok=True)
-        self._known_dirs: set[str] = set()
         self._dirs_lock = threading.Lock()
+        self._ids_lock = threading.Lock()
+        self._syncs: dict[str, _DirSync] = {}  # by shard (`aabb`): the durable ones (_ensure_dir)
+        self._shard, self._shard_left = "", 0  # see new_id()
         self._threads = threads or max(8, 4 * (os.cpu_count() or 2))
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -430,17 +473,40 @@ class BlobStore:
     def exists(self, blob: str) -> bool:
         return self.path(blob).is_file()
 
+    def new_id(self) -> str:
+        """A fresh blob id for this store's writers. Runs of `_SHARD_RUN` ids share their
+        `aa/bb` directory (the other 112 bits stay random; each run's shard is random): a
+        shard directory costs one or two directory fsyncs the first time a process uses it,
+        and a fresh store would otherwise pay them on nearly every write for its first
+        65,536 shards."""
+        with self._ids_lock:
+            if self._shard_left <= 0:
+                self._shard, self._shard_left = secrets.token_hex(2), _SHARD_RUN
+            self._shard_left -= 1
+            return self._shard + secrets.token_hex(14)
+
+    def prepare(self, blob: str) -> Path:
+        """The final path of `blob`, its directories made durable: a writer that has the
+        whole body creates it there (see BlobWriter._finish_sync)."""
+        path = self.path(blob)
+        self._ensure_dir(blob)
+        return path
+
     def publish(self, tmp: Path, blob: str) -> None:
         """Rename a synced temp file into place and make the rename durable."""
-        final = self.path(blob)
-        self._ensure_dir(blob)
+        final = self.prepare(blob)
         os.rename(tmp, final)
-        fsync_dir(final.parent)
+        self.sync_entry(blob)
+
+    def sync_entry(self, blob: str) -> None:
+        """Make the directory entry of `blob` (just created or renamed) durable, sharing the
+        directory's fsync with the writers waiting for the same one."""
+        self._syncs[blob[:4]].sync()
 
     def _ensure_dir(self, blob: str) -> None:
         """Create <aa>/<bb> once; fsync each parent so the new entries survive a crash."""
         shard = blob[:4]
-        if shard in self._known_dirs:
+        if shard in self._syncs:
             return
         with self._dirs_lock:
             outer = self.root / blob[:2]
@@ -448,7 +514,7 @@ class BlobStore:
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(child, 0o700)
                 fsync_dir(parent)
-            self._known_dirs.add(shard)
+            self._syncs.setdefault(shard, _DirSync(outer / blob[2:4]))
 
     # ownership hand-over between a writer and the metadata store --------------------------
     def note_unclaimed(self, blob: str) -> None:
@@ -657,7 +723,7 @@ class BlobStore:
             self._close_spans(spans)
 
     def _copy(self, spans: list[_Span], algs: tuple[str, ...]) -> BlobInfo:
-        blob = new_blob_id()
+        blob = self.new_id()
         tmp = self.tmp_path / blob
         fd = -1
         try:

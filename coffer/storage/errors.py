@@ -12,6 +12,7 @@ other caller report them without knowing the list.
 from __future__ import annotations
 
 from dataclasses import KW_ONLY, dataclass, field
+from typing import Any
 
 from coffer.errors import CofferError, Kind
 
@@ -19,12 +20,18 @@ from coffer.errors import CofferError, Kind
 class StorageError(CofferError):
     """Base of every storage failure; `code` names it (the class name).
 
-    An error that carries data is a dataclass whose fields are that data; its message is
-    `detail`, or the class's `default` when that is None (the face's usual words)."""
+    A subclass states its `kind` and `default` message as class keywords (a long message:
+    in its body). An error that carries data is a dataclass whose fields are that data; its
+    message is `detail`, or the class's `default` when that is None (the face's usual words)."""
 
     kind = Kind.INVALID_ARGUMENT
     default = "The storage request is not valid."
     detail: str | None = None
+
+    def __init_subclass__(cls, *, default: str | None = None, **kw: Any) -> None:
+        super().__init_subclass__(**kw)  # `kind`: CofferError's
+        if default is not None:
+            cls.default = default
 
     def __init__(self, detail: str | None = None) -> None:
         self.detail = detail
@@ -46,150 +53,135 @@ class BucketError(StorageError):
     bucket: str
 
 
-class NoSuchBucket(BucketError):
-    kind = Kind.NOT_FOUND
-    default = "The bucket does not exist."
+class NoSuchBucket(BucketError, kind=Kind.NOT_FOUND, default="The bucket does not exist."): ...
 
 
-class BucketAlreadyExists(BucketError):
+class BucketAlreadyExists(BucketError, kind=Kind.ALREADY_EXISTS, default="The bucket name is not available."):
     """The name belongs to another organization's bucket."""
 
-    kind = Kind.ALREADY_EXISTS
-    default = "The bucket name is not available."
 
-
-class BucketAlreadyOwnedByYou(BucketError):
+class BucketAlreadyOwnedByYou(
+    BucketError, kind=Kind.ALREADY_EXISTS, default="The bucket already exists, and you own it."
+):
     """The organization has a bucket of that name, in another zone."""
 
-    kind = Kind.ALREADY_EXISTS
-    default = "The bucket already exists, and you own it."
+
+class BucketNotEmpty(BucketError, kind=Kind.FAILED_PRECONDITION, default="The bucket is not empty."): ...
 
 
-class BucketNotEmpty(BucketError):
-    kind = Kind.FAILED_PRECONDITION
-    default = "The bucket is not empty."
+class TooManyBuckets(
+    StorageError, kind=Kind.RESOURCE_EXHAUSTED, default="The organization has as many buckets as it may."
+): ...
 
 
-class TooManyBuckets(StorageError):
-    kind = Kind.RESOURCE_EXHAUSTED
-    default = "The organization has as many buckets as it may."
-
-
-class InvalidBucketName(BucketError):
-    default = "The bucket name is not valid."
+class InvalidBucketName(BucketError, default="The bucket name is not valid."): ...
 
 
 @dataclass(eq=False, repr=False)
-class InvalidLocationConstraint(StorageError):
-    default = "The zone is not one this node serves."
+class InvalidLocationConstraint(StorageError, default="The zone is not one this node serves."):
     zone: str
 
 
-class InvalidBucketState(StorageError):
-    kind = Kind.FAILED_PRECONDITION
-    default = "The request is not valid with the current state of the bucket."
+class InvalidBucketState(
+    StorageError,
+    kind=Kind.FAILED_PRECONDITION,
+    default="The request is not valid with the current state of the bucket.",
+): ...
 
 
 # --- objects and versions --------------------------------------------------------------------
 @dataclass(eq=False, repr=False)
-class NoSuchKey(StorageError):
+class ObjectError(StorageError):
+    """About the object key `key`."""
+
+    key: str
+
+
+@dataclass(eq=False, repr=False)
+class NoSuchKey(ObjectError, kind=Kind.NOT_FOUND, default="The key does not exist."):
     """No current object under the key. `delete_marker` is the version id of the delete
     marker that is the key's latest version, when that is why."""
 
-    kind = Kind.NOT_FOUND
-    default = "The key does not exist."
-    key: str
     _: KW_ONLY
     delete_marker: str | None = None
 
 
 @dataclass(eq=False, repr=False)
-class NoSuchVersion(StorageError):
-    kind = Kind.NOT_FOUND
-    default = "The version does not exist."
-    key: str
+class VersionError(ObjectError):
+    """About the version `version_id` of the key."""
+
     version_id: str
+
+
+class NoSuchVersion(VersionError, kind=Kind.NOT_FOUND, default="The version does not exist."): ...
 
 
 @dataclass(eq=False, repr=False)
-class IsDeleteMarker(StorageError):
+class IsDeleteMarker(VersionError, default="The version is a delete marker."):
     """The version named is a delete marker: it has no body, tags or metadata, and the
     only operation it allows is `allowed` (deleting it)."""
 
-    default = "The version is a delete marker."
-    key: str
-    version_id: str
     _: KW_ONLY
     allowed: str = "DELETE"
 
 
 @dataclass(eq=False, repr=False)
-class KeyTooLong(StorageError):
-    default = "The key is too long."
+class KeyTooLong(StorageError, default="The key is too long."):
     size: int
     max_size: int
 
 
 @dataclass(eq=False, repr=False)
-class PreconditionFailed(StorageError):
+class PreconditionFailed(StorageError, kind=Kind.FAILED_PRECONDITION, default="A precondition did not hold."):
     """A conditional write's condition (`If-Match`, `If-None-Match`) did not hold. `raced`:
     it held when the request began, and a write committed while it was in flight made it
     fail (a face that answers a lost race differently reads it)."""
 
-    kind = Kind.FAILED_PRECONDITION
-    default = "A precondition did not hold."
     condition: str
     _: KW_ONLY
     raced: bool = False
 
 
-class InvalidRange(StorageError):
-    kind = Kind.OUT_OF_RANGE
-    default = "The byte range is not inside the object."
+class InvalidRange(
+    StorageError, kind=Kind.OUT_OF_RANGE, default="The byte range is not inside the object."
+): ...
 
 
-class BadDigest(StorageError):
-    default = "The data does not match the digest declared for it."
+class BadDigest(StorageError, default="The data does not match the digest declared for it."): ...
 
 
 @dataclass(eq=False, repr=False)
-class IncompleteBody(StorageError):
+class IncompleteBody(StorageError, default="The body is not the length announced."):
     """A body ended before (or went on after) the length announced for it."""
 
-    default = "The body is not the length announced."
     size: int
     declared: int
 
 
 # --- multipart -------------------------------------------------------------------------------
 @dataclass(eq=False, repr=False)
-class NoSuchUpload(StorageError):
-    kind = Kind.NOT_FOUND
-    default = "The upload does not exist."
+class NoSuchUpload(StorageError, kind=Kind.NOT_FOUND, default="The upload does not exist."):
     upload_id: str
 
 
 @dataclass(eq=False, repr=False)
-class InvalidPart(StorageError):
+class InvalidPart(StorageError, default="A listed part was not found or does not match."):
     """A listed part was not uploaded, or its ETag (`etag`, as listed) or checksum differs."""
 
-    default = "A listed part was not found or does not match."
     part_number: int
     _: KW_ONLY
     etag: str | None = None
     detail: str | None = None
 
 
-class InvalidPartOrder(StorageError):
-    default = "The parts are not in ascending order."
+class InvalidPartOrder(StorageError, default="The parts are not in ascending order."): ...
 
 
 @dataclass(eq=False, repr=False)
-class EntityTooSmall(StorageError):
+class EntityTooSmall(StorageError, default="The data is smaller than allowed."):
     """A part other than the last (`part_number`, `etag`) is below the minimum part size,
     or a body is smaller than its writer allowed."""
 
-    default = "The data is smaller than allowed."
     size: int
     min_size: int
     _: KW_ONLY
@@ -198,8 +190,7 @@ class EntityTooSmall(StorageError):
 
 
 @dataclass(eq=False, repr=False)
-class EntityTooLarge(StorageError):
-    default = "The data is larger than allowed."
+class EntityTooLarge(StorageError, default="The data is larger than allowed."):
     max_size: int
     _: KW_ONLY
     size: int | None = None
@@ -207,63 +198,60 @@ class EntityTooLarge(StorageError):
 
 # --- values (the message is the caller's) ----------------------------------------------------
 @dataclass(eq=False, repr=False)
-class InvalidArgument(StorageError):
-    """A value is not acceptable; `argument` names it when it is a request argument."""
+class DescribedError(StorageError):
+    """An error whose message (`detail`) its raiser always writes."""
 
     detail: str = field()
+
+
+@dataclass(eq=False, repr=False)
+class InvalidArgument(DescribedError):
+    """A value is not acceptable; `argument` names it when it is a request argument."""
+
     _: KW_ONLY
     argument: str | None = None
     value: str | None = None
 
 
-@dataclass(eq=False, repr=False)
-class InvalidRequest(StorageError):
+class InvalidRequest(DescribedError):
     """A combination of values the domain does not accept (checksum modes, sizes)."""
 
-    detail: str = field()
 
-
-class MalformedDocument(StorageError):
+class MalformedDocument(StorageError, default="The document is not well-formed."):
     """A configuration or list is not the shape it must have (no rules, no parts)."""
 
-    default = "The document is not well-formed."
 
-
-class NoSuchInventoryConfiguration(StorageError):
+class NoSuchInventoryConfiguration(
+    StorageError, kind=Kind.NOT_FOUND, default="The specified configuration does not exist."
+):
     """The bucket has no inventory configuration of that id (coffer/lifecycle/inventory.py)."""
 
-    kind = Kind.NOT_FOUND
-    default = "The specified configuration does not exist."
 
-
-class TooManyConfigurations(StorageError):
+class TooManyConfigurations(
+    StorageError,
+    kind=Kind.RESOURCE_EXHAUSTED,
+    default="The bucket already has the 1,000 inventory configurations it may have.",
+):
     """A bucket may have at most 1,000 inventory configurations, as on AWS."""
 
-    kind = Kind.RESOURCE_EXHAUSTED
-    default = "The bucket already has the 1,000 inventory configurations it may have."
+
+class InvalidTag(DescribedError): ...
 
 
 @dataclass(eq=False, repr=False)
-class InvalidTag(StorageError):
-    detail: str = field()
-
-
-@dataclass(eq=False, repr=False)
-class TooManyTags(StorageError):
+class TooManyTags(DescribedError):
     """More tags than an object (`bucket` False) or a bucket may carry."""
 
-    detail: str = field()
     _: KW_ONLY
     bucket: bool
 
 
 # --- capacity caps (coffer/storage/usage.py) ------------------------------------------------
 @dataclass(eq=False, repr=False)
-class QuotaExceeded(StorageError):
+class QuotaExceeded(StorageError, kind=Kind.RESOURCE_EXHAUSTED):
     """A write into `bucket` would take it (`scope` "bucket") or its organization
     ("organization") beyond its capacity cap of `cap` bytes (0: no new writes at all)."""
 
-    kind = Kind.RESOURCE_EXHAUSTED
     bucket: str
     _: KW_ONLY
     scope: str
@@ -281,34 +269,26 @@ class QuotaExceeded(StorageError):
 
 
 # --- the machinery -------------------------------------------------------------------------
-class InsufficientStorage(StorageError):
+class InsufficientStorage(
+    StorageError, kind=Kind.RESOURCE_EXHAUSTED, default="There is not enough space left to store the data."
+):
     """The disk is full, even after the collector freed what it could."""
 
-    kind = Kind.RESOURCE_EXHAUSTED
-    default = "There is not enough space left to store the data."
 
-
-class Busy(StorageError):
+class Busy(StorageError, kind=Kind.UNAVAILABLE, default="The metadata store is busy; please retry."):
     """The metadata store is busy, or concurrent writers kept winning: try again."""
 
-    kind = Kind.UNAVAILABLE
-    default = "The metadata store is busy; please retry."
 
-
-class BlobUnavailable(StorageError):
+class BlobUnavailable(StorageError, kind=Kind.INTERNAL, default="A stored body is unavailable."):
     """A body the metadata points at is missing or shorter than recorded, or was discarded
     before it could be stored: our fault, never the caller's."""
 
-    kind = Kind.INTERNAL
-    default = "A stored body is unavailable."
-
 
 # --- Coffer's own buckets (coffer/storage/reserved.py) ----------------------------------------
-class ReservedBucket(BucketError):
+class ReservedBucket(BucketError, kind=Kind.PERMISSION_DENIED):
     """A change to a bucket only Coffer writes (`cw-<org-id>-audit-logs`): its objects can be
     read as the organization's policies allow, never written, deleted or reconfigured."""
 
-    kind = Kind.PERMISSION_DENIED
     default = (
         "This bucket is reserved for the organization's audit logs: only Coffer writes to it; "
         "it can be read (s3:GetObject, s3:ListBucket), not changed or deleted."
@@ -325,11 +305,10 @@ class ReservedBucketName(InvalidBucketName):
 
 
 # --- conditional writes (coffer/storage/rules.py: check_preconditions) ------------------------
-@dataclass(eq=False, repr=False)
-class ConditionalRequestConflict(StorageError):
+class ConditionalRequestConflict(
+    ObjectError,
+    kind=Kind.FAILED_PRECONDITION,
+    default="A conflicting operation occurred during the conditional request; retry it.",
+):
     """A conditional write's condition still holds, but another write or delete of `key`
     committed while this one was in flight: retry it (a multipart upload: start anew)."""
-
-    kind = Kind.FAILED_PRECONDITION
-    default = "A conflicting operation occurred during the conditional request; retry it."
-    key: str

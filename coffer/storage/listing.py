@@ -3,10 +3,15 @@ ListObjectVersions (`versions.py`) through the same `walk`.
 
 Keys are compared as UTF-8 bytes on both dialects (BINARY in SQLite, COLLATE "C" on
 PostgreSQL), which is also Python's code-point order. Rows are read in key order from an
-index, at most one page (+1 to detect truncation) per query. When a key rolls up into a
-common prefix, the next query seeks straight to the prefix's successor, so the keys
-under a prefix are never read, however many there are: a page costs at most one
-query per common prefix on it, plus one.
+index, at most one page (+1 to detect truncation) per query.
+
+With a delimiter, the keys under a common prefix must not be read, however many there
+are. A range read cannot stop at a prefix's end, and one query per prefix costs a round
+trip each (100 prefixes: 100 statements). So a delimiter page is one recursive query that
+skip-scans the index (`skip_steps`): each step seeks the first key at or after the
+previous step's successor — the key itself, or its common prefix's `successor` when it
+rolls up — so the database reads one index entry per prefix and per key on the page, and
+the page costs O(page + prefixes) rows in one statement (decision 0195).
 """
 
 from __future__ import annotations
@@ -43,31 +48,81 @@ class Cursor:
     below_seq: int | None = None
 
 
+@dataclass(frozen=True)
+class Scope:
+    """What one page lists: keys under `prefix`, rolled up at `delimiter`, after `marker`,
+    at most `limit` entries."""
+
+    prefix: str
+    delimiter: str
+    marker: str
+    limit: int
+
+    @property
+    def upper(self) -> str | None:
+        """The exclusive upper bound of the prefix's keys (None: no bound)."""
+        return successor(self.prefix) if self.prefix else None
+
+
 Fetch = Callable[[Cursor, int], Sequence[Any]]
+# The keys of a skip-scan from the cursor, at most n: common prefixes' first keys, then
+# the first key that does not roll up, if any; and whether the range is exhausted.
+Skip = Callable[[Cursor, int], tuple[Sequence[str], bool]]
+
+# With a delimiter, range reads start this small and grow this much while their rows do
+# not roll up: a run of k plain keys costs O(log k) statements and reads < 8k + 16 rows,
+# and the rows read past a prefix's first key, wasted, are < 16 per run of prefixes.
+FIRST_READ = 16
+GROWTH = 8
 
 
 def walk(
-    fetch: Fetch, start: Cursor, *, prefix: str, delimiter: str, marker: str, limit: int
+    fetch: Fetch,
+    start: Cursor,
+    scope: Scope,
+    *,
+    skip: Skip | None = None,
+    after: Callable[[Any], Cursor] | None = None,
 ) -> tuple[list[Any], bool]:
     """Rows (and common-prefix strings) in key order from `start`, at most `limit`, and
     whether more remain. `fetch(cursor, n)` returns up to n rows (with `.key`, and
     `.upload_id` for uploads) at or after the cursor, under `prefix`, in key order.
 
+    With a delimiter and a `skip` (with `after(row)`, the cursor just past a row), range
+    reads alternate with skip-scans: a range read that meets a key that rolls up hands
+    over to a skip-scan from the prefix's successor, which runs through the consecutive
+    prefixes and hands back at the first plain key. Without them, every read asks for the
+    rest of the page and a roll-up seeks past its prefix with the next read.
+
     A common prefix at or before `marker` was listed on an earlier page (or the marker
     points inside it): it is skipped, never repeated."""
+    prefix, delimiter, marker, limit = scope.prefix, scope.delimiter, scope.marker, scope.limit
     entries: list[Any] = []
+    adaptive = bool(delimiter) and skip is not None and after is not None
+    reads = FIRST_READ
+
+    def rollup(key: str) -> str | None:
+        cut = key.find(delimiter, len(prefix)) if delimiter else -1
+        return key[: cut + len(delimiter)] if cut >= 0 else None
+
+    def add(entry: Any) -> bool:
+        """Whether the page was already full (so more remain)."""
+        if not isinstance(entry, str) or entry > marker:
+            if len(entries) == limit:
+                return True
+            entries.append(entry)
+        return False
+
     cursor = start
     while True:
-        rows = fetch(cursor, limit - len(entries) + 1)
+        want = limit - len(entries) + 1
+        n = min(want, reads) if adaptive else want
+        rows = fetch(cursor, n)
         seek: Cursor | None = None
         for row in rows:
-            key: str = row.key
-            cut = key.find(delimiter, len(prefix)) if delimiter else -1
-            common = key[: cut + len(delimiter)] if cut >= 0 else None
-            if common is None or common > marker:
-                if len(entries) == limit:
-                    return entries, True
-                entries.append(row if common is None else common)
+            common = rollup(row.key)
+            if add(row if common is None else common):
+                return entries, True
             if common is None:
                 continue
             upper = successor(common)
@@ -76,8 +131,75 @@ def walk(
             seek = Cursor(upper, True)
             break
         if seek is None:
-            return entries, False  # the range is exhausted
-        cursor = seek
+            if len(rows) < n:
+                return entries, False  # the range is exhausted
+            assert after is not None  # a full read leaves the page short only when adaptive
+            cursor, reads = after(rows[-1]), reads * GROWTH
+            continue
+        if not adaptive:
+            cursor = seek
+            continue
+        assert skip is not None
+        while True:  # skip-scans through consecutive common prefixes
+            # Every prefix from here sorts after the marker: only the first key read after
+            # it can roll up into a prefix the marker points into, and add() skipped that.
+            keys, exhausted = skip(seek, limit - len(entries) + 1)
+            plain = None
+            offset, width = len(prefix), len(delimiter)
+            for key in keys:  # rollup() and add() inlined: a page may hold 1,000 prefixes
+                cut = key.find(delimiter, offset)
+                if cut < 0:
+                    plain = key
+                    break
+                if len(entries) == limit:
+                    return entries, True
+                entries.append(key[: cut + width])
+            if plain is not None:
+                cursor, reads = Cursor(plain, True), FIRST_READ
+                break
+            last = rollup(keys[-1]) if keys else None
+            upper = successor(last) if last is not None else None
+            if exhausted or upper is None:
+                return entries, False
+            seek = Cursor(upper, True)
+
+
+def skip_scan(
+    conn: Connection, key: sa.ColumnElement[str], where: Sequence[sa.ColumnElement[bool]], scope: Scope
+) -> Skip | None:
+    """A `Skip` over the rows `where` selects: one recursive query whose every step is one
+    index seek, to the key at or after the previous step's common prefix's successor (the
+    prefix minus its last character, plus that character bumped: a constant, as the prefix
+    ends with the delimiter). The recursion stops at the first key that does not roll up,
+    or after n steps. None when no skip-scan serves the listing (no delimiter, or one that
+    ends in U+10FFFF, whose bump is no single character)."""
+    prefix, delimiter, upper = scope.prefix, scope.delimiter, scope.upper
+    bump = successor(delimiter[-1]) if delimiter else None
+    if bump is None or len(bump) != 1:
+        return None
+    find = sa.func.strpos if conn.dialect.name == "postgresql" else sa.func.instr
+
+    def first(position: sa.ColumnElement[bool]) -> sa.ScalarSelect[Any]:
+        query = sa.select(key).where(*where, position)
+        if upper is not None:
+            query = query.where(key < upper)
+        return query.order_by(key).limit(1).scalar_subquery()
+
+    def skip(cursor: Cursor, n: int) -> tuple[Sequence[str], bool]:
+        seed = sa.select(sa.literal(1, sa.Integer).label("n"), first(_position(key, cursor)).label("k"))
+        steps = seed.cte("steps", recursive=True)
+        w = steps.alias("w")
+        cut = find(sa.func.substr(w.c.k, len(prefix) + 1), delimiter)
+        successor_of_prefix = sa.func.substr(w.c.k, 1, cut + (len(prefix) + len(delimiter) - 2)).concat(bump)
+        steps = steps.union_all(
+            sa.select(w.c.n + 1, first(key >= successor_of_prefix)).where(cut > 0, w.c.n < n)
+        )
+        query = sa.select(steps.c.k).where(steps.c.k.is_not(None)).order_by(steps.c.n)
+        keys = conn.execute(query).scalars().all()
+        # fewer than n keys, the last rolling up: the recursion ended on the range's end
+        return keys, len(keys) < n and (not keys or keys[-1].find(delimiter, len(prefix)) >= 0)
+
+    return skip
 
 
 def _start(prefix: str, marker: str, after_id: str | None = None) -> Cursor:
@@ -138,8 +260,12 @@ def list_objects(
             query = query.where(objects.c.key < upper)
         return conn.execute(query.order_by(objects.c.key).limit(n)).all()
 
+    where = (objects.c.bucket == bucket, latest_only(), objects.c.is_delete_marker == sa.false())
+
+    scope = Scope(prefix, delimiter, after, max_keys)
+    skip = skip_scan(conn, objects.c.key, where, scope)
     entries, truncated = walk(
-        fetch, _start(prefix, after), prefix=prefix, delimiter=delimiter, marker=after, limit=max_keys
+        fetch, _start(prefix, after), scope, skip=skip, after=lambda row: Cursor(row.key)
     )
     # Unpacked by position (the columns are in ListedObject's field order, checked at
     # import): reading a thousand rows' fields by name costs twice the whole query.
@@ -180,13 +306,14 @@ def list_uploads(
         return conn.execute(query.order_by(u.key, u.upload_id).limit(n)).all()
 
     after_id = upload_id_marker if key_marker and upload_id_marker else None
+    scope = Scope(prefix, delimiter, key_marker, max_uploads)
+    skip = skip_scan(conn, u.key, (u.bucket == bucket,), scope)
     entries, truncated = walk(
         fetch,
         _start(prefix, key_marker, after_id),
-        prefix=prefix,
-        delimiter=delimiter,
-        marker=key_marker,
-        limit=max_uploads,
+        scope,
+        skip=skip,
+        after=lambda row: Cursor(row.key, after_id=row.upload_id),
     )
     last = entries[-1] if truncated and entries else None
     return UploadListing(

@@ -341,9 +341,7 @@ class Objects:
         else:
             check_version_id(version_id)
             query, params["version_id"] = _GET_VERSION, version_id
-        with self.db.query() as conn:
-            row = conn.execute(query, params).first()
-        return version_from_row(found(row, key, version_id))
+        return version_from_row(found(self.db.fetch_one(query, params), key, version_id))
 
     def delete(self, bucket: str, key: str, version_id: str | None = None) -> DeleteResult:
         """Idempotent: deleting a missing key succeeds.
@@ -502,9 +500,9 @@ class Objects:
         max_keys: int = 1000,
     ) -> ObjectListing:
         """Latest non-deleted versions in UTF-8 byte order after `after` (marker /
-        start-after / decoded continuation token). Cost O(page), rolling common
-        prefixes up without reading the keys under them: after a prefix is rolled up the
-        next query starts at the prefix's successor, one indexed range seek."""
+        start-after / decoded continuation token). Cost O(page + prefixes), rolling common
+        prefixes up without reading the keys under them: a run of prefixes is one
+        skip-scan, an index seek per prefix (`listing.walk`)."""
         self.buckets.get(bucket)
         max_keys = page_size("max_keys", max_keys)
         if max_keys == 0:

@@ -3,9 +3,11 @@ queries read (never SELECT * of a big table where a few columns do)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+import operator
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar, cast, get_origin, get_type_hints
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Row
@@ -14,6 +16,7 @@ from coffer.storage.models import Bucket, ObjectVersion, Part, PartRef, Upload
 from coffer.store.schema import objects
 
 AnyRow: TypeAlias = "Row[*tuple[Any, ...]]"
+M = TypeVar("M")
 
 
 def as_utc(value: datetime) -> datetime:
@@ -49,67 +52,60 @@ def checksum_algorithm(checksums: Mapping[str, str] | None) -> str | None:
     return None
 
 
+def _as_dict(value: Any) -> dict[Any, Any]:
+    return dict(value or {})
+
+
+def _converter(hint: Any) -> Callable[[Any], Any] | None:
+    """How a column's value becomes a field of type `hint` (None: as it is). SQLite hands back
+    booleans as 0/1 and datetimes without their zone; a NULL mapping reads as an empty one."""
+    if hint is bool or hint is int:
+        return cast("Callable[[Any], Any]", hint)
+    if hint is datetime:
+        return as_utc
+    if get_origin(hint) is dict:
+        return _as_dict
+    return None
+
+
+# Per (model, fields given by the caller): the fields read from the row, one getter that reads
+# them all (a tuple: every model here has several), and each field's converter.
+_Plan: TypeAlias = tuple[tuple[str, ...], Callable[[Any], Any], tuple[Callable[[Any], Any] | None, ...]]
+_PLANS: dict[tuple[type[Any], tuple[str, ...]], _Plan] = {}
+
+
+def _plan(model: type[Any], given: tuple[str, ...]) -> _Plan:
+    plan = _PLANS.get((model, given))
+    if plan is None:
+        hints = get_type_hints(model)
+        names = tuple(f.name for f in dataclasses.fields(model) if f.init and f.name not in given)
+        converters = tuple(_converter(hints[name]) for name in names)
+        plan = _PLANS[model, given] = (names, operator.attrgetter(*names), converters)
+    return plan
+
+
+def from_row(model: type[M], row: Any, **given: Any) -> M:
+    """A `model` dataclass from the row's columns of the same names, each converted as its
+    field's type says (`_converter`); `given` fields are taken as they are instead."""
+    names, read, converters = _plan(model, tuple(given))
+    values = zip(names, converters, read(row), strict=True)
+    return model(**given, **{name: v if convert is None else convert(v) for name, convert, v in values})
+
+
 def bucket_from_row(row: AnyRow) -> Bucket:
-    return Bucket(
-        name=row.name,
-        org_id=row.org_id,
-        owner_principal=row.owner_principal,
-        zone=row.zone,
-        created_at=as_utc(row.created_at),
-        versioning=row.versioning or "",
-        policy=row.policy,
-        tags=row.tags,
-        cors=row.cors,
-        settings=dict(row.settings or {}),
-    )
+    return from_row(Bucket, row, versioning=row.versioning or "")
 
 
 def version_from_row(row: AnyRow) -> ObjectVersion:
-    return ObjectVersion(
-        bucket=row.bucket,
-        key=row.key,
-        version_id=row.version_id,
-        seq=int(row.seq),
-        is_latest=bool(row.is_latest),
-        is_delete_marker=bool(row.is_delete_marker),
-        size=int(row.size),
-        etag=row.etag,
-        last_modified=as_utc(row.last_modified),
-        owner_principal=row.owner_principal,
-        storage_class=row.storage_class,
-        headers=dict(row.headers or {}),
-        checksums=dict(row.checksums or {}),
-        parts=parts_from_json(row.parts),
-        tags=row.tags,
-        acl=row.acl,
-    )
+    return from_row(ObjectVersion, row, parts=parts_from_json(row.parts))
 
 
 def upload_from_row(row: AnyRow) -> Upload:
-    return Upload(
-        upload_id=row.upload_id,
-        bucket=row.bucket,
-        key=row.key,
-        initiated=as_utc(row.initiated),
-        owner_principal=row.owner_principal,
-        storage_class=row.storage_class,
-        headers=dict(row.headers or {}),
-        checksum_algorithm=row.checksum_algorithm,
-        checksum_type=row.checksum_type,
-        tags=row.tags,
-        acl=row.acl,
-    )
+    return from_row(Upload, row)
 
 
 def part_from_row(row: AnyRow) -> Part:
-    return Part(
-        part_number=int(row.part_number),
-        blob=row.blob,
-        size=int(row.size),
-        etag=row.etag,
-        checksums=dict(row.checksums or {}),
-        last_modified=as_utc(row.last_modified),
-    )
+    return from_row(Part, row)
 
 
 def latest_only() -> sa.ColumnElement[bool]:

@@ -5,6 +5,13 @@ and, in the same transaction, moves every blob it stops referencing into `dead_b
 (`retire`), where the collector finds it after a grace period. So a crash leaves at worst
 an unreferenced blob (the orphan scan's job), never a row pointing at a missing or torn body.
 
+Group commit (SQLite): concurrent `run` calls of one process share one transaction and
+one durable commit. The first to arrive leads: it takes the write lock, runs every
+waiting caller's function in a savepoint of its own (one that raises rolls back alone,
+as its own transaction would), commits once, and wakes them. Nobody returns before the
+commit that holds their rows, so what a success means is unchanged; the WAL's fsync is
+shared by the group instead of paid by each (docs/decisions/0200-group-commit.md).
+
 Concurrency: SQLite serialises writers (BEGIN IMMEDIATE). On PostgreSQL a write locks
 the rows it depends on (the bucket row FOR KEY SHARE, `lock_bucket`; the key, with an
 advisory lock, `lock_key`); a unique partial index allows one latest row per key, so two
@@ -13,7 +20,9 @@ writers racing on a new key collide and the loser retries its whole transaction.
 
 from __future__ import annotations
 
+import contextvars
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -52,6 +61,27 @@ def _retryable(exc: sa.exc.DBAPIError) -> bool:
     return getattr(exc.orig, "sqlstate", None) in {"40001", "40P01"}
 
 
+class _Call:
+    """One caller's function waiting for a group commit, and what became of it."""
+
+    __slots__ = ("context", "error", "finished", "fn", "lead", "result", "solo", "woken")
+
+    def __init__(self, fn: Callable[[Connection], Any]) -> None:
+        self.fn = fn
+        # The leader runs `fn` in its caller's context: `reserved.system_writes` is a
+        # context variable, and one caller's must never lend its writes to another.
+        self.context = contextvars.copy_context()
+        self.woken = threading.Event()  # set after `finished` or `lead` is
+        self.finished = False
+        self.lead = False  # to lead the next group (it waits for its result after)
+        self.solo = False  # its group's transaction failed in the database: run alone
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+_GROUP_MAX = 64  # callers per group commit: bounds the one transaction's length
+
+
 class Transactions:
     """Write transactions of one metadata store, shared by Buckets, Objects and Uploads."""
 
@@ -62,11 +92,103 @@ class Transactions:
         self._retire_stmt: Any = None  # built on first use, for this store's dialect
         # Applies each transaction's usage Delta before it commits (set by `Usage`).
         self.usage: Usage | None = None
+        self._grouped = db.dialect == "sqlite"
+        self._queue: list[_Call] = []
+        self._queue_lock = threading.Lock()
+        self._leading = False
+        self._in_group = threading.local()
 
     def run(self, fn: Callable[[Connection], T]) -> T:
         """Run `fn` in a write transaction, retrying when a concurrent writer won a race.
         What `fn` changed in the usage counters (`delta`) is applied, and checked against
-        the capacity caps, in the same transaction just before it commits."""
+        the capacity caps, in the same transaction just before it commits. On SQLite, `fn`
+        may share that transaction and its commit with concurrent callers (group commit);
+        it returns once the commit is durable either way."""
+        if not self._grouped or getattr(self._in_group, "active", False):
+            return self._run_alone(fn)
+        call = _Call(fn)
+        with self._queue_lock:
+            self._queue.append(call)
+            call.lead = not self._leading
+            self._leading = True
+        while True:
+            if call.lead:
+                call.lead = False
+                self._lead()
+            if call.finished:
+                break
+            call.woken.wait()
+            call.woken.clear()  # a flag set before a wake is seen by the checks above
+        if call.solo:
+            return self._run_alone(fn)
+        if call.error is not None:
+            raise call.error
+        result: T = call.result
+        return result
+
+    def _lead(self) -> None:
+        """Run one group of waiting calls in one transaction, then hand the lead on."""
+        with self._queue_lock:
+            group, self._queue = self._queue[:_GROUP_MAX], self._queue[_GROUP_MAX:]
+        self._in_group.active = True
+        try:
+            if len(group) == 1:  # nobody to share with: its own transaction, no savepoint
+                self._run_one(group[0])
+            else:
+                self._run_group(group)
+        finally:
+            self._in_group.active = False
+            with self._queue_lock:
+                nxt = self._queue[0] if self._queue else None
+                self._leading = nxt is not None
+                if nxt is not None:
+                    nxt.lead = True
+            for call in group:
+                call.finished = True
+                call.woken.set()
+            if nxt is not None:
+                nxt.woken.set()
+
+    def _run_one(self, call: _Call) -> None:
+        try:
+            call.result = call.context.run(self._run_alone, call.fn)
+        except BaseException as exc:  # the caller's to raise, in its own thread
+            call.error = exc
+
+    def _run_group(self, group: list[_Call]) -> None:
+        try:
+            with self.db.write() as conn:
+                for call in group:
+                    self._run_saved(conn, call)
+        except sa.exc.DBAPIError:
+            # BEGIN or COMMIT failed (busy, a full disk): nothing of the group is stored,
+            # and each caller runs alone with its retries, as it would have.
+            for call in group:
+                call.solo = True
+        except BaseException as exc:
+            for call in group:
+                call.error = call.error or exc
+
+    def _run_saved(self, conn: Connection, call: _Call) -> None:
+        """One call of a group, in a savepoint: what it raises undoes only its own work. A
+        database error makes it run alone after the group (its retry loop decides)."""
+        delta = conn.info[_DELTA] = Delta()
+        savepoint = conn.begin_nested()
+        try:
+            call.result = call.context.run(call.fn, conn)
+            if delta and self.usage is not None:
+                call.context.run(self.usage.apply, conn, delta)
+            savepoint.commit()
+        except sa.exc.DBAPIError:
+            savepoint.rollback()
+            call.solo = True
+        except Exception as exc:
+            savepoint.rollback()
+            call.error = exc
+        finally:
+            conn.info.pop(_DELTA, None)
+
+    def _run_alone(self, fn: Callable[[Connection], T]) -> T:
         for attempt in range(_RETRIES):
             try:
                 with self.db.write() as conn:

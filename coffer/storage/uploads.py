@@ -469,7 +469,7 @@ class Uploads:
         max_uploads: int = 1000,
     ) -> UploadListing:
         """In-progress uploads by key, then initiation time; common prefixes roll up like
-        list_objects, each skipped with one range seek."""
+        list_objects, each skipped with one index seek."""
         self.buckets.get(bucket)
         max_uploads = page_size("max_uploads", max_uploads)
         if max_uploads == 0:

@@ -48,15 +48,8 @@ if TYPE_CHECKING:
 
 # Counter rows per (bucket, storage class) on PostgreSQL; a write adds to one at random.
 SHARDS = 16
-COUNTERS = (
-    "objects",
-    "bytes",
-    "noncurrent_objects",
-    "noncurrent_bytes",
-    "delete_markers",
-    "uploads",
-    "upload_bytes",
-)
+# The counters are the table's columns past its key (bucket, storage class, shard), in order.
+COUNTERS = tuple(column.name for column in bucket_usage.c if not column.primary_key)
 _INDEX = {name: i for i, name in enumerate(COUNTERS)}
 _ZERO = (0,) * len(COUNTERS)
 _BILLED = (bucket_usage.c.bytes + bucket_usage.c.noncurrent_bytes + bucket_usage.c.upload_bytes,)

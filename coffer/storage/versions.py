@@ -9,8 +9,9 @@ never the bucket.
 
 A page resumes from (key-marker, version-id-marker): the marker version's `seq` is looked
 up once, then the rest of that key is read (`seq` below it) before the next keys. The
-page is walked by `listing.walk`, as every listing: once a common prefix is emitted, the
-next query seeks to its successor, so the versions under it are never read.
+page is walked by `listing.walk`, as every listing: with a delimiter, a run of common
+prefixes is one skip-scan (one index seek per prefix, so the versions under it are never
+read) and the keys between runs are range reads.
 """
 
 from __future__ import annotations
@@ -21,24 +22,19 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from coffer.storage.listing import Cursor, walk
+from coffer.storage.listing import Cursor, Scope, skip_scan, walk
 from coffer.storage.models import ListedVersion, VersionListing, VersionState
-from coffer.storage.rows import as_utc, checksum_algorithm, latest_only
+from coffer.storage.rows import OBJECT_LISTING_COLUMNS, checksum_algorithm, from_row, latest_only
 from coffer.storage.rules import successor
 from coffer.store.schema import objects
 
+# A ListedVersion is a ListedObject with the version's own columns.
 _COLUMNS = (
-    objects.c.key,
+    *OBJECT_LISTING_COLUMNS,
     objects.c.version_id,
     objects.c.seq,
     objects.c.is_latest,
     objects.c.is_delete_marker,
-    objects.c.last_modified,
-    objects.c.etag,
-    objects.c.size,
-    objects.c.storage_class,
-    objects.c.owner_principal,
-    objects.c.checksums,
 )
 
 
@@ -102,20 +98,15 @@ def list_versions(
         start = Cursor(key_marker, below_seq=seq) if seq is not None else Cursor(key_marker)
     else:
         start = Cursor(key_marker, inclusive=not key_marker)
+    scope = Scope(prefix, delimiter, key_marker, max_keys)
+    skip = skip_scan(conn, o.key, (o.bucket == bucket,), scope)
     entries, truncated = walk(
-        fetch, start, prefix=prefix, delimiter=delimiter, marker=key_marker, limit=max_keys
+        fetch, start, scope, skip=skip, after=lambda row: Cursor(row.key, below_seq=row.seq)
     )
     versions = [
-        ListedVersion(
-            key=row.key,
-            version_id=row.version_id,
-            is_latest=bool(row.is_latest),
-            is_delete_marker=bool(row.is_delete_marker),
-            last_modified=as_utc(row.last_modified),
-            etag=row.etag,
-            size=int(row.size),
-            storage_class=row.storage_class,
-            owner_principal=row.owner_principal,
+        from_row(
+            ListedVersion,
+            row,
             checksum_algorithm=checksum_algorithm(row.checksums),
             checksum_type=(row.checksums or {}).get("type"),
         )
@@ -144,18 +135,7 @@ _STATE_COLUMNS = (
 
 
 def _states(rows: Sequence[Any]) -> list[VersionState]:
-    return [
-        VersionState(
-            key=row.key,
-            version_id=row.version_id,
-            is_latest=bool(row.is_latest),
-            is_delete_marker=bool(row.is_delete_marker),
-            last_modified=as_utc(row.last_modified),
-            size=int(row.size),
-            tags=row.tags,
-        )
-        for row in rows
-    ]
+    return [from_row(VersionState, row) for row in rows]
 
 
 _KEY_STATES = (  # built once: it runs for every deletion a lifecycle rule makes

@@ -7,6 +7,7 @@ import fcntl
 import logging
 import os
 import threading
+from collections import namedtuple
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,33 @@ def _sqlite_file(engine: Engine) -> str | None:
     return database
 
 
+class _PointRead:
+    """One SELECT compiled for SQLite: its SQL, parameter order, and per-column processors."""
+
+    def __init__(self, statement: sa.Select[Any], dialect: sa.Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        self.names = tuple(compiled.positiontup or ())
+        columns = list(statement.selected_columns)
+        self.row: Any = namedtuple("Row", [c.key for c in columns], rename=True)  # type: ignore[misc]
+        self.processors = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+
+    def fetch(self, engine: Engine, params: dict[str, Any]) -> Any:
+        conn = engine.raw_connection()
+        try:
+            cursor = conn.cursor()
+            try:
+                cursor.execute(self.sql, tuple(params[name] for name in self.names))
+                raw = cursor.fetchone()
+            finally:
+                cursor.close()
+        finally:
+            conn.close()  # back to the pool
+        if raw is None:
+            return None
+        return self.row(*[p(v) if p is not None else v for p, v in zip(self.processors, raw, strict=True)])
+
+
 class Database:
     """Owns the engine. `read()` and `write()` hand out connections inside a transaction.
 
@@ -204,6 +232,7 @@ class Database:
             create_private_file(Path(db_file))  # SQLite gives -wal and -shm this file's mode
         self._gate = _WriteGate(db_file) if self.dialect == "sqlite" else None
         self.inline_reads = self.dialect == "sqlite"
+        self._plans: dict[sa.Select[Any], _PointRead] = {}
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
@@ -226,6 +255,26 @@ class Database:
                 yield conn
             finally:
                 conn.info.pop("single", None)
+
+    def fetch_one(self, statement: sa.Select[Any], params: dict[str, Any]) -> Any:
+        """The first row of a point read (None if none), with attribute access as a Row.
+
+        On SQLite the statement goes straight to a pooled DBAPI connection, compiled once,
+        with the columns' own result processors: SQLAlchemy's per-execution work (connection
+        and result objects, events, the compiled-cache key) was most of a small GET's CPU.
+        A statement that fails there is run again the ordinary way, which raises the error
+        as SQLAlchemy would. Elsewhere, or while something listens to the engine's statements
+        (tests/support/storage.py counts them), this is `query()` and `execute().first()`."""
+        if self.dialect == "sqlite" and not self.engine.dispatch.before_cursor_execute:
+            plan = self._plans.get(statement)
+            if plan is None:
+                plan = self._plans[statement] = _PointRead(statement, self.engine.dialect)
+            try:
+                return plan.fetch(self.engine, params)
+            except Exception:
+                log.debug("point read failed on the DBAPI connection; running it through SQLAlchemy")
+        with self.query() as conn:
+            return conn.execute(statement, params).first()
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:

@@ -2,9 +2,15 @@
 
 Object keys use the C collation on PostgreSQL so that ORDER BY matches S3's UTF-8
 byte order; SQLite's default BINARY collation already does.
+
+Plain columns are stated in runs, as `name=type` keywords (`_key`, `_required`,
+`_optional`), the columns every table shapes alike by a helper each; a column with a
+default, an index or a foreign key of its own is a `sa.Column` of its own.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -14,22 +20,60 @@ metadata = sa.MetaData()
 KeyText = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
 Timestamp = sa.DateTime(timezone=True)
 
+_Column = sa.Column[Any]
+_Type = sa.types.TypeEngine[Any] | type[sa.types.TypeEngine[Any]]
+
+
+def _key(**types: _Type) -> list[_Column]:
+    """The primary key's columns, in the order given."""
+    return [sa.Column(name, type_, primary_key=True) for name, type_ in types.items()]
+
+
+def _required(**types: _Type) -> list[_Column]:
+    """NOT NULL columns, in the order given."""
+    return [sa.Column(name, type_, nullable=False) for name, type_ in types.items()]
+
+
+def _optional(**types: _Type) -> list[_Column]:
+    """Nullable columns (NULL: not set), in the order given."""
+    return [sa.Column(name, type_, nullable=True) for name, type_ in types.items()]
+
+
+def _org_id(**kw: Any) -> _Column:
+    """The organization a row belongs to."""
+    return sa.Column("org_id", sa.String(32), sa.ForeignKey("organizations.id"), **kw)
+
+
+def _edited() -> list[_Column]:
+    """When a row was created and last changed."""
+    return _required(created_at=Timestamp, updated_at=Timestamp)
+
+
+def _lifetime() -> list[_Column]:
+    """When a credential was made, when it expires (NULL: never) and was revoked (NULL: not yet)."""
+    return [*_required(created_at=Timestamp), *_optional(expires_at=Timestamp, revoked_at=Timestamp)]
+
+
+def _counters(*names: str) -> list[_Column]:
+    """Counters of `bucket_usage` (usage.py's COUNTERS are these, in this order)."""
+    return [sa.Column(name, sa.BigInteger, nullable=False, default=0) for name in names]
+
+
 organizations = sa.Table(
     "organizations",
     metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("name", sa.Text, nullable=False),
-    sa.Column("created_at", Timestamp, nullable=False),
+    *_key(id=sa.String(32)),
+    *_required(name=sa.Text, created_at=Timestamp),
 )
 
 users = sa.Table(
     "users",
     metadata,
-    sa.Column("id", sa.String(32), primary_key=True),  # the UID; principal coreweave/<UID>
-    sa.Column("org_id", sa.String(32), sa.ForeignKey("organizations.id"), nullable=False),
-    sa.Column("name", sa.Text, nullable=False),
+    *_key(id=sa.String(32)),  # the UID; principal coreweave/<UID>
+    _org_id(nullable=False),
+    *_required(name=sa.Text),
     sa.Column("is_storage_admin", sa.Boolean, nullable=False, default=False),
-    sa.Column("created_at", Timestamp, nullable=False),
+    *_required(created_at=Timestamp),
     sa.UniqueConstraint("org_id", "name", name="uq_users_org_name"),
 )
 
@@ -37,47 +81,41 @@ group_members = sa.Table(
     "group_members",
     metadata,
     sa.Column("user_id", sa.String(32), sa.ForeignKey("users.id"), primary_key=True),
-    sa.Column("group_name", sa.Text, primary_key=True),
+    *_key(group_name=sa.Text),
 )
 
 api_tokens = sa.Table(
     "api_tokens",
     metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
+    *_key(id=sa.String(32)),
     sa.Column("user_id", sa.String(32), sa.ForeignKey("users.id"), nullable=False),
     sa.Column("token_hash", sa.LargeBinary(32), nullable=False, unique=True),
     sa.Column("name", sa.Text, nullable=False, default=""),
-    sa.Column("created_at", Timestamp, nullable=False),
-    sa.Column("expires_at", Timestamp, nullable=True),
-    sa.Column("revoked_at", Timestamp, nullable=True),
+    *_lifetime(),
 )
 
 access_keys = sa.Table(
     "access_keys",
     metadata,
-    sa.Column("access_key_id", sa.String(32), primary_key=True),
-    sa.Column("org_id", sa.String(32), sa.ForeignKey("organizations.id"), nullable=False),
+    *_key(access_key_id=sa.String(32)),
+    _org_id(nullable=False),
     sa.Column("principal_name", sa.Text, nullable=False, index=True),
-    sa.Column("user_id", sa.String(32), nullable=True),
-    sa.Column("secret_ciphertext", sa.LargeBinary, nullable=False),
+    *_optional(user_id=sa.String(32)),
+    *_required(secret_ciphertext=sa.LargeBinary),
     # Set only for keys handed out with a session token (container credentials).
-    sa.Column("session_token_hash", sa.LargeBinary(32), nullable=True),
-    sa.Column("source", sa.String(16), nullable=False),  # jwt | api-token | saml | oidc
-    sa.Column("role", sa.Text, nullable=True),  # role/<...> usable as a policy principal
-    sa.Column("attributes", sa.JSON, nullable=False),
-    sa.Column("multi_attributes", sa.JSON, nullable=False),
-    sa.Column("created_at", Timestamp, nullable=False),
-    sa.Column("expires_at", Timestamp, nullable=True),  # NULL = permanent
-    sa.Column("revoked_at", Timestamp, nullable=True),
+    *_optional(session_token_hash=sa.LargeBinary(32)),
+    # `source`: jwt | api-token | saml | oidc; `role`: role/<...>, usable as a policy principal.
+    *_required(source=sa.String(16)),
+    *_optional(role=sa.Text),
+    *_required(attributes=sa.JSON, multi_attributes=sa.JSON),
+    *_lifetime(),
     # The workload-federation config a SAML/OIDC key was minted through: removing or
     # deactivating the config revokes its keys (trust in that IdP is withdrawn).
     sa.Column("federation_config_id", sa.String(36), nullable=True, index=True),
-    # A scoped key's inline policy (coffer/policy/scope.py), immutable; NULL: as wide as its owner (0012).
-    sa.Column("scope", sa.JSON, nullable=True),
-    # A revocation a rotation scheduled: the key is refused from this instant on (0013).
-    sa.Column("revoke_at", Timestamp, nullable=True),
-    # The key this one replaced in a rotation.
-    sa.Column("rotated_from", sa.String(32), nullable=True),
+    # `scope`: a scoped key's inline policy (coffer/policy/scope.py), immutable; NULL: as wide
+    # as its owner (0012). `revoke_at`: a revocation a rotation scheduled, the key is refused
+    # from this instant on (0013). `rotated_from`: the key this one replaced in a rotation.
+    *_optional(scope=sa.JSON, revoke_at=Timestamp, rotated_from=sa.String(32)),
     sa.Index("ix_access_keys_org_created", "org_id", "created_at"),
     sa.Index("ix_access_keys_rotated_from", "rotated_from"),
     # The live-key cap's count (coffer.identity.accesskeys): live keys only.
@@ -89,34 +127,26 @@ access_keys = sa.Table(
 access_key_last_used = sa.Table(
     "access_key_last_used",
     metadata,
-    sa.Column("access_key_id", sa.String(32), primary_key=True),
-    sa.Column("used_at", Timestamp, nullable=False),
-    sa.Column("operation", sa.String(64), nullable=False),
-    sa.Column("source_ip", sa.String(64), nullable=False),
-    sa.Column("face", sa.String(16), nullable=False),
+    *_key(access_key_id=sa.String(32)),
+    *_required(used_at=Timestamp, operation=sa.String(64), source_ip=sa.String(64), face=sa.String(16)),
 )
 
 principal_suspensions = sa.Table(
     "principal_suspensions",
     metadata,
-    sa.Column("org_id", sa.String(32), primary_key=True),
-    sa.Column("principal_name", sa.Text, primary_key=True),
-    sa.Column("suspended_at", Timestamp, nullable=False),
+    *_key(org_id=sa.String(32), principal_name=sa.Text),
+    *_required(suspended_at=Timestamp),
 )
 
 buckets = sa.Table(
     "buckets",
     metadata,
-    sa.Column("name", sa.String(63), primary_key=True),  # globally unique, as on CoreWeave
-    sa.Column("org_id", sa.String(32), sa.ForeignKey("organizations.id"), nullable=False),
-    sa.Column("owner_principal", sa.Text, nullable=False),
-    sa.Column("zone", sa.String(32), nullable=False),
-    sa.Column("created_at", Timestamp, nullable=False),
+    *_key(name=sa.String(63)),  # globally unique, as on CoreWeave
+    _org_id(nullable=False),
+    *_required(owner_principal=sa.Text, zone=sa.String(32), created_at=Timestamp),
     sa.Column("versioning", sa.String(16), nullable=False, default=""),  # "" | Enabled | Suspended
-    sa.Column("policy", sa.Text, nullable=True),
-    sa.Column("tags", sa.JSON, nullable=True),
-    sa.Column("cors", sa.Text, nullable=True),
-    sa.Column("settings", sa.JSON, nullable=False),
+    *_optional(policy=sa.Text, tags=sa.JSON, cors=sa.Text),
+    *_required(settings=sa.JSON),
     sa.Index("ix_buckets_org", "org_id", "name"),
 )
 
@@ -124,25 +154,20 @@ buckets = sa.Table(
 objects = sa.Table(
     "objects",
     metadata,
-    sa.Column("bucket", sa.String(63), primary_key=True),
-    sa.Column("key", KeyText, primary_key=True),
-    sa.Column("version_id", sa.String(64), primary_key=True),
-    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
-    sa.Column("is_latest", sa.Boolean, nullable=False),
+    *_key(bucket=sa.String(63), key=KeyText, version_id=sa.String(64)),
+    *_required(seq=sa.BigInteger().with_variant(sa.Integer, "sqlite"), is_latest=sa.Boolean),
     sa.Column("is_delete_marker", sa.Boolean, nullable=False, default=False),
     sa.Column("size", sa.BigInteger, nullable=False, default=0),
     sa.Column("etag", sa.Text, nullable=False, default=""),
-    sa.Column("last_modified", Timestamp, nullable=False),
+    *_required(last_modified=Timestamp),
     sa.Column("owner_principal", sa.Text, nullable=False, default=""),
     sa.Column("storage_class", sa.String(32), nullable=False, default="STANDARD"),
-    # Content-Type, Content-Encoding, ... and x-amz-meta-* as sent.
-    sa.Column("headers", sa.JSON, nullable=False),
-    sa.Column("checksums", sa.JSON, nullable=False),  # {"CRC32": "...", ...} plus "type"
-    # [{"blob": id, "size": n, "etag": "...", "checksums": {...}}]; one entry per part.
-    sa.Column("parts", sa.JSON, nullable=False),
-    sa.Column("tags", sa.JSON, nullable=True),
-    # {"owner": canonical id, "grants": [...]} when written with ACLs on (coffer/policy/acl.py).
-    sa.Column("acl", sa.JSON, nullable=True),
+    # `headers`: Content-Type, Content-Encoding, ... and x-amz-meta-* as sent. `checksums`:
+    # {"CRC32": "...", ...} plus "type". `parts`: [{"blob": id, "size": n, "etag": "...",
+    # "checksums": {...}}], one entry per part.
+    *_required(headers=sa.JSON, checksums=sa.JSON, parts=sa.JSON),
+    # `acl`: {"owner": canonical id, "grants": [...]} when written with ACLs on (coffer/policy/acl.py).
+    *_optional(tags=sa.JSON, acl=sa.JSON),
     # Exactly one latest row per key (a concurrent second writer gets a unique violation and
     # retries); lookups and listings of current versions walk this partial index in key order,
     # so pages cost O(page). The predicate is spelled as each dialect's SQLAlchemy renders
@@ -162,18 +187,14 @@ objects = sa.Table(
 multipart_uploads = sa.Table(
     "multipart_uploads",
     metadata,
-    sa.Column("upload_id", sa.String(64), primary_key=True),
-    sa.Column("bucket", sa.String(63), nullable=False),
-    sa.Column("key", KeyText, nullable=False),
-    sa.Column("initiated", Timestamp, nullable=False),
+    *_key(upload_id=sa.String(64)),
+    *_required(bucket=sa.String(63), key=KeyText, initiated=Timestamp),
     sa.Column("owner_principal", sa.Text, nullable=False, default=""),
     sa.Column("storage_class", sa.String(32), nullable=False, default="STANDARD"),
-    sa.Column("headers", sa.JSON, nullable=False),
-    sa.Column("checksum_algorithm", sa.String(16), nullable=True),
-    sa.Column("checksum_type", sa.String(16), nullable=True),
-    sa.Column("tags", sa.JSON, nullable=True),
+    *_required(headers=sa.JSON),
+    *_optional(checksum_algorithm=sa.String(16), checksum_type=sa.String(16), tags=sa.JSON),
     # The completed object's owner ({"owner": ...}) and, with ACLs on, its grants.
-    sa.Column("acl", sa.JSON, nullable=True),
+    *_optional(acl=sa.JSON),
     # Upload ids start with their creation time, so (key, upload_id) is S3's listing order.
     sa.Index("ix_uploads_bucket_key", "bucket", "key", "upload_id"),
 )
@@ -181,13 +202,9 @@ multipart_uploads = sa.Table(
 multipart_parts = sa.Table(
     "multipart_parts",
     metadata,
-    sa.Column("upload_id", sa.String(64), primary_key=True),
-    sa.Column("part_number", sa.Integer, primary_key=True),
-    sa.Column("blob", sa.String(64), nullable=False),
-    sa.Column("size", sa.BigInteger, nullable=False),
-    sa.Column("etag", sa.Text, nullable=False),
-    sa.Column("checksums", sa.JSON, nullable=False),
-    sa.Column("last_modified", Timestamp, nullable=False),
+    *_key(upload_id=sa.String(64), part_number=sa.Integer),
+    *_required(blob=sa.String(64), size=sa.BigInteger, etag=sa.Text, checksums=sa.JSON),
+    *_required(last_modified=Timestamp),
 )
 
 # Multipart uploads completed in the last COMPLETED_UPLOAD_RETENTION (coffer/storage/rules.py),
@@ -196,12 +213,9 @@ multipart_parts = sa.Table(
 completed_uploads = sa.Table(
     "completed_uploads",
     metadata,
-    sa.Column("upload_id", sa.String(64), primary_key=True),
-    sa.Column("bucket", sa.String(63), nullable=False),
-    sa.Column("key", KeyText, nullable=False),
-    sa.Column("version_id", sa.String(64), nullable=False),
-    sa.Column("etag", sa.Text, nullable=False),
-    sa.Column("parts_digest", sa.String(64), nullable=False),
+    *_key(upload_id=sa.String(64)),
+    *_required(bucket=sa.String(63), key=KeyText, version_id=sa.String(64), etag=sa.Text),
+    *_required(parts_digest=sa.String(64)),
     sa.Column("completed_at", Timestamp, nullable=False, index=True),
 )
 
@@ -212,16 +226,9 @@ completed_uploads = sa.Table(
 bucket_usage = sa.Table(
     "bucket_usage",
     metadata,
-    sa.Column("bucket", sa.String(63), primary_key=True),
-    sa.Column("storage_class", sa.String(32), primary_key=True),
-    sa.Column("shard", sa.SmallInteger, primary_key=True),
-    sa.Column("objects", sa.BigInteger, nullable=False, default=0),  # current versions
-    sa.Column("bytes", sa.BigInteger, nullable=False, default=0),
-    sa.Column("noncurrent_objects", sa.BigInteger, nullable=False, default=0),
-    sa.Column("noncurrent_bytes", sa.BigInteger, nullable=False, default=0),
-    sa.Column("delete_markers", sa.BigInteger, nullable=False, default=0),
-    sa.Column("uploads", sa.BigInteger, nullable=False, default=0),  # in-progress multipart uploads
-    sa.Column("upload_bytes", sa.BigInteger, nullable=False, default=0),  # their uploaded parts
+    *_key(bucket=sa.String(63), storage_class=sa.String(32), shard=sa.SmallInteger),
+    *_counters("objects", "bytes", "noncurrent_objects", "noncurrent_bytes", "delete_markers"),
+    *_counters("uploads", "upload_bytes"),  # in-progress multipart uploads, their uploaded parts
 )
 
 # Blobs whose metadata row was removed; the collector unlinks them after a grace period,
@@ -229,8 +236,8 @@ bucket_usage = sa.Table(
 dead_blobs = sa.Table(
     "dead_blobs",
     metadata,
-    sa.Column("blob", sa.String(64), primary_key=True),
-    sa.Column("dead_since", Timestamp, nullable=False),
+    *_key(blob=sa.String(64)),
+    *_required(dead_since=Timestamp),
     sa.Index("ix_dead_blobs_since", "dead_since"),
 )
 
@@ -240,30 +247,24 @@ dead_blobs = sa.Table(
 org_policies = sa.Table(
     "org_policies",
     metadata,
-    sa.Column("org_id", sa.String(32), sa.ForeignKey("organizations.id"), primary_key=True),
-    sa.Column("name", sa.String(128), primary_key=True),
-    sa.Column("document", sa.Text, nullable=False),
-    sa.Column("etag", sa.String(64), nullable=False),
-    sa.Column("created_at", Timestamp, nullable=False),
-    sa.Column("updated_at", Timestamp, nullable=False),
+    _org_id(primary_key=True),
+    *_key(name=sa.String(128)),
+    *_required(document=sa.Text, etag=sa.String(64)),
+    *_edited(),
 )
 
 # Workload-federation configurations (SAML IdPs and OIDC issuers an organization trusts).
 # `document` is the validated config as JSON (coffer.federation's to_json); `lookup` is the
 # part that must be unique within (org, kind): a SHA-256 of the OIDC (issuer, audience) pair,
-# for SAML the config id itself (SAML exchanges name their config explicitly).
+# for SAML the config id itself (SAML exchanges name their config explicitly). `kind`: saml | oidc.
 federation_configs = sa.Table(
     "federation_configs",
     metadata,
-    sa.Column("config_id", sa.String(36), primary_key=True),
-    sa.Column("org_id", sa.String(32), sa.ForeignKey("organizations.id"), nullable=False),
-    sa.Column("kind", sa.String(8), nullable=False),  # saml | oidc
-    sa.Column("name", sa.String(255), nullable=False),
-    sa.Column("lookup", sa.Text, nullable=False),
-    sa.Column("document", sa.Text, nullable=False),
-    sa.Column("created_at", Timestamp, nullable=False),
-    sa.Column("updated_at", Timestamp, nullable=False),
-    sa.Column("deactivated_at", Timestamp, nullable=True),
+    *_key(config_id=sa.String(36)),
+    _org_id(nullable=False),
+    *_required(kind=sa.String(8), name=sa.String(255), lookup=sa.Text, document=sa.Text),
+    *_edited(),
+    *_optional(deactivated_at=Timestamp),
     sa.UniqueConstraint("org_id", "kind", "name", name="uq_federation_configs_name"),
     sa.Index("ix_federation_configs_lookup", "org_id", "kind", "lookup", unique=True),
 )
@@ -273,7 +274,7 @@ federation_configs = sa.Table(
 federation_replay = sa.Table(
     "federation_replay",
     metadata,
-    sa.Column("key", sa.String(64), primary_key=True),
+    *_key(key=sa.String(64)),
     sa.Column("expires_at", Timestamp, nullable=False, index=True),
 )
 
@@ -282,12 +283,11 @@ federation_replay = sa.Table(
 org_settings = sa.Table(
     "org_settings",
     metadata,
-    sa.Column("org_id", sa.String(32), sa.ForeignKey("organizations.id"), primary_key=True),
+    _org_id(primary_key=True),
     sa.Column("control_plane_audit_logging_enabled", sa.Boolean, nullable=False, default=False),
     sa.Column("bucket_audit_logging_enabled", sa.Boolean, nullable=False, default=False),
-    sa.Column("max_buckets", sa.Integer, nullable=True),
-    sa.Column("capacity_cap_bytes", sa.BigInteger, nullable=True),
-    sa.Column("updated_at", Timestamp, nullable=False),
+    *_optional(max_buckets=sa.Integer, capacity_cap_bytes=sa.BigInteger),
+    *_required(updated_at=Timestamp),
 )
 
 # A bucket's lifecycle configuration (PutBucketLifecycleConfiguration), one row per bucket that
@@ -295,10 +295,9 @@ org_settings = sa.Table(
 bucket_lifecycle = sa.Table(
     "bucket_lifecycle",
     metadata,
-    sa.Column("bucket", sa.String(63), primary_key=True),
-    sa.Column("document", sa.Text, nullable=False),
-    sa.Column("created_at", Timestamp, nullable=False),
-    sa.Column("updated_at", Timestamp, nullable=False),
+    *_key(bucket=sa.String(63)),
+    *_required(document=sa.Text),
+    *_edited(),
 )
 
 # The background executor's state per (bucket, task) (coffer/lifecycle/executor.py): the lease
@@ -307,13 +306,9 @@ bucket_lifecycle = sa.Table(
 bucket_task_state = sa.Table(
     "bucket_task_state",
     metadata,
-    sa.Column("bucket", sa.String(63), primary_key=True),
-    sa.Column("task", sa.String(32), primary_key=True),
-    sa.Column("holder", sa.String(96), nullable=True),
-    sa.Column("lease_until", Timestamp, nullable=True),
-    sa.Column("cursor", sa.Text, nullable=True),
-    sa.Column("pass_started", Timestamp, nullable=True),
-    sa.Column("last_pass", Timestamp, nullable=True),
+    *_key(bucket=sa.String(63), task=sa.String(32)),
+    *_optional(holder=sa.String(96), lease_until=Timestamp, cursor=sa.Text),
+    *_optional(pass_started=Timestamp, last_pass=Timestamp),
 )
 
 # A bucket's inventory configurations (PutBucketInventoryConfiguration), one row per (bucket, id):
@@ -322,18 +317,16 @@ bucket_task_state = sa.Table(
 inventory_configs = sa.Table(
     "inventory_configs",
     metadata,
-    sa.Column("bucket", sa.String(63), primary_key=True),
-    sa.Column("config_id", sa.String(64), primary_key=True),
-    sa.Column("document", sa.Text, nullable=False),
-    sa.Column("created_at", Timestamp, nullable=False),
-    sa.Column("updated_at", Timestamp, nullable=False),
-    sa.Column("last_report_at", Timestamp, nullable=True),
+    *_key(bucket=sa.String(63), config_id=sa.String(64)),
+    *_required(document=sa.Text),
+    *_edited(),
+    *_optional(last_report_at=Timestamp),
 )
 
 # A counter bumped by every change that cached state depends on (keys, tokens, policies).
 change_counter = sa.Table(
     "change_counter",
     metadata,
-    sa.Column("name", sa.String(32), primary_key=True),
-    sa.Column("value", sa.BigInteger, nullable=False),
+    *_key(name=sa.String(32)),
+    *_required(value=sa.BigInteger),
 )

@@ -15,22 +15,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.api import wait_for
+from tests.support.api import KEY_INFO_FIELDS, wait_for
 from tests.support.harness import CofferServer, running_server
 from tests.support.s3 import new_bucket, s3_client
 
 AK = "/v1/cwobject/access-key"
 FLUSH = 0.5
 BOUND = 30  # seconds: a correctness bound on a loaded two-core machine, not a speed figure
-COREWEAVE_FIELDS = {
-    "accessKeyId",
-    "status",
-    "principalName",
-    "attributes",
-    "expiry",
-    "orgId",
-    "multiAttributes",
-}
+COREWEAVE_FIELDS = set(KEY_INFO_FIELDS)
 EXT = {"X-Coffer-Extensions": "lastUsed"}
 
 

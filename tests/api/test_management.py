@@ -53,6 +53,11 @@ def usage(info: dict[str, Any]) -> dict[str, dict[str, str]]:
     return {u["measurementType"]: u for u in info["usage"]}
 
 
+def measurement(kind: str, value: str, human: str) -> dict[str, str]:
+    """One entry of a bucket's usage, as GetBucketInfo lists it."""
+    return {"measurementType": kind, "value": value, "valueHumanReadable": human}
+
+
 def invalid(r: httpx.Response) -> str:
     return str(assert_status(r, 400, 3)["message"])
 
@@ -301,19 +306,11 @@ def test_bucket_info_reports_settings_location_and_usage(
         assert isinstance(u["value"], str) and u["value"].isdigit(), u
     got = usage(info)
     assert got["STANDARD_OBJECTS"]["value"] == "2"
-    assert got["STANDARD_BYTES"] == {
-        "measurementType": "STANDARD_BYTES",
-        "value": "3072",
-        "valueHumanReadable": "3 KiB",
-    }
+    assert got["STANDARD_BYTES"] == measurement("STANDARD_BYTES", "3072", "3 KiB")
     assert got["STANDARD_NONCURRENT_OBJECTS"]["value"] == "0"
     assert got["STANDARD_DELETE_MARKERS"]["value"] == "0"
     assert got["INCOMPLETE_UPLOADS"]["value"] == "1"
-    assert got["INCOMPLETE_UPLOAD_BYTES"] == {
-        "measurementType": "INCOMPLETE_UPLOAD_BYTES",
-        "value": "100",
-        "valueHumanReadable": "100 B",
-    }
+    assert got["INCOMPLETE_UPLOAD_BYTES"] == measurement("INCOMPLETE_UPLOAD_BYTES", "100", "100 B")
     assert got["TOTAL_BYTES"]["value"] == "3172"
     assert info["usage"][0]["measurementType"] == "STANDARD_BYTES"
 

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support.api import assert_status, field_violation
+from tests.support.api import KEY_INFO_FIELDS, assert_status, field_violation
 from tests.support.harness import CofferServer
 from tests.support.idp import mint_jwt, rsa_key, signed_response, spec_for_config, to_b64
 from tests.support.policies import CAN_I, create_user, denied, ensure_ok, org_of, policy, statement
@@ -419,15 +419,6 @@ def coreweave_bytes(document: Any) -> bytes:
     ).encode()
 
 
-KEY_INFO_FIELDS = (
-    "accessKeyId",
-    "status",
-    "principalName",
-    "attributes",
-    "expiry",
-    "orgId",
-    "multiAttributes",
-)
 MINTED_FIELDS = ("accessKeyId", "secretKey", "principalName", "expiry", "attributes")
 CONTAINER_FIELDS = ("AccessKeyId", "SecretAccessKey", "Token", "Expiration", "attributes", "multiAttributes")
 

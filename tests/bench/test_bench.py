@@ -34,8 +34,20 @@ def test_selftest_produces_every_row_and_target(tmp_path: Path) -> None:
         if row["bound"] is not None:
             assert row["bound"] > 0 and row["vs_bound"] is not None, row
     names = [t["name"] for t in result["targets"]]
-    assert len(names) == 8 and len(set(names)) == 8
-    assert all(isinstance(t["met"], bool) for t in result["targets"])
+    assert len(names) == 11 and len(set(names)) == 11
+    assert all(t["why"] for t in result["targets"]), "every target says what bounds it"
+    # --selftest runs without Swift: the targets that compare with it are judged on their other
+    # parts (short, or n/a when those are met), and every row that would show Swift says why not
+    for t in result["targets"]:
+        if "Swift" in t["wanted"]:
+            assert "Swift not measured (--no-swift)" in t["measured"] and t["met"] is not True, t
+        else:
+            assert isinstance(t["met"], bool), t
+    assert result["meta"]["swift_missing"] == "--no-swift"
+    compared = [row for row in result["rows"] if row["compares_swift"]]
+    assert {row["section"] for row in compared} == {"large", "small", "list"}
+    assert all(row["swift"] is None for row in compared)
+    assert stdout.count("not run: --no-swift") == len(compared)
     # every load ran without a single HTTP error: the signed and presigned pools are valid
     for row in result["rows"]:
         if row["section"] == "small" and "coffer" in row["detail"]:

@@ -32,7 +32,14 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from tests.support.harness import CofferServer
-from tests.support.s3 import REGION, assert_s3_error, client_error, new_bucket, s3_client, unique
+from tests.support.s3 import (
+    REGION,
+    assert_s3_error,
+    bucket_fixture,
+    client_error,
+    s3_client,
+    unique,
+)
 
 PER_WORKER = 3  # every "next request" check is served this many times by each worker
 
@@ -42,14 +49,7 @@ def server_options(request: pytest.FixtureRequest) -> dict[str, Any]:
     return {"workers": int(request.param)}
 
 
-@pytest.fixture(scope="module")
-def owner(server: CofferServer) -> dict[str, Any]:
-    return server.mint_key(duration=0, name="auth-edges")
-
-
-@pytest.fixture(scope="module")
-def bucket(server: CofferServer, owner: dict[str, Any]) -> str:
-    return new_bucket(s3_client(server, owner), "auth")
+bucket = bucket_fixture("bucket", "auth")  # made with the module's `key`, the owner in every test
 
 
 @contextlib.contextmanager
@@ -152,8 +152,8 @@ def presign(server: CofferServer, key: dict[str, Any], bucket: str, expires: int
 
 
 # -- signatures ---------------------------------------------------------------------------------
-def test_wrong_secret(server: CofferServer, owner: dict[str, Any], bucket: str) -> None:
-    wrong = {**owner, "secretKey": owner["secretKey"][:-1] + ("x" if owner["secretKey"][-1] != "x" else "y")}
+def test_wrong_secret(server: CofferServer, key: dict[str, Any], bucket: str) -> None:
+    wrong = {**key, "secretKey": key["secretKey"][:-1] + ("x" if key["secretKey"][-1] != "x" else "y")}
     for _ in range(2):  # a fresh boto3 client each time: fresh connections
         with pytest.raises(ClientError) as info:
             s3_client(server, wrong).list_objects_v2(Bucket=bucket)
@@ -161,17 +161,17 @@ def test_wrong_secret(server: CofferServer, owner: dict[str, Any], bucket: str) 
     assert_s3_error(send("GET", *sign(server, wrong, "GET", f"/{bucket}")), 403, "SignatureDoesNotMatch")
 
 
-def test_tampered_header_query_and_body(server: CofferServer, owner: dict[str, Any], bucket: str) -> None:
+def test_tampered_header_query_and_body(server: CofferServer, key: dict[str, Any], bucket: str) -> None:
     # A signed header changed in flight.
-    url, headers = sign(server, owner, "PUT", f"/{bucket}/meta.txt", headers={"x-amz-meta-colour": "blue"})
+    url, headers = sign(server, key, "PUT", f"/{bucket}/meta.txt", headers={"x-amz-meta-colour": "blue"})
     headers["x-amz-meta-colour"] = "red"
     assert_s3_error(send("PUT", url, headers), 403, "SignatureDoesNotMatch")
-    url, headers = sign(server, owner, "GET", f"/{bucket}/meta.txt", headers={"range": "bytes=0-1"})
+    url, headers = sign(server, key, "GET", f"/{bucket}/meta.txt", headers={"range": "bytes=0-1"})
     headers["range"] = "bytes=0-9"
     assert_s3_error(send("GET", url, headers), 403, "SignatureDoesNotMatch")
 
     # A query parameter changed in flight.
-    url, headers = sign(server, owner, "GET", f"/{bucket}", query="list-type=2&prefix=public/")
+    url, headers = sign(server, key, "GET", f"/{bucket}", query="list-type=2&prefix=public/")
     assert send("GET", url, headers).status_code == 200
     tampered = url.replace("prefix=public/", "prefix=private/")
     assert_s3_error(send("GET", tampered, headers), 403, "SignatureDoesNotMatch")
@@ -179,24 +179,24 @@ def test_tampered_header_query_and_body(server: CofferServer, owner: dict[str, A
     # The body changed in flight, same length: the signature (over the headers) holds, the
     # signed payload hash does not, and nothing is stored.
     body = b"the body that was signed"
-    url, headers = sign(server, owner, "PUT", f"/{bucket}/body.txt", body=body)
+    url, headers = sign(server, key, "PUT", f"/{bucket}/body.txt", body=body)
     assert headers["x-amz-content-sha256"] == hashlib.sha256(body).hexdigest()
     forged = b"the body that was FORGED"
     assert len(forged) == len(body)
     assert_s3_error(send("PUT", url, headers, forged), 400, "XAmzContentSHA256Mismatch")
-    assert_s3_error(send("GET", *sign(server, owner, "GET", f"/{bucket}/body.txt")), 404, "NoSuchKey")
+    assert_s3_error(send("GET", *sign(server, key, "GET", f"/{bucket}/body.txt")), 404, "NoSuchKey")
     assert send("PUT", url, headers, body).status_code == 200  # the genuine request still works
 
 
 # -- time -----------------------------------------------------------------------------------------
 def test_presigned_urls_expire_and_are_not_valid_early(
-    server: CofferServer, owner: dict[str, Any], bucket: str
+    server: CofferServer, key: dict[str, Any], bucket: str
 ) -> None:
-    s3_client(server, owner).put_object(Bucket=bucket, Key="presigned.txt", Body=b"shared")
-    good = presign(server, owner, bucket, 300, timedelta(0))
+    s3_client(server, key).put_object(Bucket=bucket, Key="presigned.txt", Body=b"shared")
+    good = presign(server, key, bucket, 300, timedelta(0))
     assert httpx.get(good, timeout=30).content == b"shared"
 
-    short = presign(server, owner, bucket, 1, timedelta(0))
+    short = presign(server, key, bucket, 1, timedelta(0))
     signed_at = time.time()
     # X-Amz-Date has whole seconds: 2.5 s after signing, one second of validity has passed.
     time.sleep(max(0.0, signed_at + 2.5 - time.time()))
@@ -204,19 +204,19 @@ def test_presigned_urls_expire_and_are_not_valid_early(
     assert_s3_error(expired, 403, "AccessDenied")
     assert "Request has expired" in expired.text
 
-    future = presign(server, owner, bucket, 3600, timedelta(minutes=20))
+    future = presign(server, key, bucket, 3600, timedelta(minutes=20))
     early = httpx.get(future, timeout=30)
     assert_s3_error(early, 403, "AccessDenied")
     assert "Request is not valid yet" in early.text
 
 
 @pytest.mark.parametrize("minutes", [-20, 20])
-def test_clock_skew(server: CofferServer, owner: dict[str, Any], bucket: str, minutes: int) -> None:
-    skewed = send("GET", *sign(server, owner, "GET", f"/{bucket}", skew=timedelta(minutes=minutes)))
+def test_clock_skew(server: CofferServer, key: dict[str, Any], bucket: str, minutes: int) -> None:
+    skewed = send("GET", *sign(server, key, "GET", f"/{bucket}", skew=timedelta(minutes=minutes)))
     assert_s3_error(skewed, 403, "RequestTimeTooSkewed")
     assert "<MaxAllowedSkewMilliseconds>900000</MaxAllowedSkewMilliseconds>" in skewed.text
     # Ten minutes off is within the allowed fifteen.
-    within = send("GET", *sign(server, owner, "GET", f"/{bucket}", skew=timedelta(minutes=minutes // 2)))
+    within = send("GET", *sign(server, key, "GET", f"/{bucket}", skew=timedelta(minutes=minutes // 2)))
     assert within.status_code == 200, within.text
 
 

@@ -13,10 +13,11 @@ from botocore.exceptions import ClientError
 from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.support.console import (
-    allow_s3,
     confirm_by_typing,
     expect_create_key_refused,
+    expect_refused_at,
     new_context,
+    open_create_key,
     row,
     shot,
     sign_in,
@@ -24,12 +25,7 @@ from tests.support.console import (
 from tests.support.harness import CofferServer
 from tests.support.s3 import unique
 
-pytestmark = pytest.mark.usefixtures("clipboard")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def s3_allowed(server: CofferServer) -> None:
-    allow_s3(server)
+pytestmark = pytest.mark.usefixtures("s3_allowed", "clipboard")
 
 
 def boto(server: CofferServer, key_id: str, secret: str) -> Any:
@@ -161,16 +157,10 @@ def test_search_by_name_or_principal(page: Page, server: CofferServer) -> None:
 
 def test_invalid_durations_are_shown_inline(page: Page, server: CofferServer) -> None:
     sign_in(page, server.admin_token)
-    page.get_by_role("button", name="Create Key").click()
-    dialog = page.get_by_role("dialog", name="Create Key")
+    dialog, create = open_create_key(page)
     duration = dialog.get_by_label("Duration (seconds)")
-    create = dialog.get_by_role("button", name="Create", exact=True)
     # Above the server's cap: the API's own message, next to the field.
-    duration.fill("99999999")
-    create.click()
-    expect(dialog.get_by_text("must be at most 43200 seconds")).to_be_visible()
-    expect(duration).to_have_attribute("aria-invalid", "true")
-    expect(duration).to_be_focused()
+    expect_refused_at(dialog, create, duration, "99999999", "must be at most 43200 seconds")
     shot(page, "create-key-invalid-duration")
     duration.fill("soon")
     create.click()

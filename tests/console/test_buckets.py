@@ -9,35 +9,17 @@ import os
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support.console import allow_s3, new_context, row, shot, sign_in
+from tests.support.console import new_context, row, shot, sign_in
 from tests.support.harness import CofferServer
 from tests.support.s3 import unique
 
+pytestmark = pytest.mark.usefixtures("s3_allowed")
+
 MIB = 1 << 20
-
-
-@pytest.fixture(scope="module", autouse=True)
-def s3_allowed(server: CofferServer) -> None:
-    allow_s3(server)
-
-
-@pytest.fixture(scope="module")
-def s3(server: CofferServer) -> Any:
-    key = server.mint_key(duration=0, name="console-tests")
-    return boto3.session.Session().client(
-        "s3",
-        endpoint_url=server.s3_url,
-        aws_access_key_id=key["accessKeyId"],
-        aws_secret_access_key=key["secretKey"],
-        region_name="us-east-04a",
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
-    )
 
 
 def open_buckets(page: Page, server: CofferServer) -> None:

@@ -26,6 +26,17 @@ IDP = rsa_key("console-idp")
 OIDC_KEY = rsa_key("console-oidc")
 
 
+def create_dialog(page: Page, kind: str, name: str, fields: dict[str, str]) -> Locator:
+    """Opens the "Create <kind> configuration" dialog and types `name` and `fields` (label: value)
+    into it; nothing is submitted."""
+    page.get_by_role("button", name=f"Create {kind} configuration").click()
+    dialog = page.get_by_role("dialog", name=f"Create {kind} configuration")
+    dialog.get_by_label("Name", exact=True).fill(name)
+    for label, value in fields.items():
+        dialog.get_by_label(label).fill(value)
+    return dialog
+
+
 def configs(server: CofferServer, path: str) -> dict[str, dict[str, Any]]:
     with server.api() as c:
         r = c.get(path)
@@ -95,12 +106,16 @@ def test_create_a_saml_configuration_and_use_what_the_dialog_shows(
     shot(page, "federation")
     name = unique("okta")
     entity = f"https://{name}.example.test/saml/metadata"
-    page.get_by_role("button", name="Create SAML configuration").click()
-    dialog = page.get_by_role("dialog", name="Create SAML configuration")
-    dialog.get_by_label("Name", exact=True).fill(name)
-    dialog.get_by_label("IdP Entity ID").fill(entity)
-    dialog.get_by_label("X.509 Certificate (PEM)").fill(IDP.cert_pem)
-    dialog.get_by_label("Description (optional)").fill("The <b>corporate</b> IdP")
+    dialog = create_dialog(
+        page,
+        "SAML",
+        name,
+        {
+            "IdP Entity ID": entity,
+            "X.509 Certificate (PEM)": IDP.cert_pem,
+            "Description (optional)": "The <b>corporate</b> IdP",
+        },
+    )
     shot(page, "federation-create-saml")
     dialog.get_by_role("button", name="Create", exact=True).click()
 
@@ -152,12 +167,12 @@ def test_create_an_oidc_configuration_with_inline_jwks(page: Page, server: Coffe
     open_federation(page, server.admin_token)
     name = unique("gha")
     issuer = f"https://{name}.issuer.example.test"
-    page.get_by_role("button", name="Create OIDC configuration").click()
-    dialog = page.get_by_role("dialog", name="Create OIDC configuration")
-    dialog.get_by_label("Name", exact=True).fill(name)
-    dialog.get_by_label("Issuer URL").fill(issuer)
-    dialog.get_by_label("Audience").fill("coffer-console-tests")
-    dialog.get_by_label("Description (optional)").fill("CI workloads")
+    dialog = create_dialog(
+        page,
+        "OIDC",
+        name,
+        {"Issuer URL": issuer, "Audience": "coffer-console-tests", "Description (optional)": "CI workloads"},
+    )
     jwks = dialog.get_by_label("JWKS (optional)")
     # Not JSON: caught before anything is sent, shown at the field.
     jwks.fill('{"keys": [')
@@ -201,11 +216,7 @@ def test_a_bad_certificate_shows_the_servers_error_and_creates_nothing(
     assert expected.status_code == 400, expected.text
     message = expected.json()["message"]
 
-    page.get_by_role("button", name="Create SAML configuration").click()
-    dialog = page.get_by_role("dialog", name="Create SAML configuration")
-    dialog.get_by_label("Name", exact=True).fill(name)
-    dialog.get_by_label("IdP Entity ID").fill(entity)
-    dialog.get_by_label("X.509 Certificate (PEM)").fill(bad)
+    dialog = create_dialog(page, "SAML", name, {"IdP Entity ID": entity, "X.509 Certificate (PEM)": bad})
     dialog.get_by_role("button", name="Create", exact=True).click()
     expect(dialog.locator(".alert")).to_have_text(message)
     expect(dialog.get_by_label("X.509 Certificate (PEM)")).to_have_attribute("aria-invalid", "true")
@@ -223,11 +234,12 @@ def test_a_duplicate_name_is_refused_in_the_dialog(page: Page, server: CofferSer
     name = unique("twice")
     create_via_api(server, SAML, saml_body(name))
     open_federation(page, server.admin_token)
-    page.get_by_role("button", name="Create SAML configuration").click()
-    dialog = page.get_by_role("dialog", name="Create SAML configuration")
-    dialog.get_by_label("Name", exact=True).fill(name)
-    dialog.get_by_label("IdP Entity ID").fill("https://other.example.test")
-    dialog.get_by_label("X.509 Certificate (PEM)").fill(IDP.cert_pem)
+    dialog = create_dialog(
+        page,
+        "SAML",
+        name,
+        {"IdP Entity ID": "https://other.example.test", "X.509 Certificate (PEM)": IDP.cert_pem},
+    )
     dialog.get_by_role("button", name="Create", exact=True).click()
     expect(dialog.locator(".alert")).to_contain_text(name)
     expect(section(page, "SAML").locator("tr", has_text=name)).to_have_count(1)
@@ -298,11 +310,7 @@ def test_a_user_without_permission_sees_the_servers_refusal(browser: Any, server
     shot(page, "federation-forbidden")
     # Creating is refused by the server too, with its message in the dialog.
     name = unique("sneaky")
-    page.get_by_role("button", name="Create OIDC configuration").click()
-    dialog = page.get_by_role("dialog", name="Create OIDC configuration")
-    dialog.get_by_label("Name", exact=True).fill(name)
-    dialog.get_by_label("Issuer URL").fill("https://sneaky.example.test")
-    dialog.get_by_label("Audience").fill("a")
+    dialog = create_dialog(page, "OIDC", name, {"Issuer URL": "https://sneaky.example.test", "Audience": "a"})
     dialog.get_by_role("button", name="Create", exact=True).click()
     expect(dialog.locator(".alert")).to_contain_text(
         f"{principal} is not allowed to perform cwobject:CreateOIDCConfig"

@@ -10,21 +10,16 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.support.api import wait_for
-from tests.support.console import allow_s3, row, shot, sign_in
+from tests.support.console import row, shot, sign_in
 from tests.support.harness import CofferServer
 from tests.support.s3 import client_error, s3_client, unique
 
-pytestmark = pytest.mark.usefixtures("clipboard")
+pytestmark = pytest.mark.usefixtures("s3_allowed", "clipboard")
 
 
 @pytest.fixture(scope="module")
 def server_options() -> dict[str, Any]:
     return {"env": {"COFFER_LAST_USED_FLUSH_SECONDS": "0.5"}}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def s3_allowed(server: CofferServer) -> None:
-    allow_s3(server)
 
 
 def flushed(server: CofferServer, key_id: str) -> bool:

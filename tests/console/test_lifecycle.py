@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from playwright.sync_api import Page, expect
 
-from tests.support.console import allow_s3, row, shot, sign_in
+from tests.support.console import row, shot, sign_in
 from tests.support.harness import CofferServer
 from tests.support.s3 import client_error, unique
+
+pytestmark = pytest.mark.usefixtures("s3_allowed")
 
 TAGGED = {
     "ID": "tagged",
@@ -28,24 +28,6 @@ TAGGED = {
     "Status": "Enabled",
     "Expiration": {"Days": 5},
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def s3_allowed(server: CofferServer) -> None:
-    allow_s3(server)
-
-
-@pytest.fixture(scope="module")
-def s3(server: CofferServer) -> Any:
-    key = server.mint_key(duration=0, name="console-lifecycle-tests")
-    return boto3.session.Session().client(
-        "s3",
-        endpoint_url=server.s3_url,
-        aws_access_key_id=key["accessKeyId"],
-        aws_secret_access_key=key["secretKey"],
-        region_name="us-east-04a",
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
-    )
 
 
 def rules_of(s3: Any, bucket: str) -> list[dict[str, Any]]:

@@ -12,17 +12,14 @@ from botocore.exceptions import ClientError
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.support.api import wait_for
-from tests.support.console import allow_s3, new_context, row, shot, sign_in
+from tests.support.console import new_context, row, shot, sign_in
 from tests.support.harness import CofferServer
 from tests.support.policies import create_user, denied, ensure_ok, policy, s3_of, statement
 from tests.support.s3 import new_bucket, unique
 
+pytestmark = pytest.mark.usefixtures("s3_allowed")
+
 ORG_SETTINGS = "/v1/cwobject/organization/settings"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def s3_allowed(server: CofferServer) -> None:
-    allow_s3(server)
 
 
 def info(server: CofferServer, bucket: str) -> dict[str, Any]:

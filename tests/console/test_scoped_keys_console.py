@@ -8,15 +8,12 @@ import json
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support.console import allow_s3, shot, sign_in
+from tests.support.console import expect_refused_at, open_create_key, shot, sign_in
 from tests.support.harness import CofferServer
 from tests.support.policies import denied
 from tests.support.s3 import s3_client, unique
 
-
-@pytest.fixture(scope="module", autouse=True)
-def s3_allowed(server: CofferServer) -> None:
-    allow_s3(server)
+pytestmark = pytest.mark.usefixtures("s3_allowed")
 
 
 def test_create_a_scoped_key_and_use_it(page: Page, server: CofferServer) -> None:
@@ -58,10 +55,9 @@ def test_create_a_scoped_key_and_use_it(page: Page, server: CofferServer) -> Non
     assert info.json()["info"]["scope"] == scope
     # an unscoped key's dialog says nothing about scopes
     created.get_by_role("button", name="Done").click()
-    page.get_by_role("button", name="Create Key").click()
-    dialog = page.get_by_role("dialog", name="Create Key")
+    dialog, create = open_create_key(page)
     dialog.get_by_role("switch", name="Enable Permanent Key").check()
-    dialog.get_by_role("button", name="Create", exact=True).click()
+    create.click()
     created = page.get_by_role("dialog", name="Key created")
     expect(created.get_by_text("It will not be shown again")).to_be_visible()
     expect(created.get_by_test_id("key-scope")).to_have_count(0)
@@ -72,15 +68,9 @@ def test_bad_scopes_are_shown_at_the_field(page: Page, server: CofferServer) -> 
     sign_in(page, server.admin_token)
     with server.api() as c:
         before = len(c.get("/v1/cwobject/access-key", params={"limit": 1000}).json()["info"])
-    page.get_by_role("button", name="Create Key").click()
-    dialog = page.get_by_role("dialog", name="Create Key")
+    dialog, create = open_create_key(page)
     field = dialog.get_by_label("Scope (JSON)")
-    create = dialog.get_by_role("button", name="Create", exact=True)
-    field.fill('{"statements": [')
-    create.click()
-    expect(dialog.get_by_text("The scope is not valid JSON")).to_be_visible()
-    expect(field).to_have_attribute("aria-invalid", "true")
-    expect(field).to_be_focused()
+    expect_refused_at(dialog, create, field, '{"statements": [', "The scope is not valid JSON")
     bad = {"statements": [{"name": "a", "effect": "Allow", "actions": ["cwobject:*"], "resources": ["*"]}]}
     field.fill(json.dumps(bad))
     create.click()

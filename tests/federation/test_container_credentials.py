@@ -355,6 +355,20 @@ def _jwt_payload(token: str) -> str:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode()
 
 
+def assert_provider_gives_up(call: Callable[[], Any], status: int, detail: str) -> None:
+    """`call` fails within 20 s with the container provider's error, which carries the
+    endpoint's `status` and `detail`."""
+    started = time.monotonic()
+    with pytest.raises(CredentialRetrievalError) as info:
+        call()
+    elapsed = time.monotonic() - started
+    message = str(info.value)
+    assert "container-role" in message
+    assert f"non 200 response {status}" in message, message
+    assert detail in message, message
+    assert elapsed < 20, f"the provider took {elapsed:.1f}s to give up"
+
+
 def test_a_wrong_token_in_the_file_fails_the_provider_clearly(
     server: CofferServer, oidc: Oidc, tmp_path: Path
 ) -> None:
@@ -364,15 +378,11 @@ def test_a_wrong_token_in_the_file_fails_the_provider_clearly(
     # Signed by a key the configuration does not trust: the first load fails.
     write_token(token_file, oidc.jwt(SUBJECTS[0], key=STRANGER_KEY))
     with container_env(tmp_path, server.api_url + oidc.url_path, token_file=token_file):
-        started = time.monotonic()
-        with pytest.raises(CredentialRetrievalError) as info:
-            boto3.session.Session(region_name=REGION).get_credentials()
-        elapsed = time.monotonic() - started
-    message = str(info.value)
-    assert "container-role" in message
-    assert "non 200 response 401" in message, message
-    assert "signature: the token's signature does not verify" in message, message
-    assert elapsed < 20, f"the provider took {elapsed:.1f}s to give up"
+        assert_provider_gives_up(
+            boto3.session.Session(region_name=REGION).get_credentials,
+            401,
+            "signature: the token's signature does not verify",
+        )
 
     # Not a JWT at all, after a good start: the next refresh (mandatory for a 60 s key)
     # fails the S3 call itself instead of sending it with stale credentials.
@@ -380,15 +390,7 @@ def test_a_wrong_token_in_the_file_fails_the_provider_clearly(
     with container_env(tmp_path, server.api_url + oidc.url_path, token_file=token_file):
         w = start_workload(server)
         write_token(token_file, "not-a-jwt")
-        started = time.monotonic()
-        with pytest.raises(CredentialRetrievalError) as info:
-            w.s3.list_buckets()
-        elapsed = time.monotonic() - started
-    message = str(info.value)
-    assert "container-role" in message
-    assert "non 200 response 400" in message, message
-    assert "token: the token is not a compact JWS" in message, message
-    assert elapsed < 20, f"the provider took {elapsed:.1f}s to give up"
+        assert_provider_gives_up(w.s3.list_buckets, 400, "token: the token is not a compact JWS")
     assert not w.signed_with, "no request was sent with the old key"
 
     def denied() -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ import pytest
 from botocore.exceptions import ClientError
 from lxml import etree
 
-from tests.support.api import key_info
+from tests.support.api import assert_unknown, key_info
 from tests.support.harness import CofferServer, connection_owner, start_server, stop_server, worker_processes
 from tests.support.idp import (
     DS,
@@ -60,6 +60,12 @@ STRANGER = rsa_key("stranger")
 
 def tag(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(4)}"
+
+
+def grant_bucket(server: CofferServer, prefix: str, sid: str, bucket: str, principal: str) -> None:
+    """An org policy (named `prefix`-<random>) whose statement `sid` allows `principal` all of S3
+    on `bucket` and its objects."""
+    ensure_ok(server, policy(tag(prefix), statement(sid, ["s3:*"], [bucket, f"{bucket}/*"], [principal])))
 
 
 def create_config(
@@ -220,10 +226,7 @@ def engineers(server: CofferServer, admin_s3: Any) -> tuple[str, str]:
     """(bucket, role) where `role/<role>` may do anything in the bucket."""
     bucket, role = tag("fed"), tag("Engineer")
     admin_s3.create_bucket(Bucket=bucket)
-    ensure_ok(
-        server,
-        policy(tag("fed"), statement("all", ["s3:*"], [bucket, f"{bucket}/*"], [f"role/{role}"])),
-    )
+    grant_bucket(server, "fed", "all", bucket, f"role/{role}")
     return bucket, role
 
 
@@ -363,13 +366,7 @@ def test_unknown_uid_and_double_delete_are_not_found(server: CofferServer) -> No
     missing = "00000000-0000-4000-8000-000000000000"
     config = create_config(server)
     with server.api() as c:
-        for r in (
-            c.get(f"{CONFIGS}/{missing}"),
-            c.patch(f"{CONFIGS}/{missing}", json={"description": "x"}),
-            c.delete(f"{CONFIGS}/{missing}"),
-        ):
-            assert r.status_code == 404, r.text
-            assert r.json()["code"] == 5
+        assert_unknown(c, f"{CONFIGS}/{missing}")
         first = c.delete(f"{CONFIGS}/{config['uid']}")
         assert first.status_code == 200, first.text
         assert first.json() == {}
@@ -543,10 +540,7 @@ def test_key_works_on_s3_only_under_a_policy_naming_its_role(
     assert s3_error(lambda: s3.list_buckets()) == (403, "AccessDenied")
     assert s3_error(lambda: s3.put_object(Bucket=bucket, Key="a.txt", Body=b"x")) == (403, "AccessDenied")
 
-    ensure_ok(
-        server,
-        policy(tag("saml-role"), statement("rw", ["s3:*"], [bucket, f"{bucket}/*"], [f"role/{role}"])),
-    )
+    grant_bucket(server, "saml-role", "rw", bucket, f"role/{role}")
     s3.put_object(Bucket=bucket, Key="a.txt", Body=b"written with a SAML key")
     assert s3.get_object(Bucket=bucket, Key="a.txt")["Body"].read() == b"written with a SAML key"
     assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["a.txt"]
@@ -570,10 +564,7 @@ def test_policy_naming_the_saml_principal(server: CofferServer, cfg: dict[str, A
     assert key["principalName"] == f"saml/{person}"
     s3 = s3_client(server, key)
     assert s3_error(lambda: s3.put_object(Bucket=bucket, Key="p", Body=b"1")) == (403, "AccessDenied")
-    ensure_ok(
-        server,
-        policy(tag("saml-person"), statement("rw", ["s3:*"], [bucket, f"{bucket}/*"], [f"saml/{person}"])),
-    )
+    grant_bucket(server, "saml-person", "rw", bucket, f"saml/{person}")
     s3.put_object(Bucket=bucket, Key="p", Body=b"1")
     assert s3.get_object(Bucket=bucket, Key="p")["Body"].read() == b"1"
     # The principal name is not a role: a key for someone else with that "role" gets nothing.
@@ -1075,9 +1066,7 @@ def test_deactivation_revokes_on_every_s3_worker(two_workers: CofferServer) -> N
     admin_key = server.mint_key(duration=0)
     bucket, role = tag("fedw"), tag("Worker")
     s3_client(server, admin_key).create_bucket(Bucket=bucket)
-    ensure_ok(
-        server, policy(tag("fedw"), statement("all", ["s3:*"], [bucket, f"{bucket}/*"], [f"role/{role}"]))
-    )
+    grant_bucket(server, "fedw", "all", bucket, f"role/{role}")
     config = create_config(server)
     key = minted(server, config, assertion_b64(config, roles=(role,)), 3600)
     s3_client(server, key).put_object(Bucket=bucket, Key="k", Body=b"v")
@@ -1151,7 +1140,7 @@ def test_every_accepted_identity_can_be_named_by_policy(
     key = r.json()
     assert key["principalName"] == f"saml/{person}"
     named = f"saml/{value}" if kind == "principal" else f"role/{value}"
-    ensure_ok(server, policy(tag("who"), statement("rw", ["s3:*"], [bucket, f"{bucket}/*"], [named])))
+    grant_bucket(server, "who", "rw", bucket, named)
     s3 = s3_client(server, key)
     s3.put_object(Bucket=bucket, Key="mine", Body=b"1")
     with server.api() as c:

@@ -20,7 +20,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.support.harness import CofferServer
-from tests.support.policies import create_user, ensure_ok, policy, s3_of, statement
+from tests.support.policies import create_user, ensure_ok, policy, s3_of, statement, user_allowed
 from tests.support.s3 import assert_s3_error, client_error, new_bucket, s3_client, signed
 
 DAY = 15  # seconds in a rule-day: Daily reports come every 15 s
@@ -281,16 +281,7 @@ def test_at_most_1000_configurations(s3: Any) -> None:
 def test_policy_actions(s3: Any, server: CofferServer, buckets: tuple[str, str]) -> None:
     source, dest = buckets
     put(s3, source, config("pol", dest, enabled=False))
-    reader, token = create_user(server, "inv-reader")
-    ensure_ok(
-        server,
-        policy(
-            "inv-reader",
-            statement("read", ["s3:GetInventoryConfiguration"], [source], [reader]),
-            statement("mint", ["cwobject:CreateAccessKey"], ["*"], [reader]),  # grants nothing on S3
-        ),
-    )
-    as_reader = s3_of(server, token)
+    as_reader = user_allowed(server, "inv-reader", ["s3:GetInventoryConfiguration"], [source])
     assert as_reader.get_bucket_inventory_configuration(Bucket=source, Id="pol")["InventoryConfiguration"]
     assert as_reader.list_bucket_inventory_configurations(Bucket=source)["InventoryConfigurationList"]
     assert refused(lambda: put(as_reader, source, config("pol2", dest))) == (403, "AccessDenied")
@@ -299,16 +290,7 @@ def test_policy_actions(s3: Any, server: CofferServer, buckets: tuple[str, str])
         "AccessDenied",
     )
     assert refused(lambda: as_reader.get_bucket_inventory_configuration(Bucket=dest, Id="pol"))[0] == 403
-    writer, wtoken = create_user(server, "inv-writer")
-    ensure_ok(
-        server,
-        policy(
-            "inv-writer",
-            statement("write", ["s3:PutInventoryConfiguration"], [source], [writer]),
-            statement("mint", ["cwobject:CreateAccessKey"], ["*"], [writer]),
-        ),
-    )
-    as_writer = s3_of(server, wtoken)
+    as_writer = user_allowed(server, "inv-writer", ["s3:PutInventoryConfiguration"], [source])
     put(as_writer, source, config("pol2", dest, enabled=False))
     assert refused(lambda: as_writer.list_bucket_inventory_configurations(Bucket=source)) == (
         403,

@@ -19,26 +19,15 @@ import pytest
 
 from tests.support.harness import CofferServer
 from tests.support.outage import run_outage
-from tests.support.pgcluster import PrivatePostgres, private_postgres, private_postgres_unavailable
+from tests.support.pgcluster import PRIVATE_POSTGRES, PrivatePostgres
 
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(
-        private_postgres_unavailable() is not None, reason=str(private_postgres_unavailable())
-    ),
-]
+pytestmark = PRIVATE_POSTGRES
 
 
 @pytest.fixture(scope="module")
-def pg() -> Iterator[PrivatePostgres]:
-    with private_postgres() as cluster:
-        yield cluster
-
-
-@pytest.fixture(scope="module")
-def node(pg: PrivatePostgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CofferServer]:
+def node(private_pg: PrivatePostgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CofferServer]:
     tmp: Path = tmp_path_factory.mktemp("outage")
-    server = CofferServer(data_dir=tmp / "data", database_url=pg.create_database(), workers=2)
+    server = CofferServer(data_dir=tmp / "data", database_url=private_pg.create_database(), workers=2)
     server.start()
     try:
         yield server
@@ -47,9 +36,9 @@ def node(pg: PrivatePostgres, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 def test_requests_during_an_outage_get_503_and_service_resumes(
-    node: CofferServer, pg: PrivatePostgres
+    node: CofferServer, private_pg: PrivatePostgres
 ) -> None:
-    run_outage(node, pg)
+    run_outage(node, private_pg)
 
 
 def test_background_threads_log_an_outage_once_and_resume(node: CofferServer) -> None:

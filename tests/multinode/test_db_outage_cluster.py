@@ -11,26 +11,15 @@ import pytest
 from tests.support.cluster import Balancer, Cluster
 from tests.support.harness import CofferServer
 from tests.support.outage import run_outage
-from tests.support.pgcluster import PrivatePostgres, private_postgres, private_postgres_unavailable
+from tests.support.pgcluster import PRIVATE_POSTGRES, PrivatePostgres
 
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(
-        private_postgres_unavailable() is not None, reason=str(private_postgres_unavailable())
-    ),
-]
+pytestmark = PRIVATE_POSTGRES
 
 
 @pytest.fixture(scope="module")
-def pg() -> Iterator[PrivatePostgres]:
-    with private_postgres() as cluster:
-        yield cluster
-
-
-@pytest.fixture(scope="module")
-def cluster(pg: PrivatePostgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(private_pg: PrivatePostgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     tmp = tmp_path_factory.mktemp("outage-cluster")
-    url, data = pg.create_database(), tmp / "data"
+    url, data = private_pg.create_database(), tmp / "data"
     nodes = [
         CofferServer(data_dir=data, database_url=url, workers=2, log_path=tmp / f"node-{i}.log")
         for i in range(3)
@@ -47,7 +36,7 @@ def cluster(pg: PrivatePostgres, tmp_path_factory: pytest.TempPathFactory) -> It
             node.stop()
 
 
-def test_an_outage_through_the_load_balancer(cluster: Cluster, pg: PrivatePostgres) -> None:
-    run_outage(cluster.front, pg)
+def test_an_outage_through_the_load_balancer(cluster: Cluster, private_pg: PrivatePostgres) -> None:
+    run_outage(cluster.front, private_pg)
     for node in cluster.nodes:  # each node serves again on its own
         assert "Traceback" not in node.log()

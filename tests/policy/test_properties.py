@@ -332,91 +332,38 @@ INDEX_RESOURCES = [
     "c*/x",
 ]
 INDEX_REQUESTS = ["b1", "b1/a", "b1/a/b", "b1/z", "b2", "b2/z", "b10", "c9/x", "*", "zz"]
+INDEX_KEYS = st.sampled_from([("*",), ("*", "coreweave/alice"), ("*", "coreweave/alice", "role/Admin")])
 
 
-@settings(max_examples=150, deadline=None)
-@given(
-    st.lists(
+def index_statements(
+    action: str, resources: Any, *, min_size: int, max_size: int, max_principals: int | None = None
+) -> Any:
+    """Org statements named uniquely for the index tests: `action` on 1-3 of `resources`."""
+    return st.lists(
         st.fixed_dictionaries(
             {
                 "name": names,
                 "effect": st.sampled_from(["Allow", "Deny"]),
-                "actions": st.just(["s3:*"]),
-                "resources": st.lists(st.sampled_from(INDEX_RESOURCES), min_size=1, max_size=3),
-                "principals": st.lists(st.sampled_from(["*", "coreweave/alice", "role/Admin"]), min_size=1),
-            }
-        ),
-        min_size=1,
-        max_size=40,
-        unique_by=lambda s: s["name"],
-    ),
-    st.sampled_from(INDEX_REQUESTS),
-    st.sampled_from([("*",), ("*", "coreweave/alice"), ("*", "coreweave/alice", "role/Admin")]),
-)
-def test_index_matches_a_linear_scan(
-    statements: list[dict[str, Any]], resource: str, keys: tuple[str, ...]
-) -> None:
-    from coffer.policy.org import Effect
-    from coffer.policy.patterns import glob_match
-
-    policies = compile_org_policies(
-        [parse_org_policy({"version": "v1alpha1", "name": "p", "statements": statements})]
-    )
-    for effect in Effect:
-        expected = next(
-            (
-                s["name"]
-                for s in sorted(statements, key=lambda s: s["name"])
-                if s["effect"] == effect.value
-                and set(s["principals"]) & set(keys)
-                and any(glob_match(r, resource) for r in s["resources"])
-            ),
-            None,
-        )
-        found = policies.first_match(effect, "s3:getobject", resource, keys)
-        assert (found.name if found else None) == expected
-
-
-# Generated resource patterns and requests: wildcards in the bucket part, in the key part, `?`
-# standing for `/`, and always more statements than the index leaves unnarrowed.
-_CHARS = "ab1*?"
-gen_bucket_part = st.text(alphabet=_CHARS, min_size=1, max_size=3)
-gen_pattern = st.one_of(
-    st.just("*"),
-    gen_bucket_part,
-    st.tuples(gen_bucket_part, st.text(alphabet=_CHARS + "/", min_size=1, max_size=4)).map("/".join),
-)
-gen_request = st.one_of(st.just("*"), st.text(alphabet="ab1/*?", min_size=1, max_size=6))
-
-
-@settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(
-    st.lists(
-        st.fixed_dictionaries(
-            {
-                "name": names,
-                "effect": st.sampled_from(["Allow", "Deny"]),
-                "actions": st.just(["s3:GetObject"]),
-                "resources": st.lists(gen_pattern, min_size=1, max_size=3),
+                "actions": st.just([action]),
+                "resources": st.lists(resources, min_size=1, max_size=3),
                 "principals": st.lists(
-                    st.sampled_from(["*", "coreweave/alice", "role/Admin"]), min_size=1, max_size=3
+                    st.sampled_from(["*", "coreweave/alice", "role/Admin"]),
+                    min_size=1,
+                    max_size=max_principals,
                 ),
             }
         ),
-        min_size=_SMALL_LIST + 1,
-        max_size=30,
+        min_size=min_size,
+        max_size=max_size,
         unique_by=lambda s: s["name"],
-    ),
-    st.lists(gen_request, min_size=1, max_size=8),
-    st.sampled_from([("*",), ("*", "coreweave/alice"), ("*", "coreweave/alice", "role/Admin")]),
-)
-def test_index_matches_a_linear_scan_on_generated_patterns(
+    )
+
+
+def assert_index_is_a_linear_scan(
     statements: list[dict[str, Any]], requests: list[str], keys: tuple[str, ...]
 ) -> None:
+    """For every request and effect, the index's first match is the first statement by name
+    that a linear scan finds."""
     from coffer.policy.org import Effect
     from coffer.policy.patterns import glob_match
 
@@ -438,3 +385,43 @@ def test_index_matches_a_linear_scan_on_generated_patterns(
             )
             found = policies.first_match(effect, "s3:getobject", resource, keys)
             assert (found.name if found else None) == expected, (resource, effect)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    index_statements("s3:*", st.sampled_from(INDEX_RESOURCES), min_size=1, max_size=40),
+    st.sampled_from(INDEX_REQUESTS),
+    INDEX_KEYS,
+)
+def test_index_matches_a_linear_scan(
+    statements: list[dict[str, Any]], resource: str, keys: tuple[str, ...]
+) -> None:
+    assert_index_is_a_linear_scan(statements, [resource], keys)
+
+
+# Generated resource patterns and requests: wildcards in the bucket part, in the key part, `?`
+# standing for `/`, and always more statements than the index leaves unnarrowed.
+_CHARS = "ab1*?"
+gen_bucket_part = st.text(alphabet=_CHARS, min_size=1, max_size=3)
+gen_pattern = st.one_of(
+    st.just("*"),
+    gen_bucket_part,
+    st.tuples(gen_bucket_part, st.text(alphabet=_CHARS + "/", min_size=1, max_size=4)).map("/".join),
+)
+gen_request = st.one_of(st.just("*"), st.text(alphabet="ab1/*?", min_size=1, max_size=6))
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    index_statements("s3:GetObject", gen_pattern, min_size=_SMALL_LIST + 1, max_size=30, max_principals=3),
+    st.lists(gen_request, min_size=1, max_size=8),
+    INDEX_KEYS,
+)
+def test_index_matches_a_linear_scan_on_generated_patterns(
+    statements: list[dict[str, Any]], requests: list[str], keys: tuple[str, ...]
+) -> None:
+    assert_index_is_a_linear_scan(statements, requests, keys)

@@ -30,7 +30,7 @@ from tests.support.policies import (
     s3_of,
     statement,
 )
-from tests.support.s3 import client_error, s3_client, signed, unique
+from tests.support.s3 import client_error, new_bucket, s3_client, signed, unique
 
 ARN = "arn:aws:s3:::"
 
@@ -117,14 +117,24 @@ def body(s3: Any, bucket: str, key: str) -> bytes:
 
 def owner_statement(w: World, bucket: str) -> dict[str, Any]:
     """Once a bucket has a policy it decides, so the tests' policies keep the owner organization in."""
-    return {
-        "Sid": "owner-org",
-        "Effect": "Allow",
-        "Principal": {"CW": "*"},
-        "Action": "s3:*",
-        "Resource": [f"{ARN}{bucket}", f"{ARN}{bucket}/*"],
-        "Condition": {"StringEquals": {"cw:PrincipalOrgID": w.org_a}},
-    }
+    return bucket_statement(
+        "owner-org",
+        "Allow",
+        {"CW": "*"},
+        "s3:*",
+        [f"{ARN}{bucket}", f"{ARN}{bucket}/*"],
+        {"StringEquals": {"cw:PrincipalOrgID": w.org_a}},
+    )
+
+
+def bucket_statement(
+    sid: str, effect: str, principal: Any, action: Any, resource: Any, condition: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One statement of a bucket policy, in AWS's JSON."""
+    found = {"Sid": sid, "Effect": effect, "Principal": principal, "Action": action, "Resource": resource}
+    if condition is not None:
+        found["Condition"] = condition
+    return found
 
 
 def bucket_policy(*statements: dict[str, Any]) -> str:
@@ -192,13 +202,9 @@ def test_an_edit_is_in_force_on_the_very_next_request(server: CofferServer, worl
         # A bucket policy edit, too.
         w.s3.put_bucket_policy(Bucket=w.data, Policy=bucket_policy(owner_statement(w, w.data)))
         assert body(r, w.data, "reports/a.csv") == b"reports/a.csv"  # the reader is of the owner org
-        deny_reader = {
-            "Sid": "not-the-reader",
-            "Effect": "Deny",
-            "Principal": {"AWS": w.reader},
-            "Action": "s3:GetObject",
-            "Resource": f"{ARN}{w.data}/*",
-        }
+        deny_reader = bucket_statement(
+            "not-the-reader", "Deny", {"AWS": w.reader}, "s3:GetObject", f"{ARN}{w.data}/*"
+        )
         w.s3.put_bucket_policy(Bucket=w.data, Policy=bucket_policy(owner_statement(w, w.data), deny_reader))
         assert denied(lambda: r.get_object(Bucket=w.data, Key="reports/a.csv"))
         assert body(w.s3, w.data, "reports/a.csv") == b"reports/a.csv"
@@ -263,22 +269,21 @@ def test_a_deny_on_a_prefix_beats_a_wildcard_allow(server: CofferServer, world: 
 
 def test_bucket_policy_conditions_on_the_listing(server: CofferServer, world: World) -> None:
     w, r = world, world.reader_s3
-    bucket = unique("cond")
-    w.s3.create_bucket(Bucket=bucket)
+    bucket = new_bucket(w.s3, "cond")
     w.s3.put_object(Bucket=bucket, Key="reports/a", Body=b"a")
     ensure_ok(server, policy("reader", statement("list", ["s3:ListBucket"], [bucket], [w.reader])))
     try:
-        listing = {
-            "Sid": "reader-lists-reports",
-            "Effect": "Allow",
-            "Principal": {"AWS": [w.reader]},
-            "Action": "s3:ListBucket",
-            "Resource": f"{ARN}{bucket}",
-            "Condition": {
+        listing = bucket_statement(
+            "reader-lists-reports",
+            "Allow",
+            {"AWS": [w.reader]},
+            "s3:ListBucket",
+            f"{ARN}{bucket}",
+            {
                 "StringLike": {"s3:prefix": ["reports/", "reports/*"]},
                 "NumericLessThanEquals": {"s3:max-keys": 100},
             },
-        }
+        )
         # Only the admin is let in unconditionally; the rest of the organization by the conditions.
         owner = {**owner_statement(w, bucket), "Principal": {"AWS": w.admin}}
         w.s3.put_bucket_policy(Bucket=bucket, Policy=bucket_policy(owner, listing))
@@ -293,21 +298,20 @@ def test_bucket_policy_conditions_on_the_listing(server: CofferServer, world: Wo
 
 def test_groups_travel_with_the_key_into_conditions(server: CofferServer, world: World) -> None:
     w = world
-    bucket = unique("grp")
-    w.s3.create_bucket(Bucket=bucket)
+    bucket = new_bucket(w.s3, "grp")
     w.s3.put_object(Bucket=bucket, Key="k", Body=b"for analysts")
     ensure_ok(
         server, policy("readers", statement("read", ["s3:GetObject"], [f"{bucket}/*"], [w.reader, w.grouped]))
     )
     try:
-        analysts = {
-            "Sid": "analysts",
-            "Effect": "Allow",
-            "Principal": {"CW": "*"},
-            "Action": "s3:GetObject",
-            "Resource": f"{ARN}{bucket}/*",
-            "Condition": {"ForAnyValue:StringEquals": {f"iam:{w.org_a}:groups": ["analysts"]}},
-        }
+        analysts = bucket_statement(
+            "analysts",
+            "Allow",
+            {"CW": "*"},
+            "s3:GetObject",
+            f"{ARN}{bucket}/*",
+            {"ForAnyValue:StringEquals": {f"iam:{w.org_a}:groups": ["analysts"]}},
+        )
         w.s3.put_bucket_policy(
             Bucket=bucket,
             Policy=bucket_policy({**owner_statement(w, bucket), "Principal": {"AWS": w.admin}}, analysts),
@@ -320,21 +324,20 @@ def test_groups_travel_with_the_key_into_conditions(server: CofferServer, world:
 
 def test_existing_object_tags_are_condition_keys(server: CofferServer, world: World) -> None:
     w = world
-    bucket = unique("tags")
-    w.s3.create_bucket(Bucket=bucket)
+    bucket = new_bucket(w.s3, "tags")
     w.s3.put_object(Bucket=bucket, Key="secret", Body=b"s")
     w.s3.put_object_tagging(
         Bucket=bucket, Key="secret", Tagging={"TagSet": [{"Key": "classification", "Value": "secret"}]}
     )
     w.s3.put_object(Bucket=bucket, Key="plain", Body=b"p")
-    no_secrets = {
-        "Sid": "no-secrets",
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "s3:GetObject",
-        "Resource": f"{ARN}{bucket}/*",
-        "Condition": {"StringEquals": {"s3:ExistingObjectTag/classification": "secret"}},
-    }
+    no_secrets = bucket_statement(
+        "no-secrets",
+        "Deny",
+        "*",
+        "s3:GetObject",
+        f"{ARN}{bucket}/*",
+        {"StringEquals": {"s3:ExistingObjectTag/classification": "secret"}},
+    )
     w.s3.put_bucket_policy(Bucket=bucket, Policy=bucket_policy(owner_statement(w, bucket), no_secrets))
     assert body(w.s3, bucket, "plain") == b"p"
     assert denied(lambda: w.s3.get_object(Bucket=bucket, Key="secret"))
@@ -344,8 +347,7 @@ def test_existing_object_tags_are_condition_keys(server: CofferServer, world: Wo
 
 def test_another_organization_reads_through_the_bucket_policy(server: CofferServer, world: World) -> None:
     w, partner = world, world.partner_s3
-    bucket = unique("shared")
-    w.s3.create_bucket(Bucket=bucket)
+    bucket = new_bucket(w.s3, "shared")
     w.s3.put_object(Bucket=bucket, Key="data.csv", Body=b"shared data")
     # No bucket policy: the partner's own organization allows s3:*, but that is not enough.
     assert denied(lambda: partner.get_object(Bucket=bucket, Key="data.csv"))
@@ -354,14 +356,14 @@ def test_another_organization_reads_through_the_bucket_policy(server: CofferServ
     def grant(org: str) -> str:
         return bucket_policy(
             owner_statement(w, bucket),
-            {
-                "Sid": "partner-read",
-                "Effect": "Allow",
-                "Principal": {"CW": "*"},
-                "Action": ["s3:GetObject", "s3:ListBucket"],
-                "Resource": [f"{ARN}{bucket}", f"{ARN}{bucket}/*"],
-                "Condition": {"StringEquals": {"cw:PrincipalOrgID": [org]}},
-            },
+            bucket_statement(
+                "partner-read",
+                "Allow",
+                {"CW": "*"},
+                ["s3:GetObject", "s3:ListBucket"],
+                [f"{ARN}{bucket}", f"{ARN}{bucket}/*"],
+                {"StringEquals": {"cw:PrincipalOrgID": [org]}},
+            ),
         )
 
     w.s3.put_bucket_policy(Bucket=bucket, Policy=grant(w.org_b))
@@ -385,8 +387,7 @@ def test_another_organization_reads_through_the_bucket_policy(server: CofferServ
 
 def test_anonymous_reads_need_the_bucket_policy_and_an_org_allow(server: CofferServer, world: World) -> None:
     w = world
-    bucket = unique("pub")
-    w.s3.create_bucket(Bucket=bucket)
+    bucket = new_bucket(w.s3, "pub")
     w.s3.put_object(Bucket=bucket, Key="public/hello.txt", Body=b"hello, world")
     w.s3.put_object(Bucket=bucket, Key="secret/no.txt", Body=b"no")
     url = f"{server.s3_url}/{bucket}/public/hello.txt"
@@ -395,13 +396,7 @@ def test_anonymous_reads_need_the_bucket_policy_and_an_org_allow(server: CofferS
         return httpx.get(url, timeout=30)
 
     assert anonymous_get().status_code == 403
-    public = {
-        "Sid": "public-read",
-        "Effect": "Allow",
-        "Principal": "*",
-        "Action": "s3:GetObject",
-        "Resource": f"{ARN}{bucket}/public/*",
-    }
+    public = bucket_statement("public-read", "Allow", "*", "s3:GetObject", f"{ARN}{bucket}/public/*")
     w.s3.put_bucket_policy(Bucket=bucket, Policy=bucket_policy(owner_statement(w, bucket), public))
     refused = anonymous_get()
     assert refused.status_code == 403 and "<Code>AccessDenied</Code>" in refused.text
@@ -450,16 +445,9 @@ def test_put_bucket_policy_is_global_so_the_owner_cannot_lock_itself_out(
     server: CofferServer, world: World
 ) -> None:
     w = world
-    bucket = unique("lock")
-    w.s3.create_bucket(Bucket=bucket)
+    bucket = new_bucket(w.s3, "lock")
     w.s3.put_object(Bucket=bucket, Key="k", Body=b"k")
-    deny_all = {
-        "Sid": "nobody",
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "s3:*",
-        "Resource": [f"{ARN}{bucket}", f"{ARN}{bucket}/*"],
-    }
+    deny_all = bucket_statement("nobody", "Deny", "*", "s3:*", [f"{ARN}{bucket}", f"{ARN}{bucket}/*"])
     w.s3.put_bucket_policy(Bucket=bucket, Policy=bucket_policy(deny_all))
     assert denied(lambda: w.s3.get_object(Bucket=bucket, Key="k"))
     assert denied(lambda: w.s3.get_bucket_policy(Bucket=bucket))

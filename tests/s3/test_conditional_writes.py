@@ -10,25 +10,17 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
-import pytest
-
 from tests.s3.conditional import HeldPut, completion, refused
 from tests.support.curl import Curl
 from tests.support.harness import CofferServer
 from tests.support.policies import create_user, ensure_ok, policy, s3_of, statement
-from tests.support.s3 import new_bucket, unique
+from tests.support.s3 import bucket_fixture, unique
 
 MIB = 1024 * 1024
 
 
-@pytest.fixture(scope="module")
-def bucket(s3: Any) -> str:
-    return new_bucket(s3, "cond")
-
-
-@pytest.fixture(scope="module")
-def versioned(s3: Any) -> str:
-    return new_bucket(s3, "condv", versioned=True)
+bucket = bucket_fixture("bucket", "cond")
+versioned = bucket_fixture("versioned", "condv", versioned=True)
 
 
 def etag_of(data: bytes) -> str:

@@ -22,21 +22,15 @@ from tests.s3.conditional import completion, refused
 from tests.support.concurrency import at_once
 from tests.support.curl import Curl
 from tests.support.harness import CofferServer
-from tests.support.s3 import NS, client_error, new_bucket
+from tests.support.s3 import NS, bucket_fixture, client_error
 
 MIB = 1024 * 1024
 FIRST = hashlib.sha256(b"first").digest() * (5 * MIB // 32)  # a full 5 MiB part
 LAST = b"the last part"
 
 
-@pytest.fixture(scope="module")
-def bucket(s3: Any) -> str:
-    return new_bucket(s3, "mpc")
-
-
-@pytest.fixture(scope="module")
-def versioned(s3: Any) -> str:
-    return new_bucket(s3, "mpcv", versioned=True)
+bucket = bucket_fixture("bucket", "mpc")
+versioned = bucket_fixture("versioned", "mpcv", versioned=True)
 
 
 def crc32(data: bytes) -> str:

@@ -62,9 +62,7 @@ def test_unknown_algorithm_is_a_programming_error(store: BlobStore) -> None:
         store.writer(["md4"])
 
 
-def test_finish_fsyncs_file_then_renames_then_fsyncs_directory(
-    store: BlobStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _record_syncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     real_fsync, real_rename = os.fsync, os.rename
 
@@ -78,13 +76,76 @@ def test_finish_fsyncs_file_then_renames_then_fsyncs_directory(
 
     monkeypatch.setattr(blobs_mod.os, "fsync", fsync)
     monkeypatch.setattr(blobs_mod.os, "rename", rename)
+    return calls
+
+
+def test_streamed_body_fsyncs_file_then_renames_then_fsyncs_directory(
+    store: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _record_syncs(monkeypatch)
     store.put(b"warm the shard directories up")
     calls.clear()
-    info = asyncio.run(write_blob(store, b"x" * 3000, ["md5"]))
-    assert store.exists(info.blob)
+    data = os.urandom(2 * WRITE_BUFFER + 5)  # written to the temp file before finish
+    info = asyncio.run(write_blob(store, data, ["md5"], step=WRITE_BUFFER))
+    assert store.path(info.blob).read_bytes() == data
     # a fresh shard may add directory syncs before the rename; the order around it is fixed
     i = calls.index("rename")
     assert "fsync-file" in calls[:i] and calls[i + 1 :] == ["fsync-dir"]
+
+
+def test_small_body_is_created_under_its_final_name(
+    store: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body whole in memory at finish: no temp file, no rename; the file, then its directory."""
+    calls = _record_syncs(monkeypatch)
+    store.put(b"warm the shard directories up")  # the same shard: ids come in runs (new_id)
+    calls.clear()
+    info = asyncio.run(write_blob(store, b"x" * 3000, ["md5"]))
+    assert calls == ["fsync-file", "fsync-dir"]
+    assert store.path(info.blob).read_bytes() == b"x" * 3000
+    assert list(store.tmp_path.iterdir()) == []
+
+
+def test_blob_ids_share_a_random_shard_for_a_run(store: BlobStore) -> None:
+    ids = [store.new_id() for _ in range(4 * blobs_mod._SHARD_RUN)]
+    assert len(set(ids)) == len(ids) and all(blobs_mod.is_blob_id(i) for i in ids)
+    runs = [ids[i : i + blobs_mod._SHARD_RUN] for i in range(0, len(ids), blobs_mod._SHARD_RUN)]
+    assert all(len({i[:4] for i in run}) == 1 for run in runs)
+    assert len({run[0][:4] for run in runs}) > 1  # each run draws its shard anew
+
+
+def test_concurrent_directory_syncs_share_one_fsync(
+    store: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writers that ask while a directory fsync runs all wait for one more, not one each."""
+    import threading
+
+    blob = store.new_id()
+    store.prepare(blob)
+    started, release = threading.Event(), threading.Event()
+    synced: list[Path] = []
+    real = blobs_mod.fsync_dir
+
+    def slow_fsync_dir(path: Path) -> None:
+        synced.append(path)
+        started.set()
+        release.wait(10)
+        real(path)
+
+    monkeypatch.setattr(blobs_mod, "fsync_dir", slow_fsync_dir)
+    first = threading.Thread(target=store.sync_entry, args=(blob,))
+    first.start()
+    assert started.wait(10)
+    others = [threading.Thread(target=store.sync_entry, args=(blob,)) for _ in range(8)]
+    for t in others:
+        t.start()
+    sync = store._syncs[blob[:4]]
+    while sync._asked < 9:  # every writer has asked (and waits on the running fsync)
+        threading.Event().wait(0.01)
+    release.set()
+    for t in [first, *others]:
+        t.join(10)
+    assert synced == [store.path(blob).parent] * 2
 
 
 def test_abort_discards_temp_and_is_idempotent(store: BlobStore) -> None:

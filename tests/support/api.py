@@ -16,6 +16,16 @@ from tests.support.harness import CofferServer
 GRPC_HTTP = {3: 400, 5: 404, 7: 403, 12: 405, 16: 401, 13: 500}
 KEY_ID = r"^CW[A-Z]{14}$"
 SECRET = r"^cwo[a-z0-9]{40}$"
+# An access key's info as CoreWeave returns it (no extension asked for), in CoreWeave's order.
+KEY_INFO_FIELDS = (
+    "accessKeyId",
+    "status",
+    "principalName",
+    "attributes",
+    "expiry",
+    "orgId",
+    "multiAttributes",
+)
 
 
 def assert_status(resp: httpx.Response, http: int, code: int) -> dict[str, Any]:
@@ -29,6 +39,13 @@ def assert_status(resp: httpx.Response, http: int, code: int) -> dict[str, Any]:
     assert isinstance(body["details"], list), body
     assert "Traceback" not in resp.text
     return dict(body)
+
+
+def assert_unknown(c: httpx.Client, url: str) -> None:
+    """GET, PATCH and DELETE of `url` (a resource that does not exist) are each 404 NOT_FOUND."""
+    for r in (c.get(url), c.patch(url, json={"description": "x"}), c.delete(url)):
+        assert r.status_code == 404, r.text
+        assert r.json()["code"] == 5
 
 
 def field_violation(body: dict[str, Any]) -> dict[str, str]:

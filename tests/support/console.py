@@ -47,11 +47,27 @@ def confirm_by_typing(dialog: Locator, button: str, label: str, text: str) -> Lo
     return confirm
 
 
-def expect_create_key_refused(page: Page) -> None:
-    """The Create Key dialog shows the server's refusal (cwobject:CreateAccessKey not allowed)."""
+def open_create_key(page: Page) -> tuple[Locator, Locator]:
+    """Opens the Create Key dialog: the dialog and its Create button (not yet clicked)."""
     page.get_by_role("button", name="Create Key").click()
     dialog = page.get_by_role("dialog", name="Create Key")
-    dialog.get_by_role("button", name="Create", exact=True).click()
+    return dialog, dialog.get_by_role("button", name="Create", exact=True)
+
+
+def expect_refused_at(dialog: Locator, create: Locator, field: Locator, value: str, message: str) -> None:
+    """`value` typed into `field` and submitted is refused there: `message` shows in the dialog,
+    and the field is marked invalid and has the focus."""
+    field.fill(value)
+    create.click()
+    expect(dialog.get_by_text(message)).to_be_visible()
+    expect(field).to_have_attribute("aria-invalid", "true")
+    expect(field).to_be_focused()
+
+
+def expect_create_key_refused(page: Page) -> None:
+    """The Create Key dialog shows the server's refusal (cwobject:CreateAccessKey not allowed)."""
+    dialog, create = open_create_key(page)
+    create.click()
     expect(dialog.get_by_role("alert").filter(has_text="not allowed")).to_contain_text(
         "cwobject:CreateAccessKey"
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
-from tests.support.console import CHROMIUM_ARGS, new_context
+from tests.support.console import CHROMIUM_ARGS, allow_s3, new_context
 from tests.support.harness import CofferServer
 
 
@@ -53,3 +53,10 @@ def clipboard(context: BrowserContext, server: CofferServer) -> None:
     """The test's browser context may read and write the clipboard (the copy buttons); a
     module asks for it with `pytestmark = pytest.mark.usefixtures("clipboard")`."""
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.api_url)
+
+
+@pytest.fixture(scope="module")
+def s3_allowed(server: CofferServer) -> None:
+    """An organization policy granting S3 to everyone on the module's server (S3 needs one); a
+    module asks for it with `pytestmark = pytest.mark.usefixtures("s3_allowed")`."""
+    allow_s3(server)

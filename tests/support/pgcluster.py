@@ -3,6 +3,9 @@
 The shared server on 127.0.0.1:5432 serves every other test (and other test runs): it
 must never be restarted. `private_postgres()` creates a cluster of its own with Debian's
 `pg_createcluster` on a free port (trust auth, listening on localhost), and drops it afterwards.
+
+Also a pytest plugin (loaded by tests/conftest.py): a module that breaks the database takes
+`pytestmark = PRIVATE_POSTGRES` and the module-scoped `private_pg` fixture.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from tests.support.harness import free_port
 
@@ -32,6 +37,14 @@ def private_postgres_unavailable() -> str | None:
     if os.geteuid() != 0:
         return "pg_createcluster needs root (it creates the cluster as the postgres user)"
     return None
+
+
+PRIVATE_POSTGRES = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(
+        private_postgres_unavailable() is not None, reason=str(private_postgres_unavailable())
+    ),
+]
 
 
 @dataclass
@@ -119,3 +132,10 @@ def private_postgres(max_connections: int = 300) -> Iterator[PrivatePostgres]:
         subprocess.run(
             ["pg_dropcluster", "--stop", version, cluster.name], check=False, capture_output=True, timeout=60
         )
+
+
+@pytest.fixture(scope="module")
+def private_pg() -> Iterator[PrivatePostgres]:
+    """A private cluster for the module's tests (they may stop and restart it)."""
+    with private_postgres() as cluster:
+        yield cluster

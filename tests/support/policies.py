@@ -134,6 +134,21 @@ def s3_of(server: CofferServer, token: str | None = None) -> Any:
     return s3_client(server, server.mint_key(token=token))
 
 
+def user_allowed(server: CofferServer, name: str, actions: list[str], resources: list[str]) -> Any:
+    """A boto3 client of a new user `name` whose policy (also `name`) allows it `actions` on
+    `resources`, and minting its key (which grants nothing on S3)."""
+    principal, token = create_user(server, name)
+    ensure_ok(
+        server,
+        policy(
+            name,
+            statement("allowed", actions, resources, [principal]),
+            statement("mint", ["cwobject:CreateAccessKey"], ["*"], [principal]),
+        ),
+    )
+    return s3_of(server, token)
+
+
 def denied(call: Any) -> bool:
     """True if the boto3 call fails with 403 AccessDenied; any other failure is re-raised."""
     try:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import boto3
 import httpx
+import pytest
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
@@ -68,6 +69,17 @@ def new_bucket(client: Any, prefix: str = "b", *, versioned: bool = False, **kw:
     if versioned:
         client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     return name
+
+
+def bucket_fixture(name: str, prefix: str, *, versioned: bool = False) -> Any:
+    """A module-scoped fixture `name`: a new bucket of the module's `s3` client, shared by the
+    module's tests (`bucket = bucket_fixture("bucket", "copy")` at module level)."""
+
+    @pytest.fixture(scope="module", name=name)
+    def fixture(s3: Any) -> str:
+        return new_bucket(s3, prefix, versioned=versioned)
+
+    return fixture
 
 
 def signed(

@@ -61,6 +61,7 @@ from coffer.policy.acl import (
 from coffer.policy.principals import PrincipalError
 from coffer.s3 import xml
 from coffer.s3.context import Context, run
+from coffer.s3.formdata import split_unquoted
 from coffer.s3.payload import read_small_body
 from coffer.s3.request import S3Request
 from coffer.s3.responses import XML_TYPE, S3Response
@@ -148,18 +149,7 @@ def _grant(kind: str, target: str, permission: Permission, bucket_org: str, wher
 
 def _grantees(value: str, header: str) -> list[tuple[str, str]]:
     """`id="...", uri="..."`: (type, value) pairs; values may be quoted (commas inside kept)."""
-    parts: list[str] = []
-    current: list[str] = []
-    quoted = False
-    for ch in value:
-        if ch == '"':
-            quoted = not quoted
-        if ch == "," and not quoted:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-    parts.append("".join(current))
+    parts, quoted = split_unquoted(value, ",", escapes=False)
     out = []
     for part in parts:
         kind, sep, target = part.partition("=")

@@ -6,7 +6,8 @@ gets a new helper). The live schema is `coffer.store.schema`; a migration never 
 since that moves on with the code while a revision must not.
 
 Each helper returns new Column objects (a Column belongs to one table), to be spread into
-`op.create_table(...)` or passed to `batch.add_column(...)`.
+`op.create_table(...)` or passed to `batch.add_column(...)`. `required` and `optional` state
+a run of plain columns once, as `name=type` keywords, instead of a `sa.Column` line each.
 """
 
 from __future__ import annotations
@@ -55,3 +56,13 @@ def lifetime() -> tuple[Column, Column, Column]:
 def edited() -> tuple[Column, Column]:
     """When a row was created and last changed."""
     return timestamp("created_at"), timestamp("updated_at")
+
+
+def required(**types: sa.types.TypeEngine[Any]) -> list[Column]:
+    """NOT NULL columns, named by the keywords, in the order given."""
+    return [sa.Column(name, type_, nullable=False) for name, type_ in types.items()]
+
+
+def optional(**types: sa.types.TypeEngine[Any]) -> list[Column]:
+    """Nullable columns (NULL: not set), named by the keywords, in the order given."""
+    return [sa.Column(name, type_, nullable=True) for name, type_ in types.items()]

@@ -8,7 +8,15 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from coffer.store.migrations.columns import lifetime, object_key, org_id, timestamp, user_id
+from coffer.store.migrations.columns import (
+    lifetime,
+    object_key,
+    optional,
+    org_id,
+    required,
+    timestamp,
+    user_id,
+)
 
 revision = "0001"
 down_revision = None
@@ -17,61 +25,45 @@ down_revision = None
 def upgrade() -> None:
     op.create_table(
         "change_counter",
-        sa.Column("name", sa.String(length=32), nullable=False),
-        sa.Column("value", sa.BigInteger(), nullable=False),
+        *required(name=sa.String(32), value=sa.BigInteger()),
         sa.PrimaryKeyConstraint("name"),
     )
     op.create_table(
         "dead_blobs",
-        sa.Column("blob", sa.String(length=64), nullable=False),
+        *required(blob=sa.String(64)),
         timestamp("dead_since"),
         sa.PrimaryKeyConstraint("blob"),
     )
     op.create_index("ix_dead_blobs_since", "dead_blobs", ["dead_since"])
     op.create_table(
         "multipart_parts",
-        sa.Column("upload_id", sa.String(length=64), nullable=False),
-        sa.Column("part_number", sa.Integer(), nullable=False),
-        sa.Column("blob", sa.String(length=64), nullable=False),
-        sa.Column("size", sa.BigInteger(), nullable=False),
-        sa.Column("etag", sa.Text(), nullable=False),
-        sa.Column("checksums", sa.JSON(), nullable=False),
+        *required(upload_id=sa.String(64), part_number=sa.Integer(), blob=sa.String(64)),
+        *required(size=sa.BigInteger(), etag=sa.Text(), checksums=sa.JSON()),
         timestamp("last_modified"),
         sa.PrimaryKeyConstraint("upload_id", "part_number"),
     )
     op.create_table(
         "multipart_uploads",
-        sa.Column("upload_id", sa.String(length=64), nullable=False),
-        sa.Column("bucket", sa.String(length=63), nullable=False),
+        *required(upload_id=sa.String(64), bucket=sa.String(63)),
         object_key(),
         timestamp("initiated"),
-        sa.Column("owner_principal", sa.Text(), nullable=False),
-        sa.Column("storage_class", sa.String(length=32), nullable=False),
-        sa.Column("headers", sa.JSON(), nullable=False),
-        sa.Column("checksum_algorithm", sa.String(length=16), nullable=True),
-        sa.Column("checksum_type", sa.String(length=16), nullable=True),
-        sa.Column("tags", sa.JSON(), nullable=True),
+        *required(owner_principal=sa.Text(), storage_class=sa.String(32), headers=sa.JSON()),
+        *optional(checksum_algorithm=sa.String(16), checksum_type=sa.String(16), tags=sa.JSON()),
         sa.PrimaryKeyConstraint("upload_id"),
     )
     op.create_index("ix_uploads_bucket_key", "multipart_uploads", ["bucket", "key", "upload_id"])
 
     op.create_table(
         "objects",
-        sa.Column("bucket", sa.String(length=63), nullable=False),
+        *required(bucket=sa.String(63)),
         object_key(),
-        sa.Column("version_id", sa.String(length=64), nullable=False),
-        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("is_latest", sa.Boolean(), nullable=False),
-        sa.Column("is_delete_marker", sa.Boolean(), nullable=False),
-        sa.Column("size", sa.BigInteger(), nullable=False),
-        sa.Column("etag", sa.Text(), nullable=False),
+        *required(version_id=sa.String(64), seq=sa.BigInteger().with_variant(sa.Integer(), "sqlite")),
+        *required(is_latest=sa.Boolean(), is_delete_marker=sa.Boolean(), size=sa.BigInteger()),
+        *required(etag=sa.Text()),
         timestamp("last_modified"),
-        sa.Column("owner_principal", sa.Text(), nullable=False),
-        sa.Column("storage_class", sa.String(length=32), nullable=False),
-        sa.Column("headers", sa.JSON(), nullable=False),
-        sa.Column("checksums", sa.JSON(), nullable=False),
-        sa.Column("parts", sa.JSON(), nullable=False),
-        sa.Column("tags", sa.JSON(), nullable=True),
+        *required(owner_principal=sa.Text(), storage_class=sa.String(32), headers=sa.JSON()),
+        *required(checksums=sa.JSON(), parts=sa.JSON()),
+        *optional(tags=sa.JSON()),
         sa.PrimaryKeyConstraint("bucket", "key", "version_id"),
     )
     op.create_index(
@@ -86,30 +78,27 @@ def upgrade() -> None:
 
     op.create_table(
         "organizations",
-        sa.Column("id", sa.String(length=32), nullable=False),
-        sa.Column("name", sa.Text(), nullable=False),
+        *required(id=sa.String(32), name=sa.Text()),
         timestamp("created_at"),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
         "principal_suspensions",
-        sa.Column("org_id", sa.String(length=32), nullable=False),
-        sa.Column("principal_name", sa.Text(), nullable=False),
+        *required(org_id=sa.String(32), principal_name=sa.Text()),
         timestamp("suspended_at"),
         sa.PrimaryKeyConstraint("org_id", "principal_name"),
     )
     op.create_table(
         "access_keys",
-        sa.Column("access_key_id", sa.String(length=32), nullable=False),
+        *required(access_key_id=sa.String(32)),
         *org_id(),
-        sa.Column("principal_name", sa.Text(), nullable=False),
-        sa.Column("user_id", sa.String(length=32), nullable=True),
-        sa.Column("secret_ciphertext", sa.LargeBinary(), nullable=False),
-        sa.Column("session_token_hash", sa.LargeBinary(length=32), nullable=True),
-        sa.Column("source", sa.String(length=16), nullable=False),
-        sa.Column("role", sa.Text(), nullable=True),
-        sa.Column("attributes", sa.JSON(), nullable=False),
-        sa.Column("multi_attributes", sa.JSON(), nullable=False),
+        *required(principal_name=sa.Text()),
+        *optional(user_id=sa.String(32)),
+        *required(secret_ciphertext=sa.LargeBinary()),
+        *optional(session_token_hash=sa.LargeBinary(32)),
+        *required(source=sa.String(16)),
+        *optional(role=sa.Text()),
+        *required(attributes=sa.JSON(), multi_attributes=sa.JSON()),
         *lifetime(),
         sa.PrimaryKeyConstraint("access_key_id"),
     )
@@ -118,36 +107,31 @@ def upgrade() -> None:
 
     op.create_table(
         "buckets",
-        sa.Column("name", sa.String(length=63), nullable=False),
+        *required(name=sa.String(63)),
         *org_id(),
-        sa.Column("owner_principal", sa.Text(), nullable=False),
-        sa.Column("zone", sa.String(length=32), nullable=False),
+        *required(owner_principal=sa.Text(), zone=sa.String(32)),
         timestamp("created_at"),
-        sa.Column("versioning", sa.String(length=16), nullable=False),
-        sa.Column("policy", sa.Text(), nullable=True),
-        sa.Column("tags", sa.JSON(), nullable=True),
-        sa.Column("cors", sa.Text(), nullable=True),
-        sa.Column("settings", sa.JSON(), nullable=False),
+        *required(versioning=sa.String(16)),
+        *optional(policy=sa.Text(), tags=sa.JSON(), cors=sa.Text()),
+        *required(settings=sa.JSON()),
         sa.PrimaryKeyConstraint("name"),
     )
     op.create_index("ix_buckets_org", "buckets", ["org_id", "name"])
 
     op.create_table(
         "users",
-        sa.Column("id", sa.String(length=32), nullable=False),
+        *required(id=sa.String(32)),
         *org_id(),
-        sa.Column("name", sa.Text(), nullable=False),
-        sa.Column("is_storage_admin", sa.Boolean(), nullable=False),
+        *required(name=sa.Text(), is_storage_admin=sa.Boolean()),
         timestamp("created_at"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("org_id", "name", name="uq_users_org_name"),
     )
     op.create_table(
         "api_tokens",
-        sa.Column("id", sa.String(length=32), nullable=False),
+        *required(id=sa.String(32)),
         *user_id(),
-        sa.Column("token_hash", sa.LargeBinary(length=32), nullable=False),
-        sa.Column("name", sa.Text(), nullable=False),
+        *required(token_hash=sa.LargeBinary(32), name=sa.Text()),
         *lifetime(),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("token_hash"),
@@ -155,7 +139,7 @@ def upgrade() -> None:
     op.create_table(
         "group_members",
         *user_id(),
-        sa.Column("group_name", sa.Text(), nullable=False),
+        *required(group_name=sa.Text()),
         sa.PrimaryKeyConstraint("user_id", "group_name"),
     )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from coffer.store.migrations.columns import edited, org_id
+from coffer.store.migrations.columns import edited, org_id, required
 
 revision = "0002"
 down_revision = "0001"
@@ -18,9 +18,7 @@ def upgrade() -> None:
     op.create_table(
         "org_policies",
         *org_id(),
-        sa.Column("name", sa.String(length=128), nullable=False),
-        sa.Column("document", sa.Text(), nullable=False),
-        sa.Column("etag", sa.String(length=64), nullable=False),
+        *required(name=sa.String(128), document=sa.Text(), etag=sa.String(64)),
         *edited(),
         sa.PrimaryKeyConstraint("org_id", "name"),
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from coffer.store.migrations.columns import edited, org_id, timestamp
+from coffer.store.migrations.columns import edited, org_id, required, timestamp
 
 revision = "0003"
 down_revision = "0002"
@@ -17,12 +17,9 @@ down_revision = "0002"
 def upgrade() -> None:
     op.create_table(
         "federation_configs",
-        sa.Column("config_id", sa.String(length=36), nullable=False),
+        *required(config_id=sa.String(36)),
         *org_id(),
-        sa.Column("kind", sa.String(length=8), nullable=False),
-        sa.Column("name", sa.String(length=255), nullable=False),
-        sa.Column("lookup", sa.Text(), nullable=False),
-        sa.Column("document", sa.Text(), nullable=False),
+        *required(kind=sa.String(8), name=sa.String(255), lookup=sa.Text(), document=sa.Text()),
         *edited(),
         timestamp("deactivated_at", nullable=True),
         sa.PrimaryKeyConstraint("config_id"),
@@ -33,7 +30,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "federation_replay",
-        sa.Column("key", sa.String(length=64), nullable=False),
+        *required(key=sa.String(64)),
         timestamp("expires_at"),
         sa.PrimaryKeyConstraint("key"),
     )

@@ -15,23 +15,18 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from coffer.store.migrations.columns import object_key, timestamp
+from coffer.store.migrations.columns import object_key, required, timestamp
 
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     op.create_table(
         "completed_uploads",
-        sa.Column("upload_id", sa.String(length=64), nullable=False),
-        sa.Column("bucket", sa.String(length=63), nullable=False),
+        *required(upload_id=sa.String(64), bucket=sa.String(63)),
         object_key(),
-        sa.Column("version_id", sa.String(length=64), nullable=False),
-        sa.Column("etag", sa.Text(), nullable=False),
-        sa.Column("parts_digest", sa.String(length=64), nullable=False),
+        *required(version_id=sa.String(64), etag=sa.Text(), parts_digest=sa.String(64)),
         timestamp("completed_at"),
         sa.PrimaryKeyConstraint("upload_id"),
     )

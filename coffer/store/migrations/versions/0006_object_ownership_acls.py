@@ -18,19 +18,18 @@ from alembic import op
 
 revision = "0006"
 down_revision = "0005"
-branch_labels = None
-depends_on = None
+
+
+TABLES = ("objects", "multipart_uploads")
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("objects") as batch:
-        batch.add_column(sa.Column("acl", sa.JSON(), nullable=True))
-    with op.batch_alter_table("multipart_uploads") as batch:
-        batch.add_column(sa.Column("acl", sa.JSON(), nullable=True))
+    for table in TABLES:
+        with op.batch_alter_table(table) as batch:
+            batch.add_column(sa.Column("acl", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("multipart_uploads") as batch:
-        batch.drop_column("acl")
-    with op.batch_alter_table("objects") as batch:
-        batch.drop_column("acl")
+    for table in reversed(TABLES):
+        with op.batch_alter_table(table) as batch:
+            batch.drop_column("acl")

@@ -14,22 +14,21 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from coffer.store.migrations.columns import optional, org_id, required, timestamp
+
 revision = "0007"
 down_revision = "0006"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     op.create_table(
         "org_settings",
-        sa.Column("org_id", sa.String(length=32), nullable=False),
-        sa.Column("control_plane_audit_logging_enabled", sa.Boolean(), nullable=False),
-        sa.Column("bucket_audit_logging_enabled", sa.Boolean(), nullable=False),
-        sa.Column("max_buckets", sa.Integer(), nullable=True),
-        sa.Column("capacity_cap_bytes", sa.BigInteger(), nullable=True),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["org_id"], ["organizations.id"]),
+        *org_id(),
+        *required(
+            control_plane_audit_logging_enabled=sa.Boolean(), bucket_audit_logging_enabled=sa.Boolean()
+        ),
+        *optional(max_buckets=sa.Integer(), capacity_cap_bytes=sa.BigInteger()),
+        timestamp("updated_at"),
         sa.PrimaryKeyConstraint("org_id"),
     )
 

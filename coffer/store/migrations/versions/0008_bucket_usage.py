@@ -15,10 +15,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from coffer.store.migrations.columns import required
+
 revision = "0008"
 down_revision = "0007"
-branch_labels = None
-depends_on = None
 
 COUNTERS = (
     "objects",
@@ -58,10 +58,8 @@ GROUP BY bucket, storage_class
 def upgrade() -> None:
     op.create_table(
         "bucket_usage",
-        sa.Column("bucket", sa.String(length=63), nullable=False),
-        sa.Column("storage_class", sa.String(length=32), nullable=False),
-        sa.Column("shard", sa.SmallInteger(), nullable=False),
-        *(sa.Column(name, sa.BigInteger(), nullable=False) for name in COUNTERS),
+        *required(bucket=sa.String(63), storage_class=sa.String(32), shard=sa.SmallInteger()),
+        *required(**{name: sa.BigInteger() for name in COUNTERS}),
         sa.PrimaryKeyConstraint("bucket", "storage_class", "shard"),
     )
     op.execute(

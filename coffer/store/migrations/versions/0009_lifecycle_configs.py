@@ -18,15 +18,12 @@ from coffer.store.migrations import columns
 
 revision = "0009"
 down_revision = "0008"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     op.create_table(
         "bucket_lifecycle",
-        sa.Column("bucket", sa.String(length=63), nullable=False),
-        sa.Column("document", sa.Text(), nullable=False),
+        *columns.required(bucket=sa.String(63), document=sa.Text()),
         *columns.edited(),
         sa.PrimaryKeyConstraint("bucket"),
     )

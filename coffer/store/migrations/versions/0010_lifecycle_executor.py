@@ -20,20 +20,15 @@ from coffer.store.migrations import columns
 
 revision = "0010"
 down_revision = "0009"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
+    when = sa.DateTime(timezone=True)
     op.create_table(
         "bucket_task_state",
-        sa.Column("bucket", sa.String(length=63), nullable=False),
-        sa.Column("task", sa.String(length=32), nullable=False),
-        sa.Column("holder", sa.String(length=96), nullable=True),
-        columns.timestamp("lease_until", nullable=True),
-        sa.Column("cursor", sa.Text(), nullable=True),
-        columns.timestamp("pass_started", nullable=True),
-        columns.timestamp("last_pass", nullable=True),
+        *columns.required(bucket=sa.String(63), task=sa.String(32)),
+        *columns.optional(holder=sa.String(96), lease_until=when, cursor=sa.Text()),
+        *columns.optional(pass_started=when, last_pass=when),
         sa.PrimaryKeyConstraint("bucket", "task"),
     )
 

@@ -20,16 +20,12 @@ from coffer.store.migrations import columns
 
 revision = "0011"
 down_revision = "0010"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     op.create_table(
         "inventory_configs",
-        sa.Column("bucket", sa.String(length=63), nullable=False),
-        sa.Column("config_id", sa.String(length=64), nullable=False),
-        sa.Column("document", sa.Text(), nullable=False),
+        *columns.required(bucket=sa.String(63), config_id=sa.String(64), document=sa.Text()),
         *columns.edited(),
         columns.timestamp("last_report_at", nullable=True),
         sa.PrimaryKeyConstraint("bucket", "config_id"),

@@ -17,22 +17,18 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from coffer.store.migrations.columns import timestamp
+from coffer.store.migrations.columns import required, timestamp
 
 revision = "0013"
 down_revision = "0012"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     op.create_table(
         "access_key_last_used",
-        sa.Column("access_key_id", sa.String(length=32), nullable=False),
+        *required(access_key_id=sa.String(32)),
         timestamp("used_at"),
-        sa.Column("operation", sa.String(length=64), nullable=False),
-        sa.Column("source_ip", sa.String(length=64), nullable=False),
-        sa.Column("face", sa.String(length=16), nullable=False),
+        *required(operation=sa.String(64), source_ip=sa.String(64), face=sa.String(16)),
         sa.PrimaryKeyConstraint("access_key_id"),
     )
     with op.batch_alter_table("access_keys") as batch:
