@@ -25,7 +25,7 @@ from coffer.cli.output import json_option, print_json, print_table
 from coffer.datadir import PRIVATE_UMASK
 from coffer.errors import CofferError
 from coffer.identity.bootstrap import BOOTSTRAP_ADMIN, bootstrap
-from coffer.identity.models import ApiToken, User
+from coffer.identity.models import ApiToken
 from coffer.node import Node
 from coffer.storage.errors import NoSuchBucket
 from coffer.store.errors import StoreUnavailable
@@ -80,17 +80,6 @@ def _actor() -> Actor:
 
 def _org(node: Node, org: str | None) -> str:
     return node.directory.get_org(org).id if org else node.directory.default_org().id
-
-
-def _user_json(u: User) -> dict[str, Any]:
-    return {
-        "id": u.id,
-        "orgId": u.org_id,
-        "name": u.name,
-        "principalName": u.principal_name,
-        "objectStorageAdmin": u.has_storage_admin,
-        "groups": list(u.groups),
-    }
 
 
 def _token_json(t: ApiToken, names: dict[str, str]) -> dict[str, Any]:
@@ -148,7 +137,7 @@ def user_create(
         if with_token:
             plain, _ = node.directory.create_token(u.id, actor=_actor())
         if as_json:
-            print_json({**_user_json(u), **({"apiToken": plain} if plain else {})})
+            print_json({**u.as_json(detail=True), **({"apiToken": plain} if plain else {})})
         else:
             click.echo(f"created user {u.name} with principal {u.principal_name}")
             if plain:
@@ -164,7 +153,7 @@ def user_list(org: str | None, as_json: bool, **kw: Any) -> None:
     with opened(kw) as node:
         users = node.directory.list_users(org)
         if as_json:
-            print_json([_user_json(u) for u in users])
+            print_json([u.as_json(detail=True) for u in users])
             return
         print_table(
             ["Name", "Principal", "Org", "Storage admin", "Groups"],

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -33,7 +33,7 @@ from coffer.console.s3client import (
 from coffer.errors import InvalidArgument, Unavailable
 from coffer.identity.models import Caller
 from coffer.s3.xml import escape
-from coffer.web.http import authenticate, call, json_body, node_of, origin_of
+from coffer.web.http import authenticate, call, json_body, node_of, origin_of, required_field
 
 ACTION = "cwobject:CreateAccessKey"
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -104,9 +104,7 @@ async def list_buckets(request: Request) -> JSONResponse:
 async def create_bucket(request: Request) -> JSONResponse:
     caller, s3 = await _session(request)
     body = await json_body(request)
-    name = body.get("name")
-    if not isinstance(name, str) or not name:
-        raise InvalidArgument.field("name", "is required")
+    name = required_field(body, "name", str, "is required")
     zone = body.get("zone") or ""
     if not isinstance(zone, str):
         raise InvalidArgument.field("zone", "must be a string")
@@ -312,9 +310,7 @@ async def upload_part(request: Request) -> JSONResponse:
 async def complete_upload(request: Request) -> JSONResponse:
     caller, s3 = await _session(request)
     body = await json_body(request)
-    parts = body.get("parts")
-    if not isinstance(parts, list) or not parts:
-        raise InvalidArgument.field("parts", "must list the uploaded parts")
+    parts = required_field(body, "parts", list, "must list the uploaded parts")
     xml_parts = []
     for part in parts:
         if not isinstance(part, dict) or not isinstance(part.get("partNumber"), int):
@@ -379,23 +375,21 @@ async def delete_policy(request: Request) -> JSONResponse:
     return _json({})
 
 
+def _methods(path: str, **handlers: Callable[[Request], Awaitable[Response]]) -> list[Route]:
+    return [Route(path, handler, methods=[method]) for method, handler in handlers.items()]
+
+
 def routes(prefix: str) -> list[Route]:
+    """One line per resource, its handlers by method."""
     b = prefix + "/buckets/{bucket}"
     return [
-        Route(prefix + "/buckets", list_buckets, methods=["GET"]),
-        Route(prefix + "/buckets", create_bucket, methods=["POST"]),
-        Route(b, bucket_info, methods=["GET"]),
-        Route(b, delete_bucket, methods=["DELETE"]),
-        Route(b + "/objects", list_objects, methods=["GET"]),
-        Route(b + "/object", download_object, methods=["GET"]),
-        Route(b + "/object", upload_object, methods=["PUT"]),
-        Route(b + "/object", delete_object, methods=["DELETE"]),
-        Route(b + "/object-info", object_info, methods=["GET"]),
-        Route(b + "/multipart", create_upload, methods=["POST"]),
-        Route(b + "/multipart", abort_upload, methods=["DELETE"]),
-        Route(b + "/multipart/part", upload_part, methods=["PUT"]),
-        Route(b + "/multipart/complete", complete_upload, methods=["POST"]),
-        Route(b + "/policy", get_policy, methods=["GET"]),
-        Route(b + "/policy", put_policy, methods=["PUT"]),
-        Route(b + "/policy", delete_policy, methods=["DELETE"]),
+        *_methods(prefix + "/buckets", GET=list_buckets, POST=create_bucket),
+        *_methods(b, GET=bucket_info, DELETE=delete_bucket),
+        *_methods(b + "/objects", GET=list_objects),
+        *_methods(b + "/object", GET=download_object, PUT=upload_object, DELETE=delete_object),
+        *_methods(b + "/object-info", GET=object_info),
+        *_methods(b + "/multipart", POST=create_upload, DELETE=abort_upload),
+        *_methods(b + "/multipart/part", PUT=upload_part),
+        *_methods(b + "/multipart/complete", POST=complete_upload),
+        *_methods(b + "/policy", GET=get_policy, PUT=put_policy, DELETE=delete_policy),
     ]

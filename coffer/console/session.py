@@ -68,15 +68,6 @@ def check_same_origin(request: Request) -> None:
         raise PermissionDenied("sign-in must come from the console's own page")
 
 
-def _user_json(user: User) -> dict[str, Any]:
-    return {
-        "name": user.name,
-        "principalName": user.principal_name,
-        "orgId": user.org_id,
-        "objectStorageAdmin": user.has_storage_admin,
-    }
-
-
 def s3_endpoint_hint(request: Request) -> str:
     """The S3 URL to put in the aws-cli profile the page shows: this host, the S3 port."""
     node = node_of(request)
@@ -90,7 +81,7 @@ def s3_endpoint_hint(request: Request) -> str:
 def _info(request: Request, user: User, session_token: str | None, expires_at: str | None) -> dict[str, Any]:
     node = node_of(request)
     return {
-        "user": _user_json(user),
+        "user": user.as_json(),
         "csrfToken": csrf_token(session_token) if session_token else None,
         "expiresAt": expires_at,
         "zones": list(node.storage.buckets.zones),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from coffer.policy.scope import KeyScope
 
@@ -56,6 +57,14 @@ class User:
     def has_storage_admin(self) -> bool:
         """Object Storage Admin, held directly or through the legacy `admin` group."""
         return self.is_storage_admin or ADMIN_GROUP in self.groups
+
+    def as_json(self, *, detail: bool = False) -> dict[str, Any]:
+        """The user as the console and the CLI show them, with one name for the admin flag;
+        `detail` adds the id and the groups (the admin commands)."""
+        shown: dict[str, Any] = {"id": self.id} if detail else {}
+        shown |= {"name": self.name, "principalName": self.principal_name, "orgId": self.org_id}
+        shown["objectStorageAdmin"] = self.has_storage_admin
+        return shown | ({"groups": list(self.groups)} if detail else {})
 
 
 @dataclass(frozen=True)

@@ -210,6 +210,14 @@ async def json_body(request: Request) -> dict[str, Any]:
     return data
 
 
+def required_field(body: Mapping[str, Any], name: str, kind: type[T], problem: str) -> T:
+    """A body field that must be there, of `kind`, and not empty; else 400 naming it."""
+    value = body.get(name)
+    if not isinstance(value, kind) or not value:
+        raise InvalidArgument.field(name, problem)
+    return value
+
+
 # --- the console's session cookie and its CSRF token ----------------------------------------------
 # A console session is an ordinary API access token (see `coffer.console.session`), carried
 # in an HttpOnly, SameSite=Strict cookie instead of an `Authorization` header. Because a
