@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 log = logging.getLogger("coffer.datadir")
@@ -92,9 +93,11 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def private_umask() -> contextlib.ExitStack:
-    """Run with umask 0077 (restored on leaving): `with private_umask():`, for the commands
-    that write the store."""
-    restore = contextlib.ExitStack()
-    restore.callback(os.umask, os.umask(PRIVATE_UMASK))
-    return restore
+@contextlib.contextmanager
+def private_umask() -> Iterator[None]:
+    """Run with umask 0077 (restored after), for the commands that write the store."""
+    previous = os.umask(PRIVATE_UMASK)
+    try:
+        yield
+    finally:
+        os.umask(previous)

@@ -35,11 +35,16 @@ from coffer.node import Node
 
 store_options = settings_options(STORE_FIELDS)
 org_option = click.option("--org", default=None, help="Organization id (default: the first one).")
-# `add`'s options SAML and OIDC share; `update` has its own --name and --description.
+# The options SAML and OIDC share: `add` names and describes a new configuration, `update`
+# changes what it is given (None: unchanged).
 new_name_option = click.option(
     "--name", required=True, help="A name unique in the org: A-Z, a-z, 0-9, '_' or '-'."
 )
 new_description_option = click.option("--description", default="", help="Free text, at most 1024 characters.")
+changed_name_option = click.option("--name", default=None, help="New name.")
+changed_description_option = click.option(
+    "--description", default=None, help="New description ('' clears it)."
+)
 active_option = click.option(
     "--active/--inactive",
     "active",
@@ -378,9 +383,9 @@ def saml_add(
 
 @saml.command("update")
 @click.argument("config_id")
-@click.option("--name", default=None, help="New name.")
+@changed_name_option
 @click.option("--entity-id", "entity_id", default=None, help="New IdP entity ID.")
-@click.option("--description", default=None, help="New description ('' clears it).")
+@changed_description_option
 @click.option(
     "--add-cert",
     "add_certs",
@@ -510,10 +515,10 @@ def oidc_add(
 
 @oidc.command("update")
 @click.argument("config_id")
-@click.option("--name", default=None, help="New name.")
+@changed_name_option
 @click.option("--issuer", default=None, help="New issuer URL.")
 @click.option("--audience", default=None, help="New audience.")
-@click.option("--description", default=None, help="New description ('' clears it).")
+@changed_description_option
 @click.option("--jwks", "jwks_file", default=None, metavar="JWKS_FILE", help="Pin these keys (JWK Set file).")
 @click.option("--discovery", is_flag=True, help="Drop the pinned keys: fetch them from the issuer again.")
 @active_option

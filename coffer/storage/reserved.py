@@ -22,6 +22,7 @@ request's.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from contextvars import ContextVar
 
 from coffer.storage.errors import ReservedBucket
@@ -45,12 +46,14 @@ def is_reserved(bucket: str) -> bool:
     return bucket.startswith(AUDIT_BUCKET_PREFIX)
 
 
-def system_writes() -> contextlib.ExitStack:
-    """Lets the enclosed calls (and the tasks and threads they start) change reserved buckets:
-    `with system_writes():`."""
-    restore = contextlib.ExitStack()
-    restore.callback(_SYSTEM.reset, _SYSTEM.set(True))
-    return restore
+@contextlib.contextmanager
+def system_writes() -> Iterator[None]:
+    """Lets the enclosed calls (and the tasks and threads they start) change reserved buckets."""
+    token = _SYSTEM.set(True)
+    try:
+        yield
+    finally:
+        _SYSTEM.reset(token)
 
 
 def check_writable(bucket: str) -> None:
